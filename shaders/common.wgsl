@@ -1,0 +1,29 @@
+// Shared prelude of every minidl kernel, prepended to each shader file.
+//
+// Binding convention: 0 is the uniform block below; 1..3 are read-only inputs in the
+// order the op lists them; 4 is the output. Every tensor is addressed by an element
+// offset into its buffer (offs), so a mini-batch is a view, not a copy.
+
+struct Params {
+    // Op-specific sizes, documented at each entry point.
+    dims: vec4<u32>,
+    // Element offsets of in0, in1, in2 and out.
+    offs: vec4<u32>,
+    // Op-specific scalars (a learning rate, a loss scale).
+    scalars: vec4<f32>,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> in0: array<f32>;
+@group(0) @binding(2) var<storage, read> in1: array<f32>;
+@group(0) @binding(3) var<storage, read> in2: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+// Invocations per workgroup of the one-dimensional kernels.
+const WG_FLAT: u32 = 256u;
+
+// The element index of a one-dimensional kernel, dispatched on a 2-D grid of
+// workgroups so that it can exceed 65535 workgroups along x.
+fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.y * groups.x * WG_FLAT + gid.x;
+}

@@ -1,0 +1,80 @@
+// Linear layer: y = x · wᵀ + b and its backward. x is n×k, w is m×k, y is n×m;
+// params.dims = (n, k, m, _). Matrix kernels run one invocation per output element
+// on 16×16 workgroups (x: column, y: row); sums run in index order, like the reference.
+
+// y[r][c] = Σ_i x[r][i] w[c][i] + b[c].  in0 = x, in1 = w, in2 = b, out = y.
+@compute @workgroup_size(16, 16)
+fn linear_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = params.dims.x;
+    let k = params.dims.y;
+    let m = params.dims.z;
+    let c = gid.x;
+    let r = gid.y;
+    if (r >= n || c >= m) {
+        return;
+    }
+    let xo = params.offs.x + r * k;
+    let wo = params.offs.y + c * k;
+    var acc = 0.0;
+    for (var i = 0u; i < k; i++) {
+        acc += in0[xo + i] * in1[wo + i];
+    }
+    out[params.offs.w + r * m + c] = acc + in2[params.offs.z + c];
+}
+
+// dx[r][i] = Σ_c dy[r][c] w[c][i].  in0 = dy, in1 = w, out = dx (overwritten).
+@compute @workgroup_size(16, 16)
+fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = params.dims.x;
+    let k = params.dims.y;
+    let m = params.dims.z;
+    let i = gid.x;
+    let r = gid.y;
+    if (r >= n || i >= k) {
+        return;
+    }
+    var acc = 0.0;
+    for (var c = 0u; c < m; c++) {
+        acc += in0[params.offs.x + r * m + c] * in1[params.offs.y + c * k + i];
+    }
+    out[params.offs.w + r * k + i] = acc;
+}
+
+// dw[c][i] += Σ_r dy[r][c] x[r][i].  in0 = dy, in1 = x, out = dw (accumulated).
+@compute @workgroup_size(16, 16)
+fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = params.dims.x;
+    let k = params.dims.y;
+    let m = params.dims.z;
+    let i = gid.x;
+    let c = gid.y;
+    if (c >= m || i >= k) {
+        return;
+    }
+    var acc = 0.0;
+    for (var r = 0u; r < n; r++) {
+        acc += in0[params.offs.x + r * m + c] * in1[params.offs.y + r * k + i];
+    }
+    let o = params.offs.w + c * k + i;
+    out[o] = out[o] + acc;
+}
+
+// db[c] += Σ_r dy[r][c].  in0 = dy, out = db (accumulated).
+@compute @workgroup_size(256)
+fn linear_backward_bias(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let n = params.dims.x;
+    let m = params.dims.z;
+    let c = flat_index(gid, groups);
+    if (c >= m) {
+        return;
+    }
+    var acc = 0.0;
+    for (var r = 0u; r < n; r++) {
+        acc += in0[params.offs.x + r * m + c];
+    }
+    let o = params.offs.w + c;
+    out[o] = out[o] + acc;
+}

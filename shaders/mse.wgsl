@@ -1,0 +1,41 @@
+// Mean-squared error. params.dims.x is the element count of pred and target.
+
+var<workgroup> partial: array<f32, WG_FLAT>;
+
+// out[0] = scale · Σ (pred − target)², with scale = params.scalars.x (1 for a sum,
+// 1/N for a mean). One workgroup: each invocation sums a strided share, then a tree
+// reduction in workgroup memory.  in0 = pred, in1 = target, out = the loss slot.
+@compute @workgroup_size(256)
+fn mse_loss(@builtin(local_invocation_index) lid: u32) {
+    let count = params.dims.x;
+    var acc = 0.0;
+    for (var i = lid; i < count; i += WG_FLAT) {
+        let d = in0[params.offs.x + i] - in1[params.offs.y + i];
+        acc += d * d;
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var stride = WG_FLAT / 2u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        out[params.offs.w] = partial[0] * params.scalars.x;
+    }
+}
+
+// grad = factor · (pred − target), factor = params.scalars.x (2 or 2/N).
+// in0 = pred, in1 = target, out = grad.
+@compute @workgroup_size(256)
+fn mse_grad(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let i = flat_index(gid, groups);
+    if (i >= params.dims.x) {
+        return;
+    }
+    out[params.offs.w + i] = (in0[params.offs.x + i] - in1[params.offs.y + i]) * params.scalars.x;
+}

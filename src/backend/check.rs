@@ -1,0 +1,141 @@
+//! Argument checks shared by every backend: each op's shapes, and that no output shares
+//! a buffer with an input. Both backends call these before doing any work, so they
+//! reject exactly the same calls with exactly the same errors.
+
+use crate::backend::{Backend, DeviceTensor};
+use crate::error::{Error, Result};
+
+fn expect_shape<B: Backend>(
+    op: &'static str,
+    name: &str,
+    t: &DeviceTensor<B>,
+    want: [usize; 2],
+) -> Result<()> {
+    if t.shape() == want {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            op,
+            format!(
+                "{name} should be {}×{}, got {}×{}",
+                want[0],
+                want[1],
+                t.rows(),
+                t.cols()
+            ),
+        ))
+    }
+}
+
+fn no_alias<B: Backend>(
+    op: &'static str,
+    out: &DeviceTensor<B>,
+    inputs: &[&DeviceTensor<B>],
+) -> Result<()> {
+    if inputs.iter().any(|i| i.shares_buffer(out)) {
+        Err(Error::Aliasing { op })
+    } else {
+        Ok(())
+    }
+}
+
+/// `x: n×k`, `w: m×k`, `b: 1×m`, `y: n×m`, `y` distinct from the inputs.
+pub fn linear_forward<B: Backend>(
+    x: &DeviceTensor<B>,
+    w: &DeviceTensor<B>,
+    b: &DeviceTensor<B>,
+    y: &DeviceTensor<B>,
+) -> Result<()> {
+    const OP: &str = "linear_forward";
+    let [n, k] = x.shape();
+    let m = w.rows();
+    expect_shape(OP, "weight", w, [m, k])?;
+    expect_shape(OP, "bias", b, [1, m])?;
+    expect_shape(OP, "output", y, [n, m])?;
+    no_alias(OP, y, &[x, w, b])
+}
+
+/// Shapes of [`Backend::linear_backward`]: as the forward, with `dy` and `dx` shaped
+/// like `y` and `x`, `dw` like `w`, `db` like `b`; outputs distinct from inputs and
+/// from each other.
+pub fn linear_backward<B: Backend>(
+    x: &DeviceTensor<B>,
+    w: &DeviceTensor<B>,
+    dy: &DeviceTensor<B>,
+    dx: Option<&DeviceTensor<B>>,
+    dw: &DeviceTensor<B>,
+    db: &DeviceTensor<B>,
+) -> Result<()> {
+    const OP: &str = "linear_backward";
+    let [n, k] = x.shape();
+    let m = w.rows();
+    expect_shape(OP, "weight", w, [m, k])?;
+    expect_shape(OP, "output gradient", dy, [n, m])?;
+    expect_shape(OP, "weight gradient", dw, [m, k])?;
+    expect_shape(OP, "bias gradient", db, [1, m])?;
+    no_alias(OP, dw, &[x, w, dy, db])?;
+    no_alias(OP, db, &[x, w, dy])?;
+    if let Some(dx) = dx {
+        expect_shape(OP, "input gradient", dx, [n, k])?;
+        no_alias(OP, dx, &[x, w, dy, dw, db])?;
+    }
+    Ok(())
+}
+
+/// An elementwise op: every tensor shaped like the first input, the output distinct
+/// from the inputs.
+pub fn elementwise<B: Backend>(
+    op: &'static str,
+    inputs: &[&DeviceTensor<B>],
+    out: &DeviceTensor<B>,
+) -> Result<()> {
+    let shape = inputs.first().map_or(out.shape(), |t| t.shape());
+    for (i, t) in inputs.iter().enumerate().skip(1) {
+        expect_shape(op, &format!("input {i}"), t, shape)?;
+    }
+    expect_shape(op, "output", out, shape)?;
+    no_alias(op, out, inputs)
+}
+
+/// `pred` and `target` of the same shape, `out` a single element distinct from both.
+pub fn mse_loss<B: Backend>(
+    pred: &DeviceTensor<B>,
+    target: &DeviceTensor<B>,
+    out: &DeviceTensor<B>,
+) -> Result<()> {
+    const OP: &str = "mse_loss";
+    expect_shape(OP, "target", target, pred.shape())?;
+    expect_shape(OP, "output", out, [1, 1])?;
+    no_alias(OP, out, &[pred, target])
+}
+
+/// `param` and `grad` of the same shape in distinct buffers; `lr` finite.
+pub fn sgd_step<B: Backend>(
+    param: &DeviceTensor<B>,
+    grad: &DeviceTensor<B>,
+    lr: f32,
+) -> Result<()> {
+    if !lr.is_finite() {
+        return Err(Error::InvalidArgument(format!(
+            "sgd_step: learning rate must be finite, got {lr}"
+        )));
+    }
+    elementwise("sgd_step", &[grad], param)
+}
+
+/// A host slice written into `dst` must have exactly `dst.len()` values.
+pub fn write<B: Backend>(dst: &DeviceTensor<B>, data: &[f32]) -> Result<()> {
+    if data.len() == dst.len() {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            "write",
+            format!(
+                "{} values for a {}×{} tensor",
+                data.len(),
+                dst.rows(),
+                dst.cols()
+            ),
+        ))
+    }
+}

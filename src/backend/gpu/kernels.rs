@@ -1,0 +1,126 @@
+//! The WGSL sources compiled into the crate and the compute kernels (entry points) they
+//! hold. Each shader file under `shaders/` is one op family; `common.wgsl` is prepended
+//! to each, so every kernel shares one binding convention (see that file).
+
+/// One op family's WGSL source, as handed to the driver (common prelude included).
+#[derive(Debug, Clone, Copy)]
+pub struct Shader {
+    /// The file name under `shaders/`.
+    pub name: &'static str,
+    /// The complete WGSL source.
+    pub source: &'static str,
+}
+
+macro_rules! shader {
+    ($file:literal) => {
+        Shader {
+            name: $file,
+            source: concat!(
+                include_str!("../../../shaders/common.wgsl"),
+                include_str!(concat!("../../../shaders/", $file))
+            ),
+        }
+    };
+}
+
+/// Every shader of the crate, for pipeline creation and for the portability tests.
+pub const SHADERS: [Shader; 4] = [
+    shader!("linear.wgsl"),
+    shader!("activation.wgsl"),
+    shader!("mse.wgsl"),
+    shader!("sgd.wgsl"),
+];
+
+/// A compute entry point: which shader holds it and how many inputs it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kernel {
+    LinearForward,
+    LinearBackwardInput,
+    LinearBackwardWeight,
+    LinearBackwardBias,
+    ReluForward,
+    ReluBackward,
+    TanhForward,
+    TanhBackward,
+    MseLoss,
+    MseGrad,
+    SgdStep,
+}
+
+impl Kernel {
+    /// Every kernel, in pipeline-table order.
+    pub(crate) const ALL: [Kernel; 11] = [
+        Kernel::LinearForward,
+        Kernel::LinearBackwardInput,
+        Kernel::LinearBackwardWeight,
+        Kernel::LinearBackwardBias,
+        Kernel::ReluForward,
+        Kernel::ReluBackward,
+        Kernel::TanhForward,
+        Kernel::TanhBackward,
+        Kernel::MseLoss,
+        Kernel::MseGrad,
+        Kernel::SgdStep,
+    ];
+
+    /// The index of the shader in [`SHADERS`] and the entry point's name.
+    pub(crate) fn entry(self) -> (usize, &'static str) {
+        match self {
+            Kernel::LinearForward => (0, "linear_forward"),
+            Kernel::LinearBackwardInput => (0, "linear_backward_input"),
+            Kernel::LinearBackwardWeight => (0, "linear_backward_weight"),
+            Kernel::LinearBackwardBias => (0, "linear_backward_bias"),
+            Kernel::ReluForward => (1, "relu_forward"),
+            Kernel::ReluBackward => (1, "relu_backward"),
+            Kernel::TanhForward => (1, "tanh_forward"),
+            Kernel::TanhBackward => (1, "tanh_backward"),
+            Kernel::MseLoss => (2, "mse_loss"),
+            Kernel::MseGrad => (2, "mse_grad"),
+            Kernel::SgdStep => (3, "sgd_step"),
+        }
+    }
+
+    /// The position in [`Kernel::ALL`] (and in the pipeline table).
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One compiled pipeline per [`Kernel`], created once with the device.
+pub(crate) struct Pipelines(Vec<wgpu::ComputePipeline>);
+
+impl Pipelines {
+    /// Compiles every shader and every entry point. Errors surface through the
+    /// device's error scope, which the caller holds.
+    pub(crate) fn compile(device: &wgpu::Device) -> Self {
+        let modules: Vec<wgpu::ShaderModule> = SHADERS
+            .iter()
+            .map(|s| {
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(s.name),
+                    source: wgpu::ShaderSource::Wgsl(s.source.into()),
+                })
+            })
+            .collect();
+        let pipelines = Kernel::ALL
+            .iter()
+            .map(|k| {
+                let (shader, entry) = k.entry();
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: None,
+                    module: &modules[shader],
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+            .collect();
+        Pipelines(pipelines)
+    }
+
+    /// The pipeline of `kernel`.
+    pub(crate) fn get(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
+        &self.0[kernel.index()]
+    }
+}

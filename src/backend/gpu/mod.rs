@@ -1,0 +1,507 @@
+//! The wgpu backend: every op is a WGSL compute kernel, recorded into a command encoder
+//! and submitted in batches; the host waits only when it downloads a result.
+//!
+//! Files: [`adapter`] picks the adapter, `kernels` holds the shader sources and
+//! pipelines, `recorder` the encoder and caches, `buffer` the storage handle, and one
+//! file per shader encodes that op family's launches.
+
+mod activation;
+pub mod adapter;
+mod buffer;
+pub mod kernels;
+mod linear;
+mod mse;
+mod recorder;
+mod sgd;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use wgpu::util::DeviceExt;
+
+pub use adapter::{AdapterSummary, ADAPTER_ENV};
+pub use buffer::GpuBuffer;
+pub use recorder::GpuStats;
+
+use crate::backend::{check, next_buffer_id, Backend, DeviceTensor, Reduction};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use buffer::TENSOR_USAGE;
+use kernels::{Kernel, Pipelines};
+use recorder::{Launch, Recorder};
+
+/// Invocations along each side of the 16×16 workgroups of the matrix kernels.
+const TILE: usize = 16;
+/// Invocations of the one-dimensional kernels' workgroups (`WG_FLAT` in WGSL).
+const FLAT: usize = 256;
+/// How long a download waits for its mapping once the device is idle.
+const MAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The wgpu backend. Cloning is cheap and clones share the device.
+#[derive(Clone)]
+pub struct Gpu {
+    ctx: Arc<Context>,
+}
+
+struct Context {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter: AdapterSummary,
+    limits: wgpu::Limits,
+    pipelines: Pipelines,
+    recorder: Mutex<Recorder>,
+    /// The first error the device reported outside an error scope, if any.
+    device_error: Arc<Mutex<Option<String>>>,
+    /// Why the device was lost, once it has been.
+    lost: Arc<Mutex<Option<String>>>,
+    staging: Mutex<Option<wgpu::Buffer>>,
+}
+
+/// The workgroup grid of a launch.
+enum Grid {
+    /// One invocation per element of a flat range.
+    Flat(usize),
+    /// One invocation per element of a `rows × cols` matrix, in 16×16 tiles.
+    Tiles { rows: usize, cols: usize },
+    /// A single workgroup.
+    Single,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn to_u32(what: &str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::TooLarge {
+        what: format!("{what} ({v})"),
+        bytes: v as u64,
+        limit: u32::MAX as u64,
+    })
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gpu({})", self.ctx.adapter)
+    }
+}
+
+impl Gpu {
+    /// The GPU backend on the default adapter: the one named by `MINIDL_ADAPTER` if
+    /// set, else the most capable. [`Error::NoAdapter`] when there is none.
+    pub fn new() -> Result<Self> {
+        Self::with_adapter(None)
+    }
+
+    /// The GPU backend on the first adapter whose name contains `name`
+    /// (case-insensitive); `None` behaves as [`Gpu::new`].
+    pub fn with_adapter(name: Option<&str>) -> Result<Self> {
+        let instance = adapter::instance();
+        let adapter = adapter::choose(&instance, name)?;
+        let summary = AdapterSummary::of(&adapter);
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("minidl"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Gpu(format!("cannot open a device on {summary}: {e}")))?;
+
+        let device_error = Arc::new(Mutex::new(None));
+        let sink = device_error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            lock(&sink).get_or_insert_with(|| e.to_string());
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *lock(&lost_sink) = Some(format!("{reason:?}: {message}"));
+        });
+
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipelines = Pipelines::compile(&device);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "compiling the kernels on {summary}: {e}"
+            )));
+        }
+        log::info!("minidl GPU backend on {summary}");
+        Ok(Gpu {
+            ctx: Arc::new(Context {
+                device,
+                queue,
+                adapter: summary,
+                limits,
+                pipelines,
+                recorder: Mutex::new(Recorder::new()),
+                device_error,
+                lost,
+                staging: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Every adapter minidl can use on this machine, most capable first.
+    pub fn adapters() -> Vec<AdapterSummary> {
+        adapter::enumerate(&adapter::instance())
+            .iter()
+            .map(AdapterSummary::of)
+            .collect()
+    }
+
+    /// The adapter this backend runs on.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.ctx.adapter
+    }
+
+    /// The device limits in force.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.ctx.limits
+    }
+
+    /// How many buffers, uniform blocks, bind groups, dispatches and submissions this
+    /// backend (and its clones) has made so far.
+    pub fn stats(&self) -> GpuStats {
+        lock(&self.ctx.recorder).stats
+    }
+
+    /// [`Error::DeviceLost`] once the device is lost, else the first error the device
+    /// reported, else `Ok`.
+    fn health(&self) -> Result<()> {
+        if let Some(why) = lock(&self.ctx.lost).clone() {
+            return Err(Error::DeviceLost(why));
+        }
+        if let Some(e) = lock(&self.ctx.device_error).take() {
+            return Err(Error::Gpu(e));
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, what: &str, elements: usize) -> Result<u64> {
+        let bytes = (elements.max(1) as u64).saturating_mul(4);
+        let limit = self
+            .ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.ctx.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                bytes,
+                limit,
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn wrap(
+        &self,
+        raw: wgpu::Buffer,
+        len: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<DeviceTensor<Gpu>> {
+        lock(&self.ctx.recorder).stats.buffers += 1;
+        DeviceTensor::new(
+            GpuBuffer {
+                raw,
+                len,
+                id: next_buffer_id(),
+            },
+            0,
+            rows,
+            cols,
+        )
+    }
+
+    /// Records one kernel launch over already-checked tensors.
+    fn launch(
+        &self,
+        kernel: Kernel,
+        inputs: &[&DeviceTensor<Gpu>],
+        output: &DeviceTensor<Gpu>,
+        dims: [usize; 3],
+        scalar: f32,
+        grid: Grid,
+    ) -> Result<()> {
+        self.health()?;
+        let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
+        let groups = match grid {
+            Grid::Flat(0) => return Ok(()),
+            Grid::Tiles { rows, cols } if rows == 0 || cols == 0 => return Ok(()),
+            Grid::Flat(count) => {
+                let total = count.div_ceil(FLAT);
+                let x = total.min(max);
+                (x, total.div_ceil(x))
+            }
+            Grid::Tiles { rows, cols } => (cols.div_ceil(TILE), rows.div_ceil(TILE)),
+            Grid::Single => (1, 1),
+        };
+        if groups.0 > max || groups.1 > max {
+            return Err(Error::TooLarge {
+                what: format!("{kernel:?} grid of {}×{} workgroups", groups.0, groups.1),
+                bytes: (groups.0 * groups.1) as u64,
+                limit: max as u64,
+            });
+        }
+        let mut params = [0u32; 12];
+        for (slot, d) in params[0..3].iter_mut().zip(dims) {
+            *slot = to_u32("dimension", d)?;
+        }
+        for (i, t) in inputs.iter().enumerate() {
+            params[4 + i] = to_u32("offset", t.offset())?;
+        }
+        params[7] = to_u32("offset", output.offset())?;
+        params[8] = scalar.to_bits();
+        let raw: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &t.buffer().raw).collect();
+        let mut input_ids = [0u64; 3];
+        for (slot, t) in input_ids.iter_mut().zip(inputs) {
+            *slot = t.buffer().id;
+        }
+        let launch = Launch {
+            kernel,
+            params,
+            inputs: &raw,
+            input_ids,
+            output: &output.buffer().raw,
+            output_id: output.buffer().id,
+            groups: (groups.0 as u32, groups.1 as u32),
+        };
+        let ctx = &self.ctx;
+        lock(&ctx.recorder).dispatch(&ctx.device, &ctx.queue, &ctx.pipelines, &launch);
+        Ok(())
+    }
+
+    /// Submits the open encoder and reports device errors.
+    fn submit(&self, recorder: &mut Recorder) -> Result<()> {
+        recorder.submit(&self.ctx.queue);
+        self.health()
+    }
+
+    fn wait(&self) -> Result<()> {
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.health()
+    }
+}
+
+impl Backend for Gpu {
+    type Buffer = GpuBuffer;
+
+    fn name(&self) -> String {
+        self.ctx.adapter.name.clone()
+    }
+
+    fn alloc(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Self>> {
+        self.health()?;
+        let len = rows.saturating_mul(cols);
+        let bytes = self.check_size(&format!("a {rows}×{cols} tensor"), len)?;
+        let raw = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: bytes,
+            usage: TENSOR_USAGE,
+            mapped_at_creation: false,
+        });
+        self.wrap(raw, len, rows, cols)
+    }
+
+    fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor<Self>> {
+        self.health()?;
+        let (rows, cols) = tensor.matrix_dims()?;
+        self.check_size(&format!("a {rows}×{cols} tensor"), tensor.len())?;
+        if tensor.is_empty() {
+            return self.alloc(rows, cols);
+        }
+        let raw = self
+            .ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytemuck::cast_slice(tensor.data()),
+                usage: TENSOR_USAGE,
+            });
+        self.wrap(raw, tensor.len(), rows, cols)
+    }
+
+    fn write(&self, dst: &DeviceTensor<Self>, data: &[f32]) -> Result<()> {
+        check::write(dst, data)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        // Queue writes run before the next submission: submit what reads the old
+        // contents first.
+        self.submit(&mut lock(&self.ctx.recorder))?;
+        self.ctx.queue.write_buffer(
+            &dst.buffer().raw,
+            dst.offset() as u64 * 4,
+            bytemuck::cast_slice(data),
+        );
+        Ok(())
+    }
+
+    fn download(&self, src: &DeviceTensor<Self>) -> Result<Tensor> {
+        self.health()?;
+        let bytes = src.len() as u64 * 4;
+        if bytes == 0 {
+            return Tensor::new(&src.shape(), Vec::new());
+        }
+        let mut staging_slot = lock(&self.ctx.staging);
+        if staging_slot.as_ref().is_none_or(|s| s.size() < bytes) {
+            *staging_slot = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("minidl staging"),
+                size: bytes.next_power_of_two(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let staging = staging_slot.as_ref().expect("created above");
+        {
+            let mut recorder = lock(&self.ctx.recorder);
+            recorder.encoder(&self.ctx.device).copy_buffer_to_buffer(
+                &src.buffer().raw,
+                src.offset() as u64 * 4,
+                staging,
+                0,
+                bytes,
+            );
+            self.submit(&mut recorder)?;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        let data = self.wait().and_then(|()| {
+            // Another thread's poll may be the one that runs the callback: wait for it.
+            match rx.recv_timeout(MAP_TIMEOUT) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Error::Gpu(format!("mapping a download: {e}"))),
+                Err(_) => return Err(Error::Gpu("a download did not complete in time".into())),
+            }
+            let view = staging
+                .get_mapped_range(0..bytes)
+                .map_err(|e| Error::Gpu(format!("reading a download: {e}")));
+            let data = view.map(|v| bytemuck::cast_slice::<u8, f32>(&v).to_vec());
+            staging.unmap();
+            data
+        });
+        if data.is_err() {
+            // A buffer left mapped would poison every later submission: drop it.
+            *staging_slot = None;
+        }
+        Tensor::new(&src.shape(), data?)
+    }
+
+    fn zero(&self, dst: &DeviceTensor<Self>) -> Result<()> {
+        self.health()?;
+        if dst.is_empty() {
+            return Ok(());
+        }
+        let ctx = &self.ctx;
+        let mut recorder = lock(&ctx.recorder);
+        recorder.encoder(&ctx.device).clear_buffer(
+            &dst.buffer().raw,
+            dst.offset() as u64 * 4,
+            Some(dst.len() as u64 * 4),
+        );
+        recorder.recorded(&ctx.queue);
+        Ok(())
+    }
+
+    fn linear_forward(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::linear_forward(x, w, b, y)?;
+        linear::forward(self, x, w, b, y)
+    }
+
+    fn linear_backward(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::linear_backward(x, w, dy, dx, dw, db)?;
+        linear::backward(self, x, w, dy, dx, dw, db)
+    }
+
+    fn relu_forward(&self, x: &DeviceTensor<Self>, y: &DeviceTensor<Self>) -> Result<()> {
+        check::elementwise("relu_forward", &[x], y)?;
+        activation::apply(self, Kernel::ReluForward, &[x], y)
+    }
+
+    fn relu_backward(
+        &self,
+        x: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::elementwise("relu_backward", &[x, dy], dx)?;
+        activation::apply(self, Kernel::ReluBackward, &[x, dy], dx)
+    }
+
+    fn tanh_forward(&self, x: &DeviceTensor<Self>, y: &DeviceTensor<Self>) -> Result<()> {
+        check::elementwise("tanh_forward", &[x], y)?;
+        activation::apply(self, Kernel::TanhForward, &[x], y)
+    }
+
+    fn tanh_backward(
+        &self,
+        y: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::elementwise("tanh_backward", &[y, dy], dx)?;
+        activation::apply(self, Kernel::TanhBackward, &[y, dy], dx)
+    }
+
+    fn mse_loss(
+        &self,
+        pred: &DeviceTensor<Self>,
+        target: &DeviceTensor<Self>,
+        reduction: Reduction,
+        out: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::mse_loss(pred, target, out)?;
+        mse::loss(self, pred, target, reduction, out)
+    }
+
+    fn mse_grad(
+        &self,
+        pred: &DeviceTensor<Self>,
+        target: &DeviceTensor<Self>,
+        reduction: Reduction,
+        grad: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::elementwise("mse_grad", &[pred, target], grad)?;
+        mse::grad(self, pred, target, reduction, grad)
+    }
+
+    fn sgd_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        lr: f32,
+    ) -> Result<()> {
+        check::sgd_step(param, grad, lr)?;
+        sgd::step(self, param, grad, lr)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.submit(&mut lock(&self.ctx.recorder))
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.flush()?;
+        self.wait()
+    }
+}

@@ -1,0 +1,191 @@
+//! Recording without waiting: one open command encoder collects the ops, and is
+//! submitted (never waited on) every [`SUBMIT_EVERY`] commands or when the host needs a
+//! result. Uniform blocks and bind groups are made once per distinct argument set and
+//! cached, so a training step that repeats allocates nothing.
+
+use std::collections::HashMap;
+
+use wgpu::util::DeviceExt;
+
+use super::kernels::{Kernel, Pipelines};
+
+/// Commands recorded before the encoder is handed to the queue without a wait.
+pub(crate) const SUBMIT_EVERY: usize = 512;
+
+/// Cached uniform blocks or bind groups beyond which a cache is emptied, bounding the
+/// memory that views of dropped tensors can hold.
+const CACHE_LIMIT: usize = 4096;
+
+/// The uniform block of every kernel: `dims`, `offs`, and `scalars` as raw bits
+/// (see `shaders/common.wgsl`).
+pub(crate) type ParamBlock = [u32; 12];
+
+/// Counts of the objects the GPU backend has created and of its submissions: a step
+/// that repeats should raise none but `dispatches`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GpuStats {
+    /// Tensor buffers created (allocations and uploads).
+    pub buffers: u64,
+    /// Uniform blocks created.
+    pub uniforms: u64,
+    /// Bind groups created.
+    pub bind_groups: u64,
+    /// Compute dispatches recorded.
+    pub dispatches: u64,
+    /// Command buffers submitted.
+    pub submissions: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct BindKey {
+    kernel: Kernel,
+    uniform: u64,
+    inputs: [u64; 3],
+    output: u64,
+}
+
+/// The mutable recording state of a GPU context, kept behind its mutex.
+pub(crate) struct Recorder {
+    encoder: Option<wgpu::CommandEncoder>,
+    pending: usize,
+    uniforms: HashMap<ParamBlock, (u64, wgpu::Buffer)>,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
+    next_uniform_id: u64,
+    pub(crate) stats: GpuStats,
+}
+
+/// One kernel launch, already checked: the buffers it binds and its workgroup grid.
+pub(crate) struct Launch<'a> {
+    pub kernel: Kernel,
+    pub params: ParamBlock,
+    pub inputs: &'a [&'a wgpu::Buffer],
+    pub input_ids: [u64; 3],
+    pub output: &'a wgpu::Buffer,
+    pub output_id: u64,
+    pub groups: (u32, u32),
+}
+
+impl Recorder {
+    pub(crate) fn new() -> Self {
+        Recorder {
+            encoder: None,
+            pending: 0,
+            uniforms: HashMap::new(),
+            bind_groups: HashMap::new(),
+            next_uniform_id: 1,
+            stats: GpuStats::default(),
+        }
+    }
+
+    /// The open encoder, created on first use.
+    pub(crate) fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("minidl"),
+            })
+        })
+    }
+
+    /// Counts one recorded command; submits when [`SUBMIT_EVERY`] have piled up.
+    pub(crate) fn recorded(&mut self, queue: &wgpu::Queue) {
+        self.pending += 1;
+        if self.pending >= SUBMIT_EVERY {
+            self.submit(queue);
+        }
+    }
+
+    /// Hands the open encoder's commands to the queue, without waiting.
+    pub(crate) fn submit(&mut self, queue: &wgpu::Queue) {
+        if let Some(encoder) = self.encoder.take() {
+            queue.submit([encoder.finish()]);
+            self.stats.submissions += 1;
+        }
+        self.pending = 0;
+    }
+
+    fn uniform(&mut self, device: &wgpu::Device, params: &ParamBlock) -> (u64, wgpu::Buffer) {
+        if self.uniforms.len() >= CACHE_LIMIT && !self.uniforms.contains_key(params) {
+            self.uniforms.clear();
+            self.bind_groups.clear();
+        }
+        if let Some(found) = self.uniforms.get(params) {
+            return found.clone();
+        }
+        let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("minidl params"),
+            contents: bytemuck::cast_slice(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let id = self.next_uniform_id;
+        self.next_uniform_id += 1;
+        self.stats.uniforms += 1;
+        self.uniforms.insert(*params, (id, buffer.clone()));
+        (id, buffer)
+    }
+
+    fn bind_group(
+        &mut self,
+        device: &wgpu::Device,
+        pipelines: &Pipelines,
+        launch: &Launch<'_>,
+    ) -> wgpu::BindGroup {
+        let (uniform_id, uniform) = self.uniform(device, &launch.params);
+        let key = BindKey {
+            kernel: launch.kernel,
+            uniform: uniform_id,
+            inputs: launch.input_ids,
+            output: launch.output_id,
+        };
+        if self.bind_groups.len() >= CACHE_LIMIT && !self.bind_groups.contains_key(&key) {
+            self.bind_groups.clear();
+        }
+        if let Some(found) = self.bind_groups.get(&key) {
+            return found.clone();
+        }
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, input) in launch.inputs.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: input.as_entire_binding(),
+            });
+        }
+        entries.push(wgpu::BindGroupEntry {
+            binding: 4,
+            resource: launch.output.as_entire_binding(),
+        });
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipelines.get(launch.kernel).get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.stats.bind_groups += 1;
+        self.bind_groups.insert(key, group.clone());
+        group
+    }
+
+    /// Records `launch` as one compute pass.
+    pub(crate) fn dispatch(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        pipelines: &Pipelines,
+        launch: &Launch<'_>,
+    ) {
+        let group = self.bind_group(device, pipelines, launch);
+        let encoder = self.encoder(device);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipelines.get(launch.kernel));
+            pass.set_bind_group(0, &group, &[]);
+            pass.dispatch_workgroups(launch.groups.0, launch.groups.1, 1);
+        }
+        self.stats.dispatches += 1;
+        self.recorded(queue);
+    }
+}

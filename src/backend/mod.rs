@@ -1,0 +1,170 @@
+//! The [`Backend`] trait: the op set every module is written against, once, for the CPU
+//! reference ([`Cpu`]) and the wgpu backend ([`Gpu`]).
+//!
+//! Ops write into tensors the caller allocated, so that a training step allocates
+//! nothing: a module allocates its buffers once and reuses them. Parameter gradients
+//! accumulate (`+=`) as in PyTorch; [`Backend::zero`] clears them.
+
+pub mod check;
+pub mod cpu;
+mod device_tensor;
+pub mod gpu;
+pub mod reference;
+
+pub use cpu::Cpu;
+pub use device_tensor::DeviceTensor;
+pub use gpu::Gpu;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// A fresh buffer id, unique across backends for the life of the process.
+pub(crate) fn next_buffer_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A backend's storage handle: cheap to clone, shared by clones, identified by `id`.
+pub trait BufferHandle: Clone + Send + Sync + std::fmt::Debug {
+    /// A number unique to this buffer among all live buffers of the process.
+    fn id(&self) -> u64;
+    /// Capacity in `f32` elements.
+    fn len(&self) -> usize;
+    /// Whether the buffer holds no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How [`Backend::mse_loss`] reduces the squared errors, as PyTorch's `MSELoss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reduction {
+    /// Σ (p − t)²; the gradient is 2 (p − t).
+    #[default]
+    Sum,
+    /// Σ (p − t)² / N over all N elements; the gradient is 2 (p − t) / N.
+    Mean,
+}
+
+impl Reduction {
+    /// The factor applied to Σ (p − t)² for `count` elements.
+    pub fn loss_scale(self, count: usize) -> f32 {
+        match self {
+            Reduction::Sum => 1.0,
+            Reduction::Mean => 1.0 / count as f32,
+        }
+    }
+
+    /// The factor applied to (p − t) in the gradient for `count` elements.
+    pub fn grad_scale(self, count: usize) -> f32 {
+        match self {
+            Reduction::Sum => 2.0,
+            Reduction::Mean => 2.0 / count as f32,
+        }
+    }
+}
+
+/// The op set of minidl. Every op validates its arguments with [`check`] and returns an
+/// error, never panics, on bad shapes or aliasing outputs. Ops may run asynchronously
+/// (the GPU records them); [`Backend::download`] returns the finished result.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// The storage behind a [`DeviceTensor`].
+    type Buffer: BufferHandle;
+
+    /// A short human-readable name: `"cpu"`, or the GPU adapter's name.
+    fn name(&self) -> String;
+
+    /// A new zero-filled `rows × cols` tensor.
+    fn alloc(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Self>>;
+
+    /// Copies a host tensor of rank 1 or 2 into a new device tensor (`[n]` becomes `1 × n`).
+    fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor<Self>>;
+
+    /// Overwrites `dst` with `data` (row-major, exactly `dst.len()` values), after all
+    /// previously recorded work.
+    fn write(&self, dst: &DeviceTensor<Self>, data: &[f32]) -> Result<()>;
+
+    /// Waits for the recorded work and copies `src` back as a `[rows, cols]` host tensor.
+    fn download(&self, src: &DeviceTensor<Self>) -> Result<Tensor>;
+
+    /// Sets every element of `dst` to zero.
+    fn zero(&self, dst: &DeviceTensor<Self>) -> Result<()>;
+
+    /// `y = x · wᵀ + b` with `x: n×k`, `w: m×k`, `b: 1×m`, `y: n×m`.
+    fn linear_forward(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// Backward of [`Backend::linear_forward`] given `dy: n×m`: `dx = dy · w` (overwritten,
+    /// skipped when `dx` is `None`), `dw += dyᵀ · x`, `db += Σ_rows dy`.
+    fn linear_backward(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// `y = max(x, 0)`.
+    fn relu_forward(&self, x: &DeviceTensor<Self>, y: &DeviceTensor<Self>) -> Result<()>;
+
+    /// `dx = dy` where `x > 0`, else 0.
+    fn relu_backward(
+        &self,
+        x: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// `y = tanh(x)`.
+    fn tanh_forward(&self, x: &DeviceTensor<Self>, y: &DeviceTensor<Self>) -> Result<()>;
+
+    /// `dx = dy · (1 − y²)` where `y = tanh(x)` is the forward output.
+    fn tanh_backward(
+        &self,
+        y: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// Writes the MSE of `pred` against `target` (same shape) into the single element
+    /// of `out` (a `1 × 1` view, typically one slot of a per-epoch loss vector).
+    fn mse_loss(
+        &self,
+        pred: &DeviceTensor<Self>,
+        target: &DeviceTensor<Self>,
+        reduction: Reduction,
+        out: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// The gradient of [`Backend::mse_loss`] with respect to `pred`, into `grad`.
+    fn mse_grad(
+        &self,
+        pred: &DeviceTensor<Self>,
+        target: &DeviceTensor<Self>,
+        reduction: Reduction,
+        grad: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// Plain SGD in place: `param -= lr · grad`.
+    fn sgd_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        lr: f32,
+    ) -> Result<()>;
+
+    /// Hands recorded work to the device without waiting for it (no-op on the CPU).
+    fn flush(&self) -> Result<()>;
+
+    /// Waits until all recorded work has finished (no-op on the CPU).
+    fn synchronize(&self) -> Result<()>;
+}

@@ -1,0 +1,58 @@
+//! The one error type of the crate: every fallible public function returns
+//! [`Result<T>`](Result), and no user input makes the library panic.
+
+/// Everything that can go wrong in minidl, with a message that says what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Two tensors (or a tensor and a layer) do not fit together. `context` names the
+    /// operation or layer, `detail` gives the shapes involved.
+    #[error("shape mismatch in {context}: {detail}")]
+    Shape {
+        /// The operation or layer where the mismatch was found.
+        context: String,
+        /// What was expected and what was given.
+        detail: String,
+    },
+    /// An argument that is out of its domain (a batch size of 0, a learning rate
+    /// that is not a positive finite number, an empty data set, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// An operation was asked to write into a buffer that it also reads.
+    #[error("{op}: the output must not share a buffer with an input")]
+    Aliasing {
+        /// The operation that was called.
+        op: &'static str,
+    },
+    /// A tensor is larger than the backend can hold in one buffer binding.
+    #[error("{what} needs {bytes} bytes, over the adapter's limit of {limit} bytes")]
+    TooLarge {
+        /// What was being allocated or dispatched.
+        what: String,
+        /// The size that was asked for.
+        bytes: u64,
+        /// The adapter's limit.
+        limit: u64,
+    },
+    /// No GPU adapter is usable (none present, or none matches the requested name).
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+    /// The GPU device reported an error (validation, out of memory, ...).
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// The GPU device was lost; the backend cannot be used any more.
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+}
+
+/// `Result` with minidl's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A [`Error::Shape`] for `context` with the given detail.
+    pub fn shape(context: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Shape {
+            context: context.into(),
+            detail: detail.into(),
+        }
+    }
+}

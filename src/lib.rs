@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod data;
+pub mod error;
+pub mod nn;
+pub mod optim;
+pub mod seed;
+pub mod tensor;
+pub mod train;
+
+pub use backend::{Backend, Cpu, DeviceTensor, Gpu, Reduction};
+pub use error::{Error, Result};
+pub use tensor::Tensor;

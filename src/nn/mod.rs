@@ -1,0 +1,14 @@
+//! Layers and losses, each written once over the [`Backend`](crate::Backend) trait.
+
+mod activation;
+mod linear;
+mod loss;
+mod module;
+mod scratch;
+mod sequential;
+
+pub use activation::{ReLU, Tanh};
+pub use linear::Linear;
+pub use loss::MseLoss;
+pub use module::{Module, Parameter};
+pub use sequential::Sequential;

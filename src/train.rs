@@ -1,0 +1,155 @@
+//! The training loop and error counting. A fit uploads the data once; each step works
+//! on views of it, records its ops without waiting, and writes its loss to a device
+//! slot; the host reads the losses back once per epoch.
+
+use std::time::Instant;
+
+use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::backend::Backend;
+use crate::data::{batches, Dataset};
+use crate::error::{Error, Result};
+use crate::nn::{Module, MseLoss};
+use crate::optim::Sgd;
+use crate::tensor::Tensor;
+
+/// How [`fit`] runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Points per mini-batch (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// Shuffle the points before each epoch; in order (as the seed) when `false`.
+    pub shuffle: bool,
+    /// Seed of the shuffling stream.
+    pub seed: u64,
+}
+
+impl Default for FitConfig {
+    /// The seed workload: 300 epochs of mini-batches of 10, in order.
+    fn default() -> Self {
+        FitConfig {
+            epochs: 300,
+            batch_size: 10,
+            shuffle: false,
+            seed: 0,
+        }
+    }
+}
+
+/// What one epoch of [`fit`] measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochReport {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// The sum of the mini-batch losses of the epoch (summed in `f64` on the host).
+    pub loss: f64,
+    /// Wall-clock time of the epoch, the final read-back included, in milliseconds.
+    pub millis: f64,
+}
+
+/// Trains `model` on `data` with `loss` and `optimizer`, calling `on_epoch` after each
+/// epoch, and returns every epoch's report.
+pub fn fit<B: Backend, M: Module<B> + ?Sized>(
+    backend: &B,
+    model: &mut M,
+    loss: &mut MseLoss<B>,
+    optimizer: &Sgd,
+    data: &Dataset,
+    config: &FitConfig,
+    mut on_epoch: impl FnMut(&EpochReport),
+) -> Result<Vec<EpochReport>> {
+    let ranges: Vec<_> = batches(data.len(), config.batch_size)?.collect();
+    let inputs = backend.upload(data.inputs())?;
+    let targets = backend.upload(data.targets())?;
+    let losses = backend.alloc(ranges.len(), 1)?;
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut reports = Vec::with_capacity(config.epochs);
+    for epoch in 1..=config.epochs {
+        let start = Instant::now();
+        if config.shuffle {
+            order.shuffle(&mut rng);
+            backend.write(&inputs, &gather_rows(data.inputs(), &order))?;
+            backend.write(&targets, &gather_rows(data.targets(), &order))?;
+        }
+        for (i, range) in ranges.iter().enumerate() {
+            let x = inputs.slice_rows(range.start, range.len())?;
+            let t = targets.slice_rows(range.start, range.len())?;
+            model.zero_grad(backend)?;
+            let pred = model.forward(backend, &x)?.clone();
+            loss.forward(backend, &pred, &t, &losses.slice_rows(i, 1)?)?;
+            let grad = loss.backward(backend, &pred, &t)?.clone();
+            model.backward(backend, &grad)?;
+            optimizer.step(backend, model)?;
+        }
+        let epoch_loss = backend
+            .download(&losses)?
+            .data()
+            .iter()
+            .map(|&l| l as f64)
+            .sum();
+        let report = EpochReport {
+            epoch,
+            loss: epoch_loss,
+            millis: start.elapsed().as_secs_f64() * 1e3,
+        };
+        on_epoch(&report);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn gather_rows(t: &Tensor, order: &[usize]) -> Vec<f32> {
+    let cols = t.shape()[1];
+    order
+        .iter()
+        .flat_map(|&r| &t.data()[r * cols..(r + 1) * cols])
+        .copied()
+        .collect()
+}
+
+/// The predicted class of each row of `inputs`: the arg-max of the model's outputs
+/// (the first one on ties, as `torch.argmax`).
+pub fn predict<B: Backend, M: Module<B> + ?Sized>(
+    backend: &B,
+    model: &mut M,
+    inputs: &Tensor,
+) -> Result<Vec<usize>> {
+    let x = backend.upload(inputs)?;
+    let out = backend.download(model.forward(backend, &x)?)?;
+    let classes = out.shape()[1];
+    if classes == 0 {
+        return Err(Error::InvalidArgument("the model has no outputs".into()));
+    }
+    Ok(out
+        .data()
+        .chunks(classes)
+        .map(|row| {
+            let mut best = 0;
+            for (j, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = j;
+                }
+            }
+            best
+        })
+        .collect())
+}
+
+/// How many points of `data` the model classifies wrongly.
+pub fn count_errors<B: Backend, M: Module<B> + ?Sized>(
+    backend: &B,
+    model: &mut M,
+    data: &Dataset,
+) -> Result<usize> {
+    let predicted = predict(backend, model, data.inputs())?;
+    Ok(predicted
+        .iter()
+        .zip(data.labels())
+        .filter(|(p, l)| p != l)
+        .count())
+}

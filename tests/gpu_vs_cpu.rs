@@ -1,0 +1,348 @@
+//! Every op on the GPU against the CPU reference, on random inputs of several shapes
+//! (1×1, 10×25, 1000×2, 257×129 among them: none a multiple of the workgroup size).
+//!
+//! Tolerances are stated per op from the rounding each performs: a sum of n terms
+//! taken in any order (or with fused multiply-adds) is within γ_n·Σ|terms| of the exact
+//! value, so two such evaluations differ by at most 2·γ_n·Σ|terms|; the other ops
+//! perform a fixed, small number of roundings.
+
+mod common;
+
+use common::{abs64, assert_within, gamma, gpu, random, rng, U};
+use minidl::backend::reference;
+use minidl::{Backend, Cpu, Reduction, Tensor};
+
+/// Input shapes (rows × cols) every op is run on.
+const SHAPES: [(usize, usize); 5] = [(1, 1), (10, 25), (1000, 2), (257, 129), (3, 300)];
+
+fn linear_forward<B: Backend>(b: &B, x: &Tensor, w: &Tensor, bias: &Tensor) -> Tensor {
+    let (n, m) = (x.shape()[0], w.shape()[0]);
+    let y = b.alloc(n, m).unwrap();
+    b.linear_forward(
+        &b.upload(x).unwrap(),
+        &b.upload(w).unwrap(),
+        &b.upload(bias).unwrap(),
+        &y,
+    )
+    .unwrap();
+    b.download(&y).unwrap()
+}
+
+#[test]
+fn linear_forward_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(1);
+    for (n, k) in SHAPES {
+        for m in [1, 25, 130] {
+            let x = random(&mut r, n, k, -1.0, 1.0);
+            let w = random(&mut r, m, k, -1.0, 1.0);
+            let b = random(&mut r, 1, m, -1.0, 1.0);
+            let got = linear_forward(&gpu, &x, &w, &b);
+            let want = linear_forward(&Cpu, &x, &w, &b);
+            // Σ|x||w| + |b| per output, scaled by 2γ_{k+1}.
+            let mut mag = vec![0.0f64; n * m];
+            reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
+            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
+            assert_within(
+                &format!("linear_forward {n}×{k}→{m}"),
+                got.data(),
+                want.data(),
+                &bound,
+            );
+        }
+    }
+}
+
+/// dx, dw and db after a backward into gradients that already hold `dw0` and `db0`.
+fn linear_backward<B: Backend>(
+    b: &B,
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    dw0: &Tensor,
+    db0: &Tensor,
+) -> (Tensor, Tensor, Tensor) {
+    let (n, k) = (x.shape()[0], x.shape()[1]);
+    let dx = b.alloc(n, k).unwrap();
+    let dw = b.upload(dw0).unwrap();
+    let db = b.upload(db0).unwrap();
+    b.linear_backward(
+        &b.upload(x).unwrap(),
+        &b.upload(w).unwrap(),
+        &b.upload(dy).unwrap(),
+        Some(&dx),
+        &dw,
+        &db,
+    )
+    .unwrap();
+    (
+        b.download(&dx).unwrap(),
+        b.download(&dw).unwrap(),
+        b.download(&db).unwrap(),
+    )
+}
+
+#[test]
+fn linear_backward_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(2);
+    for (n, k) in SHAPES {
+        for m in [1, 25, 130] {
+            let x = random(&mut r, n, k, -1.0, 1.0);
+            let w = random(&mut r, m, k, -1.0, 1.0);
+            let dy = random(&mut r, n, m, -1.0, 1.0);
+            let dw0 = random(&mut r, m, k, -1.0, 1.0);
+            let db0 = random(&mut r, 1, m, -1.0, 1.0);
+            let got = linear_backward(&gpu, &x, &w, &dy, &dw0, &db0);
+            let want = linear_backward(&Cpu, &x, &w, &dy, &dw0, &db0);
+            let what = |t: &str| format!("linear_backward {t} {n}×{k}→{m}");
+
+            let mut mag = vec![0.0f64; n * k];
+            reference::linear_backward_input(&abs64(&dy), &abs64(&w), &mut mag, n, k, m);
+            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(m) * v).collect();
+            assert_within(&what("dx"), got.0.data(), want.0.data(), &bound);
+
+            let mut mag = abs64(&dw0);
+            reference::linear_backward_weight(&abs64(&dy), &abs64(&x), &mut mag, n, k, m);
+            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(n + 1) * v).collect();
+            assert_within(&what("dw"), got.1.data(), want.1.data(), &bound);
+
+            let mut mag = abs64(&db0);
+            reference::linear_backward_bias(&abs64(&dy), &mut mag, n, m);
+            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(n + 1) * v).collect();
+            assert_within(&what("db"), got.2.data(), want.2.data(), &bound);
+        }
+    }
+}
+
+/// Runs an elementwise op `f(backend, inputs, out)` and returns `out`.
+fn elementwise<B: Backend>(
+    b: &B,
+    inputs: &[&Tensor],
+    f: impl Fn(&B, &[minidl::DeviceTensor<B>], &minidl::DeviceTensor<B>),
+) -> Tensor {
+    let (rows, cols) = inputs[0].matrix_dims().unwrap();
+    let dev: Vec<_> = inputs.iter().map(|t| b.upload(t).unwrap()).collect();
+    let out = b.alloc(rows, cols).unwrap();
+    f(b, &dev, &out);
+    b.download(&out).unwrap()
+}
+
+#[test]
+fn relu_matches_cpu_exactly() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(3);
+    for (n, k) in SHAPES {
+        let x = random(&mut r, n, k, -1.0, 1.0);
+        let dy = random(&mut r, n, k, -1.0, 1.0);
+        let fwd = |t: &[&Tensor]| {
+            (
+                elementwise(&gpu, t, |b, i, o| b.relu_forward(&i[0], o).unwrap()),
+                elementwise(&Cpu, t, |b, i, o| b.relu_forward(&i[0], o).unwrap()),
+            )
+        };
+        let (got, want) = fwd(&[&x]);
+        assert_eq!(got, want, "relu_forward {n}×{k}");
+        let got = elementwise(&gpu, &[&x, &dy], |b, i, o| {
+            b.relu_backward(&i[0], &i[1], o).unwrap()
+        });
+        let want = elementwise(&Cpu, &[&x, &dy], |b, i, o| {
+            b.relu_backward(&i[0], &i[1], o).unwrap()
+        });
+        assert_eq!(got, want, "relu_backward {n}×{k}");
+    }
+}
+
+#[test]
+fn flat_kernels_cover_more_than_65535_workgroups() {
+    let Some(gpu) = gpu() else { return };
+    // 65536 · 256 + 1 elements: the flat grid must wrap into a second dimension.
+    let n = 65_536 * 256 + 1;
+    let data: Vec<f32> = (0..n)
+        .map(|i| if i % 3 == 0 { -(i as f32) } else { i as f32 })
+        .collect();
+    let x = Tensor::new(&[1, n], data).unwrap();
+    let got = elementwise(&gpu, &[&x], |b, i, o| b.relu_forward(&i[0], o).unwrap());
+    let want = elementwise(&Cpu, &[&x], |b, i, o| b.relu_forward(&i[0], o).unwrap());
+    assert!(
+        got == want,
+        "relu_forward over {n} elements differs from the CPU"
+    );
+}
+
+#[test]
+fn tanh_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(4);
+    for (n, k) in SHAPES {
+        // Wide range: small arguments, the curved middle, saturation, and beyond the
+        // point where exp overflows in f32.
+        let mut x = random(&mut r, n, k, -4.0, 4.0);
+        for (i, v) in x.data_mut().iter_mut().enumerate() {
+            match i % 7 {
+                0 => *v *= 1e-3,
+                1 => *v *= 40.0,
+                _ => {}
+            }
+        }
+        let got = elementwise(&gpu, &[&x], |b, i, o| b.tanh_forward(&i[0], o).unwrap());
+        let want = elementwise(&Cpu, &[&x], |b, i, o| b.tanh_forward(&i[0], o).unwrap());
+        // WGSL (and Vulkan) only promise tanh to the accuracy of sinh/cosh built from
+        // exp, i.e. a few ulp of 1 near zero rather than a relative bound: accept 8 ulp
+        // of 1.0 (2⁻²⁰) absolute, plus 4 ulp relative.
+        let bound: Vec<f64> = want
+            .data()
+            .iter()
+            .map(|v| 2f64.powi(-20) + 8.0 * U * v.abs() as f64)
+            .collect();
+        assert_within(
+            &format!("tanh_forward {n}×{k}"),
+            got.data(),
+            want.data(),
+            &bound,
+        );
+
+        let y = want;
+        let dy = random(&mut r, n, k, -1.0, 1.0);
+        let got = elementwise(&gpu, &[&y, &dy], |b, i, o| {
+            b.tanh_backward(&i[0], &i[1], o).unwrap()
+        });
+        let want = elementwise(&Cpu, &[&y, &dy], |b, i, o| {
+            b.tanh_backward(&i[0], &i[1], o).unwrap()
+        });
+        // dy·(1 − y·y): three roundings, each evaluation within 3u·|dy|·(1 + y²).
+        let bound: Vec<f64> = y
+            .data()
+            .iter()
+            .zip(dy.data())
+            .map(|(&y, &d)| {
+                6.0 * U * (d as f64).abs() * (1.0 + (y as f64).powi(2)) * (1.0 + 4.0 * U)
+            })
+            .collect();
+        assert_within(
+            &format!("tanh_backward {n}×{k}"),
+            got.data(),
+            want.data(),
+            &bound,
+        );
+    }
+}
+
+fn mse_loss<B: Backend>(b: &B, p: &Tensor, t: &Tensor, reduction: Reduction) -> f32 {
+    let out = b.alloc(1, 1).unwrap();
+    b.mse_loss(
+        &b.upload(p).unwrap(),
+        &b.upload(t).unwrap(),
+        reduction,
+        &out,
+    )
+    .unwrap();
+    b.download(&out).unwrap().data()[0]
+}
+
+#[test]
+fn mse_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(5);
+    for (n, k) in SHAPES {
+        let p = random(&mut r, n, k, -1.0, 1.0);
+        let t = random(&mut r, n, k, 0.0, 1.0);
+        for reduction in [Reduction::Sum, Reduction::Mean] {
+            let count = n * k;
+            let got = mse_loss(&gpu, &p, &t, reduction);
+            let want = mse_loss(&Cpu, &p, &t, reduction);
+            // The squared differences are the same on both; their sum of `count`
+            // terms is taken in another order (a tree on the GPU), and then scaled.
+            let sq: f64 = p
+                .data()
+                .iter()
+                .zip(t.data())
+                .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                .sum();
+            let scale = reduction.loss_scale(count) as f64;
+            let bound = 2.0 * gamma(count + 2) * sq * scale;
+            assert_within(
+                &format!("mse_loss {reduction:?} {n}×{k}"),
+                &[got],
+                &[want],
+                &[bound],
+            );
+
+            let got = elementwise(&gpu, &[&p, &t], |b, i, o| {
+                b.mse_grad(&i[0], &i[1], reduction, o).unwrap()
+            });
+            let want = elementwise(&Cpu, &[&p, &t], |b, i, o| {
+                b.mse_grad(&i[0], &i[1], reduction, o).unwrap()
+            });
+            // (p − t)·factor: two roundings on each side.
+            let factor = reduction.grad_scale(count) as f64;
+            let bound: Vec<f64> = p
+                .data()
+                .iter()
+                .zip(t.data())
+                .map(|(&a, &b)| 5.0 * U * ((a - b) as f64).abs() * factor)
+                .collect();
+            assert_within(
+                &format!("mse_grad {reduction:?} {n}×{k}"),
+                got.data(),
+                want.data(),
+                &bound,
+            );
+        }
+    }
+}
+
+fn sgd<B: Backend>(b: &B, p: &Tensor, g: &Tensor, lr: f32) -> Tensor {
+    let param = b.upload(p).unwrap();
+    b.sgd_step(&param, &b.upload(g).unwrap(), lr).unwrap();
+    b.download(&param).unwrap()
+}
+
+#[test]
+fn sgd_step_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(6);
+    for (n, k) in SHAPES {
+        let p = random(&mut r, n, k, -1.0, 1.0);
+        let g = random(&mut r, n, k, -10.0, 10.0);
+        let lr = 0.01;
+        let got = sgd(&gpu, &p, &g, lr);
+        let want = sgd(&Cpu, &p, &g, lr);
+        // p − lr·g: two roundings (one when fused) on each side.
+        let bound: Vec<f64> = p
+            .data()
+            .iter()
+            .zip(g.data())
+            .map(|(&p, &g)| 4.0 * U * ((p as f64).abs() + (lr as f64 * g as f64).abs()))
+            .collect();
+        assert_within(
+            &format!("sgd_step {n}×{k}"),
+            got.data(),
+            want.data(),
+            &bound,
+        );
+    }
+}
+
+#[test]
+fn zero_and_views_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(7);
+    let full = random(&mut r, 9, 5, -1.0, 1.0);
+    fn run<B: Backend>(b: &B, t: &Tensor) -> Tensor {
+        let d = b.upload(t).unwrap();
+        // Zero rows 2..5, then ReLU rows 5..9 into rows 0..4 of another buffer.
+        b.zero(&d.slice_rows(2, 3).unwrap()).unwrap();
+        let out = b.alloc(4, 5).unwrap();
+        b.relu_forward(&d.slice_rows(5, 4).unwrap(), &out).unwrap();
+        let mut all = b.download(&d).unwrap().into_data();
+        all.extend(b.download(&out).unwrap().into_data());
+        all.extend(
+            b.download(&d.slice_rows(7, 2).unwrap())
+                .unwrap()
+                .into_data(),
+        );
+        Tensor::new(&[all.len()], all).unwrap()
+    }
+    assert_eq!(run(&gpu, &full), run(&Cpu, &full));
+}

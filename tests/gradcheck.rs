@@ -1,0 +1,159 @@
+//! Every op's backward in the CPU reference against central finite differences, both
+//! computed in f64 with the very code the CPU backend runs in f32.
+//!
+//! For an op y = f(inputs) and a random projection G, L = Σ G ⊙ f(inputs); the
+//! backward given dy = G must equal ∂L/∂input, which is estimated as
+//! (L(v + h) − L(v − h)) / 2h. In f64 with h = 1e-6 the estimate is accurate to about
+//! 1e-8 for these smooth (or piecewise linear, away from the kink) functions, so
+//! 1e-6 · (1 + |∂L|) is a tolerance with ample margin that still catches any wrong
+//! formula.
+
+mod common;
+
+use common::rng;
+use minidl::backend::reference;
+use minidl::Reduction;
+use rand::RngExt;
+
+const H: f64 = 1e-6;
+
+fn random(r: &mut rand::rngs::ChaCha8Rng, n: usize) -> Vec<f64> {
+    (0..n).map(|_| r.random_range(-1.0..1.0)).collect()
+}
+
+/// Checks `analytic` against the central difference of `loss` in every element of `v`.
+fn check(what: &str, v: &mut [f64], analytic: &[f64], loss: impl Fn(&[f64]) -> f64) {
+    assert_eq!(v.len(), analytic.len());
+    for i in 0..v.len() {
+        let keep = v[i];
+        v[i] = keep + H;
+        let up = loss(v);
+        v[i] = keep - H;
+        let down = loss(v);
+        v[i] = keep;
+        let numeric = (up - down) / (2.0 * H);
+        let tol = 1e-6 * (1.0 + analytic[i].abs());
+        assert!(
+            (numeric - analytic[i]).abs() <= tol,
+            "{what}[{i}]: backward gives {} but finite differences give {numeric}",
+            analytic[i]
+        );
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn linear_backward_matches_finite_differences() {
+    let mut r = rng(10);
+    for (n, k, m) in [(1, 1, 1), (3, 4, 5), (10, 25, 25), (7, 2, 3)] {
+        let mut x = random(&mut r, n * k);
+        let mut w = random(&mut r, m * k);
+        let mut b = random(&mut r, m);
+        let g = random(&mut r, n * m);
+        let forward = |x: &[f64], w: &[f64], b: &[f64]| {
+            let mut y = vec![0.0; n * m];
+            reference::linear_forward(x, w, b, &mut y, n, k, m);
+            dot(&y, &g)
+        };
+        let mut dx = vec![0.0; n * k];
+        let mut dw = vec![0.0; m * k];
+        let mut db = vec![0.0; m];
+        reference::linear_backward_input(&g, &w, &mut dx, n, k, m);
+        reference::linear_backward_weight(&g, &x, &mut dw, n, k, m);
+        reference::linear_backward_bias(&g, &mut db, n, m);
+        let (w0, b0, x0) = (w.clone(), b.clone(), x.clone());
+        check("linear dx", &mut x, &dx, |x| forward(x, &w0, &b0));
+        check("linear dw", &mut w, &dw, |w| forward(&x0, w, &b0));
+        check("linear db", &mut b, &db, |b| forward(&x0, &w0, b));
+    }
+}
+
+#[test]
+fn linear_backward_accumulates() {
+    let mut r = rng(11);
+    let (n, k, m) = (4, 3, 2);
+    let (x, g) = (random(&mut r, n * k), random(&mut r, n * m));
+    let start = random(&mut r, m * k);
+    let mut once = vec![0.0; m * k];
+    reference::linear_backward_weight(&g, &x, &mut once, n, k, m);
+    let mut acc = start.clone();
+    reference::linear_backward_weight(&g, &x, &mut acc, n, k, m);
+    for i in 0..m * k {
+        assert!((acc[i] - (start[i] + once[i])).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn relu_backward_matches_finite_differences() {
+    let mut r = rng(12);
+    let n = 200;
+    // Keep away from the kink at 0, where the derivative is not defined.
+    let mut x: Vec<f64> = random(&mut r, n)
+        .into_iter()
+        .map(|v| {
+            if v.abs() < 1e-3 {
+                v + 2e-3_f64.copysign(v)
+            } else {
+                v
+            }
+        })
+        .collect();
+    let g = random(&mut r, n);
+    let mut dx = vec![0.0; n];
+    reference::relu_backward(&x, &g, &mut dx);
+    check("relu dx", &mut x, &dx, |x| {
+        let mut y = vec![0.0; n];
+        reference::relu_forward(x, &mut y);
+        dot(&y, &g)
+    });
+}
+
+#[test]
+fn tanh_backward_matches_finite_differences() {
+    let mut r = rng(13);
+    let n = 200;
+    let mut x: Vec<f64> = random(&mut r, n).into_iter().map(|v| 4.0 * v).collect();
+    let g = random(&mut r, n);
+    let mut y = vec![0.0; n];
+    reference::tanh_forward(&x, &mut y);
+    let mut dx = vec![0.0; n];
+    reference::tanh_backward(&y, &g, &mut dx);
+    check("tanh dx", &mut x, &dx, |x| {
+        let mut y = vec![0.0; n];
+        reference::tanh_forward(x, &mut y);
+        dot(&y, &g)
+    });
+}
+
+#[test]
+fn mse_grad_matches_finite_differences() {
+    let mut r = rng(14);
+    for count in [1, 20, 300] {
+        for reduction in [Reduction::Sum, Reduction::Mean] {
+            let mut p = random(&mut r, count);
+            let t = random(&mut r, count);
+            let scale = reduction.loss_scale(count) as f64;
+            let factor = reduction.grad_scale(count) as f64;
+            let mut grad = vec![0.0; count];
+            reference::mse_grad(&p, &t, factor, &mut grad);
+            check(&format!("mse {reduction:?} dp"), &mut p, &grad, |p| {
+                reference::mse_loss(p, &t, scale)
+            });
+        }
+    }
+}
+
+#[test]
+fn mse_follows_pytorch_reductions() {
+    // PyTorch's MSELoss: 'sum' is Σ(p−t)², 'mean' divides by the element count.
+    let p = [1.0f64, 2.0, 3.0, 5.0];
+    let t = [0.0f64, 2.0, 1.0, 1.0];
+    let sq: f64 = p.iter().zip(&t).map(|(a, b)| (a - b) * (a - b)).sum();
+    let sum = reference::mse_loss(&p, &t, Reduction::Sum.loss_scale(4) as f64);
+    let mean = reference::mse_loss(&p, &t, Reduction::Mean.loss_scale(4) as f64);
+    assert_eq!(sum, sq);
+    assert_eq!(mean, sq / 4.0);
+}

@@ -1,0 +1,98 @@
+//! Portability without the machines: every shader, exactly as handed to the driver,
+//! parses and validates with naga under WebGPU-core capabilities, and translates to
+//! SPIR-V (Vulkan), MSL (Metal) and HLSL (DX12).
+
+use minidl::backend::gpu::kernels::SHADERS;
+use naga::back::{hlsl, msl, spv};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+fn validated(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name} does not parse:\n{}", e.emit_to_string(source)));
+    let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
+    (module, info)
+}
+
+#[test]
+fn every_shader_has_compute_entry_points() {
+    assert!(!SHADERS.is_empty());
+    for shader in SHADERS {
+        let (module, _) = validated(shader.name, shader.source);
+        assert!(
+            !module.entry_points.is_empty(),
+            "{} has no entry point",
+            shader.name
+        );
+        for ep in &module.entry_points {
+            assert_eq!(
+                ep.stage,
+                naga::ShaderStage::Compute,
+                "{}::{}",
+                shader.name,
+                ep.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_shader_translates_to_spirv() {
+    for shader in SHADERS {
+        let (module, info) = validated(shader.name, shader.source);
+        let words = spv::write_vec(&module, &info, &spv::Options::default(), None)
+            .unwrap_or_else(|e| panic!("{} → SPIR-V: {e}", shader.name));
+        assert_eq!(
+            words.first(),
+            Some(&0x0723_0203),
+            "{}: no SPIR-V magic number",
+            shader.name
+        );
+    }
+}
+
+#[test]
+fn every_shader_translates_to_msl() {
+    for shader in SHADERS {
+        let (module, info) = validated(shader.name, shader.source);
+        let (text, _) = msl::write_string(
+            &module,
+            &info,
+            &msl::Options::default(),
+            &msl::PipelineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{} → MSL: {e}", shader.name));
+        for ep in &module.entry_points {
+            assert!(
+                text.contains(&format!("kernel void {}", ep.name)),
+                "{}: MSL lacks kernel {}",
+                shader.name,
+                ep.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_shader_translates_to_hlsl() {
+    for shader in SHADERS {
+        let (module, info) = validated(shader.name, shader.source);
+        let mut text = String::new();
+        let options = hlsl::Options {
+            shader_model: hlsl::ShaderModel::V5_1,
+            ..Default::default()
+        };
+        hlsl::Writer::new(&mut text, &options, &hlsl::PipelineOptions::default())
+            .write(&module, &info, None)
+            .unwrap_or_else(|e| panic!("{} → HLSL: {e}", shader.name));
+        for ep in &module.entry_points {
+            assert!(
+                text.contains(&format!("void {}(", ep.name)),
+                "{}: HLSL lacks {}",
+                shader.name,
+                ep.name
+            );
+        }
+    }
+}
