@@ -19,27 +19,34 @@ pub fn gamma(n: usize) -> f64 {
     nu / (1.0 - nu)
 }
 
-/// One GPU backend per test binary, shared by its tests. `None` (after printing why)
+/// Writes a line past the test harness's output capture, so that it shows in a plain
+/// `cargo test` run.
+fn announce(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// One GPU backend per test binary, shared by its tests. `None` (after saying so once)
 /// when no adapter exists, unless `MINIDL_REQUIRE_GPU=1`, which turns that into a
 /// failure.
 pub fn gpu() -> Option<Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
-    let gpu = GPU.get_or_init(|| match Gpu::new() {
+    GPU.get_or_init(|| match Gpu::new() {
         Ok(gpu) => {
-            println!("GPU tests on {}", gpu.adapter());
+            announce(&format!("GPU tests run on {}", gpu.adapter()));
             Some(gpu)
         }
         Err(e) => {
             if std::env::var("MINIDL_REQUIRE_GPU").as_deref() == Ok("1") {
                 panic!("MINIDL_REQUIRE_GPU=1 but the GPU backend is unavailable: {e}");
             }
+            announce(&format!(
+                "skipping the GPU tests of this file: {e} (MINIDL_REQUIRE_GPU=1 makes this a failure)"
+            ));
             None
         }
-    });
-    if gpu.is_none() {
-        println!("skipping: no GPU adapter (set MINIDL_REQUIRE_GPU=1 to make this a failure)");
-    }
-    gpu.clone()
+    })
+    .clone()
 }
 
 /// A seeded generator for test data.

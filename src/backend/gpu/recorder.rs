@@ -47,6 +47,9 @@ struct BindKey {
 /// The mutable recording state of a GPU context, kept behind its mutex.
 pub(crate) struct Recorder {
     encoder: Option<wgpu::CommandEncoder>,
+    /// The compute pass open on `encoder`, if any: consecutive dispatches share it
+    /// (wgpu orders them with barriers); any other command ends it first.
+    pass: Option<wgpu::ComputePass<'static>>,
     pending: usize,
     uniforms: HashMap<ParamBlock, (u64, wgpu::Buffer)>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
@@ -69,6 +72,7 @@ impl Recorder {
     pub(crate) fn new() -> Self {
         Recorder {
             encoder: None,
+            pass: None,
             pending: 0,
             uniforms: HashMap::new(),
             bind_groups: HashMap::new(),
@@ -77,8 +81,9 @@ impl Recorder {
         }
     }
 
-    /// The open encoder, created on first use.
+    /// The open encoder, created on first use, with no pass open on it.
     pub(crate) fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
         self.encoder.get_or_insert_with(|| {
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("minidl"),
@@ -96,6 +101,7 @@ impl Recorder {
 
     /// Hands the open encoder's commands to the queue, without waiting.
     pub(crate) fn submit(&mut self, queue: &wgpu::Queue) {
+        self.pass = None;
         if let Some(encoder) = self.encoder.take() {
             queue.submit([encoder.finish()]);
             self.stats.submissions += 1;
@@ -166,7 +172,7 @@ impl Recorder {
         group
     }
 
-    /// Records `launch` as one compute pass.
+    /// Records `launch` into the open compute pass.
     pub(crate) fn dispatch(
         &mut self,
         device: &wgpu::Device,
@@ -175,16 +181,19 @@ impl Recorder {
         launch: &Launch<'_>,
     ) {
         let group = self.bind_group(device, pipelines, launch);
-        let encoder = self.encoder(device);
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipelines.get(launch.kernel));
-            pass.set_bind_group(0, &group, &[]);
-            pass.dispatch_workgroups(launch.groups.0, launch.groups.1, 1);
+        if self.pass.is_none() {
+            let pass = self
+                .encoder(device)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                });
+            self.pass = Some(pass.forget_lifetime());
         }
+        let pass = self.pass.as_mut().expect("opened above");
+        pass.set_pipeline(pipelines.get(launch.kernel));
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(launch.groups.0, launch.groups.1, 1);
         self.stats.dispatches += 1;
         self.recorded(queue);
     }
