@@ -346,3 +346,21 @@ fn zero_and_views_match_cpu() {
     }
     assert_eq!(run(&gpu, &full), run(&Cpu, &full));
 }
+
+#[test]
+fn empty_batches_are_fine() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(8);
+    let x = Tensor::new(&[0, 3], vec![]).unwrap();
+    let w = random(&mut r, 4, 3, -1.0, 1.0);
+    let b = random(&mut r, 1, 4, -1.0, 1.0);
+    let got = linear_forward(&gpu, &x, &w, &b);
+    assert_eq!(got, linear_forward(&Cpu, &x, &w, &b));
+    assert_eq!(got.shape(), [0, 4]);
+    // A weight gradient over no rows adds nothing.
+    let dy = Tensor::new(&[0, 4], vec![]).unwrap();
+    let dw0 = random(&mut r, 4, 3, -1.0, 1.0);
+    let db0 = random(&mut r, 1, 4, -1.0, 1.0);
+    let (_, dw, db) = linear_backward(&gpu, &x, &w, &dy, &dw0, &db0);
+    assert_eq!((dw.data(), db.data()), (dw0.data(), db0.data()));
+}

@@ -180,11 +180,13 @@ impl Gpu {
 
     fn check_size(&self, what: &str, elements: usize) -> Result<u64> {
         let bytes = (elements.max(1) as u64).saturating_mul(4);
+        // Kernels index elements with u32: no buffer may hold more than u32::MAX.
         let limit = self
             .ctx
             .limits
             .max_storage_buffer_binding_size
-            .min(self.ctx.limits.max_buffer_size);
+            .min(self.ctx.limits.max_buffer_size)
+            .min(u32::MAX as u64 * 4);
         if bytes > limit {
             return Err(Error::TooLarge {
                 what: what.to_string(),
