@@ -1,16 +1,75 @@
-//! Parameter-free elementwise layers: `ReLU` and `Tanh`.
+//! Parameter-free elementwise layers: [`ReLU`] and [`Tanh`], one [`Elementwise`] layer
+//! each, told apart by their [`Activation`].
 
 use super::module::Module;
 use super::scratch::Scratch;
 use crate::backend::{Backend, DeviceTensor};
 use crate::error::{Error, Result};
 
-type Forward<B> = fn(&B, &DeviceTensor<B>, &DeviceTensor<B>) -> Result<()>;
-type Backward<B> = fn(&B, &DeviceTensor<B>, &DeviceTensor<B>, &DeviceTensor<B>) -> Result<()>;
+/// The function an [`Elementwise`] layer applies: its forward and backward ops.
+pub trait Activation<B: Backend>: Send + 'static {
+    /// The layer's name in messages.
+    const NAME: &'static str;
+    /// Whether the backward needs the forward input (`true`) or output (`false`).
+    const BACKWARD_FROM_INPUT: bool;
+    /// `y = f(x)`.
+    fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()>;
+    /// `dx = dy · f'(x)`, from the saved input or output.
+    fn backward(
+        &self,
+        backend: &B,
+        saved: &DeviceTensor<B>,
+        dy: &DeviceTensor<B>,
+        dx: &DeviceTensor<B>,
+    ) -> Result<()>;
+}
 
-/// The state an elementwise layer keeps: the tensor its backward needs (the input for
-/// ReLU, the output for Tanh) and its reusable output and gradient buffers.
-struct Pointwise<B: Backend> {
+/// `max(x, 0)`; its backward reads the input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReluFn;
+
+impl<B: Backend> Activation<B> for ReluFn {
+    const NAME: &'static str = "ReLU";
+    const BACKWARD_FROM_INPUT: bool = true;
+    fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()> {
+        backend.relu_forward(x, y)
+    }
+    fn backward(
+        &self,
+        backend: &B,
+        x: &DeviceTensor<B>,
+        dy: &DeviceTensor<B>,
+        dx: &DeviceTensor<B>,
+    ) -> Result<()> {
+        backend.relu_backward(x, dy, dx)
+    }
+}
+
+/// `tanh(x)`; its backward reads the output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TanhFn;
+
+impl<B: Backend> Activation<B> for TanhFn {
+    const NAME: &'static str = "Tanh";
+    const BACKWARD_FROM_INPUT: bool = false;
+    fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()> {
+        backend.tanh_forward(x, y)
+    }
+    fn backward(
+        &self,
+        backend: &B,
+        y: &DeviceTensor<B>,
+        dy: &DeviceTensor<B>,
+        dx: &DeviceTensor<B>,
+    ) -> Result<()> {
+        backend.tanh_backward(y, dy, dx)
+    }
+}
+
+/// A layer applying the activation `A` elementwise. It keeps the tensor its backward
+/// needs and reuses its output and gradient buffers from step to step.
+pub struct Elementwise<B: Backend, A: Activation<B>> {
+    activation: A,
     saved: Option<DeviceTensor<B>>,
     output: Scratch<B>,
     output_view: Option<DeviceTensor<B>>,
@@ -18,9 +77,30 @@ struct Pointwise<B: Backend> {
     grad_view: Option<DeviceTensor<B>>,
 }
 
-impl<B: Backend> Pointwise<B> {
-    fn new() -> Self {
-        Pointwise {
+/// `max(x, 0)`, elementwise.
+pub type ReLU<B> = Elementwise<B, ReluFn>;
+
+/// `tanh(x)`, elementwise.
+pub type Tanh<B> = Elementwise<B, TanhFn>;
+
+impl<B: Backend, A: Activation<B> + Default> Elementwise<B, A> {
+    /// A layer of this activation (`ReLU::new()`, `Tanh::new()`).
+    pub fn new() -> Self {
+        Self::with(A::default())
+    }
+}
+
+impl<B: Backend, A: Activation<B> + Default> Default for Elementwise<B, A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<B: Backend, A: Activation<B>> Elementwise<B, A> {
+    /// A layer applying `activation`.
+    pub fn with(activation: A) -> Self {
+        Elementwise {
+            activation,
             saved: None,
             output: Scratch::new(),
             output_view: None,
@@ -28,35 +108,38 @@ impl<B: Backend> Pointwise<B> {
             grad_view: None,
         }
     }
+}
 
-    fn forward(
-        &mut self,
-        backend: &B,
-        x: &DeviceTensor<B>,
-        op: Forward<B>,
-        save_input: bool,
-    ) -> Result<&DeviceTensor<B>> {
+impl<B: Backend, A: Activation<B>> Module<B> for Elementwise<B, A> {
+    fn name(&self) -> String {
+        A::NAME.into()
+    }
+
+    fn widths(&self) -> Option<(usize, usize)> {
+        None
+    }
+
+    fn forward(&mut self, backend: &B, x: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
         let y = self.output.get(backend, x.rows(), x.cols())?;
-        op(backend, x, &y)?;
-        self.saved = Some(if save_input { x.clone() } else { y.clone() });
+        self.activation.forward(backend, x, &y)?;
+        self.saved = Some(if A::BACKWARD_FROM_INPUT {
+            x.clone()
+        } else {
+            y.clone()
+        });
         Ok(self.output_view.insert(y))
     }
 
-    fn backward(
-        &mut self,
-        backend: &B,
-        name: &str,
-        dy: &DeviceTensor<B>,
-        op: Backward<B>,
-    ) -> Result<&DeviceTensor<B>> {
+    fn backward(&mut self, backend: &B, dy: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
         let Some(saved) = &self.saved else {
             return Err(Error::InvalidArgument(format!(
-                "{name}: backward called before forward"
+                "{}: backward called before forward",
+                A::NAME
             )));
         };
         if dy.shape() != saved.shape() {
             return Err(Error::shape(
-                name,
+                A::NAME,
                 format!(
                     "output gradient should be {}×{}, got {}×{}",
                     saved.rows(),
@@ -67,71 +150,7 @@ impl<B: Backend> Pointwise<B> {
             ));
         }
         let dx = self.grad.get(backend, dy.rows(), dy.cols())?;
-        op(backend, saved, dy, &dx)?;
+        self.activation.backward(backend, saved, dy, &dx)?;
         Ok(self.grad_view.insert(dx))
-    }
-}
-
-/// `max(x, 0)`, elementwise.
-pub struct ReLU<B: Backend>(Pointwise<B>);
-
-impl<B: Backend> ReLU<B> {
-    /// A ReLU layer.
-    pub fn new() -> Self {
-        ReLU(Pointwise::new())
-    }
-}
-
-impl<B: Backend> Default for ReLU<B> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<B: Backend> Module<B> for ReLU<B> {
-    fn name(&self) -> String {
-        "ReLU".into()
-    }
-    fn widths(&self) -> Option<(usize, usize)> {
-        None
-    }
-    fn forward(&mut self, backend: &B, input: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
-        self.0.forward(backend, input, B::relu_forward, true)
-    }
-    fn backward(&mut self, backend: &B, grad_output: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
-        self.0
-            .backward(backend, "ReLU", grad_output, B::relu_backward)
-    }
-}
-
-/// `tanh(x)`, elementwise.
-pub struct Tanh<B: Backend>(Pointwise<B>);
-
-impl<B: Backend> Tanh<B> {
-    /// A Tanh layer.
-    pub fn new() -> Self {
-        Tanh(Pointwise::new())
-    }
-}
-
-impl<B: Backend> Default for Tanh<B> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<B: Backend> Module<B> for Tanh<B> {
-    fn name(&self) -> String {
-        "Tanh".into()
-    }
-    fn widths(&self) -> Option<(usize, usize)> {
-        None
-    }
-    fn forward(&mut self, backend: &B, input: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
-        self.0.forward(backend, input, B::tanh_forward, false)
-    }
-    fn backward(&mut self, backend: &B, grad_output: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
-        self.0
-            .backward(backend, "Tanh", grad_output, B::tanh_backward)
     }
 }

@@ -7,7 +7,7 @@ mod module;
 mod scratch;
 mod sequential;
 
-pub use activation::{ReLU, Tanh};
+pub use activation::{Activation, Elementwise, ReLU, ReluFn, Tanh, TanhFn};
 pub use linear::Linear;
 pub use loss::MseLoss;
 pub use module::{Module, Parameter};
