@@ -71,10 +71,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn to_u32(what: &str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::TooLarge {
-        what: format!("{what} ({v})"),
-        bytes: v as u64,
-        limit: u32::MAX as u64,
+    u32::try_from(v).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "{what} {v} exceeds the GPU kernels' 32-bit indices"
+        ))
     })
 }
 
@@ -241,11 +241,10 @@ impl Gpu {
             Grid::Single => (1, 1),
         };
         if groups.0 > max || groups.1 > max {
-            return Err(Error::TooLarge {
-                what: format!("{kernel:?} grid of {}×{} workgroups", groups.0, groups.1),
-                bytes: (groups.0 * groups.1) as u64,
-                limit: max as u64,
-            });
+            return Err(Error::InvalidArgument(format!(
+                "{kernel:?} needs {}×{} workgroups, over the adapter's limit of {max} per dimension",
+                groups.0, groups.1
+            )));
         }
         let mut params = [0u32; 12];
         for (slot, d) in params[0..3].iter_mut().zip(dims) {
