@@ -46,10 +46,11 @@ struct BindKey {
 
 /// The mutable recording state of a GPU context, kept behind its mutex.
 pub(crate) struct Recorder {
-    encoder: Option<wgpu::CommandEncoder>,
     /// The compute pass open on `encoder`, if any: consecutive dispatches share it
-    /// (wgpu orders them with barriers); any other command ends it first.
+    /// (wgpu orders them with barriers); any other command ends it first. Declared
+    /// before `encoder` so that it is dropped (ended) first.
     pass: Option<wgpu::ComputePass<'static>>,
+    encoder: Option<wgpu::CommandEncoder>,
     pending: usize,
     uniforms: HashMap<ParamBlock, (u64, wgpu::Buffer)>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
@@ -71,8 +72,8 @@ pub(crate) struct Launch<'a> {
 impl Recorder {
     pub(crate) fn new() -> Self {
         Recorder {
-            encoder: None,
             pass: None,
+            encoder: None,
             pending: 0,
             uniforms: HashMap::new(),
             bind_groups: HashMap::new(),
