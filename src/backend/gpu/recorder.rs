@@ -1,7 +1,8 @@
 //! Recording without waiting: one open command encoder collects the ops (consecutive
 //! kernels in one compute pass), and is submitted (never waited on) every
-//! [`SUBMIT_EVERY`] commands or when the host needs a result. Uniform blocks and bind groups are made once per distinct argument set and
-//! cached, so a training step that repeats allocates nothing.
+//! [`SUBMIT_EVERY`] commands or when the host needs a result. Uniform blocks and bind
+//! groups are made once per distinct argument set and cached, so a training step that
+//! repeats allocates nothing.
 
 use std::collections::HashMap;
 
