@@ -16,7 +16,8 @@ use rand::SeedableRng;
 
 const USAGE: &str =
     "usage: disc_gpu [--backend auto|gpu|cpu] [--adapter NAME] [--epochs N] [--lr X]
-                [--batch-size N] [--seed N] [--shuffle] [--json] [--list-adapters]
+                [--batch-size N] [--seed N] [--shuffle] [--no-fused] [--json]
+                [--list-adapters]
 
   --backend B      auto (default: the GPU if an adapter exists, else the CPU), gpu, cpu
   --adapter NAME   the first GPU adapter whose name contains NAME (also MINIDL_ADAPTER)
@@ -25,6 +26,7 @@ const USAGE: &str =
   --batch-size N   points per mini-batch (default 10)
   --seed N         seed of the data (N) and of the initial weights (N + 1) (default 12)
   --shuffle        shuffle the training points every epoch (default: in order)
+  --no-fused       train step by step, even where the fully fused trainer could run
   --json           end with one JSON line of results
   --list-adapters  print the usable GPU adapters and exit";
 
@@ -44,6 +46,7 @@ struct Args {
     batch_size: usize,
     seed: u64,
     shuffle: bool,
+    fused: bool,
     json: bool,
     list_adapters: bool,
 }
@@ -57,6 +60,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         batch_size: seed::BATCH_SIZE,
         seed: seed::SEED,
         shuffle: false,
+        fused: true,
         json: false,
         list_adapters: false,
     };
@@ -99,6 +103,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             }
             "--seed" => parsed.seed = number("--seed", value("--seed")?)?,
             "--shuffle" => parsed.shuffle = true,
+            "--no-fused" => parsed.fused = false,
             "--json" => parsed.json = true,
             "--list-adapters" => parsed.list_adapters = true,
             "-h" | "--help" => return Ok(None),
@@ -116,6 +121,7 @@ struct Summary {
     test_errors: usize,
     final_loss: f64,
     epoch_ms_median: f64,
+    fused: bool,
 }
 
 fn train<B: Backend>(backend: &B, kind: &'static str, args: &Args) -> Result<Summary, Error> {
@@ -129,6 +135,7 @@ fn train<B: Backend>(backend: &B, kind: &'static str, args: &Args) -> Result<Sum
         batch_size: args.batch_size,
         shuffle: args.shuffle,
         seed: args.seed,
+        fused: args.fused,
     };
     let reports = fit(
         backend,
@@ -158,6 +165,7 @@ fn train<B: Backend>(backend: &B, kind: &'static str, args: &Args) -> Result<Sum
         test_errors: count_errors(backend, &mut model, &test_set)?,
         final_loss: reports.last().map_or(f64::NAN, |r| r.loss),
         epoch_ms_median: median,
+        fused: reports.first().is_some_and(|r| r.fused),
     })
 }
 
@@ -223,7 +231,7 @@ fn run(args: &Args) -> Result<(), Error> {
     );
     if args.json {
         println!(
-            "{{\"backend\":{},\"adapter\":{},\"epochs\":{},\"lr\":{},\"batch_size\":{},\"seed\":{},\"train_errors\":{},\"test_errors\":{},\"test_points\":{},\"final_loss\":{},\"epoch_ms_median\":{},\"total_s\":{}}}",
+            "{{\"backend\":{},\"adapter\":{},\"epochs\":{},\"lr\":{},\"batch_size\":{},\"seed\":{},\"train_errors\":{},\"test_errors\":{},\"test_points\":{},\"final_loss\":{},\"epoch_ms_median\":{},\"fused\":{},\"total_s\":{}}}",
             json_string(summary.backend),
             json_string(&summary.adapter),
             args.epochs,
@@ -235,6 +243,7 @@ fn run(args: &Args) -> Result<(), Error> {
             DISC_POINTS,
             json_number(summary.final_loss),
             json_number(summary.epoch_ms_median),
+            summary.fused,
             json_number(start.elapsed().as_secs_f64()),
         );
     }

@@ -2,6 +2,7 @@
 //! a buffer with an input. Both backends call these before doing any work, so they
 //! reject exactly the same calls with exactly the same errors.
 
+use crate::backend::mlp::{MlpEpoch, MlpSpec};
 use crate::backend::{Backend, DeviceTensor};
 use crate::error::{Error, Result};
 
@@ -138,4 +139,42 @@ pub fn write<B: Backend>(dst: &DeviceTensor<B>, data: &[f32]) -> Result<()> {
             ),
         ))
     }
+}
+
+/// `src` and `dst` of the same shape in distinct buffers.
+pub fn copy<B: Backend>(src: &DeviceTensor<B>, dst: &DeviceTensor<B>) -> Result<()> {
+    expect_shape("copy", "destination", dst, src.shape())?;
+    no_alias("copy", dst, &[src])
+}
+
+/// Shapes of [`Backend::mlp_epoch`](crate::Backend::mlp_epoch): `params` is `1 × P`,
+/// `inputs` and `targets` have one row per point and the spec's widths, `losses` one
+/// row per mini-batch; the written tensors are distinct from every other.
+pub fn mlp_epoch<B: Backend>(
+    spec: &MlpSpec,
+    params: &DeviceTensor<B>,
+    inputs: &DeviceTensor<B>,
+    targets: &DeviceTensor<B>,
+    epoch: &MlpEpoch,
+    losses: &DeviceTensor<B>,
+) -> Result<()> {
+    const OP: &str = "mlp_epoch";
+    if epoch.batch_size == 0 {
+        return Err(Error::InvalidArgument(
+            "mlp_epoch: batch size must be at least 1".into(),
+        ));
+    }
+    if !epoch.lr.is_finite() {
+        return Err(Error::InvalidArgument(format!(
+            "mlp_epoch: learning rate must be finite, got {}",
+            epoch.lr
+        )));
+    }
+    let rows = inputs.rows();
+    expect_shape(OP, "parameters", params, [1, spec.param_count()])?;
+    expect_shape(OP, "inputs", inputs, [rows, spec.inputs()])?;
+    expect_shape(OP, "targets", targets, [rows, spec.outputs()])?;
+    expect_shape(OP, "losses", losses, [rows.div_ceil(epoch.batch_size), 1])?;
+    no_alias(OP, params, &[inputs, targets, losses])?;
+    no_alias(OP, losses, &[inputs, targets])
 }

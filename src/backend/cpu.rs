@@ -5,7 +5,8 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use crate::backend::{
-    check, next_buffer_id, reference, Backend, BufferHandle, DeviceTensor, Reduction,
+    check, next_buffer_id, reference, Backend, BufferHandle, DeviceTensor, MlpEpoch, MlpSpec,
+    Reduction,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -108,6 +109,12 @@ impl Backend for Cpu {
 
     fn zero(&self, dst: &DeviceTensor<Self>) -> Result<()> {
         with_slices(&[], dst, |_, out| out.fill(0.0));
+        Ok(())
+    }
+
+    fn copy(&self, src: &DeviceTensor<Self>, dst: &DeviceTensor<Self>) -> Result<()> {
+        check::copy(src, dst)?;
+        with_slices(&[src], dst, |i, out| out.copy_from_slice(i[0]));
         Ok(())
     }
 
@@ -230,6 +237,27 @@ impl Backend for Cpu {
         check::sgd_step(param, grad, lr)?;
         with_slices(&[grad], param, |i, out| reference::sgd_step(out, i[0], lr));
         Ok(())
+    }
+
+    fn mlp_fits(&self, _spec: &MlpSpec, batch_size: usize) -> bool {
+        batch_size > 0
+    }
+
+    fn mlp_epoch(
+        &self,
+        spec: &MlpSpec,
+        params: &DeviceTensor<Self>,
+        inputs: &DeviceTensor<Self>,
+        targets: &DeviceTensor<Self>,
+        epoch: &MlpEpoch,
+        losses: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::mlp_epoch(spec, params, inputs, targets, epoch, losses)?;
+        let mut step_losses = vec![0.0; losses.len()];
+        with_slices(&[inputs, targets], params, |i, p| {
+            reference::mlp_epoch(spec, p, i[0], i[1], inputs.rows(), epoch, &mut step_losses)
+        });
+        self.write(losses, &step_losses)
     }
 
     fn flush(&self) -> Result<()> {

@@ -119,6 +119,21 @@ impl<B: Backend> DeviceTensor<B> {
         )
     }
 
+    /// The same elements seen as a `rows × cols` tensor (row-major, so the element
+    /// order is unchanged); fails unless `rows × cols` is this tensor's length.
+    pub fn reshape(&self, rows: usize, cols: usize) -> Result<Self> {
+        if rows.checked_mul(cols) != Some(self.len()) {
+            return Err(Error::shape(
+                "DeviceTensor::reshape",
+                format!(
+                    "a {}×{} tensor cannot be seen as {rows}×{cols}",
+                    self.rows, self.cols
+                ),
+            ));
+        }
+        DeviceTensor::new(self.buffer.clone(), self.offset, rows, cols)
+    }
+
     /// Whether this view and `other` live in the same buffer.
     pub fn shares_buffer(&self, other: &Self) -> bool {
         self.buffer.id() == other.buffer.id()

@@ -9,11 +9,13 @@ pub mod check;
 pub mod cpu;
 mod device_tensor;
 pub mod gpu;
+pub mod mlp;
 pub mod reference;
 
 pub use cpu::Cpu;
 pub use device_tensor::DeviceTensor;
 pub use gpu::Gpu;
+pub use mlp::{Act, MlpEpoch, MlpLayer, MlpSpec};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -92,6 +94,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Sets every element of `dst` to zero.
     fn zero(&self, dst: &DeviceTensor<Self>) -> Result<()>;
 
+    /// Copies `src` into `dst` (same shape, distinct buffers), after the recorded work.
+    fn copy(&self, src: &DeviceTensor<Self>, dst: &DeviceTensor<Self>) -> Result<()>;
+
     /// `y = x · wᵀ + b` with `x: n×k`, `w: m×k`, `b: 1×m`, `y: n×m`.
     fn linear_forward(
         &self,
@@ -160,6 +165,27 @@ pub trait Backend: Clone + Send + Sync + 'static {
         param: &DeviceTensor<Self>,
         grad: &DeviceTensor<Self>,
         lr: f32,
+    ) -> Result<()>;
+
+    /// Whether [`Backend::mlp_epoch`] can train `spec` in mini-batches of `batch_size`
+    /// (a GPU needs the network and one batch's activations in workgroup memory).
+    fn mlp_fits(&self, spec: &MlpSpec, batch_size: usize) -> bool;
+
+    /// One whole epoch of mini-batch SGD on the MLP `spec`, in one op: mini-batches of
+    /// `epoch.batch_size` rows of `inputs`/`targets` in order, each one's MSE loss
+    /// written to its row of `losses`, the packed `params` updated in place (see
+    /// [`MlpSpec`]). The CPU defines it as the composition of the ops above
+    /// ([`reference::mlp_epoch`]); the GPU runs it as one dispatch. Fails with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) where
+    /// [`Backend::mlp_fits`] is false.
+    fn mlp_epoch(
+        &self,
+        spec: &MlpSpec,
+        params: &DeviceTensor<Self>,
+        inputs: &DeviceTensor<Self>,
+        targets: &DeviceTensor<Self>,
+        epoch: &MlpEpoch,
+        losses: &DeviceTensor<Self>,
     ) -> Result<()>;
 
     /// Hands recorded work to the device without waiting for it (no-op on the CPU).

@@ -8,6 +8,8 @@
 
 use std::ops::{Add, AddAssign, Mul, Sub};
 
+use crate::backend::mlp::{Act, MlpEpoch, MlpSpec};
+
 /// The float types the reference runs in (`f32` and `f64`).
 pub trait Real:
     Copy
@@ -24,6 +26,8 @@ pub trait Real:
     const ONE: Self;
     /// The hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// The nearest value to `v`.
+    fn from_f32(v: f32) -> Self;
 }
 
 impl Real for f32 {
@@ -32,6 +36,9 @@ impl Real for f32 {
     fn tanh(self) -> Self {
         f32::tanh(self)
     }
+    fn from_f32(v: f32) -> Self {
+        v
+    }
 }
 
 impl Real for f64 {
@@ -39,6 +46,9 @@ impl Real for f64 {
     const ONE: Self = 1.0;
     fn tanh(self) -> Self {
         f64::tanh(self)
+    }
+    fn from_f32(v: f32) -> Self {
+        v as f64
     }
 }
 
@@ -163,5 +173,78 @@ pub fn mse_grad<T: Real>(pred: &[T], target: &[T], factor: T, grad: &mut [T]) {
 pub fn sgd_step<T: Real>(param: &mut [T], grad: &[T], lr: T) {
     for (p, &g) in param.iter_mut().zip(grad) {
         *p = *p - lr * g;
+    }
+}
+
+/// One epoch of mini-batch SGD on the MLP `spec` over `rows` rows of `inputs` and
+/// `targets`, composed of the ops above exactly as a `Sequential` trained step by step
+/// composes them (zero the gradients, forward, loss into `losses[step]`, backward,
+/// update), so that both give the same numbers.
+pub fn mlp_epoch<T: Real>(
+    spec: &MlpSpec,
+    params: &mut [T],
+    inputs: &[T],
+    targets: &[T],
+    rows: usize,
+    epoch: &MlpEpoch,
+    losses: &mut [T],
+) {
+    let (width_in, width_out) = (spec.inputs(), spec.outputs());
+    let offsets = spec.offsets();
+    for (step, first) in (0..rows).step_by(epoch.batch_size).enumerate() {
+        let n = epoch.batch_size.min(rows - first);
+        // Forward: keep each layer's input, pre-activation and output.
+        let mut xs = vec![inputs[first * width_in..(first + n) * width_in].to_vec()];
+        let mut zs = Vec::new();
+        for (layer, &(w, b)) in spec.layers().iter().zip(&offsets) {
+            let (k, m) = (layer.inputs, layer.outputs);
+            let mut z = vec![T::ZERO; n * m];
+            let x = xs.last().expect("starts with the input");
+            linear_forward(x, &params[w..w + m * k], &params[b..b + m], &mut z, n, k, m);
+            let mut y = vec![T::ZERO; n * m];
+            match layer.act {
+                Act::Identity => y.copy_from_slice(&z),
+                Act::Relu => relu_forward(&z, &mut y),
+                Act::Tanh => tanh_forward(&z, &mut y),
+            }
+            zs.push(z);
+            xs.push(y);
+        }
+        let pred = xs.last().expect("one output per layer");
+        let count = n * width_out;
+        let target = &targets[first * width_out..(first + n) * width_out];
+        losses[step] = mse_loss(pred, target, T::from_f32(epoch.reduction.loss_scale(count)));
+        let mut grad = vec![T::ZERO; count];
+        mse_grad(
+            pred,
+            target,
+            T::from_f32(epoch.reduction.grad_scale(count)),
+            &mut grad,
+        );
+        // Backward through every layer from the pre-update weights, then update.
+        let mut updates = Vec::new();
+        for (l, (layer, &(w, _))) in spec.layers().iter().zip(&offsets).enumerate().rev() {
+            let (k, m) = (layer.inputs, layer.outputs);
+            let mut dz = vec![T::ZERO; n * m];
+            match layer.act {
+                Act::Identity => dz.copy_from_slice(&grad),
+                Act::Relu => relu_backward(&zs[l], &grad, &mut dz),
+                Act::Tanh => tanh_backward(&xs[l + 1], &grad, &mut dz),
+            }
+            let mut dw = vec![T::ZERO; m * k];
+            let mut db = vec![T::ZERO; m];
+            linear_backward_weight(&dz, &xs[l], &mut dw, n, k, m);
+            linear_backward_bias(&dz, &mut db, n, m);
+            if l > 0 {
+                grad = vec![T::ZERO; n * k];
+                linear_backward_input(&dz, &params[w..w + m * k], &mut grad, n, k, m);
+            }
+            updates.push((dw, db));
+        }
+        let lr = T::from_f32(epoch.lr);
+        for ((dw, db), &(w, b)) in updates.iter().rev().zip(&offsets) {
+            sgd_step(&mut params[w..w + dw.len()], dw, lr);
+            sgd_step(&mut params[b..b + db.len()], db, lr);
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! Parameter-free elementwise layers: [`ReLU`] and [`Tanh`], one [`Elementwise`] layer
 //! each, told apart by their [`Activation`].
 
-use super::module::Module;
+use super::module::{LayerKind, Module};
 use super::scratch::Scratch;
-use crate::backend::{Backend, DeviceTensor};
+use crate::backend::{Act, Backend, DeviceTensor};
 use crate::error::{Error, Result};
 
 /// The function an [`Elementwise`] layer applies: its forward and backward ops.
@@ -12,6 +12,8 @@ pub trait Activation<B: Backend>: Send + 'static {
     const NAME: &'static str;
     /// Whether the backward needs the forward input (`true`) or output (`false`).
     const BACKWARD_FROM_INPUT: bool;
+    /// The fused kernels' code for this function, if they have one.
+    const FUSED: Option<Act> = None;
     /// `y = f(x)`.
     fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()>;
     /// `dx = dy · f'(x)`, from the saved input or output.
@@ -31,6 +33,7 @@ pub struct ReluFn;
 impl<B: Backend> Activation<B> for ReluFn {
     const NAME: &'static str = "ReLU";
     const BACKWARD_FROM_INPUT: bool = true;
+    const FUSED: Option<Act> = Some(Act::Relu);
     fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()> {
         backend.relu_forward(x, y)
     }
@@ -52,6 +55,7 @@ pub struct TanhFn;
 impl<B: Backend> Activation<B> for TanhFn {
     const NAME: &'static str = "Tanh";
     const BACKWARD_FROM_INPUT: bool = false;
+    const FUSED: Option<Act> = Some(Act::Tanh);
     fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()> {
         backend.tanh_forward(x, y)
     }
@@ -117,6 +121,10 @@ impl<B: Backend, A: Activation<B>> Module<B> for Elementwise<B, A> {
 
     fn widths(&self) -> Option<(usize, usize)> {
         None
+    }
+
+    fn kinds(&self) -> Vec<LayerKind> {
+        vec![A::FUSED.map_or(LayerKind::Other, LayerKind::Activation)]
     }
 
     fn forward(&mut self, backend: &B, x: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {

@@ -3,7 +3,7 @@
 
 use rand::{Rng, RngExt};
 
-use super::module::{Module, Parameter};
+use super::module::{LayerKind, Module, Parameter};
 use super::scratch::Scratch;
 use crate::backend::{Backend, DeviceTensor};
 use crate::error::{Error, Result};
@@ -105,6 +105,13 @@ impl<B: Backend> Module<B> for Linear<B> {
 
     fn widths(&self) -> Option<(usize, usize)> {
         Some((self.in_features, self.out_features))
+    }
+
+    fn kinds(&self) -> Vec<LayerKind> {
+        vec![LayerKind::Linear {
+            inputs: self.in_features,
+            outputs: self.out_features,
+        }]
     }
 
     fn forward(&mut self, backend: &B, input: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {

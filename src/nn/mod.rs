@@ -10,5 +10,5 @@ mod sequential;
 pub use activation::{Activation, Elementwise, ReLU, ReluFn, Tanh, TanhFn};
 pub use linear::Linear;
 pub use loss::MseLoss;
-pub use module::{Module, Parameter};
+pub use module::{LayerKind, Module, Parameter};
 pub use sequential::Sequential;

@@ -1,7 +1,7 @@
 //! The [`Module`] trait: a layer with its own `forward` and `backward` (no autograd),
 //! written once over any [`Backend`].
 
-use crate::backend::{Backend, DeviceTensor};
+use crate::backend::{Act, Backend, DeviceTensor};
 use crate::error::Result;
 
 /// A trainable parameter and its accumulated gradient, both on the backend.
@@ -12,6 +12,24 @@ pub struct Parameter<'a, B: Backend> {
     pub value: &'a DeviceTensor<B>,
     /// The gradient, accumulated by `backward` until [`Module::zero_grad`].
     pub grad: &'a DeviceTensor<B>,
+}
+
+/// What a layer is, as far as a trainer that fuses known layers needs to know
+/// (see [`crate::train::mlp_spec`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// A fully connected layer whose parameters are its `[out, in]` weight, then its
+    /// `1 × out` bias.
+    Linear {
+        /// Input width.
+        inputs: usize,
+        /// Output width.
+        outputs: usize,
+    },
+    /// A parameter-free elementwise activation.
+    Activation(Act),
+    /// Anything else.
+    Other,
 }
 
 /// A layer of a network. `forward` keeps what `backward` needs; `backward` takes the
@@ -31,6 +49,11 @@ pub trait Module<B: Backend>: Send {
 
     /// Back-propagates `grad_output` (shaped like the last output) through the layer.
     fn backward(&mut self, backend: &B, grad_output: &DeviceTensor<B>) -> Result<&DeviceTensor<B>>;
+
+    /// The layers this module is made of, in order (a single layer describes itself).
+    fn kinds(&self) -> Vec<LayerKind> {
+        vec![LayerKind::Other]
+    }
 
     /// The trainable parameters, in a stable order.
     fn parameters(&self) -> Vec<Parameter<'_, B>> {

@@ -1,7 +1,7 @@
 //! `Sequential`: layers run one after another, forward in order and backward in
 //! reverse, with widths checked when it is built.
 
-use super::module::{Module, Parameter};
+use super::module::{LayerKind, Module, Parameter};
 use crate::backend::{Backend, DeviceTensor};
 use crate::error::{Error, Result};
 
@@ -58,6 +58,10 @@ impl<B: Backend> Module<B> for Sequential<B> {
         let (input, _) = fixed.next()?;
         let (_, output) = self.layers.iter().rev().find_map(|l| l.widths())?;
         Some((input, output))
+    }
+
+    fn kinds(&self) -> Vec<LayerKind> {
+        self.layers.iter().flat_map(|l| l.kinds()).collect()
     }
 
     fn forward(&mut self, backend: &B, input: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {

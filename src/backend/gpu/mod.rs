@@ -10,6 +10,7 @@ pub mod adapter;
 mod buffer;
 pub mod kernels;
 mod linear;
+pub mod mlp_fused;
 mod mse;
 mod recorder;
 mod sgd;
@@ -22,7 +23,7 @@ pub use adapter::{AdapterSummary, ADAPTER_ENV};
 pub use buffer::GpuBuffer;
 pub use recorder::GpuStats;
 
-use crate::backend::{check, next_buffer_id, Backend, DeviceTensor, Reduction};
+use crate::backend::{check, next_buffer_id, Backend, DeviceTensor, MlpEpoch, MlpSpec, Reduction};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use buffer::TENSOR_USAGE;
@@ -54,6 +55,8 @@ struct Context {
     /// Why the device was lost, once it has been.
     lost: Arc<Mutex<Option<String>>>,
     staging: Mutex<Option<wgpu::Buffer>>,
+    /// The fused trainers compiled so far.
+    fused: Mutex<mlp_fused::FusedPipelines>,
 }
 
 /// The workgroup grid of a launch.
@@ -138,6 +141,7 @@ impl Gpu {
                 device_error,
                 lost,
                 staging: Mutex::new(None),
+                fused: Mutex::new(Default::default()),
             }),
         })
     }
@@ -217,13 +221,43 @@ impl Gpu {
         )
     }
 
-    /// Records one kernel launch over already-checked tensors.
+    /// Records one launch of a built-in kernel over already-checked tensors.
     fn launch(
         &self,
         kernel: Kernel,
         inputs: &[&DeviceTensor<Gpu>],
         output: &DeviceTensor<Gpu>,
         dims: [usize; 3],
+        scalar: f32,
+        grid: Grid,
+    ) -> Result<()> {
+        let pipeline = self.ctx.pipelines.get(kernel);
+        let id = kernel.index() as u64;
+        let dims = [dims[0], dims[1], dims[2], 0];
+        self.launch_pipeline(
+            &format!("{kernel:?}"),
+            pipeline,
+            id,
+            inputs,
+            output,
+            dims,
+            scalar,
+            grid,
+        )
+    }
+
+    /// Records one launch of `pipeline` (known to the bind-group cache as `id`, and to
+    /// messages as `name`) over already-checked tensors, with `dims` and `scalar` in
+    /// its uniform block.
+    #[allow(clippy::too_many_arguments)]
+    fn launch_pipeline(
+        &self,
+        name: &str,
+        pipeline: &wgpu::ComputePipeline,
+        id: u64,
+        inputs: &[&DeviceTensor<Gpu>],
+        output: &DeviceTensor<Gpu>,
+        dims: [usize; 4],
         scalar: f32,
         grid: Grid,
     ) -> Result<()> {
@@ -242,12 +276,12 @@ impl Gpu {
         };
         if groups.0 > max || groups.1 > max {
             return Err(Error::InvalidArgument(format!(
-                "{kernel:?} needs {}×{} workgroups, over the adapter's limit of {max} per dimension",
+                "{name} needs {}×{} workgroups, over the adapter's limit of {max} per dimension",
                 groups.0, groups.1
             )));
         }
         let mut params = [0u32; 12];
-        for (slot, d) in params[0..3].iter_mut().zip(dims) {
+        for (slot, d) in params[0..4].iter_mut().zip(dims) {
             *slot = to_u32("dimension", d)?;
         }
         for (i, t) in inputs.iter().enumerate() {
@@ -261,7 +295,8 @@ impl Gpu {
             *slot = t.buffer().id;
         }
         let launch = Launch {
-            kernel,
+            pipeline,
+            pipeline_id: id,
             params,
             inputs: &raw,
             input_ids,
@@ -270,7 +305,7 @@ impl Gpu {
             groups: (groups.0 as u32, groups.1 as u32),
         };
         let ctx = &self.ctx;
-        lock(&ctx.recorder).dispatch(&ctx.device, &ctx.queue, &ctx.pipelines, &launch);
+        lock(&ctx.recorder).dispatch(&ctx.device, &ctx.queue, &launch);
         Ok(())
     }
 
@@ -411,6 +446,25 @@ impl Backend for Gpu {
         Ok(())
     }
 
+    fn copy(&self, src: &DeviceTensor<Self>, dst: &DeviceTensor<Self>) -> Result<()> {
+        check::copy(src, dst)?;
+        self.health()?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        let ctx = &self.ctx;
+        let mut recorder = lock(&ctx.recorder);
+        recorder.encoder(&ctx.device).copy_buffer_to_buffer(
+            &src.buffer().raw,
+            src.offset() as u64 * 4,
+            &dst.buffer().raw,
+            dst.offset() as u64 * 4,
+            src.len() as u64 * 4,
+        );
+        recorder.recorded(&ctx.queue);
+        Ok(())
+    }
+
     fn linear_forward(
         &self,
         x: &DeviceTensor<Self>,
@@ -495,6 +549,23 @@ impl Backend for Gpu {
     ) -> Result<()> {
         check::sgd_step(param, grad, lr)?;
         sgd::step(self, param, grad, lr)
+    }
+
+    fn mlp_fits(&self, spec: &MlpSpec, batch_size: usize) -> bool {
+        mlp_fused::fits(self, spec, batch_size)
+    }
+
+    fn mlp_epoch(
+        &self,
+        spec: &MlpSpec,
+        params: &DeviceTensor<Self>,
+        inputs: &DeviceTensor<Self>,
+        targets: &DeviceTensor<Self>,
+        epoch: &MlpEpoch,
+        losses: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::mlp_epoch(spec, params, inputs, targets, epoch, losses)?;
+        mlp_fused::epoch(self, spec, params, inputs, targets, epoch, losses)
     }
 
     fn flush(&self) -> Result<()> {

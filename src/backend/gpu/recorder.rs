@@ -8,8 +8,6 @@ use std::collections::HashMap;
 
 use wgpu::util::DeviceExt;
 
-use super::kernels::{Kernel, Pipelines};
-
 /// Commands recorded before the encoder is handed to the queue without a wait.
 pub(crate) const SUBMIT_EVERY: usize = 512;
 
@@ -39,7 +37,7 @@ pub struct GpuStats {
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct BindKey {
-    kernel: Kernel,
+    pipeline: u64,
     uniform: u64,
     inputs: [u64; 3],
     output: u64,
@@ -59,9 +57,11 @@ pub(crate) struct Recorder {
     pub(crate) stats: GpuStats,
 }
 
-/// One kernel launch, already checked: the buffers it binds and its workgroup grid.
+/// One kernel launch, already checked: the pipeline (and a number identifying it), the
+/// buffers it binds and its workgroup grid.
 pub(crate) struct Launch<'a> {
-    pub kernel: Kernel,
+    pub pipeline: &'a wgpu::ComputePipeline,
+    pub pipeline_id: u64,
     pub params: ParamBlock,
     pub inputs: &'a [&'a wgpu::Buffer],
     pub input_ids: [u64; 3],
@@ -131,15 +131,10 @@ impl Recorder {
         (id, buffer)
     }
 
-    fn bind_group(
-        &mut self,
-        device: &wgpu::Device,
-        pipelines: &Pipelines,
-        launch: &Launch<'_>,
-    ) -> wgpu::BindGroup {
+    fn bind_group(&mut self, device: &wgpu::Device, launch: &Launch<'_>) -> wgpu::BindGroup {
         let (uniform_id, uniform) = self.uniform(device, &launch.params);
         let key = BindKey {
-            kernel: launch.kernel,
+            pipeline: launch.pipeline_id,
             uniform: uniform_id,
             inputs: launch.input_ids,
             output: launch.output_id,
@@ -166,7 +161,7 @@ impl Recorder {
         });
         let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
-            layout: &pipelines.get(launch.kernel).get_bind_group_layout(0),
+            layout: &launch.pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
         self.stats.bind_groups += 1;
@@ -179,10 +174,9 @@ impl Recorder {
         &mut self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
-        pipelines: &Pipelines,
         launch: &Launch<'_>,
     ) {
-        let group = self.bind_group(device, pipelines, launch);
+        let group = self.bind_group(device, launch);
         if self.pass.is_none() {
             let pass = self
                 .encoder(device)
@@ -193,7 +187,7 @@ impl Recorder {
             self.pass = Some(pass.forget_lifetime());
         }
         let pass = self.pass.as_mut().expect("opened above");
-        pass.set_pipeline(pipelines.get(launch.kernel));
+        pass.set_pipeline(launch.pipeline);
         pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(launch.groups.0, launch.groups.1, 1);
         self.stats.dispatches += 1;

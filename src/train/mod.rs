@@ -1,6 +1,12 @@
 //! The training loop and error counting. A fit uploads the data once; each step works
 //! on views of it, records its ops without waiting, and writes its loss to a device
-//! slot; the host reads the losses back once per epoch.
+//! slot; the host reads the losses back once per epoch. A model that is a narrow MLP
+//! trains on the fully fused path instead ([`Backend::mlp_epoch`], one op per epoch),
+//! unless [`FitConfig::fused`] is off.
+
+mod fused;
+
+pub use fused::mlp_spec;
 
 use std::time::Instant;
 
@@ -8,7 +14,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, MlpEpoch};
 use crate::data::{batches, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::{Module, MseLoss};
@@ -26,16 +32,21 @@ pub struct FitConfig {
     pub shuffle: bool,
     /// Seed of the shuffling stream.
     pub seed: u64,
+    /// Train a qualifying model (see [`mlp_spec`]) with one fused op per epoch when the
+    /// backend can ([`Backend::mlp_fits`]); `false` always takes the step-by-step path.
+    pub fused: bool,
 }
 
 impl Default for FitConfig {
-    /// The seed workload: 300 epochs of mini-batches of 10, in order.
+    /// The seed workload: 300 epochs of mini-batches of 10, in order, fused where
+    /// possible.
     fn default() -> Self {
         FitConfig {
             epochs: 300,
             batch_size: 10,
             shuffle: false,
             seed: 0,
+            fused: true,
         }
     }
 }
@@ -49,6 +60,8 @@ pub struct EpochReport {
     pub loss: f64,
     /// Wall-clock time of the epoch, the final read-back included, in milliseconds.
     pub millis: f64,
+    /// Whether the epoch ran on the fully fused path.
+    pub fused: bool,
 }
 
 /// Trains `model` on `data` with `loss` and `optimizer`, calling `on_epoch` after each
@@ -69,6 +82,19 @@ pub fn fit<B: Backend, M: Module<B> + ?Sized>(
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut reports = Vec::with_capacity(config.epochs);
+    let packed = if config.fused {
+        fused::Packed::plan(backend, model, config.batch_size)?
+    } else {
+        None
+    };
+    if let Some(packed) = &packed {
+        packed.pack(backend, model)?;
+    }
+    let hyper = MlpEpoch {
+        batch_size: config.batch_size,
+        lr: optimizer.lr(),
+        reduction: loss.reduction(),
+    };
     for epoch in 1..=config.epochs {
         let start = Instant::now();
         if config.shuffle {
@@ -76,7 +102,18 @@ pub fn fit<B: Backend, M: Module<B> + ?Sized>(
             backend.write(&inputs, &gather_rows(data.inputs(), &order))?;
             backend.write(&targets, &gather_rows(data.targets(), &order))?;
         }
-        for (i, range) in ranges.iter().enumerate() {
+        if let Some(packed) = &packed {
+            backend.mlp_epoch(
+                &packed.spec,
+                &packed.params,
+                &inputs,
+                &targets,
+                &hyper,
+                &losses,
+            )?;
+            packed.unpack(backend, model)?;
+        }
+        for (i, range) in ranges.iter().enumerate().filter(|_| packed.is_none()) {
             let x = inputs.slice_rows(range.start, range.len())?;
             let t = targets.slice_rows(range.start, range.len())?;
             model.zero_grad(backend)?;
@@ -96,6 +133,7 @@ pub fn fit<B: Backend, M: Module<B> + ?Sized>(
             epoch,
             loss: epoch_loss,
             millis: start.elapsed().as_secs_f64() * 1e3,
+            fused: packed.is_some(),
         };
         on_epoch(&report);
         reports.push(report);

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""PyTorch (eager mode) reference numbers for minidl's benchmark.
+
+Runs the same workloads as `cargo run --release --example bench -- --json`
+and prints, as the LAST line on stdout, one JSON object with the same
+top-level keys, so the two outputs can be compared side by side:
+
+  seed_epoch_ms  the seed task: 1000 points in [0,1]^2, label 1 inside the disc
+                 centred (0.5,0.5) of radius 1/sqrt(2*pi); one-hot targets;
+                 MLP 2-25-25-25-2 (ReLU, ReLU, ReLU, Tanh); MSELoss(sum);
+                 SGD lr 0.01; batches of 10 in order (100 steps per epoch).
+                 The loss is accumulated on the device and read back once per
+                 epoch (.item(), which also synchronises CUDA).  2 warm-up
+                 epochs, then --epochs timed epochs; median ms per epoch.
+  wide_step_ms   MLP 784-1024-1024-10 (ReLU, ReLU), batch 256, inputs uniform
+                 in [0,1), fixed one-hot random targets, MSELoss(mean), SGD lr
+                 0.01.  3 warm-up steps, then --steps steps timed one by one
+                 (synchronised on CUDA); median ms per step.
+  matmul_gflops  square float32 torch.mm for n = 256, 1024, 2048; warm-up, then
+                 the median over several repetitions; GFLOPS = 2 n^3 / s / 1e9.
+
+Each step is zero_grad, forward, loss, backward, step, as in minidl.  Data
+tensors are on the device before timing starts; batches are slices (views).
+CPU always runs (with --threads intra-op threads, default 1); CUDA runs too
+when torch.cuda.is_available().  Progress goes to stderr; without --json a
+readable summary also goes to stderr.  The JSON line is always printed last.
+"""
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def seed_epoch_ms(dev, epochs):
+    torch.manual_seed(0)
+    x = torch.rand(1000, 2)
+    inside = ((x - 0.5) ** 2).sum(1) < 1.0 / (2.0 * math.pi)  # r^2 = 1/(2 pi)
+    y = nn.functional.one_hot(inside.long(), 2).float()
+    x, y = x.to(dev), y.to(dev)
+    model = nn.Sequential(
+        nn.Linear(2, 25), nn.ReLU(), nn.Linear(25, 25), nn.ReLU(),
+        nn.Linear(25, 25), nn.ReLU(), nn.Linear(25, 2), nn.Tanh(),
+    ).to(dev)
+    loss_fn = nn.MSELoss(reduction="sum")
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    times, loss = [], float("nan")
+    sync(dev)
+    for epoch in range(2 + epochs):
+        t0 = time.perf_counter()
+        epoch_loss = torch.zeros((), device=dev)
+        for i in range(0, 1000, 10):
+            opt.zero_grad()
+            l = loss_fn(model(x[i:i + 10]), y[i:i + 10])
+            l.backward()
+            opt.step()
+            epoch_loss += l.detach()
+        loss = epoch_loss.item()  # one read-back per epoch (syncs CUDA)
+        if epoch >= 2:
+            times.append((time.perf_counter() - t0) * 1e3)
+    log(f"  seed  {dev.type}: median {statistics.median(times):.3f} ms/epoch "
+        f"(last epoch loss {loss:.4f})")
+    return statistics.median(times)
+
+
+def wide_step_ms(dev, steps):
+    torch.manual_seed(0)
+    x = torch.rand(256, 784, device=dev)
+    y = nn.functional.one_hot(torch.randint(0, 10, (256,)), 10).float().to(dev)
+    model = nn.Sequential(
+        nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
+        nn.Linear(1024, 10),
+    ).to(dev)
+    loss_fn = nn.MSELoss(reduction="mean")
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    times = []
+    sync(dev)
+    for step in range(3 + steps):
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        sync(dev)
+        if step >= 3:
+            times.append((time.perf_counter() - t0) * 1e3)
+    log(f"  wide  {dev.type}: median {statistics.median(times):.3f} ms/step")
+    return statistics.median(times)
+
+
+def matmul_gflops(dev):
+    out = {}
+    for n, reps in ((256, 50), (1024, 10), (2048, 5)):
+        torch.manual_seed(0)
+        a = torch.rand(n, n, device=dev)
+        b = torch.rand(n, n, device=dev)
+        for _ in range(3):  # warm-up
+            torch.mm(a, b)
+        sync(dev)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            sync(dev)
+            times.append(time.perf_counter() - t0)
+        out[str(n)] = 2.0 * n ** 3 / statistics.median(times) / 1e9
+        log(f"  mm    {dev.type}: n={n:5d} {out[str(n)]:10.1f} GFLOPS")
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", action="store_true",
+                   help="no readable summary; only progress on stderr and the JSON line on stdout")
+    p.add_argument("--epochs", type=int, default=10, help="timed seed epochs (>= 5, default 10)")
+    p.add_argument("--steps", type=int, default=30, help="timed wide steps (>= 20, default 30)")
+    p.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1)")
+    p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
+                   help="devices to run (default all available)")
+    args = p.parse_args()
+    if args.epochs < 5 or args.steps < 20:
+        p.error("--epochs must be >= 5 and --steps >= 20")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda requested but torch.cuda.is_available() is False")
+
+    torch.set_num_threads(args.threads)
+    devs = []
+    if args.device in ("cpu", "all"):
+        devs.append(torch.device("cpu"))
+    if args.device == "cuda" or (args.device == "all" and torch.cuda.is_available()):
+        devs.append(torch.device("cuda"))
+
+    names = []
+    if devs[0].type == "cpu":
+        names.append(f"CPU ({args.threads} thread{'s' if args.threads != 1 else ''})")
+    if devs[-1].type == "cuda":
+        names.append(f"CUDA {torch.cuda.get_device_name(0)}")
+    result = {"adapter": f"PyTorch {torch.__version__} " + " + ".join(names),
+              "torch": torch.__version__, "threads": args.threads,
+              "seed_epoch_ms": {}, "wide_step_ms": {}, "matmul_gflops": {}}
+    for dev in devs:
+        log(f"[{dev.type}]")
+        result["seed_epoch_ms"][dev.type] = seed_epoch_ms(dev, args.epochs)
+        result["wide_step_ms"][dev.type] = wide_step_ms(dev, args.steps)
+        result["matmul_gflops"][dev.type] = matmul_gflops(dev)
+
+    if not args.json:
+        log(f"\n{result['adapter']}")
+        for dev in devs:
+            d = dev.type
+            mm = ", ".join(f"n={n}: {g:.1f}" for n, g in result["matmul_gflops"][d].items())
+            log(f"  {d:4s} seed {result['seed_epoch_ms'][d]:.3f} ms/epoch | "
+                f"wide {result['wide_step_ms'][d]:.3f} ms/step | matmul GFLOPS {mm}")
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

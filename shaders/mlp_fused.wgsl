@@ -1,0 +1,82 @@
+// The fully fused trainer for narrow MLPs: one workgroup runs a whole epoch of
+// mini-batch SGD (forward, MSE, backward, update for every mini-batch) with the
+// weights and one batch's activations and gradients in workgroup memory, and
+// barriers between the layers.
+//
+// This file is not complete on its own: src/backend/gpu/mlp_fused.rs prepends, per
+// network, the constants WG (invocations), PARAM_COUNT (packed parameters) and
+// ACT_LEN (batch size × Σ output widths), and appends `train_step`: one loop per layer
+// and phase, its dot products unrolled over the (constant, at most 64) widths. Few
+// loop iterations matter on llvmpipe, which ends any invocation after 65535 loop
+// iterations in all (LP_MAX_TGSI_LOOP_ITERATIONS); the host splits long epochs into
+// several dispatches to stay under that.
+//
+// Bindings: 0 the uniform block; 1 inputs (n × in); 2 targets (n × out); 3 the packed
+// parameters W0 b0 W1 b1 ... (read at the start, written back at the end); 4 one loss
+// per mini-batch. A dispatch trains on mini-batches 0..dims.z of its views.
+
+struct Params {
+    // n (rows of the data set), batch size, mini-batches, reduction (0 sum, 1 mean).
+    dims: vec4<u32>,
+    // Element offsets of inputs, targets, parameters and losses.
+    offs: vec4<u32>,
+    // Learning rate.
+    scalars: vec4<f32>,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> inputs: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<f32>;
+@group(0) @binding(3) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(4) var<storage, read_write> losses: array<f32>;
+
+// The parameters, packed as in `weights`.
+var<workgroup> wp: array<f32, PARAM_COUNT>;
+// Each layer's output for the rows of the batch, layer after layer, row-major.
+var<workgroup> acts: array<f32, ACT_LEN>;
+// The loss gradient with respect to each layer's output, laid out as `acts`.
+var<workgroup> grads: array<f32, ACT_LEN>;
+
+const IDENTITY: u32 = 0u;
+const RELU: u32 = 1u;
+const TANH: u32 = 2u;
+
+fn activate(z: f32, act: u32) -> f32 {
+    if (act == RELU) {
+        return max(z, 0.0);
+    }
+    if (act == TANH) {
+        return tanh(z);
+    }
+    return z;
+}
+
+// The gradient with respect to a pre-activation, from the gradient `dy` with
+// respect to the output `y`.
+fn gate(dy: f32, y: f32, act: u32) -> f32 {
+    if (act == RELU) {
+        return select(0.0, dy, y > 0.0);
+    }
+    if (act == TANH) {
+        return dy * (1.0 - y * y);
+    }
+    return dy;
+}
+
+@compute @workgroup_size(WG)
+fn mlp_epoch(@builtin(local_invocation_index) lid: u32) {
+    for (var e = lid; e < PARAM_COUNT; e += WG) {
+        wp[e] = weights[params.offs.z + e];
+    }
+    workgroupBarrier();
+    let n = params.dims.x;
+    let batch = params.dims.y;
+    for (var step = 0u; step < params.dims.z; step++) {
+        let first = step * batch;
+        train_step(lid, min(batch, n - first), first, step);
+    }
+    workgroupBarrier();
+    for (var e = lid; e < PARAM_COUNT; e += WG) {
+        weights[params.offs.z + e] = wp[e];
+    }
+}

@@ -1,0 +1,140 @@
+//! The description of a narrow multi-layer perceptron that a backend can train a
+//! whole epoch of in one op ([`Backend::mlp_epoch`](crate::Backend::mlp_epoch)): its
+//! layers, the activation after each, and the packed parameter layout.
+
+use crate::backend::Reduction;
+use crate::error::{Error, Result};
+
+/// An activation a fused kernel applies after a linear layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Act {
+    /// No activation: `y = z`.
+    Identity,
+    /// `max(z, 0)`; its derivative is read from the output (`y > 0` exactly when `z > 0`).
+    Relu,
+    /// `tanh(z)`; its derivative `1 − y²` is read from the output.
+    Tanh,
+}
+
+impl Act {
+    /// The code the WGSL kernels use for this activation.
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            Act::Identity => 0,
+            Act::Relu => 1,
+            Act::Tanh => 2,
+        }
+    }
+}
+
+/// One linear layer of an [`MlpSpec`] and the activation that follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MlpLayer {
+    /// Input width.
+    pub inputs: usize,
+    /// Output width.
+    pub outputs: usize,
+    /// The activation applied to the layer's output.
+    pub act: Act,
+}
+
+/// A chain of linear layers with activations, trained with MSE and plain SGD.
+///
+/// Its parameters travel packed in one `1 × P` tensor, layer by layer: the `[out, in]`
+/// weight row by row, then the bias (the order of a `Sequential`'s parameters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MlpSpec {
+    layers: Vec<MlpLayer>,
+}
+
+impl MlpSpec {
+    /// A spec of `layers`; fails when there are none, when a width is 0, or when a
+    /// layer's input width is not the previous layer's output width.
+    pub fn new(layers: Vec<MlpLayer>) -> Result<Self> {
+        if layers.is_empty() {
+            return Err(Error::InvalidArgument(
+                "an MLP needs at least one layer".into(),
+            ));
+        }
+        for (i, l) in layers.iter().enumerate() {
+            if l.inputs == 0 || l.outputs == 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "MLP layer {i} is {}→{}: widths must be at least 1",
+                    l.inputs, l.outputs
+                )));
+            }
+            if i > 0 && layers[i - 1].outputs != l.inputs {
+                return Err(Error::shape(
+                    "MlpSpec",
+                    format!(
+                        "layer {} outputs width {} but layer {i} takes width {}",
+                        i - 1,
+                        layers[i - 1].outputs,
+                        l.inputs
+                    ),
+                ));
+            }
+        }
+        Ok(MlpSpec { layers })
+    }
+
+    /// The layers, first to last.
+    pub fn layers(&self) -> &[MlpLayer] {
+        &self.layers
+    }
+
+    /// The input width of the first layer.
+    pub fn inputs(&self) -> usize {
+        self.layers[0].inputs
+    }
+
+    /// The output width of the last layer.
+    pub fn outputs(&self) -> usize {
+        self.layers[self.layers.len() - 1].outputs
+    }
+
+    /// The widest layer input or output.
+    pub fn max_width(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.inputs.max(l.outputs))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Element offsets of each layer's weight and bias in the packed parameters.
+    pub fn offsets(&self) -> Vec<(usize, usize)> {
+        let mut at = 0;
+        self.layers
+            .iter()
+            .map(|l| {
+                let w = at;
+                at += l.outputs * l.inputs;
+                let b = at;
+                at += l.outputs;
+                (w, b)
+            })
+            .collect()
+    }
+
+    /// How many `f32`s the packed parameters hold.
+    pub fn param_count(&self) -> usize {
+        self.layers.iter().map(|l| l.outputs * (l.inputs + 1)).sum()
+    }
+
+    /// Σ of the layers' output widths: the activations one row of a batch produces.
+    pub fn activation_width(&self) -> usize {
+        self.layers.iter().map(|l| l.outputs).sum()
+    }
+}
+
+/// The hyperparameters of one epoch of [`Backend::mlp_epoch`](crate::Backend::mlp_epoch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MlpEpoch {
+    /// Rows per mini-batch (the last one may be smaller).
+    pub batch_size: usize,
+    /// SGD learning rate.
+    pub lr: f32,
+    /// How the MSE loss is reduced.
+    pub reduction: Reduction,
+}
