@@ -96,3 +96,40 @@ fn every_shader_translates_to_hlsl() {
         }
     }
 }
+
+#[test]
+fn generated_fused_trainers_validate_and_translate() {
+    use minidl::backend::gpu::mlp_fused::source;
+    use minidl::backend::{Act, MlpLayer, MlpSpec};
+    let layer = |inputs, outputs, act| MlpLayer {
+        inputs,
+        outputs,
+        act,
+    };
+    let specs = [
+        MlpSpec::new(vec![
+            layer(2, 25, Act::Relu),
+            layer(25, 25, Act::Relu),
+            layer(25, 25, Act::Relu),
+            layer(25, 2, Act::Tanh),
+        ])
+        .unwrap(),
+        MlpSpec::new(vec![layer(64, 64, Act::Tanh), layer(64, 1, Act::Identity)]).unwrap(),
+    ];
+    for spec in &specs {
+        for (batch, invocations) in [(10, 8), (1, 96), (33, 32)] {
+            let name = format!("mlp_fused for {spec:?}, batch {batch}, {invocations} invocations");
+            let code = source(spec, batch, invocations);
+            let (module, info) = validated(&name, &code);
+            spv::write_vec(&module, &info, &spv::Options::default(), None)
+                .unwrap_or_else(|e| panic!("{name} → SPIR-V: {e}"));
+            msl::write_string(
+                &module,
+                &info,
+                &msl::Options::default(),
+                &msl::PipelineOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("{name} → MSL: {e}"));
+        }
+    }
+}

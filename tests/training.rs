@@ -5,11 +5,12 @@
 mod common;
 
 use common::{gpu, rng};
+use minidl::backend::gpu::GpuStats;
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Module, MseLoss, Sequential};
 use minidl::optim::Sgd;
 use minidl::train::{count_errors, fit, FitConfig};
-use minidl::{seed, Backend, Cpu, Tensor};
+use minidl::{seed, Backend, Cpu, Gpu, Tensor};
 
 /// GPU-vs-CPU tolerance for whole-network quantities, relative to the largest magnitude
 /// in each tensor. A step chains 8 reductions of at most 25 terms (each within
@@ -156,21 +157,20 @@ fn short_training_run_learns_the_disc_on_gpu() {
     assert!(errors <= SHORT_RUN_MAX_TEST_ERRORS, "{errors} test errors");
 }
 
-#[test]
-fn steady_state_epochs_allocate_nothing_on_the_gpu() {
-    let Some(gpu) = gpu() else { return };
+/// Three epochs of the seed workload on the GPU, on the fused path or step by step:
+/// the backend's counters after each epoch.
+fn counted_epochs(gpu: &Gpu, fused: bool) -> (Vec<GpuStats>, u64, bool) {
     let (train, _) = disc_train_test(3).unwrap();
-    let mut model = seed::network(&gpu, &mut rng(3)).unwrap();
+    let mut model = seed::network(gpu, &mut rng(3)).unwrap();
     let mut loss = MseLoss::new(seed::REDUCTION);
     let config = FitConfig {
         epochs: 3,
+        fused,
         ..FitConfig::default()
     };
-    // The first epoch creates the buffers, uniform blocks and bind groups; later
-    // epochs over the same batches must reuse every one of them.
     let mut after_epoch = Vec::new();
-    fit(
-        &gpu,
+    let reports = fit(
+        gpu,
         &mut model,
         &mut loss,
         &Sgd::new(seed::LR).unwrap(),
@@ -179,32 +179,60 @@ fn steady_state_epochs_allocate_nothing_on_the_gpu() {
         |_| after_epoch.push(gpu.stats()),
     )
     .unwrap();
-    let (first, last) = (after_epoch[0], after_epoch[2]);
-    assert_eq!(
-        last.buffers, first.buffers,
-        "buffers created after the first epoch"
-    );
-    assert_eq!(
-        last.uniforms, first.uniforms,
-        "uniform blocks created after the first epoch"
-    );
-    assert_eq!(
-        last.bind_groups, first.bind_groups,
-        "bind groups created after the first epoch"
-    );
-    assert!(
-        last.dispatches > first.dispatches,
-        "the later epochs did run"
-    );
-    // Recorded without waiting and submitted in large batches: many steps per
-    // submission, not one (or more) per step.
-    let steps = 2 * train.len().div_ceil(config.batch_size) as u64;
-    let submissions = last.submissions - first.submissions;
-    println!("{steps} steps in {submissions} submissions");
-    assert!(
-        submissions * 5 <= steps,
-        "{submissions} submissions for {steps} steps"
-    );
+    let steps = train.len().div_ceil(config.batch_size) as u64;
+    (after_epoch, steps, reports[0].fused)
+}
+
+#[test]
+fn steady_state_epochs_allocate_nothing_and_wait_once_on_the_gpu() {
+    if gpu().is_none() {
+        return;
+    }
+    // A device of its own: the shared one's counters also count the other tests.
+    let gpu = Gpu::new().unwrap();
+    for fused in [false, true] {
+        let (after_epoch, steps, ran_fused) = counted_epochs(&gpu, fused);
+        assert_eq!(
+            ran_fused, fused,
+            "the fused path is taken exactly when asked"
+        );
+        // The first epoch creates the buffers, uniform blocks and bind groups; later
+        // epochs over the same batches must reuse every one of them.
+        let (first, last) = (after_epoch[0], after_epoch[2]);
+        let path = if fused { "fused" } else { "step by step" };
+        assert_eq!(
+            last.buffers, first.buffers,
+            "{path}: buffers created after the first epoch"
+        );
+        assert_eq!(
+            last.uniforms, first.uniforms,
+            "{path}: uniform blocks created after the first epoch"
+        );
+        assert_eq!(
+            last.bind_groups, first.bind_groups,
+            "{path}: bind groups created after the first epoch"
+        );
+        assert!(
+            last.dispatches > first.dispatches,
+            "{path}: the later epochs did run"
+        );
+        // The host waits once per epoch (reading the losses), never inside it.
+        assert_eq!(last.waits - first.waits, 2, "{path}: waits in two epochs");
+        let submissions = last.submissions - first.submissions;
+        let dispatches = last.dispatches - first.dispatches;
+        println!("{path}: 2 epochs of {steps} steps: {dispatches} dispatches in {submissions} submissions");
+        if fused {
+            assert_eq!(dispatches, 2, "one dispatch per fused epoch");
+        } else {
+            // Recorded without waiting and submitted in large batches: many steps per
+            // submission, not one (or more) per step.
+            assert!(
+                submissions * 5 <= 2 * steps,
+                "{submissions} submissions for {} steps",
+                2 * steps
+            );
+        }
+    }
 }
 
 #[test]

@@ -164,8 +164,8 @@ impl Gpu {
         &self.ctx.limits
     }
 
-    /// How many buffers, uniform blocks, bind groups, dispatches and submissions this
-    /// backend (and its clones) has made so far.
+    /// How many buffers, uniform blocks, bind groups, dispatches, submissions and host
+    /// waits this backend (and its clones) has made so far.
     pub fn stats(&self) -> GpuStats {
         lock(&self.ctx.recorder).stats
     }
@@ -316,6 +316,7 @@ impl Gpu {
     }
 
     fn wait(&self) -> Result<()> {
+        lock(&self.ctx.recorder).stats.waits += 1;
         self.ctx
             .device
             .poll(wgpu::PollType::wait_indefinitely())

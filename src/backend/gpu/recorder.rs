@@ -33,6 +33,8 @@ pub struct GpuStats {
     pub dispatches: u64,
     /// Command buffers submitted.
     pub submissions: u64,
+    /// Times the host waited for the device (downloads and synchronizations).
+    pub waits: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,259 @@
+//! The fully fused trainer (`Backend::mlp_epoch`) against the step-by-step path: on
+//! the CPU they are the same composition of reference ops and must agree bit for bit;
+//! the GPU kernel must agree with the CPU reference within a stated tolerance.
+
+mod common;
+
+use common::{gpu, random, rng};
+use minidl::backend::{Act, MlpEpoch, MlpLayer, MlpSpec};
+use minidl::data::disc_train_test;
+use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential, Tanh};
+use minidl::optim::Sgd;
+use minidl::train::{fit, mlp_spec, FitConfig};
+use minidl::{seed, Backend, Cpu, Error, Reduction};
+
+/// GPU and CPU parameters after an epoch agree within this fraction of the largest
+/// parameter. Each step's reductions are within 2·γ₂₆ ≈ 3.1e-6 relative of the
+/// reference's (tanh within 2⁻²⁰); SGD with a small learning rate carries those
+/// rounding differences forward without amplifying them much over 100–2000 steps
+/// (observed: below 1e-6), while a wrong formula moves parameters at order lr·|grad|.
+const EPOCH_RTOL: f64 = 1e-4;
+
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let bound = EPOCH_RTOL * scale.max(f64::MIN_POSITIVE);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            ((g - w) as f64).abs() <= bound,
+            "{what}[{i}]: {g} vs reference {w} (bound {bound:e})"
+        );
+    }
+}
+
+fn spec(widths: &[usize], acts: &[Act]) -> MlpSpec {
+    MlpSpec::new(
+        widths
+            .windows(2)
+            .zip(acts)
+            .map(|(w, &act)| MlpLayer {
+                inputs: w[0],
+                outputs: w[1],
+                act,
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+/// One `mlp_epoch` on `b` from fixed random parameters and data: the parameters and
+/// losses after it.
+fn epoch_on<B: Backend>(
+    b: &B,
+    spec: &MlpSpec,
+    rows: usize,
+    hyper: &MlpEpoch,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut r = rng(seed);
+    let params = b
+        .upload(&random(&mut r, 1, spec.param_count(), -0.4, 0.4))
+        .unwrap();
+    let inputs = b
+        .upload(&random(&mut r, rows, spec.inputs(), 0.0, 1.0))
+        .unwrap();
+    let targets = b
+        .upload(&random(&mut r, rows, spec.outputs(), -1.0, 1.0))
+        .unwrap();
+    let losses = b.alloc(rows.div_ceil(hyper.batch_size), 1).unwrap();
+    b.mlp_epoch(spec, &params, &inputs, &targets, hyper, &losses)
+        .unwrap();
+    (
+        b.download(&params).unwrap().data().to_vec(),
+        b.download(&losses).unwrap().data().to_vec(),
+    )
+}
+
+#[test]
+fn gpu_fused_epochs_match_the_cpu_reference() {
+    let Some(gpu) = gpu() else { return };
+    use Act::*;
+    let cases = [
+        // The seed network, one epoch of 100 mini-batches.
+        (
+            spec(&seed::WIDTHS, &[Relu, Relu, Relu, Tanh]),
+            1000,
+            10,
+            Reduction::Sum,
+        ),
+        // Odd widths, a last partial batch, no final activation, mean reduction.
+        (
+            spec(&[3, 17, 5], &[Tanh, Identity]),
+            103,
+            7,
+            Reduction::Mean,
+        ),
+        // The widest layers the fused path takes.
+        (spec(&[64, 64, 16], &[Relu, Tanh]), 40, 8, Reduction::Sum),
+        // One row per batch, 2000 batches: more than one dispatch on llvmpipe.
+        (spec(&[2, 9, 1], &[Relu, Tanh]), 2000, 1, Reduction::Sum),
+    ];
+    for (i, (spec, rows, batch_size, reduction)) in cases.iter().enumerate() {
+        let hyper = MlpEpoch {
+            batch_size: *batch_size,
+            lr: 0.01,
+            reduction: *reduction,
+        };
+        assert!(gpu.mlp_fits(spec, *batch_size), "case {i} fits");
+        let (gpu_params, gpu_losses) = epoch_on(&gpu, spec, *rows, &hyper, i as u64);
+        let (cpu_params, cpu_losses) = epoch_on(&Cpu, spec, *rows, &hyper, i as u64);
+        assert_close(&format!("case {i} parameters"), &gpu_params, &cpu_params);
+        assert_close(&format!("case {i} losses"), &gpu_losses, &cpu_losses);
+    }
+}
+
+/// Trains the seed network for `epochs` on `b` with the fused path on or off: the
+/// epoch losses and the final parameters.
+fn seed_fit<B: Backend>(b: &B, epochs: usize, fused: bool) -> (Vec<f64>, Vec<f32>) {
+    let (train, _) = disc_train_test(5).unwrap();
+    let mut model = seed::network(b, &mut rng(6)).unwrap();
+    let mut loss = MseLoss::new(seed::REDUCTION);
+    let config = FitConfig {
+        epochs,
+        fused,
+        ..FitConfig::default()
+    };
+    let reports = fit(
+        b,
+        &mut model,
+        &mut loss,
+        &Sgd::new(seed::LR).unwrap(),
+        &train,
+        &config,
+        |_| {},
+    )
+    .unwrap();
+    assert!(reports.iter().all(|r| r.fused == fused));
+    let params = model
+        .parameters()
+        .iter()
+        .flat_map(|p| b.download(p.value).unwrap().data().to_vec())
+        .collect();
+    (reports.iter().map(|r| r.loss).collect(), params)
+}
+
+#[test]
+fn cpu_fused_path_is_bitwise_the_step_by_step_path() {
+    let (fused_losses, fused_params) = seed_fit(&Cpu, 3, true);
+    let (step_losses, step_params) = seed_fit(&Cpu, 3, false);
+    assert_eq!(fused_losses, step_losses);
+    assert_eq!(fused_params, step_params);
+}
+
+#[test]
+fn gpu_fused_fit_matches_gpu_step_by_step_and_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let (_, fused) = seed_fit(&gpu, 2, true);
+    let (_, generic) = seed_fit(&gpu, 2, false);
+    let (_, cpu) = seed_fit(&Cpu, 2, false);
+    assert_close("fused vs step by step on the GPU", &fused, &generic);
+    assert_close("fused GPU vs CPU", &fused, &cpu);
+}
+
+#[test]
+fn mlp_spec_recognises_linear_activation_chains_only() {
+    let mut r = rng(1);
+    let net = seed::network(&Cpu, &mut r).unwrap();
+    let spec = mlp_spec(&net).expect("the seed network qualifies");
+    assert_eq!(spec.layers().len(), 4);
+    assert_eq!(spec.layers()[3].act, Act::Tanh);
+    assert_eq!(spec.param_count(), 75 + 650 + 650 + 52);
+
+    let no_final_activation = Sequential::new(vec![
+        Box::new(Linear::new(&Cpu, 2, 3, &mut r).unwrap()) as Box<dyn Module<Cpu>>,
+        Box::new(ReLU::new()),
+        Box::new(Linear::new(&Cpu, 3, 1, &mut r).unwrap()),
+    ])
+    .unwrap();
+    let spec = mlp_spec(&no_final_activation).unwrap();
+    assert_eq!(spec.layers()[1].act, Act::Identity);
+
+    let starts_with_activation = Sequential::new(vec![
+        Box::new(Tanh::new()) as Box<dyn Module<Cpu>>,
+        Box::new(Linear::new(&Cpu, 2, 3, &mut r).unwrap()),
+    ])
+    .unwrap();
+    assert!(mlp_spec(&starts_with_activation).is_none());
+
+    let two_activations = Sequential::new(vec![
+        Box::new(Linear::new(&Cpu, 2, 3, &mut r).unwrap()) as Box<dyn Module<Cpu>>,
+        Box::new(ReLU::new()),
+        Box::new(Tanh::new()),
+    ])
+    .unwrap();
+    assert!(mlp_spec(&two_activations).is_none());
+}
+
+#[test]
+fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
+    fn errors<B: Backend>(b: &B) -> Vec<String> {
+        let spec = spec(&[2, 3, 1], &[Act::Relu, Act::Tanh]);
+        let hyper = MlpEpoch {
+            batch_size: 2,
+            lr: 0.1,
+            reduction: Reduction::Sum,
+        };
+        let params = b.alloc(1, spec.param_count()).unwrap();
+        let inputs = b.alloc(4, 2).unwrap();
+        let targets = b.alloc(4, 1).unwrap();
+        let losses = b.alloc(2, 1).unwrap();
+        let wrong_params = b.alloc(1, spec.param_count() + 1).unwrap();
+        let wrong_targets = b.alloc(4, 2).unwrap();
+        let wrong_losses = b.alloc(3, 1).unwrap();
+        let run = |p, x, t, h: &MlpEpoch, l| b.mlp_epoch(&spec, p, x, t, h, l).unwrap_err();
+        let zero_batch = MlpEpoch {
+            batch_size: 0,
+            ..hyper
+        };
+        let nan_lr = MlpEpoch {
+            lr: f32::NAN,
+            ..hyper
+        };
+        let found = [
+            run(&wrong_params, &inputs, &targets, &hyper, &losses),
+            run(&params, &inputs, &wrong_targets, &hyper, &losses),
+            run(&params, &inputs, &targets, &hyper, &wrong_losses),
+            run(&params, &inputs, &targets, &zero_batch, &losses),
+            run(&params, &inputs, &targets, &nan_lr, &losses),
+            run(&inputs, &inputs, &targets, &hyper, &losses),
+        ];
+        assert!(matches!(found[0], Error::Shape { .. }), "{}", found[0]);
+        assert!(
+            matches!(found[3], Error::InvalidArgument(_)),
+            "{}",
+            found[3]
+        );
+        found.iter().map(|e| e.to_string()).collect()
+    }
+    let cpu = errors(&Cpu);
+    assert!(cpu[0].contains("parameters should be 1×"), "{}", cpu[0]);
+    assert!(cpu[2].contains("losses should be 2×1"), "{}", cpu[2]);
+    if let Some(gpu) = gpu() {
+        assert_eq!(errors(&gpu), cpu);
+        let too_wide = spec(&[2, 65, 1], &[Act::Relu, Act::Tanh]);
+        assert!(!gpu.mlp_fits(&too_wide, 10));
+        let params = gpu.alloc(1, too_wide.param_count()).unwrap();
+        let x = gpu.alloc(10, 2).unwrap();
+        let t = gpu.alloc(10, 1).unwrap();
+        let l = gpu.alloc(1, 1).unwrap();
+        let hyper = MlpEpoch {
+            batch_size: 10,
+            lr: 0.1,
+            reduction: Reduction::Sum,
+        };
+        let e = gpu
+            .mlp_epoch(&too_wide, &params, &x, &t, &hyper, &l)
+            .unwrap_err();
+        assert!(e.to_string().contains("widths of at most 64"), "{e}");
+    }
+}
