@@ -78,3 +78,40 @@ fn linear_backward_bias(
     let o = params.offs.w + c;
     out[o] = out[o] + acc;
 }
+
+// The forward of linear_forward with workgroup-memory tiles: each 16×16 workgroup
+// stages 16-wide slices of its 16 rows of x and 16 rows of w in workgroup memory,
+// so every element of x and w is read from storage once per tile instead of once
+// per output. The sum still runs in index order (padding adds exact zeros).
+var<workgroup> tile_x: array<f32, 256>;
+var<workgroup> tile_w: array<f32, 256>;
+
+@compute @workgroup_size(16, 16)
+fn linear_forward_tiled(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let n = params.dims.x;
+    let k = params.dims.y;
+    let m = params.dims.z;
+    let r = wid.y * 16u + lid.y;
+    let c = wid.x * 16u + lid.x;
+    // The row of w this invocation stages: output column wid.x·16 + lid.y.
+    let wc = wid.x * 16u + lid.y;
+    var acc = 0.0;
+    for (var t = 0u; t < k; t += 16u) {
+        let i = t + lid.x;
+        tile_x[lid.y * 16u + lid.x] = select(
+            0.0, in0[params.offs.x + min(r, n - 1u) * k + min(i, k - 1u)], r < n && i < k);
+        tile_w[lid.y * 16u + lid.x] = select(
+            0.0, in1[params.offs.y + min(wc, m - 1u) * k + min(i, k - 1u)], wc < m && i < k);
+        workgroupBarrier();
+        for (var j = 0u; j < 16u; j++) {
+            acc += tile_x[lid.y * 16u + j] * tile_w[lid.x * 16u + j];
+        }
+        workgroupBarrier();
+    }
+    if (r < n && c < m) {
+        out[params.offs.w + r * m + c] = acc + in2[params.offs.z + c];
+    }
+}

@@ -9,6 +9,7 @@
 mod common;
 
 use common::{abs64, assert_within, gamma, gpu, random, rng, U};
+use minidl::backend::gpu::linear::MatmulKernel;
 use minidl::backend::reference;
 use minidl::{Backend, Cpu, Reduction, Tensor};
 
@@ -49,6 +50,45 @@ fn linear_forward_matches_cpu() {
                 want.data(),
                 &bound,
             );
+        }
+    }
+}
+
+#[test]
+fn both_matmul_kernels_match_cpu_on_any_shape() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(11);
+    let shapes = SHAPES
+        .iter()
+        .copied()
+        .chain([(64, 64), (100, 77), (33, 300)]);
+    for (n, k) in shapes {
+        for m in [1, 25, 64, 130] {
+            let x = random(&mut r, n, k, -1.0, 1.0);
+            let w = random(&mut r, m, k, -1.0, 1.0);
+            let b = random(&mut r, 1, m, -1.0, 1.0);
+            let want = linear_forward(&Cpu, &x, &w, &b);
+            let mut mag = vec![0.0f64; n * m];
+            reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
+            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
+            for kernel in [MatmulKernel::Naive, MatmulKernel::Tiled] {
+                let y = gpu.alloc(n, m).unwrap();
+                gpu.linear_forward_with(
+                    kernel,
+                    &gpu.upload(&x).unwrap(),
+                    &gpu.upload(&w).unwrap(),
+                    &gpu.upload(&b).unwrap(),
+                    &y,
+                )
+                .unwrap();
+                let got = gpu.download(&y).unwrap();
+                assert_within(
+                    &format!("{kernel:?} linear_forward {n}×{k}→{m}"),
+                    got.data(),
+                    want.data(),
+                    &bound,
+                );
+            }
         }
     }
 }

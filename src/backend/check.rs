@@ -147,7 +147,7 @@ pub fn copy<B: Backend>(src: &DeviceTensor<B>, dst: &DeviceTensor<B>) -> Result<
     no_alias("copy", dst, &[src])
 }
 
-/// Shapes of [`Backend::mlp_epoch`](crate::Backend::mlp_epoch): `params` is `1 × P`,
+/// Shapes of [`Backend::mlp_epoch`]: `params` is `1 × P`,
 /// `inputs` and `targets` have one row per point and the spec's widths, `losses` one
 /// row per mini-batch; the written tensors are distinct from every other.
 pub fn mlp_epoch<B: Backend>(

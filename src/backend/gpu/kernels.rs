@@ -35,6 +35,7 @@ pub const SHADERS: [Shader; 4] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
     LinearForward,
+    LinearForwardTiled,
     LinearBackwardInput,
     LinearBackwardWeight,
     LinearBackwardBias,
@@ -49,8 +50,9 @@ pub(crate) enum Kernel {
 
 impl Kernel {
     /// Every kernel, in pipeline-table order.
-    pub(crate) const ALL: [Kernel; 11] = [
+    pub(crate) const ALL: [Kernel; 12] = [
         Kernel::LinearForward,
+        Kernel::LinearForwardTiled,
         Kernel::LinearBackwardInput,
         Kernel::LinearBackwardWeight,
         Kernel::LinearBackwardBias,
@@ -67,6 +69,7 @@ impl Kernel {
     pub(crate) fn entry(self) -> (usize, &'static str) {
         match self {
             Kernel::LinearForward => (0, "linear_forward"),
+            Kernel::LinearForwardTiled => (0, "linear_forward_tiled"),
             Kernel::LinearBackwardInput => (0, "linear_backward_input"),
             Kernel::LinearBackwardWeight => (0, "linear_backward_weight"),
             Kernel::LinearBackwardBias => (0, "linear_backward_bias"),

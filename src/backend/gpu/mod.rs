@@ -9,7 +9,7 @@ mod activation;
 pub mod adapter;
 mod buffer;
 pub mod kernels;
-mod linear;
+pub mod linear;
 pub mod mlp_fused;
 mod mse;
 mod recorder;
@@ -168,6 +168,20 @@ impl Gpu {
     /// waits this backend (and its clones) has made so far.
     pub fn stats(&self) -> GpuStats {
         lock(&self.ctx.recorder).stats
+    }
+
+    /// [`Backend::linear_forward`] with a chosen kernel (for benchmarks and tests;
+    /// the trait method picks by shape).
+    pub fn linear_forward_with(
+        &self,
+        kernel: linear::MatmulKernel,
+        x: &DeviceTensor<Gpu>,
+        w: &DeviceTensor<Gpu>,
+        b: &DeviceTensor<Gpu>,
+        y: &DeviceTensor<Gpu>,
+    ) -> Result<()> {
+        check::linear_forward(x, w, b, y)?;
+        linear::forward(self, kernel, x, w, b, y)
     }
 
     /// [`Error::DeviceLost`] once the device is lost, else the first error the device
@@ -474,7 +488,9 @@ impl Backend for Gpu {
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
         check::linear_forward(x, w, b, y)?;
-        linear::forward(self, x, w, b, y)
+        let cpu_adapter = self.ctx.adapter.device_type == "Cpu";
+        let kernel = linear::MatmulKernel::for_shape(x.rows(), x.cols(), w.rows(), cpu_adapter);
+        linear::forward(self, kernel, x, w, b, y)
     }
 
     fn linear_backward(

@@ -1,0 +1,213 @@
+//! The benchmark: median times of the seed workload per epoch (CPU reference, GPU step
+//! by step, GPU fused), of a wide MLP's training step, and the matrix-product
+//! throughput of the tiled and naive kernels. The last line of `--json` output is one
+//! JSON object; `bench/pytorch_reference.py` prints the same keys for PyTorch.
+//!
+//! `cargo run --release --example bench -- --json [--epochs N] [--steps N] [--reps N]`
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use minidl::backend::gpu::linear::MatmulKernel;
+use minidl::data::{disc_train_test, Dataset};
+use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential};
+use minidl::optim::Sgd;
+use minidl::train::{fit, FitConfig};
+use minidl::{seed, Backend, Cpu, Error, Gpu, Reduction, Tensor};
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+
+const USAGE: &str = "usage: bench [--json] [--epochs N] [--steps N] [--reps N] [--adapter NAME]
+
+  --epochs N   timed seed epochs per path, after one warm-up epoch (default 10, at least 5)
+  --steps N    timed wide-MLP steps per backend, after one warm-up step (default 5)
+  --reps N     timed products per matrix size and kernel, after one warm-up (default 3)
+  --json       end with one JSON line of results";
+
+struct Args {
+    json: bool,
+    epochs: usize,
+    steps: usize,
+    reps: usize,
+    adapter: Option<String>,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        json: false,
+        epochs: 10,
+        steps: 5,
+        reps: 3,
+        adapter: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut number = |name: &str| -> Result<usize, String> {
+            let v = it.next().ok_or(format!("{name} needs a value"))?;
+            v.parse()
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or(format!("{name}: {v:?} is not a positive integer"))
+        };
+        match flag.as_str() {
+            "--json" => args.json = true,
+            "--epochs" => args.epochs = number("--epochs")?.max(5),
+            "--steps" => args.steps = number("--steps")?,
+            "--reps" => args.reps = number("--reps")?,
+            "--adapter" => args.adapter = Some(it.next().ok_or("--adapter needs a value")?),
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Median ms per epoch of the seed workload, after one warm-up epoch.
+fn seed_epoch_ms<B: Backend>(b: &B, fused: bool, epochs: usize) -> Result<f64, Error> {
+    let (train, _) = disc_train_test(seed::SEED)?;
+    let mut model = seed::network(b, &mut ChaCha8Rng::seed_from_u64(seed::SEED + 1))?;
+    let mut loss = MseLoss::new(seed::REDUCTION);
+    let config = FitConfig {
+        epochs: epochs + 1,
+        batch_size: seed::BATCH_SIZE,
+        fused,
+        ..FitConfig::default()
+    };
+    let sgd = Sgd::new(seed::LR)?;
+    let reports = fit(b, &mut model, &mut loss, &sgd, &train, &config, |_| {})?;
+    if reports[0].fused != fused {
+        return Err(Error::InvalidArgument(format!(
+            "{}: the fused path was not available",
+            b.name()
+        )));
+    }
+    Ok(median(reports[1..].iter().map(|r| r.millis).collect()))
+}
+
+/// Median ms per training step of Linear(784,1024) ReLU Linear(1024,1024) ReLU
+/// Linear(1024,10), batch 256, mean MSE, SGD 0.01, after one warm-up step; each step
+/// ends with the loss read back.
+fn wide_step_ms<B: Backend>(b: &B, steps: usize) -> Result<f64, Error> {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let layers: Vec<Box<dyn Module<B>>> = vec![
+        Box::new(Linear::new(b, 784, 1024, &mut rng)?),
+        Box::new(ReLU::new()),
+        Box::new(Linear::new(b, 1024, 1024, &mut rng)?),
+        Box::new(ReLU::new()),
+        Box::new(Linear::new(b, 1024, 10, &mut rng)?),
+    ];
+    let mut model = Sequential::new(layers)?;
+    let inputs: Vec<f32> = (0..256 * 784).map(|_| rng.random_range(0.0..1.0)).collect();
+    let labels: Vec<usize> = (0..256).map(|_| rng.random_range(0..10)).collect();
+    let data = Dataset::new(Tensor::new(&[256, 784], inputs)?, labels, 10)?;
+    let mut loss = MseLoss::new(Reduction::Mean);
+    let config = FitConfig {
+        epochs: steps + 1,
+        batch_size: 256,
+        fused: false,
+        ..FitConfig::default()
+    };
+    let reports = fit(
+        b,
+        &mut model,
+        &mut loss,
+        &Sgd::new(0.01)?,
+        &data,
+        &config,
+        |_| {},
+    )?;
+    Ok(median(reports[1..].iter().map(|r| r.millis).collect()))
+}
+
+/// GFLOPS of `n×n · (n×n)ᵀ` (plus a bias) with `kernel`: the median of `reps` timed
+/// products after a warm-up, each waited for.
+fn matmul_gflops(gpu: &Gpu, kernel: MatmulKernel, n: usize, reps: usize) -> Result<f64, Error> {
+    let mut rng = ChaCha8Rng::seed_from_u64(n as u64);
+    let mut random = |rows, cols| -> Result<Tensor, Error> {
+        let v = (0..rows * cols)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        Tensor::new(&[rows, cols], v)
+    };
+    let a = gpu.upload(&random(n, n)?)?;
+    let w = gpu.upload(&random(n, n)?)?;
+    let bias = gpu.alloc(1, n)?;
+    let c = gpu.alloc(n, n)?;
+    let mut times = Vec::new();
+    for rep in 0..=reps {
+        let start = Instant::now();
+        gpu.linear_forward_with(kernel, &a, &w, &bias, &c)?;
+        gpu.synchronize()?;
+        if rep > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(2.0 * (n as f64).powi(3) / median(times) / 1e9)
+}
+
+fn run(args: &Args) -> Result<String, Error> {
+    let gpu = Gpu::with_adapter(args.adapter.as_deref())?;
+    eprintln!("bench on {}", gpu.adapter());
+    let cpu_seed = seed_epoch_ms(&Cpu, false, args.epochs)?;
+    eprintln!("seed epoch, cpu: {cpu_seed:.3} ms");
+    let generic = seed_epoch_ms(&gpu, false, args.epochs)?;
+    eprintln!("seed epoch, gpu step by step: {generic:.3} ms");
+    let fused = seed_epoch_ms(&gpu, true, args.epochs)?;
+    eprintln!("seed epoch, gpu fused: {fused:.3} ms");
+    let wide_cpu = wide_step_ms(&Cpu, args.steps)?;
+    eprintln!("wide step, cpu: {wide_cpu:.1} ms");
+    let wide_gpu = wide_step_ms(&gpu, args.steps)?;
+    eprintln!("wide step, gpu: {wide_gpu:.1} ms");
+    let mut matmul = Vec::new();
+    for kernel in [MatmulKernel::Tiled, MatmulKernel::Naive] {
+        let mut sizes = Vec::new();
+        for n in [256, 1024, 2048] {
+            let g = matmul_gflops(&gpu, kernel, n, args.reps)?;
+            eprintln!("matmul {kernel:?} {n}: {g:.2} GFLOPS");
+            sizes.push(format!("\"{n}\":{g}"));
+        }
+        let name = format!("{kernel:?}").to_lowercase();
+        matmul.push(format!("\"{name}\":{{{}}}", sizes.join(",")));
+    }
+    Ok(format!(
+        "{{\"adapter\":\"{}\",\"seed_epoch_ms\":{{\"cpu\":{cpu_seed},\"gpu_generic\":{generic},\"gpu_fused\":{fused}}},\"wide_step_ms\":{{\"cpu\":{wide_cpu},\"gpu\":{wide_gpu}}},\"matmul_gflops\":{{{}}}}}",
+        gpu.adapter().name.replace('\\', "\\\\").replace('"', "\\\""),
+        matmul.join(",")
+    ))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("bench: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(json) => {
+            if args.json {
+                println!("{json}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
