@@ -34,7 +34,8 @@ struct Params {
 var<workgroup> wp: array<f32, PARAM_COUNT>;
 // Each layer's output for the rows of the batch, layer after layer, row-major.
 var<workgroup> acts: array<f32, ACT_LEN>;
-// The loss gradient with respect to each layer's output, laid out as `acts`.
+// The loss gradient with respect to each layer's pre-activation (its dz), laid out
+// as `acts`.
 var<workgroup> grads: array<f32, ACT_LEN>;
 
 const IDENTITY: u32 = 0u;

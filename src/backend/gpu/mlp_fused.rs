@@ -9,8 +9,9 @@ use super::{lock, AdapterSummary, Gpu, Grid};
 use crate::backend::{DeviceTensor, MlpEpoch, MlpSpec, Reduction};
 use crate::error::{Error, Result};
 
-/// The widest layer the fused trainer takes: beyond it one workgroup is too small a
-/// share of a real GPU and the tiled generic path wins.
+/// The widest layer the fused trainer takes: a design limit (beyond it one workgroup
+/// is a small share of a real GPU, and the weights an invocation holds in registers
+/// grow); not measured against the generic path.
 pub const MAX_WIDTH: usize = 64;
 
 /// Pipeline ids of generated kernels start here, above the built-in kernels'.
