@@ -1,5 +1,6 @@
 //! The benchmark: median times of the seed workload per epoch (CPU reference, GPU step
-//! by step, GPU fused), of a wide MLP's training step, and the matrix-product
+//! by step, GPU fused; wall clock, and device time from timestamp queries where the
+//! adapter has them), of a wide MLP's training step, and the matrix-product
 //! throughput of the tiled and naive kernels. The last line of `--json` output is one
 //! JSON object; `bench/pytorch_reference.py` prints the same keys for PyTorch.
 //!
@@ -72,8 +73,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Median ms per epoch of the seed workload, after one warm-up epoch.
-fn seed_epoch_ms<B: Backend>(b: &B, fused: bool, epochs: usize) -> Result<f64, Error> {
+/// Median ms per epoch of the seed workload after one warm-up epoch: wall clock, and
+/// device time where the backend has timestamps.
+fn seed_epoch_ms<B: Backend>(
+    b: &B,
+    fused: bool,
+    epochs: usize,
+) -> Result<(f64, Option<f64>), Error> {
     let (train, _) = disc_train_test(seed::SEED)?;
     let mut model = seed::network(b, &mut ChaCha8Rng::seed_from_u64(seed::SEED + 1))?;
     let mut loss = MseLoss::new(seed::REDUCTION);
@@ -81,6 +87,7 @@ fn seed_epoch_ms<B: Backend>(b: &B, fused: bool, epochs: usize) -> Result<f64, E
         epochs: epochs + 1,
         batch_size: seed::BATCH_SIZE,
         fused,
+        gpu_timing: true,
         ..FitConfig::default()
     };
     let sgd = Sgd::new(seed::LR)?;
@@ -91,7 +98,9 @@ fn seed_epoch_ms<B: Backend>(b: &B, fused: bool, epochs: usize) -> Result<f64, E
             b.name()
         )));
     }
-    Ok(median(reports[1..].iter().map(|r| r.millis).collect()))
+    let wall = median(reports[1..].iter().map(|r| r.millis).collect());
+    let device: Vec<f64> = reports[1..].iter().filter_map(|r| r.gpu_millis).collect();
+    Ok((wall, (!device.is_empty()).then(|| median(device))))
 }
 
 /// Median ms per training step of Linear(784,1024) ReLU Linear(1024,1024) ReLU
@@ -158,12 +167,13 @@ fn matmul_gflops(gpu: &Gpu, kernel: MatmulKernel, n: usize, reps: usize) -> Resu
 fn run(args: &Args) -> Result<String, Error> {
     let gpu = Gpu::with_adapter(args.adapter.as_deref())?;
     eprintln!("bench on {}", gpu.adapter());
-    let cpu_seed = seed_epoch_ms(&Cpu, false, args.epochs)?;
+    let (cpu_seed, _) = seed_epoch_ms(&Cpu, false, args.epochs)?;
     eprintln!("seed epoch, cpu: {cpu_seed:.3} ms");
-    let generic = seed_epoch_ms(&gpu, false, args.epochs)?;
-    eprintln!("seed epoch, gpu step by step: {generic:.3} ms");
-    let fused = seed_epoch_ms(&gpu, true, args.epochs)?;
-    eprintln!("seed epoch, gpu fused: {fused:.3} ms");
+    let (generic, generic_device) = seed_epoch_ms(&gpu, false, args.epochs)?;
+    eprintln!("seed epoch, gpu step by step: {generic:.3} ms (device {generic_device:?})");
+    let (fused, fused_device) = seed_epoch_ms(&gpu, true, args.epochs)?;
+    eprintln!("seed epoch, gpu fused: {fused:.3} ms (device {fused_device:?})");
+    let number = |v: Option<f64>| v.map_or("null".to_string(), |v| v.to_string());
     let wide_cpu = wide_step_ms(&Cpu, args.steps)?;
     eprintln!("wide step, cpu: {wide_cpu:.1} ms");
     let wide_gpu = wide_step_ms(&gpu, args.steps)?;
@@ -180,8 +190,10 @@ fn run(args: &Args) -> Result<String, Error> {
         matmul.push(format!("\"{name}\":{{{}}}", sizes.join(",")));
     }
     Ok(format!(
-        "{{\"adapter\":\"{}\",\"seed_epoch_ms\":{{\"cpu\":{cpu_seed},\"gpu_generic\":{generic},\"gpu_fused\":{fused}}},\"wide_step_ms\":{{\"cpu\":{wide_cpu},\"gpu\":{wide_gpu}}},\"matmul_gflops\":{{{}}}}}",
+        "{{\"adapter\":\"{}\",\"seed_epoch_ms\":{{\"cpu\":{cpu_seed},\"gpu_generic\":{generic},\"gpu_fused\":{fused}}},\"seed_epoch_device_ms\":{{\"gpu_generic\":{},\"gpu_fused\":{}}},\"wide_step_ms\":{{\"cpu\":{wide_cpu},\"gpu\":{wide_gpu}}},\"matmul_gflops\":{{{}}}}}",
         gpu.adapter().name.replace('\\', "\\\\").replace('"', "\\\""),
+        number(generic_device),
+        number(fused_device),
         matmul.join(",")
     ))
 }

@@ -121,6 +121,8 @@ struct Summary {
     test_errors: usize,
     final_loss: f64,
     epoch_ms_median: f64,
+    /// NaN (null in the JSON) where the device has no timestamps.
+    epoch_gpu_ms_median: f64,
     fused: bool,
 }
 
@@ -136,6 +138,7 @@ fn train<B: Backend>(backend: &B, kind: &'static str, args: &Args) -> Result<Sum
         shuffle: args.shuffle,
         seed: args.seed,
         fused: args.fused,
+        gpu_timing: true,
     };
     let reports = fit(
         backend,
@@ -145,26 +148,32 @@ fn train<B: Backend>(backend: &B, kind: &'static str, args: &Args) -> Result<Sum
         &train_set,
         &config,
         |r| {
+            let gpu = r
+                .gpu_millis
+                .map_or(String::new(), |g| format!("  (device {g:8.2} ms)"));
             println!(
-                "epoch {:4}/{}  loss {:10.4}  {:8.2} ms",
+                "epoch {:4}/{}  loss {:10.4}  {:8.2} ms{gpu}",
                 r.epoch, args.epochs, r.loss, r.millis
             );
         },
     )?;
-    let mut times: Vec<f64> = reports.iter().map(|r| r.millis).collect();
-    times.sort_by(f64::total_cmp);
-    let median = match times.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => times[n / 2],
-        n => (times[n / 2 - 1] + times[n / 2]) / 2.0,
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        match times.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => times[n / 2],
+            n => (times[n / 2 - 1] + times[n / 2]) / 2.0,
+        }
     };
+    let gpu_times: Vec<f64> = reports.iter().filter_map(|r| r.gpu_millis).collect();
     Ok(Summary {
         backend: kind,
         adapter: backend.name(),
         train_errors: count_errors(backend, &mut model, &train_set)?,
         test_errors: count_errors(backend, &mut model, &test_set)?,
         final_loss: reports.last().map_or(f64::NAN, |r| r.loss),
-        epoch_ms_median: median,
+        epoch_ms_median: median(reports.iter().map(|r| r.millis).collect()),
+        epoch_gpu_ms_median: median(gpu_times),
         fused: reports.first().is_some_and(|r| r.fused),
     })
 }
@@ -231,7 +240,7 @@ fn run(args: &Args) -> Result<(), Error> {
     );
     if args.json {
         println!(
-            "{{\"backend\":{},\"adapter\":{},\"epochs\":{},\"lr\":{},\"batch_size\":{},\"seed\":{},\"train_errors\":{},\"test_errors\":{},\"test_points\":{},\"final_loss\":{},\"epoch_ms_median\":{},\"fused\":{},\"total_s\":{}}}",
+            "{{\"backend\":{},\"adapter\":{},\"epochs\":{},\"lr\":{},\"batch_size\":{},\"seed\":{},\"train_errors\":{},\"test_errors\":{},\"test_points\":{},\"final_loss\":{},\"epoch_ms_median\":{},\"epoch_gpu_ms_median\":{},\"fused\":{},\"total_s\":{}}}",
             json_string(summary.backend),
             json_string(&summary.adapter),
             args.epochs,
@@ -243,6 +252,7 @@ fn run(args: &Args) -> Result<(), Error> {
             DISC_POINTS,
             json_number(summary.final_loss),
             json_number(summary.epoch_ms_median),
+            json_number(summary.epoch_gpu_ms_median),
             summary.fused,
             json_number(start.elapsed().as_secs_f64()),
         );

@@ -7,9 +7,17 @@ use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn validated(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    validated_with(name, source, Capabilities::empty())
+}
+
+fn validated_with(
+    name: &str,
+    source: &str,
+    capabilities: Capabilities,
+) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name} does not parse:\n{}", e.emit_to_string(source)));
-    let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+    let info = Validator::new(ValidationFlags::all(), capabilities)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
     (module, info)
@@ -99,7 +107,7 @@ fn every_shader_translates_to_hlsl() {
 
 #[test]
 fn generated_fused_trainers_validate_and_translate() {
-    use minidl::backend::gpu::mlp_fused::source;
+    use minidl::backend::gpu::mlp_fused::{source, Shape};
     use minidl::backend::{Act, MlpLayer, MlpSpec};
     let layer = |inputs, outputs, act| MlpLayer {
         inputs,
@@ -117,10 +125,28 @@ fn generated_fused_trainers_validate_and_translate() {
         MlpSpec::new(vec![layer(64, 64, Act::Tanh), layer(64, 1, Act::Identity)]).unwrap(),
     ];
     for spec in &specs {
-        for (batch, invocations) in [(10, 8), (1, 96), (33, 32)] {
-            let name = format!("mlp_fused for {spec:?}, batch {batch}, {invocations} invocations");
-            let code = source(spec, batch, invocations);
-            let (module, info) = validated(&name, &code);
+        let shapes = [
+            (10, 8, false),
+            (1, 96, false),
+            (33, 32, false),
+            (10, 8, true),
+            (7, 32, true),
+        ];
+        for (batch, invocations, subgroup) in shapes {
+            let shape = Shape {
+                invocations,
+                subgroup,
+            };
+            let name = format!("mlp_fused for {spec:?}, batch {batch}, {shape:?}");
+            let code = source(spec, batch, shape);
+            // Subgroup operations are an optional native feature, used only where the
+            // adapter has it.
+            let caps = if subgroup {
+                Capabilities::SUBGROUP
+            } else {
+                Capabilities::empty()
+            };
+            let (module, info) = validated_with(&name, &code, caps);
             spv::write_vec(&module, &info, &spv::Options::default(), None)
                 .unwrap_or_else(|e| panic!("{name} → SPIR-V: {e}"));
             msl::write_string(

@@ -273,3 +273,35 @@ fn datasets_reject_mismatched_labels() {
     let err = err.to_string();
     assert!(err.contains("3 inputs but 2 labels"), "{err}");
 }
+
+#[test]
+fn epochs_report_device_time_where_the_backend_has_a_timer() {
+    fn reports<B: Backend>(b: &B, fused: bool) -> Vec<minidl::train::EpochReport> {
+        let (train, _) = disc_train_test(4).unwrap();
+        let mut model = seed::network(b, &mut rng(4)).unwrap();
+        let config = FitConfig {
+            epochs: 2,
+            fused,
+            gpu_timing: true,
+            ..FitConfig::default()
+        };
+        let sgd = Sgd::new(seed::LR).unwrap();
+        let mut loss = MseLoss::new(seed::REDUCTION);
+        fit(b, &mut model, &mut loss, &sgd, &train, &config, |_| {}).unwrap()
+    }
+    assert!(reports(&Cpu, true).iter().all(|r| r.gpu_millis.is_none()));
+    let Some(gpu) = gpu() else { return };
+    for fused in [false, true] {
+        for r in reports(&gpu, fused) {
+            match r.gpu_millis {
+                // The device works between the epoch's start and its losses' arrival.
+                Some(device) => assert!(
+                    device > 0.0 && device <= r.millis,
+                    "fused {fused}: device {device} ms, wall {} ms",
+                    r.millis
+                ),
+                None => assert!(!gpu.has_timestamps(), "no device time with timestamps"),
+            }
+        }
+    }
+}

@@ -188,6 +188,24 @@ pub trait Backend: Clone + Send + Sync + 'static {
         losses: &DeviceTensor<Self>,
     ) -> Result<()>;
 
+    /// Marks the start of device work to time (a no-op where the backend has no
+    /// device timer, as the CPU).
+    fn timer_start(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Marks the end of the work begun by [`Backend::timer_start`], without waiting.
+    fn timer_stop(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The device time between the last start and stop, in milliseconds, waiting for
+    /// it; `None` where the backend has no device timer (the GPU needs the
+    /// `TIMESTAMP_QUERY` features) or no stop was recorded since the last read.
+    fn timer_read(&self) -> Result<Option<f64>> {
+        Ok(None)
+    }
+
     /// Hands recorded work to the device without waiting for it (no-op on the CPU).
     fn flush(&self) -> Result<()>;
 

@@ -35,6 +35,9 @@ pub struct FitConfig {
     /// Train a qualifying model (see [`mlp_spec`]) with one fused op per epoch when the
     /// backend can ([`Backend::mlp_fits`]); `false` always takes the step-by-step path.
     pub fused: bool,
+    /// Time each epoch on the device too, where the backend can
+    /// ([`EpochReport::gpu_millis`]); costs one more short wait per epoch.
+    pub gpu_timing: bool,
 }
 
 impl Default for FitConfig {
@@ -47,6 +50,7 @@ impl Default for FitConfig {
             shuffle: false,
             seed: 0,
             fused: true,
+            gpu_timing: false,
         }
     }
 }
@@ -58,10 +62,14 @@ pub struct EpochReport {
     pub epoch: usize,
     /// The sum of the mini-batch losses of the epoch (summed in `f64` on the host).
     pub loss: f64,
-    /// Wall-clock time of the epoch, the final read-back included, in milliseconds.
+    /// Wall-clock time of the epoch, the final read-back of the losses included (the
+    /// device timer's read-back not), in milliseconds.
     pub millis: f64,
     /// Whether the epoch ran on the fully fused path.
     pub fused: bool,
+    /// Device time of the epoch's work in milliseconds (timestamp queries), when
+    /// [`FitConfig::gpu_timing`] is on and the backend has a device timer.
+    pub gpu_millis: Option<f64>,
 }
 
 /// Trains `model` on `data` with `loss` and `optimizer`, calling `on_epoch` after each
@@ -102,6 +110,9 @@ pub fn fit<B: Backend, M: Module<B> + ?Sized>(
             backend.write(&inputs, &gather_rows(data.inputs(), &order))?;
             backend.write(&targets, &gather_rows(data.targets(), &order))?;
         }
+        if config.gpu_timing {
+            backend.timer_start()?;
+        }
         if let Some(packed) = &packed {
             backend.mlp_epoch(
                 &packed.spec,
@@ -123,17 +134,26 @@ pub fn fit<B: Backend, M: Module<B> + ?Sized>(
             model.backward(backend, &grad)?;
             optimizer.step(backend, model)?;
         }
+        if config.gpu_timing {
+            backend.timer_stop()?;
+        }
         let epoch_loss = backend
             .download(&losses)?
             .data()
             .iter()
             .map(|&l| l as f64)
             .sum();
+        let millis = start.elapsed().as_secs_f64() * 1e3;
         let report = EpochReport {
             epoch,
             loss: epoch_loss,
-            millis: start.elapsed().as_secs_f64() * 1e3,
+            millis,
             fused: packed.is_some(),
+            gpu_millis: if config.gpu_timing {
+                backend.timer_read()?
+            } else {
+                None
+            },
         };
         on_epoch(&report);
         reports.push(report);

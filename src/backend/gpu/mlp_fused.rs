@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::{lock, AdapterSummary, Gpu, Grid};
+use super::{lock, Gpu, Grid};
 use crate::backend::{DeviceTensor, MlpEpoch, MlpSpec, Reduction};
 use crate::error::{Error, Result};
 
@@ -46,6 +46,9 @@ struct Layout<'a> {
     batch: usize,
     /// Invocations of the workgroup.
     invocations: usize,
+    /// The subgroup size, when the workgroup is one subgroup and row values travel
+    /// by subgroup broadcast.
+    subgroup: Option<usize>,
     /// Element offsets of each layer's weight and bias in the parameters.
     params: Vec<(usize, usize)>,
     /// Element offsets of each layer's output (and its gradient) in `acts` / `grads`.
@@ -53,8 +56,8 @@ struct Layout<'a> {
 }
 
 impl<'a> Layout<'a> {
-    /// The layout for `invocations` per workgroup (see [`invocations`]).
-    fn new(spec: &'a MlpSpec, batch: usize, invocations: usize) -> Self {
+    /// The layout for a workgroup of `shape` (see [`shape`]).
+    fn new(spec: &'a MlpSpec, batch: usize, shape: Shape) -> Self {
         let mut outs = Vec::new();
         let mut at = 0;
         for l in spec.layers() {
@@ -64,7 +67,8 @@ impl<'a> Layout<'a> {
         Layout {
             spec,
             batch,
-            invocations,
+            invocations: shape.invocations,
+            subgroup: shape.subgroup.then_some(shape.invocations),
             params: spec.offsets(),
             outs,
         }
@@ -105,12 +109,42 @@ impl<'a> Layout<'a> {
         )
     }
 
+    /// WGSL defining `{name}0 .. {name}{count-1}`: the `count` values of one row,
+    /// element `i` read by `at(i)`. With subgroups each invocation reads its own
+    /// columns and the others get them by broadcast (a register move on llvmpipe);
+    /// without, every invocation reads every value (the same address for all).
+    fn row_values(&self, name: &str, count: usize, at: impl Fn(&str) -> String) -> String {
+        let mut t = String::new();
+        match self.subgroup {
+            Some(size) => {
+                for j in 0..count.div_ceil(size) {
+                    let idx = format!("min(lid + {}u, {}u)", j * size, count - 1);
+                    let _ = writeln!(t, "            let {name}o{j} = {};", at(&idx));
+                }
+                for i in 0..count {
+                    let _ = writeln!(
+                        t,
+                        "            let {name}{i} = subgroupBroadcast({name}o{}, {}u);",
+                        i / size,
+                        i % size
+                    );
+                }
+            }
+            None => {
+                for i in 0..count {
+                    let _ = writeln!(t, "            let {name}{i} = {};", at(&format!("{i}u")));
+                }
+            }
+        }
+        t
+    }
+
     fn forward(&self, l: usize) -> String {
         let layer = self.spec.layers()[l];
         let (k, m) = (layer.inputs, layer.outputs);
         let (w, b) = self.params[l];
         let cols = self.columns(m);
-        let mut s = format!("    if (lid < {m}u) {{\n{}", self.declare_columns(m));
+        let mut s = format!("    {{\n{}", self.declare_columns(m));
         for (j, c) in &cols {
             for i in 0..k {
                 let _ = writeln!(
@@ -122,11 +156,7 @@ impl<'a> Layout<'a> {
             let _ = writeln!(s, "        let bias{j} = wp[{b}u + min({c}, {}u)];", m - 1);
         }
         s.push_str(&self.for_rows(|r| {
-            let mut t = String::new();
-            for i in 0..k {
-                let x = self.input(l, r, &format!("{i}u"), k);
-                let _ = writeln!(t, "            let x{i} = {x};");
-            }
+            let mut t = self.row_values("x", k, |i| self.input(l, r, i, k));
             for (j, c) in &cols {
                 let _ = writeln!(t, "            if ({c} < {m}u) {{\n            var acc = 0.0;");
                 for i in 0..k {
@@ -185,15 +215,18 @@ impl<'a> Layout<'a> {
         )
     }
 
-    /// The gradient with respect to layer `l`'s input (`l > 0`), stored as the
-    /// gradient with respect to layer `l - 1`'s pre-activation (its `dz`).
-    fn backward_input(&self, l: usize) -> String {
+    /// The backward of layer `l` in one phase, each invocation owning input columns
+    /// `i` (and one the bias, `i = k`): for `l > 0` the gradient with respect to its
+    /// input, stored as layer `l − 1`'s dz (from the weights before the update), and
+    /// the SGD update of weight column `i` from Σ_rows dz ⊗ x. What an invocation
+    /// reads of the weights it alone writes (once, into registers, before it writes
+    /// them), so no barrier is needed between the two.
+    fn backward(&self, l: usize) -> String {
         let layer = self.spec.layers()[l];
         let (k, m) = (layer.inputs, layer.outputs);
-        let w = self.params[l].0;
-        let below = self.spec.layers()[l - 1].act.code();
-        let cols = self.columns(k);
-        let mut s = format!("    if (lid < {k}u) {{\n{}", self.declare_columns(k));
+        let (w, b) = self.params[l];
+        let cols = self.columns(k + 1);
+        let mut s = format!("    {{\n{}", self.declare_columns(k + 1));
         for (j, i) in &cols {
             for c in 0..m {
                 let _ = writeln!(
@@ -202,59 +235,30 @@ impl<'a> Layout<'a> {
                     k - 1
                 );
             }
-        }
-        s.push_str(&self.for_rows(|r| {
-            let mut t = String::new();
-            for c in 0..m {
-                let _ = writeln!(
-                    t,
-                    "            let d{c} = grads[{}u + {r} * {m}u + {c}u];",
-                    self.outs[l]
-                );
-            }
-            for (j, i) in &cols {
-                let _ = writeln!(
-                    t,
-                    "            if ({i} < {k}u) {{\n            var acc = 0.0;"
-                );
-                for c in 0..m {
-                    let _ = writeln!(t, "            acc += d{c} * w{j}_{c};");
-                }
-                let at = format!("{}u + {r} * {k}u + {i}", self.outs[l - 1]);
-                let _ = writeln!(
-                    t,
-                    "            grads[{at}] = gate(acc, acts[{at}], {below}u);\n            }}"
-                );
-            }
-            t
-        }));
-        s.push_str("    }\n");
-        s
-    }
-
-    /// The SGD update of layer `l` from its `dz`: column `i < k` updates weight
-    /// column `i`, column `k` the bias (its "input" is 1).
-    fn update(&self, l: usize) -> String {
-        let layer = self.spec.layers()[l];
-        let (k, m) = (layer.inputs, layer.outputs);
-        let (w, b) = self.params[l];
-        let cols = self.columns(k + 1);
-        let mut s = format!("    if (lid <= {k}u) {{\n{}", self.declare_columns(k + 1));
-        for (j, _) in &cols {
             for c in 0..m {
                 let _ = writeln!(s, "        var a{j}_{c} = 0.0;");
             }
         }
         s.push_str(&self.for_rows(|r| {
-            let mut t = String::new();
-            for c in 0..m {
-                let _ = writeln!(
-                    t,
-                    "            let d{c} = grads[{}u + {r} * {m}u + {c}u];",
-                    self.outs[l]
-                );
-            }
+            let mut t = self.row_values("d", m, |c| {
+                format!("grads[{}u + {r} * {m}u + {c}]", self.outs[l])
+            });
             for (j, i) in &cols {
+                if l > 0 {
+                    let _ = writeln!(
+                        t,
+                        "            if ({i} < {k}u) {{\n            var acc = 0.0;"
+                    );
+                    for c in 0..m {
+                        let _ = writeln!(t, "            acc += d{c} * w{j}_{c};");
+                    }
+                    let at = format!("{}u + {r} * {k}u + {i}", self.outs[l - 1]);
+                    let below = self.spec.layers()[l - 1].act.code();
+                    let _ = writeln!(
+                        t,
+                        "            grads[{at}] = gate(acc, acts[{at}], {below}u);\n            }}"
+                    );
+                }
                 let x = self.input(l, r, &format!("min({i}, {}u)", k - 1), k);
                 let _ = writeln!(t, "            let x{j} = select(1.0, {x}, {i} < {k}u);");
                 for c in 0..m {
@@ -268,7 +272,7 @@ impl<'a> Layout<'a> {
             for c in 0..m {
                 let _ = writeln!(
                     s,
-                    "            wp[{w}u + {c}u * {k}u + {i}] = wp[{w}u + {c}u * {k}u + {i}] - params.scalars.x * a{j}_{c};"
+                    "            wp[{w}u + {c}u * {k}u + {i}] = w{j}_{c} - params.scalars.x * a{j}_{c};"
                 );
             }
             let _ = writeln!(s, "        }} else if ({i} == {k}u) {{");
@@ -287,7 +291,7 @@ impl<'a> Layout<'a> {
     /// Loop iterations one invocation takes per mini-batch (an upper bound).
     fn iterations_per_step(&self) -> usize {
         let layers = self.spec.layers().len();
-        1 + (3 * layers + 1) * self.batch + self.batch * self.spec.outputs()
+        1 + (2 * layers + 1) * self.batch + self.batch * self.spec.outputs()
     }
 
     /// Mini-batches one dispatch may run within [`ITERATION_BUDGET`].
@@ -300,6 +304,8 @@ impl<'a> Layout<'a> {
     fn source(&self) -> String {
         let spec = self.spec;
         let mut s = String::new();
+        // No `enable subgroups;`: naga 30 rejects the directive, and accepts subgroup
+        // built-ins on a device with the SUBGROUP feature.
         let _ = writeln!(s, "// Generated for {spec:?}, batches of {}.", self.batch);
         let _ = writeln!(s, "const WG: u32 = {}u;", self.invocations);
         let _ = writeln!(s, "const PARAM_COUNT: u32 = {}u;", spec.param_count());
@@ -318,41 +324,71 @@ impl<'a> Layout<'a> {
         }
         s.push_str(&self.loss());
         s.push_str("    workgroupBarrier();\n");
-        // Layer l+1's update runs beside layer l's input gradient: they touch disjoint
-        // memory, and the barrier after them orders both before what reads them.
         for l in (0..=last).rev() {
-            if l > 0 {
-                s.push_str(&self.backward_input(l));
-            }
-            if l < last {
-                s.push_str(&self.update(l + 1));
-            }
+            s.push_str(&self.backward(l));
             s.push_str("    workgroupBarrier();\n");
         }
-        s.push_str(&self.update(0));
-        s.push_str("    workgroupBarrier();\n}\n");
+        s.push_str("}\n");
         s
     }
 }
 
-/// The complete WGSL of the fused trainer for `spec`, batches of `batch` rows and
-/// `invocations` invocations per workgroup (any number from 1 up).
-pub fn source(spec: &MlpSpec, batch: usize, invocations: usize) -> String {
-    Layout::new(spec, batch, invocations).source()
+/// The workgroup a fused kernel runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Invocations per workgroup.
+    pub invocations: usize,
+    /// Whether the workgroup is exactly one subgroup whose invocations share row
+    /// values by `subgroupBroadcast` (needs the SUBGROUP feature).
+    pub subgroup: bool,
 }
 
-/// Invocations per workgroup of the fused kernel for `spec` on `adapter`. On a CPU
-/// adapter (llvmpipe) as few SIMD groups of 8 as give each invocation at most 4
-/// columns: every group repeats the same broadcast reads, which llvmpipe makes one
-/// lane at a time, and more columns per invocation blow up the driver's compile time.
-/// Elsewhere one invocation per unit of the widest layer plus the bias updater, in
-/// whole warps of 32.
-pub fn invocations(spec: &MlpSpec, adapter: &AdapterSummary) -> usize {
-    if adapter.device_type == "Cpu" {
-        (spec.max_width() + 1).div_ceil(4).next_multiple_of(8)
-    } else {
-        (spec.max_width() + 1).next_multiple_of(32)
+/// Columns per invocation beyond which a generated kernel takes llvmpipe too long to
+/// compile (see [`shape`]).
+const MAX_COLUMNS: usize = 4;
+
+/// The workgroup of the fused kernel for `spec` on an adapter that is a CPU
+/// (`cpu_adapter`, llvmpipe) or not, with subgroups of a fixed `subgroup_size` or none.
+///
+/// - One subgroup, sharing row values by broadcast, when that gives each invocation
+///   at most [`MAX_COLUMNS`] columns. On llvmpipe a broadcast is a register move,
+///   while every memory read is made one lane at a time, even when all lanes read
+///   the same address (a seed epoch: 14 ms without subgroups, about 6 with).
+/// - Else one invocation per unit of the widest layer plus the bias updater: in
+///   SIMD groups of 8 on a CPU adapter, in warps of 32 elsewhere. (Several columns
+///   per invocation save llvmpipe repeated reads but took it 10–20 s to compile for
+///   64-wide layers, against 3 s with one.)
+pub fn shape(spec: &MlpSpec, cpu_adapter: bool, subgroup_size: Option<u32>) -> Shape {
+    let units = spec.max_width() + 1;
+    if let Some(size) = subgroup_size.map(|s| s as usize).filter(|&s| s > 0) {
+        if units.div_ceil(size) <= MAX_COLUMNS {
+            return Shape {
+                invocations: size,
+                subgroup: true,
+            };
+        }
     }
+    let invocations = units.next_multiple_of(if cpu_adapter { 8 } else { 32 });
+    Shape {
+        invocations,
+        subgroup: false,
+    }
+}
+
+/// The complete WGSL of the fused trainer for `spec`, batches of `batch` rows and a
+/// workgroup of `shape` (any number of invocations from 1 up; with `subgroup`, that
+/// number must be the device's subgroup size).
+pub fn source(spec: &MlpSpec, batch: usize, shape: Shape) -> String {
+    Layout::new(spec, batch, shape).source()
+}
+
+/// The fused kernel's workgroup on `gpu`.
+fn shape_on(gpu: &Gpu, spec: &MlpSpec) -> Shape {
+    shape(
+        spec,
+        gpu.adapter().device_type == "Cpu",
+        gpu.ctx.subgroup_size,
+    )
 }
 
 /// Whether the fused trainer takes `spec` with batches of `batch` on this device.
@@ -360,7 +396,7 @@ pub(super) fn fits(gpu: &Gpu, spec: &MlpSpec, batch: usize) -> bool {
     batch > 0
         && spec.max_width() <= MAX_WIDTH
         && workgroup_bytes(spec, batch) <= gpu.limits().max_compute_workgroup_storage_size as usize
-        && invocations(spec, gpu.adapter())
+        && shape_on(gpu, spec).invocations
             <= gpu.limits().max_compute_invocations_per_workgroup as usize
 }
 
@@ -394,7 +430,7 @@ pub(super) fn epoch(
     let key = (spec.clone(), epoch.batch_size);
     let mut cache = lock(&ctx.fused);
     if !cache.0.contains_key(&key) {
-        let code = source(spec, epoch.batch_size, invocations(spec, gpu.adapter()));
+        let code = source(spec, epoch.batch_size, shape_on(gpu, spec));
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = ctx
             .device
@@ -424,7 +460,7 @@ pub(super) fn epoch(
         Reduction::Mean => 1,
     };
     let per_dispatch =
-        Layout::new(spec, epoch.batch_size, invocations(spec, gpu.adapter())).steps_per_dispatch();
+        Layout::new(spec, epoch.batch_size, shape_on(gpu, spec)).steps_per_dispatch();
     let mut first_step = 0;
     while first_step < steps {
         let count = per_dispatch.min(steps - first_step);

@@ -14,6 +14,7 @@ pub mod mlp_fused;
 mod mse;
 mod recorder;
 mod sgd;
+mod timer;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -34,6 +35,12 @@ use recorder::{Launch, Recorder};
 const TILE: usize = 16;
 /// Invocations of the one-dimensional kernels' workgroups (`WG_FLAT` in WGSL).
 const FLAT: usize = 256;
+/// Native features used where the adapter has them (each with a path without it):
+/// subgroups for the fused trainer, timestamps for GPU time per epoch.
+const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+
 /// How long a download waits for its mapping once the device is idle.
 const MAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -57,6 +64,10 @@ struct Context {
     staging: Mutex<Option<wgpu::Buffer>>,
     /// The fused trainers compiled so far.
     fused: Mutex<mlp_fused::FusedPipelines>,
+    /// The subgroup size, where the device has subgroups of one fixed size.
+    subgroup_size: Option<u32>,
+    /// The timestamp queries of `Backend::timer_*`, where the device has them.
+    timer: Mutex<Option<timer::Timer>>,
 }
 
 /// The workgroup grid of a launch.
@@ -101,9 +112,14 @@ impl Gpu {
         let adapter = adapter::choose(&instance, name)?;
         let summary = AdapterSummary::of(&adapter);
         let limits = adapter.limits();
+        let features = adapter.features() & OPTIONAL_FEATURES;
+        let info = adapter.get_info();
+        let subgroup_size = (features.contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size)
+            .then_some(info.subgroup_min_size);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("minidl"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -130,6 +146,7 @@ impl Gpu {
             )));
         }
         log::info!("minidl GPU backend on {summary}");
+        let timer = timer::Timer::new(&device, &queue, features);
         Ok(Gpu {
             ctx: Arc::new(Context {
                 device,
@@ -142,6 +159,8 @@ impl Gpu {
                 lost,
                 staging: Mutex::new(None),
                 fused: Mutex::new(Default::default()),
+                subgroup_size,
+                timer: Mutex::new(timer),
             }),
         })
     }
@@ -168,6 +187,11 @@ impl Gpu {
     /// waits this backend (and its clones) has made so far.
     pub fn stats(&self) -> GpuStats {
         lock(&self.ctx.recorder).stats
+    }
+
+    /// Whether this device has the timestamp queries behind [`Backend::timer_read`].
+    pub fn has_timestamps(&self) -> bool {
+        lock(&self.ctx.timer).is_some()
     }
 
     /// [`Backend::linear_forward`] with a chosen kernel (for benchmarks and tests;
@@ -583,6 +607,55 @@ impl Backend for Gpu {
     ) -> Result<()> {
         check::mlp_epoch(spec, params, inputs, targets, epoch, losses)?;
         mlp_fused::epoch(self, spec, params, inputs, targets, epoch, losses)
+    }
+
+    fn timer_start(&self) -> Result<()> {
+        if let Some(timer) = lock(&self.ctx.timer).as_mut() {
+            let mut recorder = lock(&self.ctx.recorder);
+            timer.start(recorder.encoder(&self.ctx.device));
+            recorder.recorded(&self.ctx.queue);
+        }
+        Ok(())
+    }
+
+    fn timer_stop(&self) -> Result<()> {
+        if let Some(timer) = lock(&self.ctx.timer).as_mut() {
+            let mut recorder = lock(&self.ctx.recorder);
+            timer.stop(recorder.encoder(&self.ctx.device));
+            recorder.recorded(&self.ctx.queue);
+        }
+        Ok(())
+    }
+
+    fn timer_read(&self) -> Result<Option<f64>> {
+        let mut slot = lock(&self.ctx.timer);
+        let Some(timer) = slot.as_mut().filter(|t| t.pending()) else {
+            return Ok(None);
+        };
+        self.flush()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        timer
+            .readback()
+            .map_async(wgpu::MapMode::Read, .., move |r| {
+                let _ = tx.send(r);
+            });
+        self.wait()?;
+        match rx.recv_timeout(MAP_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Gpu(format!("mapping the timestamps: {e}"))),
+            Err(_) => return Err(Error::Gpu("the timestamps did not arrive in time".into())),
+        }
+        let ms = {
+            let view = timer
+                .readback()
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("reading the timestamps: {e}")))?;
+            let bytes = view.to_vec();
+            drop(view);
+            timer.elapsed_ms(&bytes)
+        };
+        timer.readback().unmap();
+        Ok(Some(ms))
     }
 
     fn flush(&self) -> Result<()> {
