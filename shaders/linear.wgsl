@@ -1,8 +1,12 @@
-// Linear layer: y = x · wᵀ + b and its backward. x is n×k, w is m×k, y is n×m;
-// params.dims = (n, k, m, _). Matrix kernels run one invocation per output element
-// on 16×16 workgroups (x: column, y: row); sums run in index order, like the reference.
+// Linear layer with a fused activation: y = act(x · wᵀ + b) and its backward. x is
+// n×k, w is m×k, y is n×m; params.dims = (n, k, m, act) with act an activation code
+// of act.wgsl (IDENTITY for a plain linear layer). The backward kernels take dz =
+// gate(dy, y, act) on the fly from dy and the forward output y, so no dz tensor and
+// no separate activation kernel exist. Matrix kernels run one invocation per output
+// element on 16×16 workgroups (x: column, y: row); sums run in index order, like the
+// reference.
 
-// y[r][c] = Σ_i x[r][i] w[c][i] + b[c].  in0 = x, in1 = w, in2 = b, out = y.
+// y[r][c] = act(Σ_i x[r][i] w[c][i] + b[c]).  in0 = x, in1 = w, in2 = b, out = y.
 @compute @workgroup_size(16, 16)
 fn linear_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = params.dims.x;
@@ -19,10 +23,16 @@ fn linear_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var i = 0u; i < k; i++) {
         acc += in0[xo + i] * in1[wo + i];
     }
-    out[params.offs.w + r * m + c] = acc + in2[params.offs.z + c];
+    out[params.offs.w + r * m + c] = activate(acc + in2[params.offs.z + c], params.dims.w);
 }
 
-// dx[r][i] = Σ_c dy[r][c] w[c][i].  in0 = dy, in1 = w, out = dx (overwritten).
+// dz[r][c] from dy (in0) and y (in2; the host binds dy there for IDENTITY).
+fn dz_at(r: u32, c: u32, m: u32) -> f32 {
+    let e = r * m + c;
+    return gate(in0[params.offs.x + e], in2[params.offs.z + e], params.dims.w);
+}
+
+// dx[r][i] = Σ_c dz[r][c] w[c][i].  in0 = dy, in1 = w, in2 = y, out = dx (overwritten).
 @compute @workgroup_size(16, 16)
 fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = params.dims.x;
@@ -35,12 +45,12 @@ fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var acc = 0.0;
     for (var c = 0u; c < m; c++) {
-        acc += in0[params.offs.x + r * m + c] * in1[params.offs.y + c * k + i];
+        acc += dz_at(r, c, m) * in1[params.offs.y + c * k + i];
     }
     out[params.offs.w + r * k + i] = acc;
 }
 
-// dw[c][i] += Σ_r dy[r][c] x[r][i].  in0 = dy, in1 = x, out = dw (accumulated).
+// dw[c][i] += Σ_r dz[r][c] x[r][i].  in0 = dy, in1 = x, in2 = y, out = dw (accumulated).
 @compute @workgroup_size(16, 16)
 fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = params.dims.x;
@@ -53,13 +63,13 @@ fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var acc = 0.0;
     for (var r = 0u; r < n; r++) {
-        acc += in0[params.offs.x + r * m + c] * in1[params.offs.y + r * k + i];
+        acc += dz_at(r, c, m) * in1[params.offs.y + r * k + i];
     }
     let o = params.offs.w + c * k + i;
     out[o] = out[o] + acc;
 }
 
-// db[c] += Σ_r dy[r][c].  in0 = dy, out = db (accumulated).
+// db[c] += Σ_r dz[r][c].  in0 = dy, in1 = y (dy for IDENTITY), out = db (accumulated).
 @compute @workgroup_size(256)
 fn linear_backward_bias(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -73,7 +83,8 @@ fn linear_backward_bias(
     }
     var acc = 0.0;
     for (var r = 0u; r < n; r++) {
-        acc += in0[params.offs.x + r * m + c];
+        let e = r * m + c;
+        acc += gate(in0[params.offs.x + e], in1[params.offs.y + e], params.dims.w);
     }
     let o = params.offs.w + c;
     out[o] = out[o] + acc;
@@ -112,6 +123,6 @@ fn linear_forward_tiled(
         workgroupBarrier();
     }
     if (r < n && c < m) {
-        out[params.offs.w + r * m + c] = acc + in2[params.offs.z + c];
+        out[params.offs.w + r * m + c] = activate(acc + in2[params.offs.z + c], params.dims.w);
     }
 }

@@ -11,6 +11,8 @@
 // iterations in all (LP_MAX_TGSI_LOOP_ITERATIONS); the host splits long epochs into
 // several dispatches to stay under that.
 //
+// `activate` and `gate` come from act.wgsl, prepended too.
+//
 // Bindings: 0 the uniform block; 1 inputs (n × in); 2 targets (n × out); 3 the packed
 // parameters W0 b0 W1 b1 ... (read at the start, written back at the end); 4 one loss
 // per mini-batch. A dispatch trains on mini-batches 0..dims.z of its views.
@@ -37,32 +39,6 @@ var<workgroup> acts: array<f32, ACT_LEN>;
 // The loss gradient with respect to each layer's pre-activation (its dz), laid out
 // as `acts`.
 var<workgroup> grads: array<f32, ACT_LEN>;
-
-const IDENTITY: u32 = 0u;
-const RELU: u32 = 1u;
-const TANH: u32 = 2u;
-
-fn activate(z: f32, act: u32) -> f32 {
-    if (act == RELU) {
-        return max(z, 0.0);
-    }
-    if (act == TANH) {
-        return tanh(z);
-    }
-    return z;
-}
-
-// The gradient with respect to a pre-activation, from the gradient `dy` with
-// respect to the output `y`.
-fn gate(dy: f32, y: f32, act: u32) -> f32 {
-    if (act == RELU) {
-        return select(0.0, dy, y > 0.0);
-    }
-    if (act == TANH) {
-        return dy * (1.0 - y * y);
-    }
-    return dy;
-}
 
 @compute @workgroup_size(WG)
 fn mlp_epoch(@builtin(local_invocation_index) lid: u32) {

@@ -10,6 +10,6 @@ pub mod seed;
 pub mod tensor;
 pub mod train;
 
-pub use backend::{Backend, Cpu, DeviceTensor, Gpu, Reduction};
+pub use backend::{Act, Backend, Cpu, DeviceTensor, Gpu, Reduction};
 pub use error::{Error, Result};
 pub use tensor::Tensor;

@@ -257,3 +257,75 @@ fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
         assert!(e.to_string().contains("widths of at most 64"), "{e}");
     }
 }
+
+#[test]
+fn cpu_fused_layer_ops_equal_the_separate_ops_bitwise() {
+    let b = Cpu;
+    let mut r = rng(21);
+    let (n, k, m) = (10, 25, 7);
+    let x = b.upload(&random(&mut r, n, k, -1.0, 1.0)).unwrap();
+    let w = b.upload(&random(&mut r, m, k, -1.0, 1.0)).unwrap();
+    let bias = b.upload(&random(&mut r, 1, m, -1.0, 1.0)).unwrap();
+    let dy = b.upload(&random(&mut r, n, m, -1.0, 1.0)).unwrap();
+    for act in [Act::Relu, Act::Tanh] {
+        // Separately: z = linear, y = act(z), dz = act backward, then linear backward.
+        let (z, y, dz) = (
+            b.alloc(n, m).unwrap(),
+            b.alloc(n, m).unwrap(),
+            b.alloc(n, m).unwrap(),
+        );
+        b.linear_forward(&x, &w, &bias, &z).unwrap();
+        match act {
+            Act::Relu => {
+                b.relu_forward(&z, &y).unwrap();
+                b.relu_backward(&z, &dy, &dz).unwrap();
+            }
+            _ => {
+                b.tanh_forward(&z, &y).unwrap();
+                b.tanh_backward(&y, &dy, &dz).unwrap();
+            }
+        }
+        let (dx, dw, db) = (
+            b.alloc(n, k).unwrap(),
+            b.alloc(m, k).unwrap(),
+            b.alloc(1, m).unwrap(),
+        );
+        b.linear_backward(&x, &w, &dz, Some(&dx), &dw, &db).unwrap();
+        // Fused.
+        let fy = b.alloc(n, m).unwrap();
+        b.linear_act_forward(&x, &w, &bias, act, &fy).unwrap();
+        let (fdx, fdw, fdb) = (
+            b.alloc(n, k).unwrap(),
+            b.alloc(m, k).unwrap(),
+            b.alloc(1, m).unwrap(),
+        );
+        b.linear_act_backward(&x, &w, Some(&fy), &dy, act, Some(&fdx), &fdw, &fdb)
+            .unwrap();
+        for (what, sep, fused) in [
+            ("y", &y, &fy),
+            ("dx", &dx, &fdx),
+            ("dw", &dw, &fdw),
+            ("db", &db, &fdb),
+        ] {
+            assert_eq!(
+                b.download(sep).unwrap().data(),
+                b.download(fused).unwrap().data(),
+                "{act:?} {what}"
+            );
+        }
+    }
+    // The backward of an activation needs the forward output.
+    let e = b
+        .linear_act_backward(
+            &x,
+            &w,
+            None,
+            &dy,
+            Act::Tanh,
+            None,
+            &b.alloc(m, k).unwrap(),
+            &b.alloc(1, m).unwrap(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("needs the forward output"), "{e}");
+}

@@ -11,7 +11,7 @@ mod common;
 use common::{abs64, assert_within, gamma, gpu, random, rng, U};
 use minidl::backend::gpu::linear::MatmulKernel;
 use minidl::backend::reference;
-use minidl::{Backend, Cpu, Reduction, Tensor};
+use minidl::{Act, Backend, Cpu, Reduction, Tensor};
 
 /// Input shapes (rows × cols) every op is run on.
 const SHAPES: [(usize, usize); 5] = [(1, 1), (10, 25), (1000, 2), (257, 129), (3, 300)];
@@ -403,4 +403,97 @@ fn empty_batches_are_fine() {
     let db0 = random(&mut r, 1, 4, -1.0, 1.0);
     let (_, dw, db) = linear_backward(&gpu, &x, &w, &dy, &dw0, &db0);
     assert_eq!((dw.data(), db.data()), (dw0.data(), db0.data()));
+}
+
+/// The fused linear + activation ops on `b`: the forward output, and dx, dw, db of
+/// the backward from the same host `y` (so both backends gate identically).
+#[allow(clippy::type_complexity)]
+fn linear_act<B: Backend>(
+    b: &B,
+    act: Act,
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    y: &Tensor,
+    dy: &Tensor,
+) -> (Tensor, Tensor, Tensor, Tensor) {
+    let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let (xd, wd) = (b.upload(x).unwrap(), b.upload(w).unwrap());
+    let out = b.alloc(n, m).unwrap();
+    b.linear_act_forward(&xd, &wd, &b.upload(bias).unwrap(), act, &out)
+        .unwrap();
+    let (dx, dw, db) = (
+        b.alloc(n, k).unwrap(),
+        b.alloc(m, k).unwrap(),
+        b.alloc(1, m).unwrap(),
+    );
+    let yd = b.upload(y).unwrap();
+    b.linear_act_backward(
+        &xd,
+        &wd,
+        Some(&yd),
+        &b.upload(dy).unwrap(),
+        act,
+        Some(&dx),
+        &dw,
+        &db,
+    )
+    .unwrap();
+    (
+        b.download(&out).unwrap(),
+        b.download(&dx).unwrap(),
+        b.download(&dw).unwrap(),
+        b.download(&db).unwrap(),
+    )
+}
+
+#[test]
+fn fused_linear_activation_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(12);
+    for act in [Act::Identity, Act::Relu, Act::Tanh] {
+        for (n, k) in SHAPES {
+            for m in [1, 25, 130] {
+                let x = random(&mut r, n, k, -1.0, 1.0);
+                let w = random(&mut r, m, k, -1.0, 1.0);
+                let bias = random(&mut r, 1, m, -1.0, 1.0);
+                let dy = random(&mut r, n, m, -1.0, 1.0);
+                // The forward output both backwards gate with: the CPU's.
+                let (y, ..) = linear_act(&Cpu, act, &x, &w, &bias, &dy, &dy);
+                let got = linear_act(&gpu, act, &x, &w, &bias, &y, &dy);
+                let want = linear_act(&Cpu, act, &x, &w, &bias, &y, &dy);
+                let what = |t: &str| format!("{act:?} {t} {n}×{k}→{m}");
+                // Forward: the linear bound (ReLU and tanh are 1-Lipschitz) plus
+                // tanh's own error (2⁻²⁰ absolute and a few roundings).
+                let mut mag = vec![0.0f64; n * m];
+                reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&bias), &mut mag, n, k, m);
+                let act_err = |v: f64| match act {
+                    Act::Tanh => 2f64.powi(-20) + 8.0 * U * v,
+                    _ => 0.0,
+                };
+                let bound: Vec<f64> = mag
+                    .iter()
+                    .map(|v| 2.0 * gamma(k + 1) * v + act_err(*v))
+                    .collect();
+                assert_within(&what("forward"), got.0.data(), want.0.data(), &bound);
+                // Backward: dz = gate(dy, y) is exact for ReLU and the identity and
+                // within 4u of itself for tanh; then sums of |dz|-weighted terms.
+                let mut dz = vec![0.0f64; n * m];
+                reference::gate(&abs64(&dy), &abs64(&y), act, &mut dz);
+                let slack = |len: usize| 2.0 * gamma(len) + 8.0 * U;
+                let mut dx_mag = vec![0.0f64; n * k];
+                reference::linear_backward_input(&dz, &abs64(&w), &mut dx_mag, n, k, m);
+                let bound: Vec<f64> = dx_mag.iter().map(|v| slack(m) * v).collect();
+                assert_within(&what("dx"), got.1.data(), want.1.data(), &bound);
+                let mut dw_mag = vec![0.0f64; m * k];
+                reference::linear_backward_weight(&dz, &abs64(&x), &mut dw_mag, n, k, m);
+                let bound: Vec<f64> = dw_mag.iter().map(|v| slack(n) * v).collect();
+                assert_within(&what("dw"), got.2.data(), want.2.data(), &bound);
+                let mut db_mag = vec![0.0f64; m];
+                reference::linear_backward_bias(&dz, &mut db_mag, n, m);
+                let bound: Vec<f64> = db_mag.iter().map(|v| slack(n) * v).collect();
+                assert_within(&what("db"), got.3.data(), want.3.data(), &bound);
+            }
+        }
+    }
 }

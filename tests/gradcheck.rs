@@ -157,3 +157,26 @@ fn mse_follows_pytorch_reductions() {
     assert_eq!(sum, sq);
     assert_eq!(mean, sq / 4.0);
 }
+
+#[test]
+fn activation_gates_match_finite_differences() {
+    use minidl::Act;
+    let mut r = rng(16);
+    for act in [Act::Identity, Act::Relu, Act::Tanh] {
+        // Away from ReLU's kink at 0, where the difference quotient straddles it.
+        let mut z: Vec<f64> = random(&mut r, 40)
+            .into_iter()
+            .map(|v| if v.abs() < 1e-3 { 0.5 } else { v })
+            .collect();
+        let g = random(&mut r, 40);
+        let mut y = z.clone();
+        reference::activate_in_place(&mut y, act);
+        let mut dz = vec![0.0; 40];
+        reference::gate(&g, &y, act, &mut dz);
+        check(&format!("{act:?} gate"), &mut z, &dz, |z| {
+            let mut y = z.to_vec();
+            reference::activate_in_place(&mut y, act);
+            dot(&y, &g)
+        });
+    }
+}

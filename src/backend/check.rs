@@ -2,7 +2,7 @@
 //! a buffer with an input. Both backends call these before doing any work, so they
 //! reject exactly the same calls with exactly the same errors.
 
-use crate::backend::mlp::{MlpEpoch, MlpSpec};
+use crate::backend::mlp::{Act, MlpEpoch, MlpSpec};
 use crate::backend::{Backend, DeviceTensor};
 use crate::error::{Error, Result};
 
@@ -81,6 +81,36 @@ pub fn linear_backward<B: Backend>(
         no_alias(OP, dx, &[x, w, dy, dw, db])?;
     }
     Ok(())
+}
+
+/// [`linear_backward`], plus the forward output `y` shaped like `dy` and distinct
+/// from the outputs, required unless `act` is the identity.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_act_backward<B: Backend>(
+    x: &DeviceTensor<B>,
+    w: &DeviceTensor<B>,
+    y: Option<&DeviceTensor<B>>,
+    dy: &DeviceTensor<B>,
+    act: Act,
+    dx: Option<&DeviceTensor<B>>,
+    dw: &DeviceTensor<B>,
+    db: &DeviceTensor<B>,
+) -> Result<()> {
+    const OP: &str = "linear_act_backward";
+    linear_backward(x, w, dy, dx, dw, db)?;
+    match y {
+        Some(y) => {
+            expect_shape(OP, "forward output", y, dy.shape())?;
+            for out in [Some(dw), Some(db), dx].into_iter().flatten() {
+                no_alias(OP, out, &[y])?;
+            }
+            Ok(())
+        }
+        None if act == Act::Identity => Ok(()),
+        None => Err(Error::InvalidArgument(format!(
+            "{OP}: the backward of {act:?} needs the forward output"
+        ))),
+    }
 }
 
 /// An elementwise op: every tensor shaped like the first input, the output distinct

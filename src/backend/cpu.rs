@@ -5,7 +5,7 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use crate::backend::{
-    check, next_buffer_id, reference, Backend, BufferHandle, DeviceTensor, MlpEpoch, MlpSpec,
+    check, next_buffer_id, reference, Act, Backend, BufferHandle, DeviceTensor, MlpEpoch, MlpSpec,
     Reduction,
 };
 use crate::error::Result;
@@ -118,43 +118,59 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn linear_forward(
+    fn linear_act_forward(
         &self,
         x: &DeviceTensor<Self>,
         w: &DeviceTensor<Self>,
         b: &DeviceTensor<Self>,
+        act: Act,
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
         check::linear_forward(x, w, b, y)?;
         let [n, k] = x.shape();
         let m = w.rows();
         with_slices(&[x, w, b], y, |i, out| {
-            reference::linear_forward(i[0], i[1], i[2], out, n, k, m)
+            reference::linear_forward(i[0], i[1], i[2], out, n, k, m);
+            reference::activate_in_place(out, act);
         });
         Ok(())
     }
 
-    fn linear_backward(
+    fn linear_act_backward(
         &self,
         x: &DeviceTensor<Self>,
         w: &DeviceTensor<Self>,
+        y: Option<&DeviceTensor<Self>>,
         dy: &DeviceTensor<Self>,
+        act: Act,
         dx: Option<&DeviceTensor<Self>>,
         dw: &DeviceTensor<Self>,
         db: &DeviceTensor<Self>,
     ) -> Result<()> {
-        check::linear_backward(x, w, dy, dx, dw, db)?;
+        check::linear_act_backward(x, w, y, dy, act, dx, dw, db)?;
+        // dz in a host buffer of its own (the identity needs none).
+        let gated;
+        let dz = match (act, y) {
+            (Act::Identity, _) | (_, None) => dy,
+            (_, Some(y)) => {
+                gated = self.alloc(dy.rows(), dy.cols())?;
+                with_slices(&[dy, y], &gated, |i, out| {
+                    reference::gate(i[0], i[1], act, out)
+                });
+                &gated
+            }
+        };
         let [n, k] = x.shape();
         let m = w.rows();
         if let Some(dx) = dx {
-            with_slices(&[dy, w], dx, |i, out| {
+            with_slices(&[dz, w], dx, |i, out| {
                 reference::linear_backward_input(i[0], i[1], out, n, k, m)
             });
         }
-        with_slices(&[dy, x], dw, |i, out| {
+        with_slices(&[dz, x], dw, |i, out| {
             reference::linear_backward_weight(i[0], i[1], out, n, k, m)
         });
-        with_slices(&[dy], db, |i, out| {
+        with_slices(&[dz], db, |i, out| {
             reference::linear_backward_bias(i[0], out, n, m)
         });
         Ok(())

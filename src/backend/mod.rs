@@ -97,14 +97,17 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Copies `src` into `dst` (same shape, distinct buffers), after the recorded work.
     fn copy(&self, src: &DeviceTensor<Self>, dst: &DeviceTensor<Self>) -> Result<()>;
 
-    /// `y = x · wᵀ + b` with `x: n×k`, `w: m×k`, `b: 1×m`, `y: n×m`.
+    /// `y = x · wᵀ + b` with `x: n×k`, `w: m×k`, `b: 1×m`, `y: n×m`:
+    /// [`Backend::linear_act_forward`] with no activation.
     fn linear_forward(
         &self,
         x: &DeviceTensor<Self>,
         w: &DeviceTensor<Self>,
         b: &DeviceTensor<Self>,
         y: &DeviceTensor<Self>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.linear_act_forward(x, w, b, Act::Identity, y)
+    }
 
     /// Backward of [`Backend::linear_forward`] given `dy: n×m`: `dx = dy · w` (overwritten,
     /// skipped when `dx` is `None`), `dw += dyᵀ · x`, `db += Σ_rows dy`.
@@ -113,6 +116,38 @@ pub trait Backend: Clone + Send + Sync + 'static {
         x: &DeviceTensor<Self>,
         w: &DeviceTensor<Self>,
         dy: &DeviceTensor<Self>,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        self.linear_act_backward(x, w, None, dy, Act::Identity, dx, dw, db)
+    }
+
+    /// A linear layer and its activation in one op: `y = act(x · wᵀ + b)`, shapes as
+    /// [`Backend::linear_forward`]. The same numbers as the linear op followed by the
+    /// activation's op.
+    fn linear_act_forward(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        act: Act,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// Backward of [`Backend::linear_act_forward`] given its output `y` (needed, and
+    /// shaped `n×m`, unless `act` is the identity) and `dy: n×m`: with
+    /// `dz = dy ⊙ act'(y)`, `dx = dz · w` (overwritten, skipped when `None`),
+    /// `dw += dzᵀ · x`, `db += Σ_rows dz`. The same numbers as the activation's
+    /// backward followed by the linear one.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_act_backward(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        y: Option<&DeviceTensor<Self>>,
+        dy: &DeviceTensor<Self>,
+        act: Act,
         dx: Option<&DeviceTensor<Self>>,
         dw: &DeviceTensor<Self>,
         db: &DeviceTensor<Self>,

@@ -152,6 +152,31 @@ pub fn tanh_backward<T: Real>(y: &[T], dy: &[T], dx: &mut [T]) {
     }
 }
 
+/// `y = act(y)` in place, as the activation's own op computes it.
+pub fn activate_in_place<T: Real>(y: &mut [T], act: Act) {
+    for v in y.iter_mut() {
+        *v = match act {
+            Act::Identity => *v,
+            Act::Relu if *v > T::ZERO => *v,
+            Act::Relu => T::ZERO,
+            Act::Tanh => v.tanh(),
+        };
+    }
+}
+
+/// `dz = dy ⊙ act'` from the activation's output `y`: `dy` where `y > 0` for ReLU
+/// (exactly where its input was), `dy · (1 − y²)` for tanh, `dy` for the identity.
+pub fn gate<T: Real>(dy: &[T], y: &[T], act: Act, dz: &mut [T]) {
+    for ((dz, &dy), &y) in dz.iter_mut().zip(dy).zip(y) {
+        *dz = match act {
+            Act::Identity => dy,
+            Act::Relu if y > T::ZERO => dy,
+            Act::Relu => T::ZERO,
+            Act::Tanh => dy * (T::ONE - y * y),
+        };
+    }
+}
+
 /// `scale · Σ (p − t)²`, the sum taken in order.
 pub fn mse_loss<T: Real>(pred: &[T], target: &[T], scale: T) -> T {
     let mut acc = T::ZERO;

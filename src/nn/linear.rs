@@ -5,7 +5,7 @@ use rand::{Rng, RngExt};
 
 use super::module::{LayerKind, Module, Parameter};
 use super::scratch::Scratch;
-use crate::backend::{Backend, DeviceTensor};
+use crate::backend::{Act, Backend, DeviceTensor};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -87,6 +87,69 @@ impl<B: Backend> Linear<B> {
         })
     }
 
+    /// `act(input · wᵀ + b)`, keeping the input and output for the backward.
+    fn forward_with(
+        &mut self,
+        backend: &B,
+        input: &DeviceTensor<B>,
+        act: Act,
+    ) -> Result<&DeviceTensor<B>> {
+        if input.cols() != self.in_features {
+            return Err(Error::shape(
+                self.name(),
+                format!(
+                    "expected input width {}, got a {}×{} input",
+                    self.in_features,
+                    input.rows(),
+                    input.cols()
+                ),
+            ));
+        }
+        let y = self.output.get(backend, input.rows(), self.out_features)?;
+        backend.linear_act_forward(input, &self.weight, &self.bias, act, &y)?;
+        self.input = Some(input.clone());
+        Ok(self.output_view.insert(y))
+    }
+
+    /// The backward of [`Linear::forward_with`] with the same `act`.
+    fn backward_with(
+        &mut self,
+        backend: &B,
+        grad_output: &DeviceTensor<B>,
+        act: Act,
+    ) -> Result<&DeviceTensor<B>> {
+        let (Some(x), Some(y)) = (&self.input, &self.output_view) else {
+            return Err(Error::InvalidArgument(format!(
+                "{}: backward called before forward",
+                self.name()
+            )));
+        };
+        if grad_output.shape() != [x.rows(), self.out_features] {
+            return Err(Error::shape(
+                self.name(),
+                format!(
+                    "output gradient should be {}×{}, got {}×{}",
+                    x.rows(),
+                    self.out_features,
+                    grad_output.rows(),
+                    grad_output.cols()
+                ),
+            ));
+        }
+        let dx = self.grad_input.get(backend, x.rows(), self.in_features)?;
+        backend.linear_act_backward(
+            x,
+            &self.weight,
+            Some(y),
+            grad_output,
+            act,
+            Some(&dx),
+            &self.weight_grad,
+            &self.bias_grad,
+        )?;
+        Ok(self.grad_input_view.insert(dx))
+    }
+
     /// The `[out, in]` weight.
     pub fn weight(&self) -> &DeviceTensor<B> {
         &self.weight
@@ -115,52 +178,29 @@ impl<B: Backend> Module<B> for Linear<B> {
     }
 
     fn forward(&mut self, backend: &B, input: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
-        if input.cols() != self.in_features {
-            return Err(Error::shape(
-                self.name(),
-                format!(
-                    "expected input width {}, got a {}×{} input",
-                    self.in_features,
-                    input.rows(),
-                    input.cols()
-                ),
-            ));
-        }
-        let y = self.output.get(backend, input.rows(), self.out_features)?;
-        backend.linear_forward(input, &self.weight, &self.bias, &y)?;
-        self.input = Some(input.clone());
-        Ok(self.output_view.insert(y))
+        self.forward_with(backend, input, Act::Identity)
     }
 
     fn backward(&mut self, backend: &B, grad_output: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
-        let Some(x) = &self.input else {
-            return Err(Error::InvalidArgument(format!(
-                "{}: backward called before forward",
-                self.name()
-            )));
-        };
-        if grad_output.shape() != [x.rows(), self.out_features] {
-            return Err(Error::shape(
-                self.name(),
-                format!(
-                    "output gradient should be {}×{}, got {}×{}",
-                    x.rows(),
-                    self.out_features,
-                    grad_output.rows(),
-                    grad_output.cols()
-                ),
-            ));
-        }
-        let dx = self.grad_input.get(backend, x.rows(), self.in_features)?;
-        backend.linear_backward(
-            x,
-            &self.weight,
-            grad_output,
-            Some(&dx),
-            &self.weight_grad,
-            &self.bias_grad,
-        )?;
-        Ok(self.grad_input_view.insert(dx))
+        self.backward_with(backend, grad_output, Act::Identity)
+    }
+
+    fn forward_fused(
+        &mut self,
+        backend: &B,
+        input: &DeviceTensor<B>,
+        act: Act,
+    ) -> Result<Option<&DeviceTensor<B>>> {
+        self.forward_with(backend, input, act).map(Some)
+    }
+
+    fn backward_fused(
+        &mut self,
+        backend: &B,
+        grad_output: &DeviceTensor<B>,
+        act: Act,
+    ) -> Result<Option<&DeviceTensor<B>>> {
+        self.backward_with(backend, grad_output, act).map(Some)
     }
 
     fn parameters(&self) -> Vec<Parameter<'_, B>> {

@@ -55,6 +55,29 @@ pub trait Module<B: Backend>: Send {
         vec![LayerKind::Other]
     }
 
+    /// [`Module::forward`] followed by the activation `act`, in one op where the layer
+    /// can fuse it (a `Linear`); `None`, having done nothing, where it cannot. A
+    /// `Sequential` uses it for a layer followed by an activation layer.
+    fn forward_fused(
+        &mut self,
+        _backend: &B,
+        _input: &DeviceTensor<B>,
+        _act: Act,
+    ) -> Result<Option<&DeviceTensor<B>>> {
+        Ok(None)
+    }
+
+    /// The backward of the last [`Module::forward_fused`]: `grad_output` is the
+    /// gradient with respect to the activation's output.
+    fn backward_fused(
+        &mut self,
+        _backend: &B,
+        _grad_output: &DeviceTensor<B>,
+        _act: Act,
+    ) -> Result<Option<&DeviceTensor<B>>> {
+        Ok(None)
+    }
+
     /// The trainable parameters, in a stable order.
     fn parameters(&self) -> Vec<Parameter<'_, B>> {
         Vec::new()

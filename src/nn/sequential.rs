@@ -2,13 +2,23 @@
 //! reverse, with widths checked when it is built.
 
 use super::module::{LayerKind, Module, Parameter};
-use crate::backend::{Backend, DeviceTensor};
+use crate::backend::{Act, Backend, DeviceTensor};
 use crate::error::{Error, Result};
 
 /// A chain of layers. Parameter names are prefixed with the layer's index, as in
 /// PyTorch's `nn.Sequential` (`"0.weight"`, `"2.bias"`, ...).
+///
+/// A layer followed by an activation layer runs both in one op where it can
+/// ([`Module::forward_fused`]: a `Linear` and a ReLU or Tanh are one kernel forward
+/// and three backward, instead of two and four).
 pub struct Sequential<B: Backend> {
     layers: Vec<Box<dyn Module<B>>>,
+    /// For each layer, the activation of the next layer when that is all it is.
+    next_act: Vec<Option<Act>>,
+    /// For each layer, whether the last forward fused it with the next one.
+    fused: Vec<bool>,
+    output: Option<DeviceTensor<B>>,
+    grad_input: Option<DeviceTensor<B>>,
 }
 
 impl<B: Backend> Sequential<B> {
@@ -38,7 +48,19 @@ impl<B: Backend> Sequential<B> {
             }
             previous = Some((i, layer.name(), output));
         }
-        Ok(Sequential { layers })
+        let next_act = (0..layers.len())
+            .map(|i| match layers.get(i + 1).map(|l| l.kinds()).as_deref() {
+                Some([LayerKind::Activation(act)]) => Some(*act),
+                _ => None,
+            })
+            .collect();
+        Ok(Sequential {
+            fused: vec![false; layers.len()],
+            next_act,
+            layers,
+            output: None,
+            grad_input: None,
+        })
     }
 
     /// The layers, in order.
@@ -65,27 +87,47 @@ impl<B: Backend> Module<B> for Sequential<B> {
     }
 
     fn forward(&mut self, backend: &B, input: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
-        let (first, rest) = self
-            .layers
-            .split_first_mut()
-            .expect("checked non-empty in new");
-        let mut x = first.forward(backend, input)?;
-        for layer in rest {
-            x = layer.forward(backend, x)?;
+        let mut x = input.clone();
+        let mut i = 0;
+        while i < self.layers.len() {
+            self.fused[i] = false;
+            if let Some(act) = self.next_act[i] {
+                if let Some(y) = self.layers[i].forward_fused(backend, &x, act)? {
+                    x = y.clone();
+                    self.fused[i] = true;
+                    i += 2;
+                    continue;
+                }
+            }
+            x = self.layers[i].forward(backend, &x)?.clone();
+            i += 1;
         }
-        Ok(x)
+        Ok(self.output.insert(x))
     }
 
     fn backward(&mut self, backend: &B, grad_output: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
-        let (last, rest) = self
-            .layers
-            .split_last_mut()
-            .expect("checked non-empty in new");
-        let mut g = last.backward(backend, grad_output)?;
-        for layer in rest.iter_mut().rev() {
-            g = layer.backward(backend, g)?;
+        let mut g = grad_output.clone();
+        let mut i = self.layers.len();
+        while i > 0 {
+            i -= 1;
+            match self.next_act.get(i.wrapping_sub(1)).copied().flatten() {
+                // Layer i is the activation the layer before it ran fused.
+                Some(act) if i > 0 && self.fused[i - 1] => {
+                    let name = self.layers[i - 1].name();
+                    g = self.layers[i - 1]
+                        .backward_fused(backend, &g, act)?
+                        .ok_or_else(|| {
+                            Error::InvalidArgument(format!(
+                                "{name}: fused backward unavailable after a fused forward"
+                            ))
+                        })?
+                        .clone();
+                    i -= 1;
+                }
+                _ => g = self.layers[i].backward(backend, &g)?.clone(),
+            }
         }
-        Ok(g)
+        Ok(self.grad_input.insert(g))
     }
 
     fn parameters(&self) -> Vec<Parameter<'_, B>> {

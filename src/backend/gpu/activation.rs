@@ -12,5 +12,12 @@ pub(super) fn apply(
     out: &DeviceTensor<Gpu>,
 ) -> Result<()> {
     let count = out.len();
-    gpu.launch(kernel, inputs, out, [count, 0, 0], 0.0, Grid::Flat(count))
+    gpu.launch(
+        kernel,
+        inputs,
+        out,
+        [count, 0, 0, 0],
+        0.0,
+        Grid::Flat(count),
+    )
 }

@@ -1,6 +1,6 @@
 //! The WGSL sources compiled into the crate and the compute kernels (entry points) they
-//! hold. Each shader file under `shaders/` is one op family; `common.wgsl` is prepended
-//! to each, so every kernel shares one binding convention (see that file).
+//! hold. Each shader file under `shaders/` is one op family; `common.wgsl` (the binding
+//! convention) and `act.wgsl` (activations by code) are prepended to each.
 
 /// One op family's WGSL source, as handed to the driver (common prelude included).
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +17,7 @@ macro_rules! shader {
             name: $file,
             source: concat!(
                 include_str!("../../../shaders/common.wgsl"),
+                include_str!("../../../shaders/act.wgsl"),
                 include_str!(concat!("../../../shaders/", $file))
             ),
         }

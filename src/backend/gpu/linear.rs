@@ -1,7 +1,8 @@
-//! Launches of `shaders/linear.wgsl`: the linear layer's forward and backward.
+//! Launches of `shaders/linear.wgsl`: the linear layer's forward and backward, with
+//! an activation fused in.
 
 use super::{Gpu, Grid, Kernel};
-use crate::backend::DeviceTensor;
+use crate::backend::{Act, DeviceTensor};
 use crate::error::Result;
 
 type T = DeviceTensor<Gpu>;
@@ -32,8 +33,16 @@ impl MatmulKernel {
 /// The smallest dimension from which the tiled kernel is used.
 pub const TILED_FROM: usize = 64;
 
-/// `y = x · wᵀ + b`, one invocation per element of `y`, with `kernel`.
-pub(super) fn forward(gpu: &Gpu, kernel: MatmulKernel, x: &T, w: &T, b: &T, y: &T) -> Result<()> {
+/// `y = act(x · wᵀ + b)`, one invocation per element of `y`, with `kernel`.
+pub(super) fn forward(
+    gpu: &Gpu,
+    kernel: MatmulKernel,
+    x: &T,
+    w: &T,
+    b: &T,
+    act: Act,
+    y: &T,
+) -> Result<()> {
     let [n, k] = x.shape();
     let m = w.rows();
     gpu.launch(
@@ -43,29 +52,36 @@ pub(super) fn forward(gpu: &Gpu, kernel: MatmulKernel, x: &T, w: &T, b: &T, y: &
         },
         &[x, w, b],
         y,
-        [n, k, m],
+        [n, k, m, act.code() as usize],
         0.0,
         Grid::Tiles { rows: n, cols: m },
     )
 }
 
-/// `dx = dy · w` (when asked), `dw += dyᵀ · x`, `db += Σ_rows dy`: three launches.
+/// With `dz = dy ⊙ act'(y)` taken on the fly from `dy` and the forward output `y`:
+/// `dx = dz · w` (when asked), `dw += dzᵀ · x`, `db += Σ_rows dz`. Three launches,
+/// independent of each other; `y` is bound only where `act` is not the identity.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn backward(
     gpu: &Gpu,
     x: &T,
     w: &T,
+    y: Option<&T>,
     dy: &T,
+    act: Act,
     dx: Option<&T>,
     dw: &T,
     db: &T,
 ) -> Result<()> {
     let [n, k] = x.shape();
     let m = w.rows();
-    let dims = [n, k, m];
+    let dims = [n, k, m, act.code() as usize];
+    // The kernels read y through `gate`, which ignores it for the identity: bind dy.
+    let y = y.filter(|_| act != Act::Identity).unwrap_or(dy);
     if let Some(dx) = dx {
         gpu.launch(
             Kernel::LinearBackwardInput,
-            &[dy, w],
+            &[dy, w, y],
             dx,
             dims,
             0.0,
@@ -74,7 +90,7 @@ pub(super) fn backward(
     }
     gpu.launch(
         Kernel::LinearBackwardWeight,
-        &[dy, x],
+        &[dy, x, y],
         dw,
         dims,
         0.0,
@@ -82,7 +98,7 @@ pub(super) fn backward(
     )?;
     gpu.launch(
         Kernel::LinearBackwardBias,
-        &[dy],
+        &[dy, y],
         db,
         dims,
         0.0,

@@ -17,7 +17,10 @@ pub const MAX_WIDTH: usize = 64;
 /// Pipeline ids of generated kernels start here, above the built-in kernels'.
 const FIRST_ID: u64 = 1 << 32;
 
-const TEMPLATE: &str = include_str!("../../../shaders/mlp_fused.wgsl");
+const TEMPLATE: &str = concat!(
+    include_str!("../../../shaders/act.wgsl"),
+    include_str!("../../../shaders/mlp_fused.wgsl")
+);
 
 /// Compiled fused kernels, one per network and batch size.
 #[derive(Default)]

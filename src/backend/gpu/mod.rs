@@ -24,7 +24,9 @@ pub use adapter::{AdapterSummary, ADAPTER_ENV};
 pub use buffer::GpuBuffer;
 pub use recorder::GpuStats;
 
-use crate::backend::{check, next_buffer_id, Backend, DeviceTensor, MlpEpoch, MlpSpec, Reduction};
+use crate::backend::{
+    check, next_buffer_id, Act, Backend, DeviceTensor, MlpEpoch, MlpSpec, Reduction,
+};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use buffer::TENSOR_USAGE;
@@ -205,7 +207,7 @@ impl Gpu {
         y: &DeviceTensor<Gpu>,
     ) -> Result<()> {
         check::linear_forward(x, w, b, y)?;
-        linear::forward(self, kernel, x, w, b, y)
+        linear::forward(self, kernel, x, w, b, Act::Identity, y)
     }
 
     /// [`Error::DeviceLost`] once the device is lost, else the first error the device
@@ -265,13 +267,12 @@ impl Gpu {
         kernel: Kernel,
         inputs: &[&DeviceTensor<Gpu>],
         output: &DeviceTensor<Gpu>,
-        dims: [usize; 3],
+        dims: [usize; 4],
         scalar: f32,
         grid: Grid,
     ) -> Result<()> {
         let pipeline = self.ctx.pipelines.get(kernel);
         let id = kernel.index() as u64;
-        let dims = [dims[0], dims[1], dims[2], 0];
         self.launch_pipeline(
             &format!("{kernel:?}"),
             pipeline,
@@ -504,30 +505,33 @@ impl Backend for Gpu {
         Ok(())
     }
 
-    fn linear_forward(
+    fn linear_act_forward(
         &self,
         x: &DeviceTensor<Self>,
         w: &DeviceTensor<Self>,
         b: &DeviceTensor<Self>,
+        act: Act,
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
         check::linear_forward(x, w, b, y)?;
         let cpu_adapter = self.ctx.adapter.device_type == "Cpu";
         let kernel = linear::MatmulKernel::for_shape(x.rows(), x.cols(), w.rows(), cpu_adapter);
-        linear::forward(self, kernel, x, w, b, y)
+        linear::forward(self, kernel, x, w, b, act, y)
     }
 
-    fn linear_backward(
+    fn linear_act_backward(
         &self,
         x: &DeviceTensor<Self>,
         w: &DeviceTensor<Self>,
+        y: Option<&DeviceTensor<Self>>,
         dy: &DeviceTensor<Self>,
+        act: Act,
         dx: Option<&DeviceTensor<Self>>,
         dw: &DeviceTensor<Self>,
         db: &DeviceTensor<Self>,
     ) -> Result<()> {
-        check::linear_backward(x, w, dy, dx, dw, db)?;
-        linear::backward(self, x, w, dy, dx, dw, db)
+        check::linear_act_backward(x, w, y, dy, act, dx, dw, db)?;
+        linear::backward(self, x, w, y, dy, act, dx, dw, db)
     }
 
     fn relu_forward(&self, x: &DeviceTensor<Self>, y: &DeviceTensor<Self>) -> Result<()> {

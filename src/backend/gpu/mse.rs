@@ -14,7 +14,7 @@ pub(super) fn loss(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, out: &
         Kernel::MseLoss,
         &[pred, target],
         out,
-        [count, 0, 0],
+        [count, 0, 0, 0],
         scale,
         Grid::Single,
     )
@@ -28,7 +28,7 @@ pub(super) fn grad(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, grad: 
         Kernel::MseGrad,
         &[pred, target],
         grad,
-        [count, 0, 0],
+        [count, 0, 0, 0],
         factor,
         Grid::Flat(count),
     )

@@ -16,7 +16,7 @@ pub(super) fn step(
         Kernel::SgdStep,
         &[grad],
         param,
-        [count, 0, 0],
+        [count, 0, 0, 0],
         lr,
         Grid::Flat(count),
     )
