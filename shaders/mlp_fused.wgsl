@@ -5,8 +5,9 @@
 //
 // This file is not complete on its own: src/backend/gpu/mlp_fused.rs prepends, per
 // network, the constants WG (invocations), PARAM_COUNT (packed parameters) and
-// ACT_LEN (batch size × Σ output widths), and appends `train_step`: one loop per layer
-// and phase, its dot products unrolled over the (constant, at most 64) widths. Few
+// ACT_LEN (batch size × Σ output widths), and appends `load_weights`,
+// `store_weights` and `train_step`: one loop per layer and phase, its dot products
+// unrolled over the (constant, at most 64) widths. Few
 // loop iterations matter on llvmpipe, which ends any invocation after 65535 loop
 // iterations in all (LP_MAX_TGSI_LOOP_ITERATIONS); the host splits long epochs into
 // several dispatches to stay under that.
@@ -32,7 +33,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(4) var<storage, read_write> losses: array<f32>;
 
-// The parameters, packed as in `weights`.
+// The parameters, packed as in `weights` (unused where each invocation keeps the
+// weights it needs in private variables, on one subgroup).
 var<workgroup> wp: array<f32, PARAM_COUNT>;
 // Each layer's output for the rows of the batch, layer after layer, row-major.
 var<workgroup> acts: array<f32, ACT_LEN>;
@@ -42,9 +44,7 @@ var<workgroup> grads: array<f32, ACT_LEN>;
 
 @compute @workgroup_size(WG)
 fn mlp_epoch(@builtin(local_invocation_index) lid: u32) {
-    for (var e = lid; e < PARAM_COUNT; e += WG) {
-        wp[e] = weights[params.offs.z + e];
-    }
+    load_weights(lid);
     workgroupBarrier();
     let n = params.dims.x;
     let batch = params.dims.y;
@@ -53,7 +53,5 @@ fn mlp_epoch(@builtin(local_invocation_index) lid: u32) {
         train_step(lid, min(batch, n - first), first, step);
     }
     workgroupBarrier();
-    for (var e = lid; e < PARAM_COUNT; e += WG) {
-        weights[params.offs.z + e] = wp[e];
-    }
+    store_weights(lid);
 }

@@ -150,13 +150,19 @@ impl<'a> Layout<'a> {
         let mut s = format!("    {{\n{}", self.declare_columns(m));
         for (j, c) in &cols {
             for i in 0..k {
-                let _ = writeln!(
-                    s,
-                    "        let w{j}_{i} = wp[{w}u + min({c}, {}u) * {k}u + {i}u];",
-                    m - 1
-                );
+                let _ = match self.subgroup {
+                    Some(_) => writeln!(s, "        let w{j}_{i} = wr{l}[{}u];", j * k + i),
+                    None => writeln!(
+                        s,
+                        "        let w{j}_{i} = wp[{w}u + min({c}, {}u) * {k}u + {i}u];",
+                        m - 1
+                    ),
+                };
             }
-            let _ = writeln!(s, "        let bias{j} = wp[{b}u + min({c}, {}u)];", m - 1);
+            let _ = match self.subgroup {
+                Some(_) => writeln!(s, "        let bias{j} = br{l}[{j}u];"),
+                None => writeln!(s, "        let bias{j} = wp[{b}u + min({c}, {}u)];", m - 1),
+            };
         }
         s.push_str(&self.for_rows(|r| {
             let mut t = self.row_values("x", k, |i| self.input(l, r, i, k));
@@ -232,14 +238,29 @@ impl<'a> Layout<'a> {
         let mut s = format!("    {{\n{}", self.declare_columns(k + 1));
         for (j, i) in &cols {
             for c in 0..m {
-                let _ = writeln!(
-                    s,
-                    "        let w{j}_{c} = wp[{w}u + {c}u * {k}u + min({i}, {}u)];",
-                    k - 1
-                );
+                let _ = match self.subgroup {
+                    Some(_) => writeln!(s, "        let w{j}_{c} = wc{l}[{}u];", j * m + c),
+                    None => writeln!(
+                        s,
+                        "        let w{j}_{c} = wp[{w}u + {c}u * {k}u + min({i}, {}u)];",
+                        k - 1
+                    ),
+                };
             }
             for c in 0..m {
                 let _ = writeln!(s, "        var a{j}_{c} = 0.0;");
+            }
+        }
+        // With subgroups, the same update for the forward's copy of the weights, by
+        // output column: Σ_rows dz (own) ⊗ x (broadcast), the same products in the
+        // same order, so both copies stay equal.
+        let out_cols = self.columns(m);
+        if self.subgroup.is_some() {
+            for (j, _) in &out_cols {
+                for i in 0..k {
+                    let _ = writeln!(s, "        var ar{j}_{i} = 0.0;");
+                }
+                let _ = writeln!(s, "        var abr{j} = 0.0;");
             }
         }
         s.push_str(&self.for_rows(|r| {
@@ -268,8 +289,49 @@ impl<'a> Layout<'a> {
                     let _ = writeln!(t, "            a{j}_{c} += d{c} * x{j};");
                 }
             }
+            if let Some(size) = self.subgroup {
+                for i in 0..k {
+                    let _ = writeln!(
+                        t,
+                        "            let xb{i} = subgroupBroadcast(x{}, {}u);",
+                        i / size,
+                        i % size
+                    );
+                }
+                for (j, _) in &out_cols {
+                    for i in 0..k {
+                        let _ = writeln!(t, "            ar{j}_{i} += do{j} * xb{i};");
+                    }
+                    let _ = writeln!(t, "            abr{j} += do{j};");
+                }
+            }
             t
         }));
+        if self.subgroup.is_some() {
+            for (j, i) in &cols {
+                let _ = writeln!(s, "        if ({i} < {k}u) {{");
+                for c in 0..m {
+                    let _ = writeln!(
+                        s,
+                        "            wc{l}[{}u] = w{j}_{c} - params.scalars.x * a{j}_{c};",
+                        j * m + c
+                    );
+                }
+                s.push_str("        }\n");
+            }
+            for (j, _) in &out_cols {
+                for i in 0..k {
+                    let at = j * k + i;
+                    let _ = writeln!(
+                        s,
+                        "        wr{l}[{at}u] = wr{l}[{at}u] - params.scalars.x * ar{j}_{i};"
+                    );
+                }
+                let _ = writeln!(s, "        br{l}[{j}u] = br{l}[{j}u] - params.scalars.x * abr{j};");
+            }
+            s.push_str("    }\n");
+            return s;
+        }
         for (j, i) in &cols {
             let _ = writeln!(s, "        if ({i} < {k}u) {{");
             for c in 0..m {
@@ -303,6 +365,77 @@ impl<'a> Layout<'a> {
         (ITERATION_BUDGET.saturating_sub(load_store) / self.iterations_per_step()).max(1)
     }
 
+    /// `load_weights` and `store_weights`: between storage and workgroup memory, or,
+    /// with subgroups, between storage and each invocation's private copies (`wr`:
+    /// the weight rows and biases of its output columns; `wc`: the weight columns of
+    /// its input columns).
+    fn weights_io(&self) -> String {
+        let Some(_) = self.subgroup else {
+            return "
+fn load_weights(lid: u32) {
+    for (var e = lid; e < PARAM_COUNT; e += WG) {
+        wp[e] = weights[params.offs.z + e];
+    }
+}
+
+fn store_weights(lid: u32) {
+    for (var e = lid; e < PARAM_COUNT; e += WG) {
+        weights[params.offs.z + e] = wp[e];
+    }
+}
+"
+            .to_string();
+        };
+        let mut decls = String::new();
+        let mut load = String::from("\nfn load_weights(lid: u32) {\n");
+        let mut store = String::from("\nfn store_weights(lid: u32) {\n");
+        for (l, layer) in self.spec.layers().iter().enumerate() {
+            let (k, m) = (layer.inputs, layer.outputs);
+            let (w, b) = self.params[l];
+            let out_cols = self.columns(m);
+            let in_cols = self.columns(k + 1);
+            let _ = writeln!(decls, "var<private> wr{l}: array<f32, {}>;", out_cols.len() * k);
+            let _ = writeln!(decls, "var<private> br{l}: array<f32, {}>;", out_cols.len());
+            let _ = writeln!(decls, "var<private> wc{l}: array<f32, {}>;", in_cols.len() * m);
+            let at = |e: String| format!("weights[params.offs.z + {e}]");
+            for (j, _) in &out_cols {
+                let c = format!("min(lid + {}u, {}u)", j * self.invocations, m - 1);
+                for i in 0..k {
+                    let _ = writeln!(
+                        load,
+                        "    wr{l}[{}u] = {};",
+                        j * k + i,
+                        at(format!("{w}u + {c} * {k}u + {i}u"))
+                    );
+                }
+                let _ = writeln!(load, "    br{l}[{j}u] = {};", at(format!("{b}u + {c}")));
+                let _ = writeln!(store, "    if (lid + {}u < {m}u) {{", j * self.invocations);
+                let c = format!("(lid + {}u)", j * self.invocations);
+                for i in 0..k {
+                    let _ = writeln!(
+                        store,
+                        "        {} = wr{l}[{}u];",
+                        at(format!("{w}u + {c} * {k}u + {i}u")),
+                        j * k + i
+                    );
+                }
+                let _ = writeln!(store, "        {} = br{l}[{j}u];\n    }}", at(format!("{b}u + {c}")));
+            }
+            for (j, _) in &in_cols {
+                let i = format!("min(lid + {}u, {}u)", j * self.invocations, k - 1);
+                for c in 0..m {
+                    let _ = writeln!(
+                        load,
+                        "    wc{l}[{}u] = {};",
+                        j * m + c,
+                        at(format!("{w}u + {c}u * {k}u + {i}"))
+                    );
+                }
+            }
+        }
+        format!("\n{decls}{load}}}\n{store}}}\n")
+    }
+
     /// The complete WGSL.
     fn source(&self) -> String {
         let spec = self.spec;
@@ -318,6 +451,7 @@ impl<'a> Layout<'a> {
             self.batch * spec.activation_width()
         );
         s.push_str(TEMPLATE);
+        s.push_str(&self.weights_io());
         s.push_str("\n// One mini-batch: forward, loss, backward and update, layer by layer.\n");
         s.push_str("fn train_step(lid: u32, rows: u32, first: u32, step: u32) {\n");
         let last = spec.layers().len() - 1;
