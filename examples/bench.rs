@@ -20,7 +20,7 @@ use rand::{RngExt, SeedableRng};
 
 const USAGE: &str = "usage: bench [--json] [--epochs N] [--steps N] [--reps N] [--adapter NAME]
 
-  --epochs N   timed seed epochs per path, after one warm-up epoch (default 10, at least 5)
+  --epochs N   timed seed epochs per path, after one warm-up epoch (default 30, at least 5)
   --steps N    timed wide-MLP steps per backend, after one warm-up step (default 5)
   --reps N     timed products per matrix size and kernel, after one warm-up (default 3)
   --json       end with one JSON line of results";
@@ -36,7 +36,7 @@ struct Args {
 fn parse_args() -> Result<Option<Args>, String> {
     let mut args = Args {
         json: false,
-        epochs: 10,
+        epochs: 30,
         steps: 5,
         reps: 3,
         adapter: None,

@@ -196,23 +196,29 @@ impl<'a> Layout<'a> {
                 let at = format!("{y}u + {r} * {m}u + {c}");
                 let _ = writeln!(
                     t,
-                    "            if ({c} < {m}u) {{ grads[{at}] = gate((acts[{at}] - targets[params.offs.y + (first + {r}) * {m}u + {c}]) * grad_scale, acts[{at}], {act}u); }}"
+                    "            if ({c} < {m}u) {{
+                let yv = acts[{at}];
+                let dv = yv - targets[params.offs.y + (first + {r}) * {m}u + {c}];
+                grads[{at}] = gate(dv * grad_scale, yv, {act}u);
+                part += dv * dv;
+            }}"
                 );
             }
             t
         });
         let cols = self.declare_columns(m);
-        format!(
-            "    let count = rows * {m}u;
-    var grad_scale = 2.0;
-    var loss_scale = 1.0;
-    if (params.dims.w == 1u) {{
-        grad_scale = 2.0 / f32(count);
-        loss_scale = 1.0 / f32(count);
-    }}
-    if (lid < {m}u) {{
-{cols}{grads}    }}
-    if (lid == 0u) {{
+        // With subgroups each invocation sums its own columns and one reduction adds
+        // the parts (another order than the reference's, within rounding); without,
+        // invocation 0 sums in the reference's order.
+        let total = match self.subgroup {
+            Some(_) => "    let total = subgroupAdd(part);
+    if (lid == 0u) {
+        losses[params.offs.w + step] = total * loss_scale;
+    }
+"
+            .to_string(),
+            None => format!(
+                "    if (lid == 0u) {{
         var acc = 0.0;
         for (var e = 0u; e < count; e++) {{
             let d = acts[{y}u + e] - targets[params.offs.y + first * {m}u + e];
@@ -221,6 +227,20 @@ impl<'a> Layout<'a> {
         losses[params.offs.w + step] = acc * loss_scale;
     }}
 "
+            ),
+        };
+        format!(
+            "    let count = rows * {m}u;
+    var grad_scale = 2.0;
+    var loss_scale = 1.0;
+    if (params.dims.w == 1u) {{
+        grad_scale = 2.0 / f32(count);
+        loss_scale = 1.0 / f32(count);
+    }}
+    var part = 0.0;
+    if (lid < {m}u) {{
+{cols}{grads}    }}
+{total}"
         )
     }
 
@@ -268,6 +288,10 @@ impl<'a> Layout<'a> {
                 format!("grads[{}u + {r} * {m}u + {c}]", self.outs[l])
             });
             for (j, i) in &cols {
+                // This row's input at column i: the update's x and, for l > 0, the
+                // output of layer l − 1 that gates its dz (one read for both).
+                let x = self.input(l, r, &format!("min({i}, {}u)", k - 1), k);
+                let _ = writeln!(t, "            let xv{j} = {x};");
                 if l > 0 {
                     let _ = writeln!(
                         t,
@@ -280,11 +304,10 @@ impl<'a> Layout<'a> {
                     let below = self.spec.layers()[l - 1].act.code();
                     let _ = writeln!(
                         t,
-                        "            grads[{at}] = gate(acc, acts[{at}], {below}u);\n            }}"
+                        "            grads[{at}] = gate(acc, xv{j}, {below}u);\n            }}"
                     );
                 }
-                let x = self.input(l, r, &format!("min({i}, {}u)", k - 1), k);
-                let _ = writeln!(t, "            let x{j} = select(1.0, {x}, {i} < {k}u);");
+                let _ = writeln!(t, "            let x{j} = select(1.0, xv{j}, {i} < {k}u);");
                 for c in 0..m {
                     let _ = writeln!(t, "            a{j}_{c} += d{c} * x{j};");
                 }
@@ -327,7 +350,10 @@ impl<'a> Layout<'a> {
                         "        wr{l}[{at}u] = wr{l}[{at}u] - params.scalars.x * ar{j}_{i};"
                     );
                 }
-                let _ = writeln!(s, "        br{l}[{j}u] = br{l}[{j}u] - params.scalars.x * abr{j};");
+                let _ = writeln!(
+                    s,
+                    "        br{l}[{j}u] = br{l}[{j}u] - params.scalars.x * abr{j};"
+                );
             }
             s.push_str("    }\n");
             return s;
@@ -394,9 +420,17 @@ fn store_weights(lid: u32) {
             let (w, b) = self.params[l];
             let out_cols = self.columns(m);
             let in_cols = self.columns(k + 1);
-            let _ = writeln!(decls, "var<private> wr{l}: array<f32, {}>;", out_cols.len() * k);
+            let _ = writeln!(
+                decls,
+                "var<private> wr{l}: array<f32, {}>;",
+                out_cols.len() * k
+            );
             let _ = writeln!(decls, "var<private> br{l}: array<f32, {}>;", out_cols.len());
-            let _ = writeln!(decls, "var<private> wc{l}: array<f32, {}>;", in_cols.len() * m);
+            let _ = writeln!(
+                decls,
+                "var<private> wc{l}: array<f32, {}>;",
+                in_cols.len() * m
+            );
             let at = |e: String| format!("weights[params.offs.z + {e}]");
             for (j, _) in &out_cols {
                 let c = format!("min(lid + {}u, {}u)", j * self.invocations, m - 1);
@@ -419,7 +453,11 @@ fn store_weights(lid: u32) {
                         j * k + i
                     );
                 }
-                let _ = writeln!(store, "        {} = br{l}[{j}u];\n    }}", at(format!("{b}u + {c}")));
+                let _ = writeln!(
+                    store,
+                    "        {} = br{l}[{j}u];\n    }}",
+                    at(format!("{b}u + {c}"))
+                );
             }
             for (j, _) in &in_cols {
                 let i = format!("min(lid + {}u, {}u)", j * self.invocations, k - 1);
