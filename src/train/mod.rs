@@ -103,62 +103,70 @@ pub fn fit<B: Backend, M: Module<B> + ?Sized>(
         lr: optimizer.lr(),
         reduction: loss.reduction(),
     };
-    for epoch in 1..=config.epochs {
-        let start = Instant::now();
-        if config.shuffle {
-            order.shuffle(&mut rng);
-            backend.write(&inputs, &gather_rows(data.inputs(), &order))?;
-            backend.write(&targets, &gather_rows(data.targets(), &order))?;
+    // The fused path trains the packed copy and unpacks it into the model once, at
+    // the end (the model is not reachable while `fit` holds it), also after an error.
+    let mut run = || -> Result<()> {
+        for epoch in 1..=config.epochs {
+            let start = Instant::now();
+            if config.shuffle {
+                order.shuffle(&mut rng);
+                backend.write(&inputs, &gather_rows(data.inputs(), &order))?;
+                backend.write(&targets, &gather_rows(data.targets(), &order))?;
+            }
+            if config.gpu_timing {
+                backend.timer_start()?;
+            }
+            if let Some(packed) = &packed {
+                backend.mlp_epoch(
+                    &packed.spec,
+                    &packed.params,
+                    &inputs,
+                    &targets,
+                    &hyper,
+                    &losses,
+                )?;
+            }
+            for (i, range) in ranges.iter().enumerate().filter(|_| packed.is_none()) {
+                let x = inputs.slice_rows(range.start, range.len())?;
+                let t = targets.slice_rows(range.start, range.len())?;
+                model.zero_grad(backend)?;
+                let pred = model.forward(backend, &x)?.clone();
+                loss.forward(backend, &pred, &t, &losses.slice_rows(i, 1)?)?;
+                let grad = loss.backward(backend, &pred, &t)?.clone();
+                model.backward(backend, &grad)?;
+                optimizer.step(backend, model)?;
+            }
+            if config.gpu_timing {
+                backend.timer_stop()?;
+            }
+            let epoch_loss = backend
+                .download(&losses)?
+                .data()
+                .iter()
+                .map(|&l| l as f64)
+                .sum();
+            let millis = start.elapsed().as_secs_f64() * 1e3;
+            let report = EpochReport {
+                epoch,
+                loss: epoch_loss,
+                millis,
+                fused: packed.is_some(),
+                gpu_millis: if config.gpu_timing {
+                    backend.timer_read()?
+                } else {
+                    None
+                },
+            };
+            on_epoch(&report);
+            reports.push(report);
         }
-        if config.gpu_timing {
-            backend.timer_start()?;
-        }
-        if let Some(packed) = &packed {
-            backend.mlp_epoch(
-                &packed.spec,
-                &packed.params,
-                &inputs,
-                &targets,
-                &hyper,
-                &losses,
-            )?;
-            packed.unpack(backend, model)?;
-        }
-        for (i, range) in ranges.iter().enumerate().filter(|_| packed.is_none()) {
-            let x = inputs.slice_rows(range.start, range.len())?;
-            let t = targets.slice_rows(range.start, range.len())?;
-            model.zero_grad(backend)?;
-            let pred = model.forward(backend, &x)?.clone();
-            loss.forward(backend, &pred, &t, &losses.slice_rows(i, 1)?)?;
-            let grad = loss.backward(backend, &pred, &t)?.clone();
-            model.backward(backend, &grad)?;
-            optimizer.step(backend, model)?;
-        }
-        if config.gpu_timing {
-            backend.timer_stop()?;
-        }
-        let epoch_loss = backend
-            .download(&losses)?
-            .data()
-            .iter()
-            .map(|&l| l as f64)
-            .sum();
-        let millis = start.elapsed().as_secs_f64() * 1e3;
-        let report = EpochReport {
-            epoch,
-            loss: epoch_loss,
-            millis,
-            fused: packed.is_some(),
-            gpu_millis: if config.gpu_timing {
-                backend.timer_read()?
-            } else {
-                None
-            },
-        };
-        on_epoch(&report);
-        reports.push(report);
+        Ok(())
+    };
+    let result = run();
+    if let Some(packed) = &packed {
+        packed.unpack(backend, model)?;
     }
-    Ok(reports)
+    result.map(|()| reports)
 }
 
 fn gather_rows(t: &Tensor, order: &[usize]) -> Vec<f32> {
