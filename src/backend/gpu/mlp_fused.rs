@@ -38,12 +38,15 @@ const ITERATION_BUDGET: usize = 32_768;
 
 /// How a fused kernel works on one network and batch size, and where it keeps what.
 ///
-/// Every phase gives each invocation one column: in the forward one output unit
-/// (its weight row in registers), in the input gradient one input unit (its weight
-/// column in registers), in the update one input unit (its inputs over the batch in
-/// registers, updating that weight column; one more invocation updates the bias). The
-/// invocations then walk the rows of the batch in step, so that every other read is
-/// the same address for all of them (a broadcast, where llvmpipe needs no gather).
+/// Each phase gives each invocation columns (`lid`, `lid + invocations`, ...): in a
+/// layer's forward its output units (their weight rows in registers); in its
+/// backward its input units (their weight columns in registers), computing the input
+/// gradient and updating those columns, one more unit updating the bias. The
+/// invocations walk the rows of the batch in step, so every value of a row that all
+/// of them need is either read at the same address by all, or, on one subgroup, read
+/// by its owner and broadcast. On one subgroup the weights never live in workgroup
+/// memory: each invocation keeps the rows (forward) and columns (backward) it needs
+/// in private copies and updates both alike.
 struct Layout<'a> {
     spec: &'a MlpSpec,
     batch: usize,
