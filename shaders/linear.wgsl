@@ -90,12 +90,18 @@ fn linear_backward_bias(
     out[o] = out[o] + acc;
 }
 
-// The forward of linear_forward with workgroup-memory tiles: each 16×16 workgroup
-// stages 16-wide slices of its 16 rows of x and 16 rows of w in workgroup memory,
-// so every element of x and w is read from storage once per tile instead of once
-// per output. The sum still runs in index order (padding adds exact zeros).
-var<workgroup> tile_x: array<f32, 256>;
-var<workgroup> tile_w: array<f32, 256>;
+// The forward of linear_forward with workgroup-memory tiles and register blocking:
+// each 16×16 workgroup computes a 64×64 block of y, each invocation a 4×4 sub-block
+// held in registers. Per step of 16 along k, the workgroup stages the 64×16 slices of
+// x and w in workgroup memory (each element read from storage once per block
+// instead of once per output), then every invocation reads 4 + 4 staged values per
+// k and makes 16 multiply-adds. Sums still run in index order (padding adds exact
+// zeros).
+const BLOCK: u32 = 64u;
+const DEPTH: u32 = 16u;
+// Staged slices, k-major: tile_x[kk * BLOCK + row], tile_w[kk * BLOCK + column].
+var<workgroup> tile_x: array<f32, 1024>;
+var<workgroup> tile_w: array<f32, 1024>;
 
 @compute @workgroup_size(16, 16)
 fn linear_forward_tiled(
@@ -105,24 +111,52 @@ fn linear_forward_tiled(
     let n = params.dims.x;
     let k = params.dims.y;
     let m = params.dims.z;
-    let r = wid.y * 16u + lid.y;
-    let c = wid.x * 16u + lid.x;
-    // The row of w this invocation stages: output column wid.x·16 + lid.y.
-    let wc = wid.x * 16u + lid.y;
-    var acc = 0.0;
-    for (var t = 0u; t < k; t += 16u) {
-        let i = t + lid.x;
-        tile_x[lid.y * 16u + lid.x] = select(
-            0.0, in0[params.offs.x + min(r, n - 1u) * k + min(i, k - 1u)], r < n && i < k);
-        tile_w[lid.y * 16u + lid.x] = select(
-            0.0, in1[params.offs.y + min(wc, m - 1u) * k + min(i, k - 1u)], wc < m && i < k);
+    let row0 = wid.y * BLOCK;
+    let col0 = wid.x * BLOCK;
+    let t = lid.y * 16u + lid.x;
+    var acc: array<f32, 16>;
+    for (var k0 = 0u; k0 < k; k0 += DEPTH) {
+        for (var q = 0u; q < 4u; q++) {
+            let e = t + q * 256u;
+            let along = e / DEPTH;
+            let kk = e - along * DEPTH;
+            let i = min(k0 + kk, k - 1u);
+            let inside = k0 + kk < k;
+            let r = row0 + along;
+            tile_x[kk * BLOCK + along] = select(
+                0.0, in0[params.offs.x + min(r, n - 1u) * k + i], inside && r < n);
+            let c = col0 + along;
+            tile_w[kk * BLOCK + along] = select(
+                0.0, in1[params.offs.y + min(c, m - 1u) * k + i], inside && c < m);
+        }
         workgroupBarrier();
-        for (var j = 0u; j < 16u; j++) {
-            acc += tile_x[lid.y * 16u + j] * tile_w[lid.x * 16u + j];
+        for (var kk = 0u; kk < DEPTH; kk++) {
+            let a = vec4<f32>(
+                tile_x[kk * BLOCK + lid.y * 4u],
+                tile_x[kk * BLOCK + lid.y * 4u + 1u],
+                tile_x[kk * BLOCK + lid.y * 4u + 2u],
+                tile_x[kk * BLOCK + lid.y * 4u + 3u]);
+            let b = vec4<f32>(
+                tile_w[kk * BLOCK + lid.x * 4u],
+                tile_w[kk * BLOCK + lid.x * 4u + 1u],
+                tile_w[kk * BLOCK + lid.x * 4u + 2u],
+                tile_w[kk * BLOCK + lid.x * 4u + 3u]);
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i * 4u + j] += a[i] * b[j];
+                }
+            }
         }
         workgroupBarrier();
     }
-    if (r < n && c < m) {
-        out[params.offs.w + r * m + c] = activate(acc + in2[params.offs.z + c], params.dims.w);
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            let r = row0 + lid.y * 4u + i;
+            let c = col0 + lid.x * 4u + j;
+            if (r < n && c < m) {
+                out[params.offs.w + r * m + c] =
+                    activate(acc[i * 4u + j] + in2[params.offs.z + c], params.dims.w);
+            }
+        }
     }
 }

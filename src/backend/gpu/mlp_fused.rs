@@ -123,9 +123,15 @@ impl<'a> Layout<'a> {
         let mut t = String::new();
         match self.subgroup {
             Some(size) => {
+                // Only columns this invocation owns, and so wrote itself: no other
+                // invocation's write is read, and no barrier is needed.
                 for j in 0..count.div_ceil(size) {
-                    let idx = format!("min(lid + {}u, {}u)", j * size, count - 1);
-                    let _ = writeln!(t, "            let {name}o{j} = {};", at(&idx));
+                    let c = format!("(lid + {}u)", j * size);
+                    let _ = writeln!(
+                        t,
+                        "            var {name}o{j} = 0.0;\n            if ({c} < {count}u) {{ {name}o{j} = {}; }}",
+                        at(&c)
+                    );
                 }
                 for i in 0..count {
                     let _ = writeln!(
@@ -293,8 +299,11 @@ impl<'a> Layout<'a> {
             for (j, i) in &cols {
                 // This row's input at column i: the update's x and, for l > 0, the
                 // output of layer l − 1 that gates its dz (one read for both).
-                let x = self.input(l, r, &format!("min({i}, {}u)", k - 1), k);
-                let _ = writeln!(t, "            let xv{j} = {x};");
+                let x = self.input(l, r, i, k);
+                let _ = writeln!(
+                    t,
+                    "            var xv{j} = 0.0;\n            if ({i} < {k}u) {{ xv{j} = {x}; }}"
+                );
                 if l > 0 {
                     let _ = writeln!(
                         t,
@@ -495,16 +504,22 @@ fn store_weights(lid: u32) {
         s.push_str(&self.weights_io());
         s.push_str("\n// One mini-batch: forward, loss, backward and update, layer by layer.\n");
         s.push_str("fn train_step(lid: u32, rows: u32, first: u32, step: u32) {\n");
+        // On one subgroup every invocation reads only workgroup memory it wrote itself
+        // (what others computed arrives by broadcast): no barriers between phases.
+        let barrier = match self.subgroup {
+            Some(_) => "",
+            None => "    workgroupBarrier();\n",
+        };
         let last = spec.layers().len() - 1;
         for l in 0..=last {
             s.push_str(&self.forward(l));
-            s.push_str("    workgroupBarrier();\n");
+            s.push_str(barrier);
         }
         s.push_str(&self.loss());
-        s.push_str("    workgroupBarrier();\n");
+        s.push_str(barrier);
         for l in (0..=last).rev() {
             s.push_str(&self.backward(l));
-            s.push_str("    workgroupBarrier();\n");
+            s.push_str(barrier);
         }
         s.push_str("}\n");
         s
@@ -529,7 +544,7 @@ const MAX_COLUMNS: usize = 4;
 /// (`cpu_adapter`, llvmpipe) or not, with subgroups of a fixed `subgroup_size` or none.
 ///
 /// - One subgroup, sharing row values by broadcast, when that gives each invocation
-///   at most [`MAX_COLUMNS`] columns. On llvmpipe a broadcast is a register move,
+///   at most `MAX_COLUMNS` (4) columns. On llvmpipe a broadcast is a register move,
 ///   while every memory read is made one lane at a time, even when all lanes read
 ///   the same address (a seed epoch: 14 ms without subgroups, about 6 with).
 /// - Else one invocation per unit of the widest layer plus the bias updater: in

@@ -35,6 +35,8 @@ use recorder::{Launch, Recorder};
 
 /// Invocations along each side of the 16×16 workgroups of the matrix kernels.
 const TILE: usize = 16;
+/// Outputs along each side of the blocks of the tiled matrix product (`BLOCK` in WGSL).
+const BLOCK: usize = 64;
 /// Invocations of the one-dimensional kernels' workgroups (`WG_FLAT` in WGSL).
 const FLAT: usize = 256;
 /// Native features used where the adapter has them (each with a path without it):
@@ -78,6 +80,8 @@ enum Grid {
     Flat(usize),
     /// One invocation per element of a `rows × cols` matrix, in 16×16 tiles.
     Tiles { rows: usize, cols: usize },
+    /// One workgroup per 64×64 block of a `rows × cols` matrix.
+    Blocks { rows: usize, cols: usize },
     /// A single workgroup.
     Single,
 }
@@ -304,13 +308,16 @@ impl Gpu {
         let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
         let groups = match grid {
             Grid::Flat(0) => return Ok(()),
-            Grid::Tiles { rows, cols } if rows == 0 || cols == 0 => return Ok(()),
+            Grid::Tiles { rows, cols } | Grid::Blocks { rows, cols } if rows == 0 || cols == 0 => {
+                return Ok(())
+            }
             Grid::Flat(count) => {
                 let total = count.div_ceil(FLAT);
                 let x = total.min(max);
                 (x, total.div_ceil(x))
             }
             Grid::Tiles { rows, cols } => (cols.div_ceil(TILE), rows.div_ceil(TILE)),
+            Grid::Blocks { rows, cols } => (cols.div_ceil(BLOCK), rows.div_ceil(BLOCK)),
             Grid::Single => (1, 1),
         };
         if groups.0 > max || groups.1 > max {
@@ -514,8 +521,7 @@ impl Backend for Gpu {
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
         check::linear_forward(x, w, b, y)?;
-        let cpu_adapter = self.ctx.adapter.device_type == "Cpu";
-        let kernel = linear::MatmulKernel::for_shape(x.rows(), x.cols(), w.rows(), cpu_adapter);
+        let kernel = linear::MatmulKernel::for_shape(x.rows(), x.cols(), w.rows());
         linear::forward(self, kernel, x, w, b, act, y)
     }
 
