@@ -20,10 +20,13 @@ use rand::{RngExt, SeedableRng};
 
 const USAGE: &str = "usage: bench [--json] [--epochs N] [--steps N] [--reps N] [--adapter NAME]
 
-  --epochs N   timed seed epochs per path, after one warm-up epoch (default 30, at least 5)
+  --epochs N   timed seed epochs per path, after 5 warm-up epochs (default 30, at least 5)
   --steps N    timed wide-MLP steps per backend, after one warm-up step (default 5)
   --reps N     timed products per matrix size and kernel, after one warm-up (default 3)
   --json       end with one JSON line of results";
+
+/// Seed epochs run before the timed ones (the first few are slower on llvmpipe).
+const WARM_UP: usize = 5;
 
 struct Args {
     json: bool,
@@ -73,7 +76,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Median ms per epoch of the seed workload after one warm-up epoch: wall clock, and
+/// Median ms per epoch of the seed workload after [`WARM_UP`] epochs: wall clock, and
 /// device time where the backend has timestamps.
 fn seed_epoch_ms<B: Backend>(
     b: &B,
@@ -84,7 +87,7 @@ fn seed_epoch_ms<B: Backend>(
     let mut model = seed::network(b, &mut ChaCha8Rng::seed_from_u64(seed::SEED + 1))?;
     let mut loss = MseLoss::new(seed::REDUCTION);
     let config = FitConfig {
-        epochs: epochs + 1,
+        epochs: WARM_UP + epochs,
         batch_size: seed::BATCH_SIZE,
         fused,
         gpu_timing: true,
@@ -98,8 +101,9 @@ fn seed_epoch_ms<B: Backend>(
             b.name()
         )));
     }
-    let wall = median(reports[1..].iter().map(|r| r.millis).collect());
-    let device: Vec<f64> = reports[1..].iter().filter_map(|r| r.gpu_millis).collect();
+    let timed = &reports[WARM_UP..];
+    let wall = median(timed.iter().map(|r| r.millis).collect());
+    let device: Vec<f64> = timed.iter().filter_map(|r| r.gpu_millis).collect();
     Ok((wall, (!device.is_empty()).then(|| median(device))))
 }
 
