@@ -210,7 +210,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// `epoch.batch_size` rows of `inputs`/`targets` in order, each one's MSE loss
     /// written to its row of `losses`, the packed `params` updated in place (see
     /// [`MlpSpec`]). The CPU defines it as the composition of the ops above
-    /// ([`reference::mlp_epoch`]); the GPU runs it as one dispatch. Fails with
+    /// ([`reference::mlp_epoch`]); the GPU runs it as one single-workgroup dispatch
+    /// (several in a row for epochs longer than llvmpipe's loop limit allows). Fails with
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) where
     /// [`Backend::mlp_fits`] is false.
     fn mlp_epoch(

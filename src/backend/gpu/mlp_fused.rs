@@ -1,6 +1,8 @@
 //! The fully fused MLP trainer: generates, per network and batch size, the WGSL of
 //! `shaders/mlp_fused.wgsl` completed with its constants and its `train_step`, compiles
-//! it once, and launches a whole epoch as one single-workgroup dispatch.
+//! it once, and launches a whole epoch as one single-workgroup dispatch (several where
+//! the epoch is too long for one: llvmpipe ends an invocation after 65 535
+//! loop iterations).
 
 use std::collections::HashMap;
 use std::fmt::Write;
