@@ -218,21 +218,14 @@ pub fn mlp_epoch<T: Real>(
     let offsets = spec.offsets();
     for (step, first) in (0..rows).step_by(epoch.batch_size).enumerate() {
         let n = epoch.batch_size.min(rows - first);
-        // Forward: keep each layer's input, pre-activation and output.
+        // Forward: keep each layer's input and output.
         let mut xs = vec![inputs[first * width_in..(first + n) * width_in].to_vec()];
-        let mut zs = Vec::new();
         for (layer, &(w, b)) in spec.layers().iter().zip(&offsets) {
             let (k, m) = (layer.inputs, layer.outputs);
-            let mut z = vec![T::ZERO; n * m];
-            let x = xs.last().expect("starts with the input");
-            linear_forward(x, &params[w..w + m * k], &params[b..b + m], &mut z, n, k, m);
             let mut y = vec![T::ZERO; n * m];
-            match layer.act {
-                Act::Identity => y.copy_from_slice(&z),
-                Act::Relu => relu_forward(&z, &mut y),
-                Act::Tanh => tanh_forward(&z, &mut y),
-            }
-            zs.push(z);
+            let x = xs.last().expect("starts with the input");
+            linear_forward(x, &params[w..w + m * k], &params[b..b + m], &mut y, n, k, m);
+            activate_in_place(&mut y, layer.act);
             xs.push(y);
         }
         let pred = xs.last().expect("one output per layer");
@@ -251,11 +244,7 @@ pub fn mlp_epoch<T: Real>(
         for (l, (layer, &(w, _))) in spec.layers().iter().zip(&offsets).enumerate().rev() {
             let (k, m) = (layer.inputs, layer.outputs);
             let mut dz = vec![T::ZERO; n * m];
-            match layer.act {
-                Act::Identity => dz.copy_from_slice(&grad),
-                Act::Relu => relu_backward(&zs[l], &grad, &mut dz),
-                Act::Tanh => tanh_backward(&xs[l + 1], &grad, &mut dz),
-            }
+            gate(&grad, &xs[l + 1], layer.act, &mut dz);
             let mut dw = vec![T::ZERO; m * k];
             let mut db = vec![T::ZERO; m];
             linear_backward_weight(&dz, &xs[l], &mut dw, n, k, m);
