@@ -361,6 +361,35 @@ impl Gpu {
         self.health()
     }
 
+    /// Maps the first `bytes` of `buffer` (the work that fills it already submitted),
+    /// waits, and copies them out as `T`s; the buffer is unmapped again on every path
+    /// where it was mapped, since a mapped buffer poisons later submissions. `what`
+    /// names the read in errors.
+    fn read_back<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        what: &str,
+    ) -> Result<Vec<T>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        buffer.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        // Another thread's poll may be the one that runs the callback: wait for it.
+        match rx.recv_timeout(MAP_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Gpu(format!("mapping {what}: {e}"))),
+            Err(_) => return Err(Error::Gpu(format!("{what} did not complete in time"))),
+        }
+        let data = buffer
+            .get_mapped_range(0..bytes)
+            .map(|v| bytemuck::cast_slice::<u8, T>(&v).to_vec())
+            .map_err(|e| Error::Gpu(format!("reading {what}: {e}")));
+        buffer.unmap();
+        data
+    }
+
     fn wait(&self) -> Result<()> {
         lock(&self.ctx.recorder).stats.waits += 1;
         self.ctx
@@ -452,26 +481,10 @@ impl Backend for Gpu {
             );
             self.submit(&mut recorder)?;
         }
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-            let _ = tx.send(r);
-        });
-        let data = self.wait().and_then(|()| {
-            // Another thread's poll may be the one that runs the callback: wait for it.
-            match rx.recv_timeout(MAP_TIMEOUT) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(Error::Gpu(format!("mapping a download: {e}"))),
-                Err(_) => return Err(Error::Gpu("a download did not complete in time".into())),
-            }
-            let view = staging
-                .get_mapped_range(0..bytes)
-                .map_err(|e| Error::Gpu(format!("reading a download: {e}")));
-            let data = view.map(|v| bytemuck::cast_slice::<u8, f32>(&v).to_vec());
-            staging.unmap();
-            data
-        });
+        let data = self.read_back::<f32>(staging, bytes, "a download");
         if data.is_err() {
-            // A buffer left mapped would poison every later submission: drop it.
+            // A buffer whose mapping failed or never completed would poison every
+            // later submission: drop it.
             *staging_slot = None;
         }
         Tensor::new(&src.shape(), data?)
@@ -643,29 +656,8 @@ impl Backend for Gpu {
             return Ok(None);
         };
         self.flush()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        timer
-            .readback()
-            .map_async(wgpu::MapMode::Read, .., move |r| {
-                let _ = tx.send(r);
-            });
-        self.wait()?;
-        match rx.recv_timeout(MAP_TIMEOUT) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::Gpu(format!("mapping the timestamps: {e}"))),
-            Err(_) => return Err(Error::Gpu("the timestamps did not arrive in time".into())),
-        }
-        let ms = {
-            let view = timer
-                .readback()
-                .get_mapped_range(..)
-                .map_err(|e| Error::Gpu(format!("reading the timestamps: {e}")))?;
-            let bytes = view.to_vec();
-            drop(view);
-            timer.elapsed_ms(&bytes)
-        };
-        timer.readback().unmap();
-        Ok(Some(ms))
+        let ticks = self.read_back::<u64>(timer.readback(), timer::BYTES, "the timestamps")?;
+        Ok(Some(timer.elapsed_ms(&ticks)))
     }
 
     fn flush(&self) -> Result<()> {

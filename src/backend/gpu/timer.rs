@@ -14,7 +14,7 @@ pub(super) struct Timer {
 }
 
 /// Bytes of the two resolved timestamps.
-const BYTES: u64 = 16;
+pub(super) const BYTES: u64 = 16;
 
 impl Timer {
     /// A timer, or `None` where `features` lack encoder timestamps.
@@ -79,10 +79,9 @@ impl Timer {
         &self.readback
     }
 
-    /// Milliseconds between the two timestamps, from the mapped readback buffer.
-    pub(super) fn elapsed_ms(&mut self, bytes: &[u8]) -> f64 {
+    /// Milliseconds between the two timestamps read back from the readback buffer.
+    pub(super) fn elapsed_ms(&mut self, ticks: &[u64]) -> f64 {
         self.pending = false;
-        let ticks: &[u64] = bytemuck::cast_slice(bytes);
         ticks[1].saturating_sub(ticks[0]) as f64 * self.period as f64 / 1e6
     }
 }
