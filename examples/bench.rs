@@ -93,8 +93,16 @@ fn seed_epoch_ms<B: Backend>(
         gpu_timing: true,
         ..FitConfig::default()
     };
-    let sgd = Sgd::new(seed::LR)?;
-    let reports = fit(b, &mut model, &mut loss, &sgd, &train, &config, |_| {})?;
+    let mut sgd = Sgd::new(seed::LR)?;
+    let reports = fit(
+        b,
+        &mut model,
+        &mut loss,
+        &mut sgd,
+        &train,
+        &config,
+        |_, _| Ok(()),
+    )?;
     if reports[0].fused != fused {
         return Err(Error::InvalidArgument(format!(
             "{}: the fused path was not available",
@@ -134,10 +142,10 @@ fn wide_step_ms<B: Backend>(b: &B, steps: usize) -> Result<f64, Error> {
         b,
         &mut model,
         &mut loss,
-        &Sgd::new(0.01)?,
+        &mut Sgd::new(0.01)?,
         &data,
         &config,
-        |_| {},
+        |_, _| Ok(()),
     )?;
     Ok(median(reports[1..].iter().map(|r| r.millis).collect()))
 }

@@ -72,6 +72,13 @@ impl Dataset {
         &self.targets
     }
 
+    /// The labels as an `n × 1` column of floats, the targets of a cross-entropy loss
+    /// (exact: labels are far below 2²⁴).
+    pub fn class_indices(&self) -> Tensor {
+        let column = self.labels.iter().map(|&l| l as f32).collect();
+        Tensor::new(&[self.labels.len(), 1], column).expect("one value per label")
+    }
+
     /// The number of points.
     pub fn len(&self) -> usize {
         self.labels.len()

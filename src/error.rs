@@ -39,6 +39,28 @@ pub enum Error {
     /// The GPU device reported an error (validation, out of memory, ...).
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// Training diverged: the loss of a mini-batch became NaN or infinite. The model
+    /// keeps the parameters of the last step whose loss was finite.
+    #[error("training diverged at epoch {epoch}, step {step}: the loss is {loss}; the model keeps the parameters after step {kept_steps} of that epoch")]
+    Diverged {
+        /// The 1-based epoch.
+        epoch: usize,
+        /// The 1-based mini-batch of that epoch whose loss was not finite.
+        step: usize,
+        /// That loss (NaN or ±infinity).
+        loss: f32,
+        /// How many steps of the epoch the kept parameters have taken (the steps
+        /// before `step`, fewer where those steps' updates were not finite).
+        kept_steps: usize,
+    },
+    /// A checkpoint file could not be read, written or matched to the model.
+    #[error("checkpoint {path}: {detail}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// The GPU device was lost; the backend cannot be used any more.
     #[error("GPU device lost: {0}")]
     DeviceLost(String),

@@ -1,36 +1,204 @@
-//! Optimizers: they update a module's parameters from its accumulated gradients.
+//! Optimizers: they update a model's parameters from its accumulated gradients, with
+//! PyTorch's formulas and defaults. [`Sgd`] is plain SGD or SGD with momentum,
+//! Nesterov momentum and weight decay; [`Adam`] is Adam with bias correction.
+//!
+//! An optimizer's state (velocities, running moments) lives on the backend, one tensor
+//! per parameter, allocated by [`Optimizer::prepare`] or on the first step.
 
-use crate::backend::Backend;
+pub use crate::backend::{AdamStep, MomentumStep};
+
+use crate::backend::{Backend, DeviceTensor};
 use crate::error::{Error, Result};
-use crate::nn::Module;
+use crate::nn::Parameter;
 
-/// Plain stochastic gradient descent: `p -= lr · ∇p` for every parameter.
-#[derive(Debug, Clone, Copy)]
-pub struct Sgd {
-    lr: f32,
+/// An update rule for a model's parameters.
+pub trait Optimizer<B: Backend>: Send {
+    /// Applies one update to each of `params` (a model's
+    /// [`Module::parameters`](crate::nn::Module::parameters), always in the same order)
+    /// from its accumulated gradient.
+    fn step(&mut self, backend: &B, params: &[Parameter<'_, B>]) -> Result<()>;
+
+    /// Allocates the state for `params` now instead of on the first step (so that
+    /// [`Optimizer::state`] is complete before training starts).
+    fn prepare(&mut self, _backend: &B, _params: &[Parameter<'_, B>]) -> Result<()> {
+        Ok(())
+    }
+
+    /// The tensors holding the optimizer's state, for a caller that saves and restores
+    /// it (empty for a stateless optimizer or before [`Optimizer::prepare`]).
+    fn state(&self) -> Vec<&DeviceTensor<B>> {
+        Vec::new()
+    }
+
+    /// The learning rate when this is plain SGD (no momentum, no weight decay), which
+    /// the fully fused trainer ([`Backend::mlp_epoch`]) implements; `None` otherwise.
+    fn plain_sgd_lr(&self) -> Option<f32> {
+        None
+    }
 }
 
-impl Sgd {
-    /// SGD with learning rate `lr`, which must be finite and positive.
-    pub fn new(lr: f32) -> Result<Self> {
-        if !(lr.is_finite() && lr > 0.0) {
+/// One state tensor per parameter, each `shape(param)` and zero to begin with.
+struct PerParameter<B: Backend> {
+    tensors: Vec<DeviceTensor<B>>,
+}
+
+impl<B: Backend> PerParameter<B> {
+    fn new() -> Self {
+        PerParameter {
+            tensors: Vec::new(),
+        }
+    }
+
+    /// Allocates the tensors on first use; afterwards checks that `params` are the
+    /// ones they were made for.
+    fn ensure(
+        &mut self,
+        backend: &B,
+        params: &[Parameter<'_, B>],
+        shape: impl Fn(&DeviceTensor<B>) -> [usize; 2],
+    ) -> Result<()> {
+        if self.tensors.is_empty() {
+            for p in params {
+                let [rows, cols] = shape(p.value);
+                self.tensors.push(backend.alloc(rows, cols)?);
+            }
+            return Ok(());
+        }
+        if self.tensors.len() != params.len()
+            || params
+                .iter()
+                .zip(&self.tensors)
+                .any(|(p, t)| shape(p.value) != t.shape())
+        {
             return Err(Error::InvalidArgument(format!(
-                "learning rate must be a positive finite number, got {lr}"
+                "the optimizer's state was made for {} parameters of other shapes than the {} given: use one optimizer per model",
+                self.tensors.len(),
+                params.len()
             )));
         }
-        Ok(Sgd { lr })
+        Ok(())
+    }
+}
+
+/// Stochastic gradient descent, as PyTorch's `torch.optim.SGD` with `dampening = 0`:
+/// plain (`p −= lr · ∇p`) by default, with momentum, Nesterov momentum and weight decay
+/// through [`Sgd::with`].
+pub struct Sgd<B: Backend> {
+    hyper: MomentumStep,
+    velocity: PerParameter<B>,
+}
+
+impl<B: Backend> Sgd<B> {
+    /// Plain SGD with learning rate `lr`, which must be finite and positive.
+    pub fn new(lr: f32) -> Result<Self> {
+        Self::with(MomentumStep {
+            lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        })
+    }
+
+    /// SGD with the given momentum, Nesterov flag and weight decay (see
+    /// [`MomentumStep::validate`] for what is accepted).
+    pub fn with(hyper: MomentumStep) -> Result<Self> {
+        hyper.validate()?;
+        Ok(Sgd {
+            hyper,
+            velocity: PerParameter::new(),
+        })
     }
 
     /// The learning rate.
     pub fn lr(&self) -> f32 {
-        self.lr
+        self.hyper.lr
     }
 
-    /// Applies one update to every parameter of `model`.
-    pub fn step<B: Backend, M: Module<B> + ?Sized>(&self, backend: &B, model: &M) -> Result<()> {
-        for p in model.parameters() {
-            backend.sgd_step(p.value, p.grad, self.lr)?;
+    /// The hyperparameters.
+    pub fn hyper(&self) -> &MomentumStep {
+        &self.hyper
+    }
+
+    fn is_plain(&self) -> bool {
+        self.hyper.momentum == 0.0 && self.hyper.weight_decay == 0.0
+    }
+}
+
+impl<B: Backend> Optimizer<B> for Sgd<B> {
+    fn step(&mut self, backend: &B, params: &[Parameter<'_, B>]) -> Result<()> {
+        if self.is_plain() {
+            for p in params {
+                backend.sgd_step(p.value, p.grad, self.hyper.lr)?;
+            }
+            return Ok(());
+        }
+        self.prepare(backend, params)?;
+        for (p, v) in params.iter().zip(&self.velocity.tensors) {
+            backend.momentum_step(p.value, p.grad, v, &self.hyper)?;
         }
         Ok(())
+    }
+
+    fn prepare(&mut self, backend: &B, params: &[Parameter<'_, B>]) -> Result<()> {
+        if self.is_plain() {
+            return Ok(());
+        }
+        self.velocity.ensure(backend, params, |p| p.shape())
+    }
+
+    fn state(&self) -> Vec<&DeviceTensor<B>> {
+        self.velocity.tensors.iter().collect()
+    }
+
+    fn plain_sgd_lr(&self) -> Option<f32> {
+        self.is_plain().then_some(self.hyper.lr)
+    }
+}
+
+/// Adam, as PyTorch's `torch.optim.Adam` (`amsgrad = False`, weight decay as an L2
+/// penalty): running means of the gradient and of its square with bias correction.
+/// Each parameter's state is one `1 × (2n + 2)` tensor `[m | v | 1 − β₁ᵗ | 1 − β₂ᵗ]`.
+pub struct Adam<B: Backend> {
+    hyper: AdamStep,
+    state: PerParameter<B>,
+}
+
+impl<B: Backend> Adam<B> {
+    /// Adam with learning rate `lr` and PyTorch's defaults: β = (0.9, 0.999),
+    /// ε = 1e-8, no weight decay.
+    pub fn new(lr: f32) -> Result<Self> {
+        Self::with(AdamStep::with_lr(lr))
+    }
+
+    /// Adam with the given hyperparameters (see [`AdamStep::validate`]).
+    pub fn with(hyper: AdamStep) -> Result<Self> {
+        hyper.validate()?;
+        Ok(Adam {
+            hyper,
+            state: PerParameter::new(),
+        })
+    }
+
+    /// The hyperparameters.
+    pub fn hyper(&self) -> &AdamStep {
+        &self.hyper
+    }
+}
+
+impl<B: Backend> Optimizer<B> for Adam<B> {
+    fn step(&mut self, backend: &B, params: &[Parameter<'_, B>]) -> Result<()> {
+        self.prepare(backend, params)?;
+        for (p, s) in params.iter().zip(&self.state.tensors) {
+            backend.adam_step(p.value, p.grad, s, &self.hyper)?;
+        }
+        Ok(())
+    }
+
+    fn prepare(&mut self, backend: &B, params: &[Parameter<'_, B>]) -> Result<()> {
+        self.state.ensure(backend, params, |p| [1, 2 * p.len() + 2])
+    }
+
+    fn state(&self) -> Vec<&DeviceTensor<B>> {
+        self.state.tensors.iter().collect()
     }
 }

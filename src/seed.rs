@@ -27,6 +27,23 @@ pub const WIDTHS: [usize; 5] = [2, 25, 25, 25, 2];
 /// `Linear(2,25) ReLU Linear(25,25) ReLU Linear(25,25) ReLU Linear(25,2) Tanh`, with
 /// PyTorch's default initialisation drawn from `rng`, layer by layer.
 pub fn network<B: Backend>(backend: &B, rng: &mut impl Rng) -> Result<Sequential<B>> {
+    let mut layers = hidden_and_output(backend, rng)?;
+    layers.push(Box::new(Tanh::new()));
+    Sequential::new(layers)
+}
+
+/// The seed network without its final Tanh, whose outputs are logits for a
+/// cross-entropy loss. Its parameters have the same names, shapes and initial values
+/// as [`network`]'s for the same `rng`.
+pub fn logit_network<B: Backend>(backend: &B, rng: &mut impl Rng) -> Result<Sequential<B>> {
+    Sequential::new(hidden_and_output(backend, rng)?)
+}
+
+/// The linear layers with a ReLU between each two.
+fn hidden_and_output<B: Backend>(
+    backend: &B,
+    rng: &mut impl Rng,
+) -> Result<Vec<Box<dyn Module<B>>>> {
     let mut layers: Vec<Box<dyn Module<B>>> = Vec::new();
     for (i, pair) in WIDTHS.windows(2).enumerate() {
         layers.push(Box::new(Linear::new(backend, pair[0], pair[1], rng)?));
@@ -34,6 +51,5 @@ pub fn network<B: Backend>(backend: &B, rng: &mut impl Rng) -> Result<Sequential
             layers.push(Box::new(ReLU::new()));
         }
     }
-    layers.push(Box::new(Tanh::new()));
-    Sequential::new(layers)
+    Ok(layers)
 }

@@ -105,7 +105,7 @@ fn bad_views_uploads_and_writes_are_errors() {
 fn bad_hyperparameters_and_data_are_errors() {
     for lr in [0.0, -0.1, f32::NAN, f32::INFINITY] {
         assert!(
-            matches!(Sgd::new(lr), Err(Error::InvalidArgument(_))),
+            matches!(Sgd::<Cpu>::new(lr), Err(Error::InvalidArgument(_))),
             "lr {lr}"
         );
     }

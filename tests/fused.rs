@@ -97,6 +97,13 @@ fn gpu_fused_epochs_match_the_cpu_reference() {
         (spec(&[64, 64, 16], &[Relu, Tanh]), 40, 8, Reduction::Sum),
         // One row per batch, 2000 batches: more than one dispatch on llvmpipe.
         (spec(&[2, 9, 1], &[Relu, Tanh]), 2000, 1, Reduction::Sum),
+        // Sigmoid layers.
+        (
+            spec(&[2, 12, 12, 2], &[Sigmoid, Relu, Sigmoid]),
+            200,
+            10,
+            Reduction::Sum,
+        ),
     ];
     for (i, (spec, rows, batch_size, reduction)) in cases.iter().enumerate() {
         let hyper = MlpEpoch {
@@ -127,10 +134,10 @@ fn seed_fit<B: Backend>(b: &B, epochs: usize, fused: bool) -> (Vec<f64>, Vec<f32
         b,
         &mut model,
         &mut loss,
-        &Sgd::new(seed::LR).unwrap(),
+        &mut Sgd::new(seed::LR).unwrap(),
         &train,
         &config,
-        |_| {},
+        |_, _| Ok(()),
     )
     .unwrap();
     assert!(reports.iter().all(|r| r.fused == fused));
@@ -267,7 +274,7 @@ fn cpu_fused_layer_ops_equal_the_separate_ops_bitwise() {
     let w = b.upload(&random(&mut r, m, k, -1.0, 1.0)).unwrap();
     let bias = b.upload(&random(&mut r, 1, m, -1.0, 1.0)).unwrap();
     let dy = b.upload(&random(&mut r, n, m, -1.0, 1.0)).unwrap();
-    for act in [Act::Relu, Act::Tanh] {
+    for act in [Act::Relu, Act::Tanh, Act::Sigmoid] {
         // Separately: z = linear, y = act(z), dz = act backward, then linear backward.
         let (z, y, dz) = (
             b.alloc(n, m).unwrap(),
@@ -279,6 +286,10 @@ fn cpu_fused_layer_ops_equal_the_separate_ops_bitwise() {
             Act::Relu => {
                 b.relu_forward(&z, &y).unwrap();
                 b.relu_backward(&z, &dy, &dz).unwrap();
+            }
+            Act::Sigmoid => {
+                b.sigmoid_forward(&z, &y).unwrap();
+                b.sigmoid_backward(&y, &dy, &dz).unwrap();
             }
             _ => {
                 b.tanh_forward(&z, &y).unwrap();

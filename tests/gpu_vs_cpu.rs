@@ -451,7 +451,7 @@ fn linear_act<B: Backend>(
 fn fused_linear_activation_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng(12);
-    for act in [Act::Identity, Act::Relu, Act::Tanh] {
+    for act in [Act::Identity, Act::Relu, Act::Tanh, Act::Sigmoid] {
         for (n, k) in SHAPES {
             for m in [1, 25, 130] {
                 let x = random(&mut r, n, k, -1.0, 1.0);
@@ -463,12 +463,13 @@ fn fused_linear_activation_matches_cpu() {
                 let got = linear_act(&gpu, act, &x, &w, &bias, &y, &dy);
                 let want = linear_act(&Cpu, act, &x, &w, &bias, &y, &dy);
                 let what = |t: &str| format!("{act:?} {t} {n}×{k}→{m}");
-                // Forward: the linear bound (ReLU and tanh are 1-Lipschitz) plus
-                // tanh's own error (2⁻²⁰ absolute and a few roundings).
+                // Forward: the linear bound (the activations are 1-Lipschitz) plus
+                // tanh's or the sigmoid's own error (2⁻²⁰ absolute and a few
+                // roundings; the sigmoid's, from exp's 3 + 2|z| ulp, is smaller).
                 let mut mag = vec![0.0f64; n * m];
                 reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&bias), &mut mag, n, k, m);
                 let act_err = |v: f64| match act {
-                    Act::Tanh => 2f64.powi(-20) + 8.0 * U * v,
+                    Act::Tanh | Act::Sigmoid => 2f64.powi(-20) + 8.0 * U * v,
                     _ => 0.0,
                 };
                 let bound: Vec<f64> = mag
@@ -477,7 +478,8 @@ fn fused_linear_activation_matches_cpu() {
                     .collect();
                 assert_within(&what("forward"), got.0.data(), want.0.data(), &bound);
                 // Backward: dz = gate(dy, y) is exact for ReLU and the identity and
-                // within 4u of itself for tanh; then sums of |dz|-weighted terms.
+                // within 4u of itself for tanh and the sigmoid; then sums of
+                // |dz|-weighted terms.
                 let mut dz = vec![0.0f64; n * m];
                 reference::gate(&abs64(&dy), &abs64(&y), act, &mut dz);
                 let slack = |len: usize| 2.0 * gamma(len) + 8.0 * U;
@@ -494,6 +496,186 @@ fn fused_linear_activation_matches_cpu() {
                 let bound: Vec<f64> = db_mag.iter().map(|v| slack(n) * v).collect();
                 assert_within(&what("db"), got.3.data(), want.3.data(), &bound);
             }
+        }
+    }
+}
+
+/// One ulp of 1 in f32: 2⁻²³.
+const ULP1: f64 = f32::EPSILON as f64;
+
+#[test]
+fn sigmoid_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(21);
+    for (n, k) in SHAPES {
+        // Wide enough to saturate at both ends.
+        let x = random(&mut r, n, k, -20.0, 20.0);
+        let got = elementwise(&gpu, &[&x], |b, i, o| b.sigmoid_forward(&i[0], o).unwrap());
+        let want = elementwise(&Cpu, &[&x], |b, i, o| b.sigmoid_forward(&i[0], o).unwrap());
+        // exp is within 3 + 2|x| ulp (Vulkan's bound), which moves 1/(1 + e) by at most
+        // y(1 − y) times that relative error; the add and the division round once each.
+        let bound: Vec<f64> = x
+            .data()
+            .iter()
+            .zip(want.data())
+            .map(|(&x, &y)| {
+                let (x, y) = (x as f64, y as f64);
+                ULP1 * ((4.0 + 2.0 * x.abs()) * y * (1.0 - y) + 4.0 * y)
+            })
+            .collect();
+        assert_within(
+            &format!("sigmoid_forward {n}×{k}"),
+            got.data(),
+            want.data(),
+            &bound,
+        );
+        // The backward from the CPU's output: dy · (y (1 − y)), three roundings.
+        let dy = random(&mut r, n, k, -1.0, 1.0);
+        let got = elementwise(&gpu, &[&want, &dy], |b, i, o| {
+            b.sigmoid_backward(&i[0], &i[1], o).unwrap()
+        });
+        let want_dx = elementwise(&Cpu, &[&want, &dy], |b, i, o| {
+            b.sigmoid_backward(&i[0], &i[1], o).unwrap()
+        });
+        let bound: Vec<f64> = want
+            .data()
+            .iter()
+            .zip(dy.data())
+            .map(|(&y, &d)| 8.0 * U * (d as f64).abs() * (y as f64) * (1.0 + y as f64))
+            .collect();
+        assert_within(
+            &format!("sigmoid_backward {n}×{k}"),
+            got.data(),
+            want_dx.data(),
+            &bound,
+        );
+    }
+}
+
+#[test]
+fn leaky_relu_matches_cpu_exactly() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(22);
+    for (n, k) in SHAPES {
+        for slope in [0.01f32, 0.2, 0.0] {
+            let mut x = random(&mut r, n, k, -1.0, 1.0);
+            x.data_mut()[0] = 0.0;
+            let dy = random(&mut r, n, k, -1.0, 1.0);
+            // A select and one correctly rounded product: bit for bit.
+            let got = elementwise(&gpu, &[&x], |b, i, o| {
+                b.leaky_relu_forward(&i[0], slope, o).unwrap()
+            });
+            let want = elementwise(&Cpu, &[&x], |b, i, o| {
+                b.leaky_relu_forward(&i[0], slope, o).unwrap()
+            });
+            assert_eq!(got, want, "leaky_relu_forward {slope} {n}×{k}");
+            let got = elementwise(&gpu, &[&x, &dy], |b, i, o| {
+                b.leaky_relu_backward(&i[0], &i[1], slope, o).unwrap()
+            });
+            let want = elementwise(&Cpu, &[&x, &dy], |b, i, o| {
+                b.leaky_relu_backward(&i[0], &i[1], slope, o).unwrap()
+            });
+            assert_eq!(got, want, "leaky_relu_backward {slope} {n}×{k}");
+        }
+    }
+}
+
+/// The cross-entropy loss and gradient of `logits` against `labels` (an n × 1 column).
+fn cross_entropy<B: Backend>(
+    b: &B,
+    logits: &Tensor,
+    labels: &Tensor,
+    reduction: Reduction,
+) -> (f32, Tensor) {
+    let (z, l) = (b.upload(logits).unwrap(), b.upload(labels).unwrap());
+    let out = b.alloc(1, 1).unwrap();
+    b.cross_entropy_loss(&z, &l, reduction, &out).unwrap();
+    let grad = b.alloc(z.rows(), z.cols()).unwrap();
+    b.cross_entropy_grad(&z, &l, reduction, &grad).unwrap();
+    (
+        b.download(&out).unwrap().data()[0],
+        b.download(&grad).unwrap(),
+    )
+}
+
+fn labels(r: &mut rand::rngs::ChaCha8Rng, n: usize, classes: usize) -> Tensor {
+    use rand::RngExt;
+    let data = (0..n).map(|_| r.random_range(0..classes) as f32).collect();
+    Tensor::new(&[n, 1], data).unwrap()
+}
+
+#[test]
+fn cross_entropy_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(23);
+    for (n, c) in [(1, 1), (10, 2), (257, 10), (3, 300), (1000, 2)] {
+        // Shifted far from 0 as well: a naive exp would overflow there.
+        for (lo, hi) in [(-5.0, 5.0), (80.0, 100.0)] {
+            let z = random(&mut r, n, c, lo, hi);
+            let t = labels(&mut r, n, c);
+            for reduction in [Reduction::Sum, Reduction::Mean] {
+                let (got_loss, got_grad) = cross_entropy(&gpu, &z, &t, reduction);
+                let (want_loss, want_grad) = cross_entropy(&Cpu, &z, &t, reduction);
+                let scale = reduction.loss_scale(n) as f64;
+                // Per row: exp is within 3 + 2|x| ulp and log within 2⁻²¹ or 3 ulp
+                // (Vulkan's bounds); the sum of c exponentials adds c roundings. Then
+                // the rows are summed in another order.
+                let mut loss_bound = 0.0;
+                let mut row_loss_sum = 0.0;
+                let mut grad_bound = Vec::with_capacity(n * c);
+                for (row, &label) in z.data().chunks(c).zip(t.data()) {
+                    let row: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+                    let max = row.iter().cloned().fold(f64::MIN, f64::max);
+                    let spread = row.iter().map(|v| max - v).fold(0.0, f64::max);
+                    let lse = row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                    let zt = row[label as usize];
+                    let lse_err = ULP1 * (c as f64 * (4.0 + 2.0 * spread) + 16.0);
+                    loss_bound += lse_err + 8.0 * U * (max.abs() + zt.abs() + lse);
+                    row_loss_sum += (lse + max - zt).abs();
+                    for &v in &row {
+                        let arg = v - max - lse;
+                        let p = arg.exp();
+                        let rel = lse_err
+                            + ULP1 * (4.0 + 2.0 * arg.abs())
+                            + 8.0 * U * (max.abs() + v.abs());
+                        grad_bound.push(scale * (p * rel + 2.0 * U));
+                    }
+                }
+                let loss_bound = scale * (loss_bound + 2.0 * gamma(n + 1) * row_loss_sum);
+                let what = format!("cross_entropy {reduction:?} {n}×{c} in [{lo}, {hi})");
+                assert!(got_loss.is_finite(), "{what}: loss {got_loss}");
+                assert_within(&what, &[got_loss], &[want_loss], &[loss_bound]);
+                assert_within(
+                    &format!("{what} grad"),
+                    got_grad.data(),
+                    want_grad.data(),
+                    &grad_bound,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_with_an_invalid_label_is_nan_on_both() {
+    let Some(gpu) = gpu() else { return };
+    let z = Tensor::new(&[3, 2], vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6]).unwrap();
+    for bad in [2.0f32, -1.0, 0.5, f32::NAN] {
+        let t = Tensor::new(&[3, 1], vec![0.0, bad, 1.0]).unwrap();
+        for b in [
+            cross_entropy(&gpu, &z, &t, Reduction::Sum),
+            cross_entropy(&Cpu, &z, &t, Reduction::Sum),
+        ] {
+            assert!(b.0.is_nan(), "label {bad}: loss {}", b.0);
+            let g = b.1.data();
+            assert!(
+                g[2].is_nan() && g[3].is_nan(),
+                "label {bad}: row 1 of the gradient {g:?}"
+            );
+            assert!(
+                g[0].is_finite() && g[5].is_finite(),
+                "label {bad}: other rows {g:?}"
+            );
         }
     }
 }

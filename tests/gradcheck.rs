@@ -162,7 +162,7 @@ fn mse_follows_pytorch_reductions() {
 fn activation_gates_match_finite_differences() {
     use minidl::Act;
     let mut r = rng(16);
-    for act in [Act::Identity, Act::Relu, Act::Tanh] {
+    for act in [Act::Identity, Act::Relu, Act::Tanh, Act::Sigmoid] {
         // Away from ReLU's kink at 0, where the difference quotient straddles it.
         let mut z: Vec<f64> = random(&mut r, 40)
             .into_iter()
@@ -179,4 +179,106 @@ fn activation_gates_match_finite_differences() {
             dot(&y, &g)
         });
     }
+}
+
+#[test]
+fn sigmoid_backward_matches_finite_differences() {
+    let mut r = rng(17);
+    let n = 40;
+    let mut x: Vec<f64> = random(&mut r, n).into_iter().map(|v| 6.0 * v).collect();
+    let g = random(&mut r, n);
+    let mut y = vec![0.0; n];
+    reference::sigmoid_forward(&x, &mut y);
+    let mut dx = vec![0.0; n];
+    reference::sigmoid_backward(&y, &g, &mut dx);
+    check("sigmoid dx", &mut x, &dx, |x| {
+        let mut y = vec![0.0; n];
+        reference::sigmoid_forward(x, &mut y);
+        dot(&y, &g)
+    });
+}
+
+#[test]
+fn sigmoid_follows_its_definition() {
+    // PyTorch's Sigmoid: 1 / (1 + exp(−x)).
+    for x in [-30.0f64, -2.0, 0.0, 0.5, 30.0] {
+        let mut y = [0.0];
+        reference::sigmoid_forward(&[x], &mut y);
+        assert!(
+            (y[0] - 1.0 / (1.0 + (-x).exp())).abs() <= 1e-15,
+            "sigmoid({x}) = {}",
+            y[0]
+        );
+    }
+}
+
+#[test]
+fn leaky_relu_backward_matches_finite_differences() {
+    let mut r = rng(18);
+    let n = 40;
+    for slope in [0.01, 0.3] {
+        // Away from the kink at 0.
+        let mut x: Vec<f64> = random(&mut r, n)
+            .into_iter()
+            .map(|v| if v.abs() < 1e-3 { 0.5 } else { v })
+            .collect();
+        let g = random(&mut r, n);
+        let mut dx = vec![0.0; n];
+        reference::leaky_relu_backward(&x, &g, slope, &mut dx);
+        check(&format!("leaky_relu {slope} dx"), &mut x, &dx, |x| {
+            let mut y = vec![0.0; n];
+            reference::leaky_relu_forward(x, slope, &mut y);
+            dot(&y, &g)
+        });
+    }
+}
+
+#[test]
+fn cross_entropy_grad_matches_finite_differences() {
+    let mut r = rng(19);
+    for (n, c) in [(1, 1), (1, 2), (5, 3), (10, 10)] {
+        for reduction in [Reduction::Sum, Reduction::Mean] {
+            let mut z: Vec<f64> = random(&mut r, n * c).into_iter().map(|v| 4.0 * v).collect();
+            let labels: Vec<f64> = (0..n).map(|i| ((i * 7 + 3) % c) as f64).collect();
+            let scale = reduction.loss_scale(n) as f64;
+            let mut grad = vec![0.0; n * c];
+            reference::cross_entropy_grad(&z, &labels, c, scale, &mut grad);
+            check(
+                &format!("cross_entropy {reduction:?} {n}×{c} dz"),
+                &mut z,
+                &grad,
+                |z| reference::cross_entropy_loss(z, &labels, c, scale),
+            );
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_follows_pytorch_formula() {
+    // PyTorch's CrossEntropyLoss on class indices: −log softmax(z)[label], summed or
+    // averaged over the rows; computed here naively, which is exact enough for
+    // moderate logits.
+    let z = [1.0f64, 2.0, 0.5, -1.0, 0.0, 3.0];
+    let labels = [1.0f64, 2.0];
+    let naive: f64 = z
+        .chunks(3)
+        .zip(&labels)
+        .map(|(row, &l)| {
+            let sum: f64 = row.iter().map(|v| v.exp()).sum();
+            -(row[l as usize].exp() / sum).ln()
+        })
+        .sum();
+    let sum = reference::cross_entropy_loss(&z, &labels, 3, Reduction::Sum.loss_scale(2) as f64);
+    let mean = reference::cross_entropy_loss(&z, &labels, 3, Reduction::Mean.loss_scale(2) as f64);
+    assert!((sum - naive).abs() < 1e-12, "{sum} vs {naive}");
+    assert!(
+        (mean - naive / 2.0).abs() < 1e-12,
+        "{mean} vs {}",
+        naive / 2.0
+    );
+    // Stable where the naive formula overflows: shifting every logit of a row leaves
+    // the loss unchanged.
+    let shifted: Vec<f64> = z.iter().map(|v| v + 1000.0).collect();
+    let big = reference::cross_entropy_loss(&shifted, &labels, 3, 1.0);
+    assert!((big - naive).abs() < 1e-9, "{big} vs {naive}");
 }

@@ -7,8 +7,8 @@ mod common;
 use common::{gpu, rng};
 use minidl::backend::gpu::GpuStats;
 use minidl::data::{disc_train_test, Dataset};
-use minidl::nn::{Module, MseLoss, Sequential};
-use minidl::optim::Sgd;
+use minidl::nn::{Loss, Module, MseLoss, Sequential};
+use minidl::optim::{Optimizer, Sgd};
 use minidl::train::{count_errors, fit, FitConfig};
 use minidl::{seed, Backend, Cpu, Gpu, Tensor};
 
@@ -41,7 +41,7 @@ fn run_steps<B: Backend>(b: &B, steps: usize) -> (Vec<f32>, Vec<(String, Tensor,
     let (train, _) = disc_train_test(0).unwrap();
     let mut model = seed::network(b, &mut rng(42)).unwrap();
     let mut loss = MseLoss::new(seed::REDUCTION);
-    let sgd = Sgd::new(seed::LR).unwrap();
+    let mut sgd = Sgd::new(seed::LR).unwrap();
     let x_all = b.upload(train.inputs()).unwrap();
     let t_all = b.upload(train.targets()).unwrap();
     let mut losses = Vec::new();
@@ -54,7 +54,7 @@ fn run_steps<B: Backend>(b: &B, steps: usize) -> (Vec<f32>, Vec<(String, Tensor,
         let g = loss.backward(b, &pred, &t).unwrap().clone();
         model.backward(b, &g).unwrap();
         if s + 1 < steps {
-            sgd.step(b, &model).unwrap();
+            sgd.step(b, &model.parameters()).unwrap();
         }
     }
     let params = model
@@ -125,10 +125,10 @@ fn short_run<B: Backend>(b: &B, epochs: usize) -> (f64, f64, usize) {
         b,
         &mut model,
         &mut loss,
-        &Sgd::new(seed::LR).unwrap(),
+        &mut Sgd::new(seed::LR).unwrap(),
         &train,
         &config,
-        |_| {},
+        |_, _| Ok(()),
     )
     .unwrap();
     let errors = count_errors(b, &mut model, &test).unwrap();
@@ -173,10 +173,13 @@ fn counted_epochs(gpu: &Gpu, fused: bool) -> (Vec<GpuStats>, u64, bool) {
         gpu,
         &mut model,
         &mut loss,
-        &Sgd::new(seed::LR).unwrap(),
+        &mut Sgd::new(seed::LR).unwrap(),
         &train,
         &config,
-        |_| after_epoch.push(gpu.stats()),
+        |_, _| {
+            after_epoch.push(gpu.stats());
+            Ok(())
+        },
     )
     .unwrap();
     let steps = train.len().div_ceil(config.batch_size) as u64;
@@ -285,9 +288,18 @@ fn epochs_report_device_time_where_the_backend_has_a_timer() {
             gpu_timing: true,
             ..FitConfig::default()
         };
-        let sgd = Sgd::new(seed::LR).unwrap();
+        let mut sgd = Sgd::new(seed::LR).unwrap();
         let mut loss = MseLoss::new(seed::REDUCTION);
-        fit(b, &mut model, &mut loss, &sgd, &train, &config, |_| {}).unwrap()
+        fit(
+            b,
+            &mut model,
+            &mut loss,
+            &mut sgd,
+            &train,
+            &config,
+            |_, _| Ok(()),
+        )
+        .unwrap()
     }
     assert!(reports(&Cpu, true).iter().all(|r| r.gpu_millis.is_none()));
     let Some(gpu) = gpu() else { return };
@@ -301,6 +313,90 @@ fn epochs_report_device_time_where_the_backend_has_a_timer() {
                     r.millis
                 ),
                 None => assert!(!gpu.has_timestamps(), "no device time with timestamps"),
+            }
+        }
+    }
+}
+
+/// A network with every layer kind (Sigmoid and LeakyReLU among them) trained for one
+/// epoch of 30 steps with `loss` and `optimizer`: its parameters, downloaded.
+fn every_layer_epoch<B: Backend>(
+    b: &B,
+    loss: &mut dyn Loss<B>,
+    optimizer: &mut dyn Optimizer<B>,
+) -> Vec<Tensor> {
+    use minidl::nn::{LeakyReLU, Linear, ReLU, Sigmoid, Tanh};
+    let (train, _) = disc_train_test(8).unwrap();
+    let subset = Dataset::new(
+        Tensor::new(&[300, 2], train.inputs().data()[..600].to_vec()).unwrap(),
+        train.labels()[..300].to_vec(),
+        2,
+    )
+    .unwrap();
+    let mut r = rng(9);
+    let mut model = Sequential::new(vec![
+        Box::new(Linear::new(b, 2, 16, &mut r).unwrap()) as Box<dyn Module<B>>,
+        Box::new(Sigmoid::new()),
+        Box::new(Linear::new(b, 16, 16, &mut r).unwrap()),
+        Box::new(LeakyReLU::with_slope(0.1).unwrap()),
+        Box::new(Linear::new(b, 16, 16, &mut r).unwrap()),
+        Box::new(ReLU::new()),
+        Box::new(Linear::new(b, 16, 2, &mut r).unwrap()),
+        Box::new(Tanh::new()),
+    ])
+    .unwrap();
+    let config = FitConfig {
+        epochs: 1,
+        ..FitConfig::default()
+    };
+    fit(b, &mut model, loss, optimizer, &subset, &config, |_, _| {
+        Ok(())
+    })
+    .unwrap();
+    model
+        .parameters()
+        .iter()
+        .map(|p| b.download(p.value).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_loss_and_optimizer_trains_alike_on_gpu_and_cpu() {
+    use minidl::nn::CrossEntropyLoss;
+    use minidl::optim::{Adam, MomentumStep};
+    use minidl::Reduction;
+    let Some(gpu) = gpu() else { return };
+    let momentum = MomentumStep {
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 0.01,
+        nesterov: true,
+    };
+    for ce in [false, true] {
+        for adam in [false, true] {
+            fn parts<B: Backend>(
+                ce: bool,
+                adam: bool,
+                momentum: MomentumStep,
+            ) -> (Box<dyn Loss<B>>, Box<dyn Optimizer<B>>) {
+                let loss: Box<dyn Loss<B>> = if ce {
+                    Box::new(CrossEntropyLoss::new(Reduction::Mean))
+                } else {
+                    Box::new(MseLoss::new(Reduction::Sum))
+                };
+                let optimizer: Box<dyn Optimizer<B>> = if adam {
+                    Box::new(Adam::new(0.01).unwrap())
+                } else {
+                    Box::new(Sgd::with(momentum).unwrap())
+                };
+                (loss, optimizer)
+            }
+            let (mut gl, mut go) = parts::<Gpu>(ce, adam, momentum);
+            let (mut cl, mut co) = parts::<Cpu>(ce, adam, momentum);
+            let got = every_layer_epoch(&gpu, gl.as_mut(), go.as_mut());
+            let want = every_layer_epoch(&Cpu, cl.as_mut(), co.as_mut());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_close_rel(&format!("ce {ce} adam {adam} parameter {i}"), g, w);
             }
         }
     }

@@ -3,6 +3,7 @@
 //! reject exactly the same calls with exactly the same errors.
 
 use crate::backend::mlp::{Act, MlpEpoch, MlpSpec};
+use crate::backend::optim::{AdamStep, MomentumStep};
 use crate::backend::{Backend, DeviceTensor};
 use crate::error::{Error, Result};
 
@@ -138,6 +139,89 @@ pub fn mse_loss<B: Backend>(
     expect_shape(OP, "target", target, pred.shape())?;
     expect_shape(OP, "output", out, [1, 1])?;
     no_alias(OP, out, &[pred, target])
+}
+
+/// A leaky ReLU: as [`elementwise`], with a finite slope.
+pub fn leaky_relu<B: Backend>(
+    op: &'static str,
+    slope: f32,
+    inputs: &[&DeviceTensor<B>],
+    out: &DeviceTensor<B>,
+) -> Result<()> {
+    if !slope.is_finite() {
+        return Err(Error::InvalidArgument(format!(
+            "{op}: the negative slope must be finite, got {slope}"
+        )));
+    }
+    elementwise(op, inputs, out)
+}
+
+/// `logits: n×c` with `c ≥ 1`, `labels: n×1`, the output distinct from both and
+/// shaped `[1, 1]` for the loss (`out_shape` `None`) or like `logits` for the gradient.
+pub fn cross_entropy<B: Backend>(
+    op: &'static str,
+    logits: &DeviceTensor<B>,
+    labels: &DeviceTensor<B>,
+    out: &DeviceTensor<B>,
+    loss: bool,
+) -> Result<()> {
+    let [n, c] = logits.shape();
+    if c == 0 {
+        return Err(Error::shape(op, "the logits have no classes (0 columns)"));
+    }
+    expect_shape(op, "labels", labels, [n, 1])?;
+    expect_shape(op, "output", out, if loss { [1, 1] } else { [n, c] })?;
+    no_alias(op, out, &[logits, labels])
+}
+
+/// `param`, `grad` and `velocity` of the same shape in three distinct buffers; finite
+/// hyperparameters.
+pub fn momentum_step<B: Backend>(
+    param: &DeviceTensor<B>,
+    grad: &DeviceTensor<B>,
+    velocity: &DeviceTensor<B>,
+    hyper: &MomentumStep,
+) -> Result<()> {
+    const OP: &str = "momentum_step";
+    if ![hyper.lr, hyper.momentum, hyper.weight_decay]
+        .iter()
+        .all(|v| v.is_finite())
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{OP}: hyperparameters must be finite, got {hyper:?}"
+        )));
+    }
+    elementwise(OP, &[grad, velocity], param)?;
+    no_alias(OP, velocity, &[grad, param])
+}
+
+/// `param` and `grad` of the same shape, `state` `1 × (2n + 2)`, three distinct
+/// buffers; finite hyperparameters.
+pub fn adam_step<B: Backend>(
+    param: &DeviceTensor<B>,
+    grad: &DeviceTensor<B>,
+    state: &DeviceTensor<B>,
+    hyper: &AdamStep,
+) -> Result<()> {
+    const OP: &str = "adam_step";
+    if ![
+        hyper.lr,
+        hyper.beta1,
+        hyper.beta2,
+        hyper.eps,
+        hyper.weight_decay,
+    ]
+    .iter()
+    .all(|v| v.is_finite())
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{OP}: hyperparameters must be finite, got {hyper:?}"
+        )));
+    }
+    expect_shape(OP, "gradient", grad, param.shape())?;
+    expect_shape(OP, "state", state, [1, 2 * param.len() + 2])?;
+    no_alias(OP, param, &[grad, state])?;
+    no_alias(OP, state, &[grad])
 }
 
 /// `param` and `grad` of the same shape in distinct buffers; `lr` finite.

@@ -5,8 +5,8 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use crate::backend::{
-    check, next_buffer_id, reference, Act, Backend, BufferHandle, DeviceTensor, MlpEpoch, MlpSpec,
-    Reduction,
+    check, next_buffer_id, reference, Act, AdamStep, Backend, BufferHandle, DeviceTensor, MlpEpoch,
+    MlpSpec, MomentumStep, Reduction,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -214,6 +214,84 @@ impl Backend for Cpu {
         Ok(())
     }
 
+    fn sigmoid_forward(&self, x: &DeviceTensor<Self>, y: &DeviceTensor<Self>) -> Result<()> {
+        check::elementwise("sigmoid_forward", &[x], y)?;
+        with_slices(&[x], y, |i, out| reference::sigmoid_forward(i[0], out));
+        Ok(())
+    }
+
+    fn sigmoid_backward(
+        &self,
+        y: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::elementwise("sigmoid_backward", &[y, dy], dx)?;
+        with_slices(&[y, dy], dx, |i, out| {
+            reference::sigmoid_backward(i[0], i[1], out)
+        });
+        Ok(())
+    }
+
+    fn leaky_relu_forward(
+        &self,
+        x: &DeviceTensor<Self>,
+        slope: f32,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::leaky_relu("leaky_relu_forward", slope, &[x], y)?;
+        with_slices(&[x], y, |i, out| {
+            reference::leaky_relu_forward(i[0], slope, out)
+        });
+        Ok(())
+    }
+
+    fn leaky_relu_backward(
+        &self,
+        x: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        slope: f32,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::leaky_relu("leaky_relu_backward", slope, &[x, dy], dx)?;
+        with_slices(&[x, dy], dx, |i, out| {
+            reference::leaky_relu_backward(i[0], i[1], slope, out)
+        });
+        Ok(())
+    }
+
+    fn cross_entropy_loss(
+        &self,
+        logits: &DeviceTensor<Self>,
+        labels: &DeviceTensor<Self>,
+        reduction: Reduction,
+        out: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::cross_entropy("cross_entropy_loss", logits, labels, out, true)?;
+        let [n, c] = logits.shape();
+        let scale = reduction.loss_scale(n);
+        with_slices(&[logits, labels], out, |i, out| {
+            out[0] = reference::cross_entropy_loss(i[0], i[1], c, scale)
+        });
+        Ok(())
+    }
+
+    fn cross_entropy_grad(
+        &self,
+        logits: &DeviceTensor<Self>,
+        labels: &DeviceTensor<Self>,
+        reduction: Reduction,
+        grad: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::cross_entropy("cross_entropy_grad", logits, labels, grad, false)?;
+        let [n, c] = logits.shape();
+        let scale = reduction.loss_scale(n);
+        with_slices(&[logits, labels], grad, |i, out| {
+            reference::cross_entropy_grad(i[0], i[1], c, scale, out)
+        });
+        Ok(())
+    }
+
     fn mse_loss(
         &self,
         pred: &DeviceTensor<Self>,
@@ -252,6 +330,40 @@ impl Backend for Cpu {
     ) -> Result<()> {
         check::sgd_step(param, grad, lr)?;
         with_slices(&[grad], param, |i, out| reference::sgd_step(out, i[0], lr));
+        Ok(())
+    }
+
+    fn momentum_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        velocity: &DeviceTensor<Self>,
+        hyper: &MomentumStep,
+    ) -> Result<()> {
+        check::momentum_step(param, grad, velocity, hyper)?;
+        with_slices(&[grad, param], velocity, |i, out| {
+            reference::momentum_velocity(out, i[0], i[1], hyper)
+        });
+        with_slices(&[grad, velocity], param, |i, out| {
+            reference::momentum_update(out, i[0], i[1], hyper)
+        });
+        Ok(())
+    }
+
+    fn adam_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        state: &DeviceTensor<Self>,
+        hyper: &AdamStep,
+    ) -> Result<()> {
+        check::adam_step(param, grad, state, hyper)?;
+        with_slices(&[grad, param], state, |i, out| {
+            reference::adam_moments(out, i[0], i[1], hyper)
+        });
+        with_slices(&[state], param, |i, out| {
+            reference::adam_update(out, i[0], hyper)
+        });
         Ok(())
     }
 

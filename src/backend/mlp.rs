@@ -14,6 +14,9 @@ pub enum Act {
     Relu,
     /// `tanh(z)`; its derivative `1 − y²` is read from the output.
     Tanh,
+    /// The logistic function `1 / (1 + e^(−z))`; its derivative `y (1 − y)` is read
+    /// from the output.
+    Sigmoid,
 }
 
 impl Act {
@@ -23,6 +26,7 @@ impl Act {
             Act::Identity => 0,
             Act::Relu => 1,
             Act::Tanh => 2,
+            Act::Sigmoid => 3,
         }
     }
 }

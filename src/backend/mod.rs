@@ -10,12 +10,14 @@ pub mod cpu;
 mod device_tensor;
 pub mod gpu;
 pub mod mlp;
+pub mod optim;
 pub mod reference;
 
 pub use cpu::Cpu;
 pub use device_tensor::DeviceTensor;
 pub use gpu::Gpu;
 pub use mlp::{Act, MlpEpoch, MlpLayer, MlpSpec};
+pub use optim::{AdamStep, MomentumStep};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -175,6 +177,57 @@ pub trait Backend: Clone + Send + Sync + 'static {
         dx: &DeviceTensor<Self>,
     ) -> Result<()>;
 
+    /// `y = 1 / (1 + e^(−x))`.
+    fn sigmoid_forward(&self, x: &DeviceTensor<Self>, y: &DeviceTensor<Self>) -> Result<()>;
+
+    /// `dx = dy · y (1 − y)` where `y` is the forward output.
+    fn sigmoid_backward(
+        &self,
+        y: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// `y = x` where `x > 0`, else `slope · x` (`slope` finite).
+    fn leaky_relu_forward(
+        &self,
+        x: &DeviceTensor<Self>,
+        slope: f32,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// `dx = dy` where `x > 0`, else `slope · dy`.
+    fn leaky_relu_backward(
+        &self,
+        x: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        slope: f32,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// Softmax and cross-entropy in one op, as PyTorch's `CrossEntropyLoss` on class
+    /// indices: the loss of `logits` (`n × classes`) against `labels` (`n × 1`, each a
+    /// class index stored as a float), computed with the stable log-sum-exp, reduced
+    /// over the rows (`Mean` divides by `n`) into the single element of `out`. A label
+    /// that is not a whole number below `classes` makes the loss NaN.
+    fn cross_entropy_loss(
+        &self,
+        logits: &DeviceTensor<Self>,
+        labels: &DeviceTensor<Self>,
+        reduction: Reduction,
+        out: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// The gradient of [`Backend::cross_entropy_loss`] with respect to the logits,
+    /// `scale · (softmax(z) − onehot(label))`, into `grad` (shaped like `logits`).
+    fn cross_entropy_grad(
+        &self,
+        logits: &DeviceTensor<Self>,
+        labels: &DeviceTensor<Self>,
+        reduction: Reduction,
+        grad: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
     /// Writes the MSE of `pred` against `target` (same shape) into the single element
     /// of `out` (a `1 × 1` view, typically one slot of a per-epoch loss vector).
     fn mse_loss(
@@ -200,6 +253,32 @@ pub trait Backend: Clone + Send + Sync + 'static {
         param: &DeviceTensor<Self>,
         grad: &DeviceTensor<Self>,
         lr: f32,
+    ) -> Result<()>;
+
+    /// One step of SGD with momentum in place, as PyTorch's `SGD` (`dampening = 0`):
+    /// `g = grad + weight_decay · param`, `velocity = momentum · velocity + g`, then
+    /// `param −= lr · (g + momentum · velocity)` with Nesterov, else
+    /// `param −= lr · velocity`. `velocity` (shaped like `param`) starts at zero.
+    fn momentum_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        velocity: &DeviceTensor<Self>,
+        hyper: &MomentumStep,
+    ) -> Result<()>;
+
+    /// One step of Adam in place, as PyTorch's `Adam`: `state` is `1 × (2n + 2)` for
+    /// an `n`-element `param`, holding the running means `m` and `v` and the bias
+    /// corrections `c₁ = 1 − β₁ᵗ`, `c₂ = 1 − β₂ᵗ` of step `t`, all zero before the
+    /// first step. With `g = grad + weight_decay · param`: `m += (1 − β₁)(g − m)`,
+    /// `v = β₂ v + (1 − β₂) g²`, `c ← (1 − β) + β c` (which is `1 − βᵗ⁺¹`), then
+    /// `param −= lr / c₁ · m / (√v / √c₂ + ε)`.
+    fn adam_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        state: &DeviceTensor<Self>,
+        hyper: &AdamStep,
     ) -> Result<()>;
 
     /// Whether [`Backend::mlp_epoch`] can train `spec` in mini-batches of `batch_size`

@@ -6,9 +6,10 @@
 //! These functions index slices directly and panic if a slice is shorter than its
 //! dimensions say; the backends check shapes before calling them.
 
-use std::ops::{Add, AddAssign, Mul, Sub};
+use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
 use crate::backend::mlp::{Act, MlpEpoch, MlpSpec};
+use crate::backend::optim::{AdamStep, MomentumStep};
 
 /// The float types the reference runs in (`f32` and `f64`).
 pub trait Real:
@@ -17,6 +18,7 @@ pub trait Real:
     + Add<Output = Self>
     + Sub<Output = Self>
     + Mul<Output = Self>
+    + Div<Output = Self>
     + AddAssign
     + std::fmt::Debug
 {
@@ -24,31 +26,67 @@ pub trait Real:
     const ZERO: Self;
     /// One.
     const ONE: Self;
+    /// A quiet NaN.
+    const NAN: Self;
     /// The hyperbolic tangent.
     fn tanh(self) -> Self;
     /// The nearest value to `v`.
     fn from_f32(v: f32) -> Self;
+    /// The value as an `f64` (exact for both types).
+    fn to_f64(self) -> f64;
+    /// `e^self`.
+    fn exp(self) -> Self;
+    /// The natural logarithm.
+    fn ln(self) -> Self;
+    /// The square root.
+    fn sqrt(self) -> Self;
 }
 
 impl Real for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const NAN: Self = f32::NAN;
     fn tanh(self) -> Self {
         f32::tanh(self)
     }
     fn from_f32(v: f32) -> Self {
         v
     }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
+    fn ln(self) -> Self {
+        f32::ln(self)
+    }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
 }
 
 impl Real for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const NAN: Self = f64::NAN;
     fn tanh(self) -> Self {
         f64::tanh(self)
     }
     fn from_f32(v: f32) -> Self {
         v as f64
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn ln(self) -> Self {
+        f64::ln(self)
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
     }
 }
 
@@ -152,6 +190,39 @@ pub fn tanh_backward<T: Real>(y: &[T], dy: &[T], dx: &mut [T]) {
     }
 }
 
+/// The logistic function `1 / (1 + e^(−x))` of one value.
+pub fn sigmoid<T: Real>(x: T) -> T {
+    T::ONE / (T::ONE + (T::ZERO - x).exp())
+}
+
+/// `y = 1 / (1 + e^(−x))`.
+pub fn sigmoid_forward<T: Real>(x: &[T], y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = sigmoid(x);
+    }
+}
+
+/// `dx = dy · y (1 − y)` from the forward output `y`.
+pub fn sigmoid_backward<T: Real>(y: &[T], dy: &[T], dx: &mut [T]) {
+    for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
+        *dx = dy * (y * (T::ONE - y));
+    }
+}
+
+/// `y = x` where `x > 0`, else `slope · x` (PyTorch's `LeakyReLU`).
+pub fn leaky_relu_forward<T: Real>(x: &[T], slope: T, y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = if x > T::ZERO { x } else { slope * x };
+    }
+}
+
+/// `dx = dy` where `x > 0`, else `slope · dy` (PyTorch's choice at 0).
+pub fn leaky_relu_backward<T: Real>(x: &[T], dy: &[T], slope: T, dx: &mut [T]) {
+    for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+        *dx = if x > T::ZERO { dy } else { slope * dy };
+    }
+}
+
 /// `y = act(y)` in place, as the activation's own op computes it.
 pub fn activate_in_place<T: Real>(y: &mut [T], act: Act) {
     for v in y.iter_mut() {
@@ -160,6 +231,7 @@ pub fn activate_in_place<T: Real>(y: &mut [T], act: Act) {
             Act::Relu if *v > T::ZERO => *v,
             Act::Relu => T::ZERO,
             Act::Tanh => v.tanh(),
+            Act::Sigmoid => sigmoid(*v),
         };
     }
 }
@@ -173,6 +245,7 @@ pub fn gate<T: Real>(dy: &[T], y: &[T], act: Act, dz: &mut [T]) {
             Act::Relu if y > T::ZERO => dy,
             Act::Relu => T::ZERO,
             Act::Tanh => dy * (T::ONE - y * y),
+            Act::Sigmoid => dy * (y * (T::ONE - y)),
         };
     }
 }
@@ -191,6 +264,135 @@ pub fn mse_loss<T: Real>(pred: &[T], target: &[T], scale: T) -> T {
 pub fn mse_grad<T: Real>(pred: &[T], target: &[T], factor: T, grad: &mut [T]) {
     for ((g, &p), &t) in grad.iter_mut().zip(pred).zip(target) {
         *g = (p - t) * factor;
+    }
+}
+
+/// The class a label value names, when it is a whole number below `classes`.
+fn class_of<T: Real>(label: T, classes: usize) -> Option<usize> {
+    let l = label.to_f64();
+    (l >= 0.0 && l.fract() == 0.0 && l < classes as f64).then_some(l as usize)
+}
+
+/// The row's maximum and `ln Σ_j e^(z_j − max)`, the stable log-sum-exp in two parts.
+fn log_sum_exp<T: Real>(z: &[T]) -> (T, T) {
+    let mut max = z[0];
+    for &v in &z[1..] {
+        if v > max {
+            max = v;
+        }
+    }
+    let mut sum = T::ZERO;
+    for &v in z {
+        sum += (v - max).exp();
+    }
+    (max, sum.ln())
+}
+
+/// Softmax cross-entropy of `logits` (`n × classes`, row-major) against class
+/// indices `labels` (`n` values): `scale · Σ_r (ln Σ_j e^(z_rj − max_r) + max_r −
+/// z_r,label)`, the rows summed in order. A label that is not a whole number below
+/// `classes` makes the result NaN.
+pub fn cross_entropy_loss<T: Real>(logits: &[T], labels: &[T], classes: usize, scale: T) -> T {
+    let mut acc = T::ZERO;
+    for (z, &label) in logits.chunks(classes).zip(labels) {
+        let Some(t) = class_of(label, classes) else {
+            return T::NAN;
+        };
+        let (max, lse) = log_sum_exp(z);
+        acc += lse + max - z[t];
+    }
+    acc * scale
+}
+
+/// The gradient of [`cross_entropy_loss`] with respect to the logits:
+/// `scale · (softmax(z_r) − onehot(label_r))`, NaN on a row whose label is invalid.
+pub fn cross_entropy_grad<T: Real>(
+    logits: &[T],
+    labels: &[T],
+    classes: usize,
+    scale: T,
+    grad: &mut [T],
+) {
+    for ((z, g), &label) in logits
+        .chunks(classes)
+        .zip(grad.chunks_mut(classes))
+        .zip(labels)
+    {
+        let t = class_of(label, classes);
+        let (max, lse) = log_sum_exp(z);
+        for (j, (g, &v)) in g.iter_mut().zip(z).enumerate() {
+            let p = (v - max - lse).exp();
+            *g = match t {
+                Some(t) if t == j => (p - T::ONE) * scale,
+                Some(_) => p * scale,
+                None => T::NAN,
+            };
+        }
+    }
+}
+
+/// The first half of SGD with momentum (PyTorch's `SGD` with `dampening = 0`):
+/// `g = grad + weight_decay · param`, `velocity = momentum · velocity + g`.
+pub fn momentum_velocity<T: Real>(
+    velocity: &mut [T],
+    grad: &[T],
+    param: &[T],
+    hyper: &MomentumStep,
+) {
+    let (momentum, wd) = (T::from_f32(hyper.momentum), T::from_f32(hyper.weight_decay));
+    for ((v, &g), &p) in velocity.iter_mut().zip(grad).zip(param) {
+        *v = momentum * *v + (g + wd * p);
+    }
+}
+
+/// The second half: `param −= lr · d` with `d = g + momentum · velocity` (Nesterov) or
+/// `d = velocity`, `g` as in [`momentum_velocity`].
+pub fn momentum_update<T: Real>(param: &mut [T], grad: &[T], velocity: &[T], hyper: &MomentumStep) {
+    let (lr, momentum, wd) = (
+        T::from_f32(hyper.lr),
+        T::from_f32(hyper.momentum),
+        T::from_f32(hyper.weight_decay),
+    );
+    for ((p, &g), &v) in param.iter_mut().zip(grad).zip(velocity) {
+        let g = g + wd * *p;
+        let d = if hyper.nesterov { g + momentum * v } else { v };
+        *p = *p - lr * d;
+    }
+}
+
+/// The first half of Adam (PyTorch's `Adam`, `amsgrad = False`) on `state = [m | v |
+/// c₁ | c₂]` (`2n + 2` values): `g = grad + weight_decay · param`,
+/// `m += (1 − β₁)(g − m)`, `v = β₂ v + (1 − β₂) g²`, and the bias corrections
+/// `c = 1 − βᵗ` advance as `c ← (1 − β) + β c` (from 0: exact at the first step, where
+/// `1 − βᵗ` computed from a power would cancel most of its digits).
+pub fn adam_moments<T: Real>(state: &mut [T], grad: &[T], param: &[T], hyper: &AdamStep) {
+    let n = grad.len();
+    let (b1, b2, wd) = (
+        T::from_f32(hyper.beta1),
+        T::from_f32(hyper.beta2),
+        T::from_f32(hyper.weight_decay),
+    );
+    let (m, rest) = state.split_at_mut(n);
+    let (v, c) = rest.split_at_mut(n);
+    for i in 0..n {
+        let g = grad[i] + wd * param[i];
+        m[i] += (T::ONE - b1) * (g - m[i]);
+        v[i] = b2 * v[i] + (T::ONE - b2) * (g * g);
+    }
+    c[0] = (T::ONE - b1) + b1 * c[0];
+    c[1] = (T::ONE - b2) + b2 * c[1];
+}
+
+/// The second half, with the bias corrections `c₁ = 1 − β₁ᵗ`, `c₂ = 1 − β₂ᵗ` of the
+/// state: `param −= lr / c₁ · m / (√v / √c₂ + ε)`.
+pub fn adam_update<T: Real>(param: &mut [T], state: &[T], hyper: &AdamStep) {
+    let n = param.len();
+    let (lr, eps) = (T::from_f32(hyper.lr), T::from_f32(hyper.eps));
+    let step_size = lr / state[2 * n];
+    let correction = state[2 * n + 1].sqrt();
+    for (i, p) in param.iter_mut().enumerate() {
+        let denom = state[n + i].sqrt() / correction + eps;
+        *p = *p - step_size * (state[i] / denom);
     }
 }
 

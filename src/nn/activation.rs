@@ -1,8 +1,9 @@
-//! Parameter-free elementwise layers: [`ReLU`] and [`Tanh`], one [`Elementwise`] layer
-//! each, told apart by their [`Activation`].
+//! Parameter-free elementwise layers: [`ReLU`], [`Tanh`], [`Sigmoid`] and
+//! [`LeakyReLU`], one [`Elementwise`] layer each, told apart by their [`Activation`].
 
 use super::module::{LayerKind, Module};
 use super::scratch::Scratch;
+use crate::backend::optim::check_non_negative;
 use crate::backend::{Act, Backend, DeviceTensor};
 use crate::error::{Error, Result};
 
@@ -70,6 +71,74 @@ impl<B: Backend> Activation<B> for TanhFn {
     }
 }
 
+/// The logistic function `1 / (1 + e^(−x))`; its backward reads the output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SigmoidFn;
+
+impl<B: Backend> Activation<B> for SigmoidFn {
+    const NAME: &'static str = "Sigmoid";
+    const BACKWARD_FROM_INPUT: bool = false;
+    const FUSED: Option<Act> = Some(Act::Sigmoid);
+    fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()> {
+        backend.sigmoid_forward(x, y)
+    }
+    fn backward(
+        &self,
+        backend: &B,
+        y: &DeviceTensor<B>,
+        dy: &DeviceTensor<B>,
+        dx: &DeviceTensor<B>,
+    ) -> Result<()> {
+        backend.sigmoid_backward(y, dy, dx)
+    }
+}
+
+/// `x` where `x > 0`, else `negative_slope · x` (PyTorch's `LeakyReLU`, default slope
+/// 0.01); its backward reads the input.
+#[derive(Debug, Clone, Copy)]
+pub struct LeakyReluFn {
+    negative_slope: f32,
+}
+
+impl LeakyReluFn {
+    /// The function with `negative_slope`, which must be finite and not negative.
+    pub fn new(negative_slope: f32) -> Result<Self> {
+        check_non_negative("LeakyReLU negative slope", negative_slope, false)?;
+        Ok(LeakyReluFn { negative_slope })
+    }
+
+    /// The slope for negative inputs.
+    pub fn negative_slope(&self) -> f32 {
+        self.negative_slope
+    }
+}
+
+impl Default for LeakyReluFn {
+    /// PyTorch's default slope, 0.01.
+    fn default() -> Self {
+        LeakyReluFn {
+            negative_slope: 0.01,
+        }
+    }
+}
+
+impl<B: Backend> Activation<B> for LeakyReluFn {
+    const NAME: &'static str = "LeakyReLU";
+    const BACKWARD_FROM_INPUT: bool = true;
+    fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()> {
+        backend.leaky_relu_forward(x, self.negative_slope, y)
+    }
+    fn backward(
+        &self,
+        backend: &B,
+        x: &DeviceTensor<B>,
+        dy: &DeviceTensor<B>,
+        dx: &DeviceTensor<B>,
+    ) -> Result<()> {
+        backend.leaky_relu_backward(x, dy, self.negative_slope, dx)
+    }
+}
+
 /// A layer applying the activation `A` elementwise. It keeps the tensor its backward
 /// needs and reuses its output and gradient buffers from step to step.
 pub struct Elementwise<B: Backend, A: Activation<B>> {
@@ -87,8 +156,22 @@ pub type ReLU<B> = Elementwise<B, ReluFn>;
 /// `tanh(x)`, elementwise.
 pub type Tanh<B> = Elementwise<B, TanhFn>;
 
+/// `1 / (1 + e^(−x))`, elementwise.
+pub type Sigmoid<B> = Elementwise<B, SigmoidFn>;
+
+/// `x` where `x > 0`, else `negative_slope · x`, elementwise
+/// (`LeakyReLU::new()` has PyTorch's slope 0.01; see [`LeakyReLU::with_slope`]).
+pub type LeakyReLU<B> = Elementwise<B, LeakyReluFn>;
+
+impl<B: Backend> Elementwise<B, LeakyReluFn> {
+    /// A LeakyReLU layer with `negative_slope` (finite, not negative).
+    pub fn with_slope(negative_slope: f32) -> Result<Self> {
+        Ok(Self::with(LeakyReluFn::new(negative_slope)?))
+    }
+}
+
 impl<B: Backend, A: Activation<B> + Default> Elementwise<B, A> {
-    /// A layer of this activation (`ReLU::new()`, `Tanh::new()`).
+    /// A layer of this activation (`ReLU::new()`, `Tanh::new()`, ...).
     pub fn new() -> Self {
         Self::with(A::default())
     }

@@ -207,11 +207,13 @@ impl<B: Backend> Module<B> for Linear<B> {
         vec![
             Parameter {
                 name: "weight".into(),
+                shape: vec![self.out_features, self.in_features],
                 value: &self.weight,
                 grad: &self.weight_grad,
             },
             Parameter {
                 name: "bias".into(),
+                shape: vec![self.out_features],
                 value: &self.bias,
                 grad: &self.bias_grad,
             },

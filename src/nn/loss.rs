@@ -1,11 +1,55 @@
-//! `MseLoss`: PyTorch's `MSELoss` with `Sum` or `Mean` reduction.
+//! The [`Loss`] trait and `MseLoss`, PyTorch's `MSELoss` with `Sum` or `Mean` reduction.
 
 use super::scratch::Scratch;
 use crate::backend::{Backend, DeviceTensor, Reduction};
+use crate::data::Dataset;
 use crate::error::Result;
+use crate::tensor::Tensor;
 
-/// Mean-squared-error loss. The value is written to a device slot (read back when the
-/// caller chooses); the gradient is kept in a buffer reused across steps.
+/// A loss function: its value into a device slot, and its gradient with respect to the
+/// predictions. Each loss says which target tensor it compares predictions with.
+pub trait Loss<B: Backend>: Send {
+    /// A short name for messages (`"MSE"`, `"cross-entropy"`).
+    fn name(&self) -> &'static str;
+
+    /// The targets this loss compares predictions with, for every point of `data`:
+    /// one-hot rows for [`MseLoss`], one class index per row for cross-entropy.
+    fn targets(&self, data: &Dataset) -> Result<Tensor>;
+
+    /// Writes the loss of `pred` against `target` into `out`, a `1 × 1` view (for
+    /// instance one row of a per-epoch vector of batch losses).
+    fn forward(
+        &self,
+        backend: &B,
+        pred: &DeviceTensor<B>,
+        target: &DeviceTensor<B>,
+        out: &DeviceTensor<B>,
+    ) -> Result<()>;
+
+    /// The gradient of the loss with respect to `pred`.
+    fn backward(
+        &mut self,
+        backend: &B,
+        pred: &DeviceTensor<B>,
+        target: &DeviceTensor<B>,
+    ) -> Result<&DeviceTensor<B>>;
+
+    /// The reduction, when this is the MSE loss that [`Backend::mlp_epoch`] fuses;
+    /// `None` for any other loss.
+    fn fused_mse(&self) -> Option<Reduction> {
+        None
+    }
+
+    /// The loss as a number: computes it into a fresh slot and waits for it.
+    fn value(&self, backend: &B, pred: &DeviceTensor<B>, target: &DeviceTensor<B>) -> Result<f32> {
+        let out = backend.alloc(1, 1)?;
+        self.forward(backend, pred, target, &out)?;
+        Ok(backend.download(&out)?.data()[0])
+    }
+}
+
+/// Mean-squared-error loss against one-hot targets. The gradient is kept in a buffer
+/// reused across steps.
 pub struct MseLoss<B: Backend> {
     reduction: Reduction,
     grad: Scratch<B>,
@@ -26,10 +70,18 @@ impl<B: Backend> MseLoss<B> {
     pub fn reduction(&self) -> Reduction {
         self.reduction
     }
+}
 
-    /// Writes the loss of `pred` against `target` into `out`, a `1 × 1` view (for
-    /// instance one row of a per-epoch vector of batch losses).
-    pub fn forward(
+impl<B: Backend> Loss<B> for MseLoss<B> {
+    fn name(&self) -> &'static str {
+        "MSE"
+    }
+
+    fn targets(&self, data: &Dataset) -> Result<Tensor> {
+        Ok(data.targets().clone())
+    }
+
+    fn forward(
         &self,
         backend: &B,
         pred: &DeviceTensor<B>,
@@ -39,20 +91,7 @@ impl<B: Backend> MseLoss<B> {
         backend.mse_loss(pred, target, self.reduction, out)
     }
 
-    /// The loss as a number: computes it into a fresh slot and waits for it.
-    pub fn value(
-        &self,
-        backend: &B,
-        pred: &DeviceTensor<B>,
-        target: &DeviceTensor<B>,
-    ) -> Result<f32> {
-        let out = backend.alloc(1, 1)?;
-        self.forward(backend, pred, target, &out)?;
-        Ok(backend.download(&out)?.data()[0])
-    }
-
-    /// The gradient of the loss with respect to `pred`.
-    pub fn backward(
+    fn backward(
         &mut self,
         backend: &B,
         pred: &DeviceTensor<B>,
@@ -61,5 +100,9 @@ impl<B: Backend> MseLoss<B> {
         let grad = self.grad.get(backend, pred.rows(), pred.cols())?;
         backend.mse_grad(pred, target, self.reduction, &grad)?;
         Ok(self.grad_view.insert(grad))
+    }
+
+    fn fused_mse(&self) -> Option<Reduction> {
+        Some(self.reduction)
     }
 }

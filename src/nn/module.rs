@@ -8,6 +8,10 @@ use crate::error::Result;
 pub struct Parameter<'a, B: Backend> {
     /// The name in a PyTorch-style state dict (`"weight"`, `"0.bias"`, ...).
     pub name: String,
+    /// The shape in a PyTorch state dict (`[out, in]` for a linear weight, `[out]` for
+    /// its bias, which `value` holds as a `1 × out` row); its product is
+    /// `value.len()`.
+    pub shape: Vec<usize>,
     /// The values.
     pub value: &'a DeviceTensor<B>,
     /// The gradient, accumulated by `backward` until [`Module::zero_grad`].

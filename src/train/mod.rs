@@ -8,17 +8,18 @@ mod fused;
 
 pub use fused::mlp_spec;
 
+use std::ops::Range;
 use std::time::Instant;
 
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::backend::{Backend, MlpEpoch};
+use crate::backend::{Backend, DeviceTensor, MlpEpoch};
 use crate::data::{batches, Dataset};
 use crate::error::{Error, Result};
-use crate::nn::{Module, MseLoss};
-use crate::optim::Sgd;
+use crate::nn::{Loss, Module};
+use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 
 /// How [`fit`] runs.
@@ -72,79 +73,113 @@ pub struct EpochReport {
     pub gpu_millis: Option<f64>,
 }
 
-/// Trains `model` on `data` with `loss` and `optimizer`, calling `on_epoch` after each
-/// epoch, and returns every epoch's report.
-pub fn fit<B: Backend, M: Module<B> + ?Sized>(
+/// Trains `model` on `data` with `loss` and `optimizer` and returns every epoch's
+/// report. After each epoch `on_epoch` gets the report and the model, holding that
+/// epoch's parameters (to evaluate it, save it, ...); an error it returns stops the
+/// training.
+///
+/// When the loss of a mini-batch is NaN or infinite, training stops with
+/// [`Error::Diverged`] naming the epoch and step, and the model (and the optimizer's
+/// state) are those after the last step whose loss was finite: each epoch starts from a
+/// device copy of them and replays the finite steps.
+pub fn fit<B, M, L, O>(
     backend: &B,
     model: &mut M,
-    loss: &mut MseLoss<B>,
-    optimizer: &Sgd,
+    loss: &mut L,
+    optimizer: &mut O,
     data: &Dataset,
     config: &FitConfig,
-    mut on_epoch: impl FnMut(&EpochReport),
-) -> Result<Vec<EpochReport>> {
+    mut on_epoch: impl FnMut(&EpochReport, &mut M) -> Result<()>,
+) -> Result<Vec<EpochReport>>
+where
+    B: Backend,
+    M: Module<B> + ?Sized,
+    L: Loss<B> + ?Sized,
+    O: Optimizer<B> + ?Sized,
+{
     let ranges: Vec<_> = batches(data.len(), config.batch_size)?.collect();
+    let targets_host = loss.targets(data)?;
     let inputs = backend.upload(data.inputs())?;
-    let targets = backend.upload(data.targets())?;
+    let targets = backend.upload(&targets_host)?;
     let losses = backend.alloc(ranges.len(), 1)?;
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut reports = Vec::with_capacity(config.epochs);
-    let packed = if config.fused {
-        fused::Packed::plan(backend, model, config.batch_size)?
-    } else {
-        None
+    optimizer.prepare(backend, &model.parameters())?;
+    let fused_hyper = match (loss.fused_mse(), optimizer.plain_sgd_lr()) {
+        (Some(reduction), Some(lr)) if config.fused => Some(MlpEpoch {
+            batch_size: config.batch_size,
+            lr,
+            reduction,
+        }),
+        _ => None,
+    };
+    let packed = match fused_hyper {
+        Some(_) => fused::Packed::plan(backend, model, config.batch_size)?,
+        None => None,
     };
     if let Some(packed) = &packed {
         packed.pack(backend, model)?;
     }
-    let hyper = MlpEpoch {
-        batch_size: config.batch_size,
-        lr: optimizer.lr(),
-        reduction: loss.reduction(),
+    // What a step changes, and a copy of it from the start of the epoch.
+    let trained: Vec<DeviceTensor<B>> = match &packed {
+        Some(packed) => vec![packed.params.clone()],
+        None => {
+            let params = model.parameters();
+            let state = optimizer.state();
+            params
+                .iter()
+                .map(|p| p.value)
+                .chain(state)
+                .cloned()
+                .collect()
+        }
     };
-    // The fused path trains the packed copy and unpacks it into the model once, at
-    // the end (the model is not reachable while `fit` holds it), also after an error.
-    let mut run = || -> Result<()> {
+    let snapshot = trained
+        .iter()
+        .map(|t| backend.alloc(t.rows(), t.cols()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut steps = Steps {
+        backend,
+        packed: packed.as_ref(),
+        fused_hyper,
+        inputs: &inputs,
+        targets: &targets,
+        losses: &losses,
+        ranges: &ranges,
+    };
+    // The fused path trains the packed copy; the model gets it back after each epoch
+    // and at the end, also after an error.
+    let mut run = |model: &mut M| -> Result<()> {
         for epoch in 1..=config.epochs {
             let start = Instant::now();
             if config.shuffle {
                 order.shuffle(&mut rng);
                 backend.write(&inputs, &gather_rows(data.inputs(), &order))?;
-                backend.write(&targets, &gather_rows(data.targets(), &order))?;
+                backend.write(&targets, &gather_rows(&targets_host, &order))?;
+            }
+            for (t, s) in trained.iter().zip(&snapshot) {
+                backend.copy(t, s)?;
             }
             if config.gpu_timing {
                 backend.timer_start()?;
             }
-            if let Some(packed) = &packed {
-                backend.mlp_epoch(
-                    &packed.spec,
-                    &packed.params,
-                    &inputs,
-                    &targets,
-                    &hyper,
-                    &losses,
-                )?;
-            }
-            for (i, range) in ranges.iter().enumerate().filter(|_| packed.is_none()) {
-                let x = inputs.slice_rows(range.start, range.len())?;
-                let t = targets.slice_rows(range.start, range.len())?;
-                model.zero_grad(backend)?;
-                let pred = model.forward(backend, &x)?.clone();
-                loss.forward(backend, &pred, &t, &losses.slice_rows(i, 1)?)?;
-                let grad = loss.backward(backend, &pred, &t)?.clone();
-                model.backward(backend, &grad)?;
-                optimizer.step(backend, model)?;
-            }
+            steps.run(model, loss, optimizer, ranges.len())?;
             if config.gpu_timing {
                 backend.timer_stop()?;
             }
-            let epoch_loss = backend
-                .download(&losses)?
-                .data()
-                .iter()
-                .map(|&l| l as f64)
-                .sum();
+            let step_losses = backend.download(&losses)?;
+            if let Some(bad) = step_losses.data().iter().position(|l| !l.is_finite()) {
+                let kept_steps =
+                    steps.roll_back(model, loss, optimizer, &trained, &snapshot, bad)?;
+                return Err(Error::Diverged {
+                    epoch,
+                    step: bad + 1,
+                    loss: step_losses.data()[bad],
+                    kept_steps,
+                });
+            }
+            let epoch_loss = step_losses.data().iter().map(|&l| l as f64).sum();
             let millis = start.elapsed().as_secs_f64() * 1e3;
             let report = EpochReport {
                 epoch,
@@ -157,16 +192,114 @@ pub fn fit<B: Backend, M: Module<B> + ?Sized>(
                     None
                 },
             };
-            on_epoch(&report);
             reports.push(report);
+            if let Some(packed) = &packed {
+                packed.unpack(backend, model)?;
+            }
+            on_epoch(&report, model)?;
+            if let Some(packed) = &packed {
+                // The hook may have changed the model.
+                packed.pack(backend, model)?;
+            }
         }
         Ok(())
     };
-    let result = run();
+    let result = run(model);
     if let Some(packed) = &packed {
         packed.unpack(backend, model)?;
     }
     result.map(|()| reports)
+}
+
+/// The steps of an epoch, on the fused or the step-by-step path.
+struct Steps<'a, B: Backend> {
+    backend: &'a B,
+    packed: Option<&'a fused::Packed<B>>,
+    fused_hyper: Option<MlpEpoch>,
+    inputs: &'a DeviceTensor<B>,
+    targets: &'a DeviceTensor<B>,
+    losses: &'a DeviceTensor<B>,
+    ranges: &'a [Range<usize>],
+}
+
+impl<B: Backend> Steps<'_, B> {
+    /// Records the first `count` mini-batches of the epoch, each one's loss into its
+    /// row of `losses`.
+    fn run<M, L, O>(
+        &mut self,
+        model: &mut M,
+        loss: &mut L,
+        optimizer: &mut O,
+        count: usize,
+    ) -> Result<()>
+    where
+        M: Module<B> + ?Sized,
+        L: Loss<B> + ?Sized,
+        O: Optimizer<B> + ?Sized,
+    {
+        let backend = self.backend;
+        if count == 0 {
+            return Ok(());
+        }
+        if let (Some(packed), Some(hyper)) = (self.packed, &self.fused_hyper) {
+            let rows = self.ranges[count - 1].end;
+            return backend.mlp_epoch(
+                &packed.spec,
+                &packed.params,
+                &self.inputs.slice_rows(0, rows)?,
+                &self.targets.slice_rows(0, rows)?,
+                hyper,
+                &self.losses.slice_rows(0, count)?,
+            );
+        }
+        for (i, range) in self.ranges[..count].iter().enumerate() {
+            let x = self.inputs.slice_rows(range.start, range.len())?;
+            let t = self.targets.slice_rows(range.start, range.len())?;
+            model.zero_grad(backend)?;
+            let pred = model.forward(backend, &x)?.clone();
+            loss.forward(backend, &pred, &t, &self.losses.slice_rows(i, 1)?)?;
+            let grad = loss.backward(backend, &pred, &t)?.clone();
+            model.backward(backend, &grad)?;
+            optimizer.step(backend, &model.parameters())?;
+        }
+        Ok(())
+    }
+
+    /// After step `bad` (0-based) of an epoch gave a non-finite loss: restores the
+    /// start of the epoch from `snapshot` and replays the steps before `bad`, fewer
+    /// where their updates left a non-finite value in `trained`. Returns how many
+    /// steps the kept state has taken.
+    fn roll_back<M, L, O>(
+        &mut self,
+        model: &mut M,
+        loss: &mut L,
+        optimizer: &mut O,
+        trained: &[DeviceTensor<B>],
+        snapshot: &[DeviceTensor<B>],
+        bad: usize,
+    ) -> Result<usize>
+    where
+        M: Module<B> + ?Sized,
+        L: Loss<B> + ?Sized,
+        O: Optimizer<B> + ?Sized,
+    {
+        let backend = self.backend;
+        let mut kept = bad;
+        loop {
+            for (t, s) in trained.iter().zip(snapshot) {
+                backend.copy(s, t)?;
+            }
+            self.run(model, loss, optimizer, kept)?;
+            let mut finite = true;
+            for t in trained {
+                finite &= backend.download(t)?.data().iter().all(|v| v.is_finite());
+            }
+            if finite || kept == 0 {
+                return Ok(kept);
+            }
+            kept -= 1;
+        }
+    }
 }
 
 fn gather_rows(t: &Tensor, order: &[usize]) -> Vec<f32> {

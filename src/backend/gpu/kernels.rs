@@ -25,11 +25,12 @@ macro_rules! shader {
 }
 
 /// Every shader of the crate, for pipeline creation and for the portability tests.
-pub const SHADERS: [Shader; 4] = [
+pub const SHADERS: [Shader; 5] = [
     shader!("linear.wgsl"),
     shader!("activation.wgsl"),
     shader!("mse.wgsl"),
-    shader!("sgd.wgsl"),
+    shader!("optim.wgsl"),
+    shader!("cross_entropy.wgsl"),
 ];
 
 /// A compute entry point: which shader holds it and how many inputs it reads.
@@ -44,14 +45,24 @@ pub(crate) enum Kernel {
     ReluBackward,
     TanhForward,
     TanhBackward,
+    SigmoidForward,
+    SigmoidBackward,
+    LeakyReluForward,
+    LeakyReluBackward,
     MseLoss,
     MseGrad,
     SgdStep,
+    MomentumVelocity,
+    MomentumUpdate,
+    AdamMoments,
+    AdamUpdate,
+    CrossEntropyLoss,
+    CrossEntropyGrad,
 }
 
 impl Kernel {
     /// Every kernel, in pipeline-table order.
-    pub(crate) const ALL: [Kernel; 12] = [
+    pub(crate) const ALL: [Kernel; 22] = [
         Kernel::LinearForward,
         Kernel::LinearForwardTiled,
         Kernel::LinearBackwardInput,
@@ -61,9 +72,19 @@ impl Kernel {
         Kernel::ReluBackward,
         Kernel::TanhForward,
         Kernel::TanhBackward,
+        Kernel::SigmoidForward,
+        Kernel::SigmoidBackward,
+        Kernel::LeakyReluForward,
+        Kernel::LeakyReluBackward,
         Kernel::MseLoss,
         Kernel::MseGrad,
         Kernel::SgdStep,
+        Kernel::MomentumVelocity,
+        Kernel::MomentumUpdate,
+        Kernel::AdamMoments,
+        Kernel::AdamUpdate,
+        Kernel::CrossEntropyLoss,
+        Kernel::CrossEntropyGrad,
     ];
 
     /// The index of the shader in [`SHADERS`] and the entry point's name.
@@ -78,9 +99,19 @@ impl Kernel {
             Kernel::ReluBackward => (1, "relu_backward"),
             Kernel::TanhForward => (1, "tanh_forward"),
             Kernel::TanhBackward => (1, "tanh_backward"),
+            Kernel::SigmoidForward => (1, "sigmoid_forward"),
+            Kernel::SigmoidBackward => (1, "sigmoid_backward"),
+            Kernel::LeakyReluForward => (1, "leaky_relu_forward"),
+            Kernel::LeakyReluBackward => (1, "leaky_relu_backward"),
             Kernel::MseLoss => (2, "mse_loss"),
             Kernel::MseGrad => (2, "mse_grad"),
             Kernel::SgdStep => (3, "sgd_step"),
+            Kernel::MomentumVelocity => (3, "momentum_velocity"),
+            Kernel::MomentumUpdate => (3, "momentum_update"),
+            Kernel::AdamMoments => (3, "adam_moments"),
+            Kernel::AdamUpdate => (3, "adam_update"),
+            Kernel::CrossEntropyLoss => (4, "cross_entropy_loss"),
+            Kernel::CrossEntropyGrad => (4, "cross_entropy_grad"),
         }
     }
 

@@ -53,7 +53,7 @@ pub(super) fn forward(
         &[x, w, b],
         y,
         [n, k, m, act.code() as usize],
-        0.0,
+        [0.0; 4],
         match kernel {
             MatmulKernel::Naive => Grid::Tiles { rows: n, cols: m },
             MatmulKernel::Tiled => Grid::Blocks { rows: n, cols: m },
@@ -87,7 +87,7 @@ pub(super) fn backward(
             &[dy, w, y],
             dx,
             dims,
-            0.0,
+            [0.0; 4],
             Grid::Tiles { rows: n, cols: k },
         )?;
     }
@@ -96,7 +96,7 @@ pub(super) fn backward(
         &[dy, x, y],
         dw,
         dims,
-        0.0,
+        [0.0; 4],
         Grid::Tiles { rows: m, cols: k },
     )?;
     gpu.launch(
@@ -104,7 +104,7 @@ pub(super) fn backward(
         &[dy, y],
         db,
         dims,
-        0.0,
+        [0.0; 4],
         Grid::Flat(m),
     )
 }

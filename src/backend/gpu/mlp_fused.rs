@@ -672,7 +672,7 @@ pub(super) fn epoch(
             ],
             &losses.slice_rows(first_step, count)?,
             [rows, epoch.batch_size, count, reduction],
-            epoch.lr,
+            [epoch.lr, 0.0, 0.0, 0.0],
             Grid::Single,
         )?;
         first_step += count;

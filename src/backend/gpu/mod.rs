@@ -8,12 +8,13 @@
 mod activation;
 pub mod adapter;
 mod buffer;
+mod cross_entropy;
 pub mod kernels;
 pub mod linear;
 pub mod mlp_fused;
 mod mse;
+mod optim;
 mod recorder;
-mod sgd;
 mod timer;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,7 +26,8 @@ pub use buffer::GpuBuffer;
 pub use recorder::GpuStats;
 
 use crate::backend::{
-    check, next_buffer_id, Act, Backend, DeviceTensor, MlpEpoch, MlpSpec, Reduction,
+    check, next_buffer_id, Act, AdamStep, Backend, DeviceTensor, MlpEpoch, MlpSpec, MomentumStep,
+    Reduction,
 };
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -272,7 +274,7 @@ impl Gpu {
         inputs: &[&DeviceTensor<Gpu>],
         output: &DeviceTensor<Gpu>,
         dims: [usize; 4],
-        scalar: f32,
+        scalars: [f32; 4],
         grid: Grid,
     ) -> Result<()> {
         let pipeline = self.ctx.pipelines.get(kernel);
@@ -284,13 +286,13 @@ impl Gpu {
             inputs,
             output,
             dims,
-            scalar,
+            scalars,
             grid,
         )
     }
 
     /// Records one launch of `pipeline` (known to the bind-group cache as `id`, and to
-    /// messages as `name`) over already-checked tensors, with `dims` and `scalar` in
+    /// messages as `name`) over already-checked tensors, with `dims` and `scalars` in
     /// its uniform block.
     #[allow(clippy::too_many_arguments)]
     fn launch_pipeline(
@@ -301,7 +303,7 @@ impl Gpu {
         inputs: &[&DeviceTensor<Gpu>],
         output: &DeviceTensor<Gpu>,
         dims: [usize; 4],
-        scalar: f32,
+        scalars: [f32; 4],
         grid: Grid,
     ) -> Result<()> {
         self.health()?;
@@ -334,7 +336,9 @@ impl Gpu {
             params[4 + i] = to_u32("offset", t.offset())?;
         }
         params[7] = to_u32("offset", output.offset())?;
-        params[8] = scalar.to_bits();
+        for (slot, s) in params[8..12].iter_mut().zip(scalars) {
+            *slot = s.to_bits();
+        }
         let raw: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &t.buffer().raw).collect();
         let mut input_ids = [0u64; 3];
         for (slot, t) in input_ids.iter_mut().zip(inputs) {
@@ -555,7 +559,7 @@ impl Backend for Gpu {
 
     fn relu_forward(&self, x: &DeviceTensor<Self>, y: &DeviceTensor<Self>) -> Result<()> {
         check::elementwise("relu_forward", &[x], y)?;
-        activation::apply(self, Kernel::ReluForward, &[x], y)
+        activation::apply(self, Kernel::ReluForward, &[x], y, 0.0)
     }
 
     fn relu_backward(
@@ -565,12 +569,12 @@ impl Backend for Gpu {
         dx: &DeviceTensor<Self>,
     ) -> Result<()> {
         check::elementwise("relu_backward", &[x, dy], dx)?;
-        activation::apply(self, Kernel::ReluBackward, &[x, dy], dx)
+        activation::apply(self, Kernel::ReluBackward, &[x, dy], dx, 0.0)
     }
 
     fn tanh_forward(&self, x: &DeviceTensor<Self>, y: &DeviceTensor<Self>) -> Result<()> {
         check::elementwise("tanh_forward", &[x], y)?;
-        activation::apply(self, Kernel::TanhForward, &[x], y)
+        activation::apply(self, Kernel::TanhForward, &[x], y, 0.0)
     }
 
     fn tanh_backward(
@@ -580,7 +584,65 @@ impl Backend for Gpu {
         dx: &DeviceTensor<Self>,
     ) -> Result<()> {
         check::elementwise("tanh_backward", &[y, dy], dx)?;
-        activation::apply(self, Kernel::TanhBackward, &[y, dy], dx)
+        activation::apply(self, Kernel::TanhBackward, &[y, dy], dx, 0.0)
+    }
+
+    fn sigmoid_forward(&self, x: &DeviceTensor<Self>, y: &DeviceTensor<Self>) -> Result<()> {
+        check::elementwise("sigmoid_forward", &[x], y)?;
+        activation::apply(self, Kernel::SigmoidForward, &[x], y, 0.0)
+    }
+
+    fn sigmoid_backward(
+        &self,
+        y: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::elementwise("sigmoid_backward", &[y, dy], dx)?;
+        activation::apply(self, Kernel::SigmoidBackward, &[y, dy], dx, 0.0)
+    }
+
+    fn leaky_relu_forward(
+        &self,
+        x: &DeviceTensor<Self>,
+        slope: f32,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::leaky_relu("leaky_relu_forward", slope, &[x], y)?;
+        activation::apply(self, Kernel::LeakyReluForward, &[x], y, slope)
+    }
+
+    fn leaky_relu_backward(
+        &self,
+        x: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        slope: f32,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::leaky_relu("leaky_relu_backward", slope, &[x, dy], dx)?;
+        activation::apply(self, Kernel::LeakyReluBackward, &[x, dy], dx, slope)
+    }
+
+    fn cross_entropy_loss(
+        &self,
+        logits: &DeviceTensor<Self>,
+        labels: &DeviceTensor<Self>,
+        reduction: Reduction,
+        out: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::cross_entropy("cross_entropy_loss", logits, labels, out, true)?;
+        cross_entropy::loss(self, logits, labels, reduction, out)
+    }
+
+    fn cross_entropy_grad(
+        &self,
+        logits: &DeviceTensor<Self>,
+        labels: &DeviceTensor<Self>,
+        reduction: Reduction,
+        grad: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::cross_entropy("cross_entropy_grad", logits, labels, grad, false)?;
+        cross_entropy::grad(self, logits, labels, reduction, grad)
     }
 
     fn mse_loss(
@@ -612,7 +674,29 @@ impl Backend for Gpu {
         lr: f32,
     ) -> Result<()> {
         check::sgd_step(param, grad, lr)?;
-        sgd::step(self, param, grad, lr)
+        optim::sgd(self, param, grad, lr)
+    }
+
+    fn momentum_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        velocity: &DeviceTensor<Self>,
+        hyper: &MomentumStep,
+    ) -> Result<()> {
+        check::momentum_step(param, grad, velocity, hyper)?;
+        optim::momentum(self, param, grad, velocity, hyper)
+    }
+
+    fn adam_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        state: &DeviceTensor<Self>,
+        hyper: &AdamStep,
+    ) -> Result<()> {
+        check::adam_step(param, grad, state, hyper)?;
+        optim::adam(self, param, grad, state, hyper)
     }
 
     fn mlp_fits(&self, spec: &MlpSpec, batch_size: usize) -> bool {

@@ -15,7 +15,7 @@ pub(super) fn loss(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, out: &
         &[pred, target],
         out,
         [count, 0, 0, 0],
-        scale,
+        [scale, 0.0, 0.0, 0.0],
         Grid::Single,
     )
 }
@@ -29,7 +29,7 @@ pub(super) fn grad(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, grad: 
         &[pred, target],
         grad,
         [count, 0, 0, 0],
-        factor,
+        [factor, 0.0, 0.0, 0.0],
         Grid::Flat(count),
     )
 }

@@ -1,0 +1,220 @@
+//! disc_gpu's command line: the flags, their defaults and their checks.
+
+use std::path::PathBuf;
+
+use minidl::seed;
+
+/// The usage message, printed with `--help` and after a bad flag.
+pub const USAGE: &str =
+    "usage: disc_gpu [--backend auto|gpu|cpu] [--adapter NAME] [--epochs N] [--lr X]
+                [--batch-size N] [--seed N] [--shuffle] [--no-fused]
+                [--loss mse|ce] [--optimizer sgd|momentum|adam] [--momentum X]
+                [--nesterov] [--weight-decay X] [--save PATH] [--load PATH]
+                [--plot DIR] [--json] [--list-adapters]
+
+  --backend B        auto (default: the GPU if an adapter exists, else the CPU), gpu, cpu
+  --adapter NAME     the first GPU adapter whose name contains NAME (also MINIDL_ADAPTER)
+  --epochs N         passes over the 1000 training points (default 300; 0 only evaluates)
+  --lr X             learning rate (default 0.01; 0.001 with momentum or adam)
+  --batch-size N     points per mini-batch (default 10)
+  --seed N           seed of the data (N) and of the initial weights (N + 1) (default 12)
+  --shuffle          shuffle the training points every epoch (default: in order)
+  --no-fused         train step by step, even where the fully fused trainer could run
+  --loss L           mse (default: MSE on one-hot targets after a final Tanh) or ce
+                     (softmax cross-entropy on the raw outputs); both summed over a batch
+  --optimizer O      sgd (default), momentum (SGD with momentum) or adam
+  --momentum X       the momentum of --optimizer momentum (default 0.9)
+  --nesterov         Nesterov momentum (with --optimizer momentum)
+  --weight-decay X   L2 penalty of the optimizer (default 0)
+  --save PATH        save the trained network as safetensors (PyTorch state_dict names)
+  --load PATH        start from the network saved in PATH
+  --plot DIR         write DIR/training_curve.png and DIR/decision_boundary.png
+  --json             print nothing but one JSON line of results at the end
+  --list-adapters    print the usable GPU adapters and exit";
+
+/// Which backend trains.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BackendChoice {
+    /// The GPU when an adapter exists, else the CPU.
+    Auto,
+    /// The GPU, or an error.
+    Gpu,
+    /// The CPU reference.
+    Cpu,
+}
+
+/// The loss function.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LossChoice {
+    /// MSE on one-hot targets, after the seed network's final Tanh.
+    Mse,
+    /// Softmax cross-entropy on the logits (the seed network without its final Tanh).
+    CrossEntropy,
+}
+
+impl LossChoice {
+    /// The flag value that selects it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            LossChoice::Mse => "mse",
+            LossChoice::CrossEntropy => "ce",
+        }
+    }
+}
+
+/// The optimizer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OptimizerChoice {
+    /// Plain SGD (with weight decay if asked).
+    Sgd,
+    /// SGD with momentum.
+    Momentum,
+    /// Adam.
+    Adam,
+}
+
+impl OptimizerChoice {
+    /// The flag value that selects it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            OptimizerChoice::Sgd => "sgd",
+            OptimizerChoice::Momentum => "momentum",
+            OptimizerChoice::Adam => "adam",
+        }
+    }
+}
+
+/// The parsed command line.
+#[derive(Debug)]
+pub struct Args {
+    pub backend: BackendChoice,
+    pub adapter: Option<String>,
+    pub epochs: usize,
+    pub lr: f32,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub shuffle: bool,
+    pub fused: bool,
+    pub loss: LossChoice,
+    pub optimizer: OptimizerChoice,
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub weight_decay: f32,
+    pub save: Option<PathBuf>,
+    pub load: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    pub json: bool,
+    pub list_adapters: bool,
+}
+
+fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("{flag}: {v:?} is not a valid value"))
+}
+
+/// A float flag's value, which must be finite and at least 0 (above 0 if `positive`).
+fn non_negative(flag: &str, v: &str, positive: bool) -> Result<f32, String> {
+    let x: f32 = number(flag, v)?;
+    if x.is_finite() && x >= 0.0 && (!positive || x > 0.0) {
+        Ok(x)
+    } else {
+        let want = if positive { "positive" } else { "non-negative" };
+        Err(format!("{flag}: must be a {want} finite number, got {v}"))
+    }
+}
+
+/// Parses the arguments after the program name; `Ok(None)` for `--help`, `Err` with a
+/// one-line reason for anything not understood.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        backend: BackendChoice::Auto,
+        adapter: None,
+        epochs: seed::EPOCHS,
+        lr: f32::NAN,
+        batch_size: seed::BATCH_SIZE,
+        seed: seed::SEED,
+        shuffle: false,
+        fused: true,
+        loss: LossChoice::Mse,
+        optimizer: OptimizerChoice::Sgd,
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 0.0,
+        save: None,
+        load: None,
+        plot: None,
+        json: false,
+        list_adapters: false,
+    };
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--backend" => {
+                parsed.backend = match value()?.as_str() {
+                    "auto" => BackendChoice::Auto,
+                    "gpu" => BackendChoice::Gpu,
+                    "cpu" => BackendChoice::Cpu,
+                    other => {
+                        return Err(format!(
+                            "--backend: expected auto, gpu or cpu, got {other:?}"
+                        ))
+                    }
+                }
+            }
+            "--loss" => {
+                parsed.loss = match value()?.as_str() {
+                    "mse" => LossChoice::Mse,
+                    "ce" => LossChoice::CrossEntropy,
+                    other => return Err(format!("--loss: expected mse or ce, got {other:?}")),
+                }
+            }
+            "--optimizer" => {
+                parsed.optimizer = match value()?.as_str() {
+                    "sgd" => OptimizerChoice::Sgd,
+                    "momentum" => OptimizerChoice::Momentum,
+                    "adam" => OptimizerChoice::Adam,
+                    other => {
+                        return Err(format!(
+                            "--optimizer: expected sgd, momentum or adam, got {other:?}"
+                        ))
+                    }
+                }
+            }
+            "--adapter" => parsed.adapter = Some(value()?),
+            "--epochs" => parsed.epochs = number(&flag, &value()?)?,
+            "--lr" => parsed.lr = non_negative(&flag, &value()?, true)?,
+            "--momentum" => parsed.momentum = non_negative(&flag, &value()?, false)?,
+            "--weight-decay" => parsed.weight_decay = non_negative(&flag, &value()?, false)?,
+            "--batch-size" => {
+                parsed.batch_size = number(&flag, &value()?)?;
+                if parsed.batch_size == 0 {
+                    return Err("--batch-size: must be at least 1".into());
+                }
+            }
+            "--seed" => parsed.seed = number(&flag, &value()?)?,
+            "--save" => parsed.save = Some(value()?.into()),
+            "--load" => parsed.load = Some(value()?.into()),
+            "--plot" => parsed.plot = Some(value()?.into()),
+            "--shuffle" => parsed.shuffle = true,
+            "--no-fused" => parsed.fused = false,
+            "--nesterov" => parsed.nesterov = true,
+            "--json" => parsed.json = true,
+            "--list-adapters" => parsed.list_adapters = true,
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if parsed.nesterov && (parsed.optimizer != OptimizerChoice::Momentum || parsed.momentum == 0.0)
+    {
+        return Err("--nesterov needs --optimizer momentum with a momentum above 0".into());
+    }
+    if parsed.lr.is_nan() {
+        parsed.lr = match parsed.optimizer {
+            OptimizerChoice::Sgd => seed::LR,
+            // Momentum 0.9 takes steps about ten times as long as plain SGD's.
+            OptimizerChoice::Momentum | OptimizerChoice::Adam => 0.001,
+        };
+    }
+    Ok(Some(parsed))
+}

@@ -1,0 +1,356 @@
+//! Trains the seed network on the disc task, on the GPU (or the CPU reference), and
+//! reports the loss and test error per epoch and the final train and test errors; it
+//! can save and load the network (safetensors, PyTorch names) and plot the run.
+//!
+//! `cargo run --release --example disc_gpu -- --help` lists the flags. Exit codes: 0
+//! on success, 2 for a bad command line (with the usage), 1 for a failure at run time
+//! (with one line saying what failed).
+
+mod args;
+mod plot;
+mod progress;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use args::{Args, BackendChoice, LossChoice, OptimizerChoice, USAGE};
+use minidl::data::{disc_train_test, Dataset, DISC_POINTS, DISC_RADIUS};
+use minidl::nn::{CrossEntropyLoss, Loss, MseLoss, Sequential};
+use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
+use minidl::train::{count_errors, fit, predict, FitConfig};
+use minidl::{checkpoint, seed, Backend, Cpu, Error, Gpu, Tensor};
+use progress::{EpochLine, Progress};
+use rand::rngs::ChaCha8Rng;
+use rand::SeedableRng;
+
+/// Cells along each side of the decision-boundary picture.
+const GRID: usize = 200;
+
+/// What a run measured, printed as the final JSON line.
+struct Summary {
+    backend: &'static str,
+    adapter: String,
+    train_errors: usize,
+    test_errors: usize,
+    final_loss: f64,
+    epoch_ms_median: f64,
+    /// NaN (null in the JSON) where the device has no timestamps.
+    epoch_gpu_ms_median: f64,
+    fused: bool,
+}
+
+/// The network the loss calls for: the seed network, without its final Tanh for a
+/// cross-entropy loss.
+fn model<B: Backend>(backend: &B, args: &Args) -> Result<Sequential<B>, Error> {
+    let mut init = ChaCha8Rng::seed_from_u64(args.seed.wrapping_add(1));
+    match args.loss {
+        LossChoice::Mse => seed::network(backend, &mut init),
+        LossChoice::CrossEntropy => seed::logit_network(backend, &mut init),
+    }
+}
+
+fn loss<B: Backend>(args: &Args) -> Box<dyn Loss<B>> {
+    match args.loss {
+        LossChoice::Mse => Box::new(MseLoss::new(seed::REDUCTION)),
+        LossChoice::CrossEntropy => Box::new(CrossEntropyLoss::new(seed::REDUCTION)),
+    }
+}
+
+fn optimizer<B: Backend>(args: &Args) -> Result<Box<dyn Optimizer<B>>, Error> {
+    let momentum = match args.optimizer {
+        OptimizerChoice::Adam => {
+            return Ok(Box::new(Adam::with(AdamStep {
+                weight_decay: args.weight_decay,
+                ..AdamStep::with_lr(args.lr)
+            })?))
+        }
+        OptimizerChoice::Sgd => 0.0,
+        OptimizerChoice::Momentum => args.momentum,
+    };
+    Ok(Box::new(Sgd::with(MomentumStep {
+        lr: args.lr,
+        momentum,
+        weight_decay: args.weight_decay,
+        nesterov: args.nesterov,
+    })?))
+}
+
+fn train<B: Backend>(
+    backend: &B,
+    kind: &'static str,
+    args: &Args,
+    progress: &Progress,
+) -> Result<Summary, String> {
+    let (train_set, test_set) = disc_train_test(args.seed).map_err(|e| e.to_string())?;
+    let mut model = model(backend, args).map_err(|e| e.to_string())?;
+    if let Some(path) = &args.load {
+        checkpoint::load(backend, &model, path).map_err(|e| e.to_string())?;
+    }
+    let mut loss = loss::<B>(args);
+    let mut optimizer = optimizer::<B>(args).map_err(|e| e.to_string())?;
+    let config = FitConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        shuffle: args.shuffle,
+        seed: args.seed,
+        fused: args.fused,
+        gpu_timing: true,
+    };
+    let evaluate = !args.json || args.plot.is_some();
+    let mut curve = Vec::new();
+    let fitted = fit(
+        backend,
+        &mut model,
+        loss.as_mut(),
+        optimizer.as_mut(),
+        &train_set,
+        &config,
+        |r, model| {
+            let test_errors = match evaluate {
+                true => Some(count_errors(backend, model, &test_set)?),
+                false => None,
+            };
+            progress.epoch(&EpochLine {
+                epoch: r.epoch,
+                loss: r.loss,
+                millis: r.millis,
+                gpu_millis: r.gpu_millis,
+                test_errors,
+                test_points: test_set.len(),
+            });
+            curve.push(plot::CurvePoint {
+                epoch: r.epoch,
+                loss: r.loss,
+                test_error_percent: test_errors
+                    .map_or(f64::NAN, |e| 100.0 * e as f64 / test_set.len() as f64),
+            });
+            Ok(())
+        },
+    );
+    progress.finish();
+    let reports = match fitted {
+        Ok(reports) => reports,
+        // The model holds the last finite step's parameters: keep them if asked to.
+        Err(e @ Error::Diverged { .. }) => {
+            return Err(match &args.save {
+                Some(path) => match checkpoint::save(backend, &model, path) {
+                    Ok(()) => format!("{e}; saved them to {}", path.display()),
+                    Err(save) => format!("{e}; saving them failed too: {save}"),
+                },
+                None => e.to_string(),
+            })
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if let Some(path) = &args.save {
+        checkpoint::save(backend, &model, path).map_err(|e| e.to_string())?;
+        progress.say(&format!("saved the network to {}", path.display()));
+    }
+    if let Some(dir) = &args.plot {
+        draw(backend, &mut model, dir, &curve, &test_set, args).map_err(|e| e.to_string())?;
+        progress.say(&format!(
+            "wrote {} and {}",
+            dir.join(CURVE_PNG).display(),
+            dir.join(BOUNDARY_PNG).display()
+        ));
+    }
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        match times.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => times[n / 2],
+            n => (times[n / 2 - 1] + times[n / 2]) / 2.0,
+        }
+    };
+    let gpu_times: Vec<f64> = reports.iter().filter_map(|r| r.gpu_millis).collect();
+    let errors = |model: &mut Sequential<B>, data: &Dataset| {
+        count_errors(backend, model, data).map_err(|e| e.to_string())
+    };
+    Ok(Summary {
+        backend: kind,
+        adapter: backend.name(),
+        train_errors: errors(&mut model, &train_set)?,
+        test_errors: errors(&mut model, &test_set)?,
+        final_loss: reports.last().map_or(f64::NAN, |r| r.loss),
+        epoch_ms_median: median(reports.iter().map(|r| r.millis).collect()),
+        epoch_gpu_ms_median: median(gpu_times),
+        fused: reports.first().is_some_and(|r| r.fused),
+    })
+}
+
+/// The training curve's file name under `--plot DIR`.
+const CURVE_PNG: &str = "training_curve.png";
+/// The decision boundary's file name under `--plot DIR`.
+const BOUNDARY_PNG: &str = "decision_boundary.png";
+
+/// Writes the two pictures into `dir` (created if needed).
+fn draw<B: Backend>(
+    backend: &B,
+    model: &mut Sequential<B>,
+    dir: &Path,
+    curve: &[plot::CurvePoint],
+    test_set: &Dataset,
+    args: &Args,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let setup = format!(
+        "seed {}, {} epochs, {} loss, {}, lr {}",
+        args.seed,
+        args.epochs,
+        args.loss.flag(),
+        args.optimizer.flag(),
+        args.lr
+    );
+    if !curve.is_empty() {
+        plot::training_curve(&dir.join(CURVE_PNG), &format!("disc task: {setup}"), curve)?;
+    }
+    let cells: Vec<f32> = (0..GRID * GRID)
+        .flat_map(|i| {
+            let (r, c) = (i / GRID, i % GRID);
+            [
+                (c as f32 + 0.5) / GRID as f32,
+                (r as f32 + 0.5) / GRID as f32,
+            ]
+        })
+        .collect();
+    let grid = Tensor::new(&[GRID * GRID, 2], cells).map_err(|e| e.to_string())?;
+    let grid_classes = predict(backend, model, &grid).map_err(|e| e.to_string())?;
+    let predicted = predict(backend, model, test_set.inputs()).map_err(|e| e.to_string())?;
+    let points: Vec<plot::TestPoint> = test_set
+        .inputs()
+        .data()
+        .chunks(2)
+        .zip(test_set.labels())
+        .zip(&predicted)
+        .map(|((xy, &label), &p)| plot::TestPoint {
+            x: xy[0],
+            y: xy[1],
+            label,
+            correct: p == label,
+        })
+        .collect();
+    plot::decision_boundary(
+        &dir.join(BOUNDARY_PNG),
+        &format!(
+            "decision boundary: {}, {}, seed {}",
+            args.loss.flag(),
+            args.optimizer.flag(),
+            args.seed
+        ),
+        GRID,
+        &grid_classes,
+        DISC_RADIUS,
+        &points,
+    )
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_number(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "null".into()
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let start = Instant::now();
+    if args.list_adapters {
+        let adapters = Gpu::adapters();
+        if adapters.is_empty() {
+            println!("no GPU adapter found");
+        }
+        for a in adapters {
+            println!("{a}");
+        }
+        return Ok(());
+    }
+    let gpu = match args.backend {
+        BackendChoice::Cpu => None,
+        BackendChoice::Gpu => {
+            Some(Gpu::with_adapter(args.adapter.as_deref()).map_err(|e| e.to_string())?)
+        }
+        BackendChoice::Auto => match Gpu::with_adapter(args.adapter.as_deref()) {
+            Ok(gpu) => Some(gpu),
+            Err(e @ Error::NoAdapter(_)) => {
+                eprintln!("note: {e}; running on the CPU reference backend");
+                None
+            }
+            Err(e) => return Err(e.to_string()),
+        },
+    };
+    let progress = Progress::new(args.epochs, args.json);
+    let summary = match &gpu {
+        Some(gpu) => {
+            progress.say(&format!("backend gpu: {}", gpu.adapter()));
+            train(gpu, "gpu", args, &progress)?
+        }
+        None => {
+            progress.say("backend cpu");
+            train(&Cpu, "cpu", args, &progress)?
+        }
+    };
+    progress.say(&format!(
+        "train errors {}/{}  test errors {}/{}",
+        summary.train_errors, DISC_POINTS, summary.test_errors, DISC_POINTS
+    ));
+    if args.json {
+        println!(
+            "{{\"backend\":{},\"adapter\":{},\"epochs\":{},\"lr\":{},\"batch_size\":{},\"seed\":{},\"loss\":{},\"optimizer\":{},\"train_errors\":{},\"test_errors\":{},\"test_points\":{},\"final_loss\":{},\"epoch_ms_median\":{},\"epoch_gpu_ms_median\":{},\"fused\":{},\"total_s\":{}}}",
+            json_string(summary.backend),
+            json_string(&summary.adapter),
+            args.epochs,
+            args.lr,
+            args.batch_size,
+            args.seed,
+            json_string(args.loss.flag()),
+            json_string(args.optimizer.flag()),
+            summary.train_errors,
+            summary.test_errors,
+            DISC_POINTS,
+            json_number(summary.final_loss),
+            json_number(summary.epoch_ms_median),
+            json_number(summary.epoch_gpu_ms_median),
+            summary.fused,
+            json_number(start.elapsed().as_secs_f64()),
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,minidl=info"))
+        .init();
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("disc_gpu: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("disc_gpu: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

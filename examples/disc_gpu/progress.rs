@@ -1,0 +1,89 @@
+//! How disc_gpu reports each epoch: a progress bar on a terminal, plain lines when
+//! stdout is not one, and nothing with `--json`.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// One epoch's figures, as shown.
+pub struct EpochLine {
+    pub epoch: usize,
+    pub loss: f64,
+    pub millis: f64,
+    pub gpu_millis: Option<f64>,
+    /// Test errors after the epoch, out of `test_points`.
+    pub test_errors: Option<usize>,
+    pub test_points: usize,
+}
+
+/// Where the epoch lines go.
+pub enum Progress {
+    /// An indicatif bar on stdout: epoch, loss, test error and epochs per second.
+    Bar(ProgressBar),
+    /// One line per epoch on stdout.
+    Lines { epochs: usize },
+    /// Nothing (`--json`).
+    Silent,
+}
+
+impl Progress {
+    /// A bar when stdout is a terminal and not `quiet`, else lines, or nothing when
+    /// `quiet`.
+    pub fn new(epochs: usize, quiet: bool) -> Self {
+        if quiet {
+            return Progress::Silent;
+        }
+        if !std::io::stdout().is_terminal() {
+            return Progress::Lines { epochs };
+        }
+        let style = ProgressStyle::with_template(
+            "epoch {pos:>4}/{len} [{bar:30.cyan/blue}] {msg} {per_sec:.green} {elapsed}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bar = ProgressBar::with_draw_target(Some(epochs as u64), ProgressDrawTarget::stdout());
+        Progress::Bar(bar.with_style(style))
+    }
+
+    /// Shows one finished epoch.
+    pub fn epoch(&self, line: &EpochLine) {
+        let errors = line.test_errors.map_or(String::new(), |e| {
+            format!(
+                "  test error {:5.2} %",
+                100.0 * e as f64 / line.test_points as f64
+            )
+        });
+        match self {
+            Progress::Bar(bar) => {
+                bar.set_message(format!("loss {:10.4}{errors}", line.loss));
+                bar.set_position(line.epoch as u64);
+            }
+            Progress::Lines { epochs } => {
+                let gpu = line
+                    .gpu_millis
+                    .map_or(String::new(), |g| format!("  (device {g:8.2} ms)"));
+                println!(
+                    "epoch {:4}/{epochs}  loss {:10.4}{errors}  {:8.2} ms{gpu}",
+                    line.epoch, line.loss, line.millis
+                );
+            }
+            Progress::Silent => {}
+        }
+    }
+
+    /// Prints a line of results (nothing when silent), below the bar if there is one.
+    pub fn say(&self, text: &str) {
+        match self {
+            Progress::Bar(bar) => bar.println(text),
+            Progress::Lines { .. } => println!("{text}"),
+            Progress::Silent => {}
+        }
+    }
+
+    /// Ends the bar, leaving its last state on screen.
+    pub fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish();
+        }
+    }
+}

@@ -1,0 +1,93 @@
+// Softmax cross-entropy on class indices, fused: the softmax is never stored.
+// params.dims.x is the row count n, params.dims.y the class count c; in0 = the n×c
+// logits, in1 = the n labels (class indices stored as floats).
+
+var<workgroup> partial: array<f32, WG_FLAT>;
+
+// The class that label value `l` names, or c when it names none (not a whole number
+// in [0, c)).
+fn class_of(l: f32, c: u32) -> u32 {
+    if (l >= 0.0 && l < f32(c) && floor(l) == l) {
+        return u32(l);
+    }
+    return c;
+}
+
+// A quiet NaN, for rows whose label is invalid.
+fn nan() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
+}
+
+// The row's maximum logit and ln Σ_j e^(z_j − max): the stable log-sum-exp in two parts.
+fn row_log_sum_exp(at: u32, c: u32) -> vec2<f32> {
+    var m = in0[at];
+    for (var j = 1u; j < c; j++) {
+        m = max(m, in0[at + j]);
+    }
+    var sum = 0.0;
+    for (var j = 0u; j < c; j++) {
+        sum += exp(in0[at + j] - m);
+    }
+    return vec2<f32>(m, log(sum));
+}
+
+// out[0] = scale · Σ_r (lse_r + max_r − z_r,label), scale = params.scalars.x (1, or 1/n
+// for a mean). One workgroup: each invocation sums a strided share of the rows, then a
+// tree reduction in workgroup memory.  out = the loss slot.
+@compute @workgroup_size(256)
+fn cross_entropy_loss(@builtin(local_invocation_index) lid: u32) {
+    let n = params.dims.x;
+    let c = params.dims.y;
+    var acc = 0.0;
+    for (var r = lid; r < n; r += WG_FLAT) {
+        let at = params.offs.x + r * c;
+        let t = class_of(in1[params.offs.y + r], c);
+        if (t == c) {
+            acc += nan();
+        } else {
+            let ml = row_log_sum_exp(at, c);
+            acc += ml.y + ml.x - in0[at + t];
+        }
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var stride = WG_FLAT / 2u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        out[params.offs.w] = partial[0] * params.scalars.x;
+    }
+}
+
+// grad = scale · (softmax(z_r) − onehot(label_r)), one invocation per row (NaN on a
+// row whose label is invalid).  out = the n×c gradient.
+@compute @workgroup_size(256)
+fn cross_entropy_grad(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let r = flat_index(gid, groups);
+    let n = params.dims.x;
+    let c = params.dims.y;
+    if (r >= n) {
+        return;
+    }
+    let at = params.offs.x + r * c;
+    let to = params.offs.w + r * c;
+    let t = class_of(in1[params.offs.y + r], c);
+    let ml = row_log_sum_exp(at, c);
+    let scale = params.scalars.x;
+    for (var j = 0u; j < c; j++) {
+        let p = exp(in0[at + j] - ml.x - ml.y);
+        if (t == c) {
+            out[to + j] = nan();
+        } else if (j == t) {
+            out[to + j] = (p - 1.0) * scale;
+        } else {
+            out[to + j] = p * scale;
+        }
+    }
+}
