@@ -31,8 +31,9 @@ fn row_log_sum_exp(at: u32, c: u32) -> vec2<f32> {
     return vec2<f32>(m, log(sum));
 }
 
-// out[0] = scale · Σ_r (lse_r + max_r − z_r,label), scale = params.scalars.x (1, or 1/n
-// for a mean). One workgroup: each invocation sums a strided share of the rows, then a
+// out[0] = scale · Σ_r (lse_r + max_r − z_r,label), scale = params.scalars.x (1, or 1/N
+// for a mean over all N rows), added to out[0] instead where params.dims.z is 1 (the
+// host splits long batches into chunks of rows). One workgroup: each invocation sums a strided share of the rows, then a
 // tree reduction in workgroup memory.  out = the loss slot.
 @compute @workgroup_size(256)
 fn cross_entropy_loss(@builtin(local_invocation_index) lid: u32) {
@@ -58,7 +59,8 @@ fn cross_entropy_loss(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
     }
     if (lid == 0u) {
-        out[params.offs.w] = partial[0] * params.scalars.x;
+        let value = partial[0] * params.scalars.x;
+        out[params.offs.w] = select(value, out[params.offs.w] + value, params.dims.z == 1u);
     }
 }
 

@@ -3,8 +3,9 @@
 var<workgroup> partial: array<f32, WG_FLAT>;
 
 // out[0] = scale · Σ (pred − target)², with scale = params.scalars.x (1 for a sum,
-// 1/N for a mean). One workgroup: each invocation sums a strided share, then a tree
-// reduction in workgroup memory.  in0 = pred, in1 = target, out = the loss slot.
+// 1/N for a mean), added to out[0] instead where params.dims.y is 1 (the host splits
+// long tensors into chunks). One workgroup: each invocation sums a strided share, then
+// a tree reduction in workgroup memory.  in0 = pred, in1 = target, out = the loss slot.
 @compute @workgroup_size(256)
 fn mse_loss(@builtin(local_invocation_index) lid: u32) {
     let count = params.dims.x;
@@ -22,7 +23,8 @@ fn mse_loss(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
     }
     if (lid == 0u) {
-        out[params.offs.w] = partial[0] * params.scalars.x;
+        let value = partial[0] * params.scalars.x;
+        out[params.offs.w] = select(value, out[params.offs.w] + value, params.dims.y == 1u);
     }
 }
 

@@ -679,3 +679,87 @@ fn cross_entropy_with_an_invalid_label_is_nan_on_both() {
         }
     }
 }
+
+/// Reductions longer than llvmpipe lets one invocation loop (65 535 iterations): the
+/// MSE over 20 M elements (more than 256 × 65 535), the cross-entropy over 4 M rows,
+/// and a linear backward over a batch of 70 000 rows, each against the CPU.
+#[test]
+fn long_reductions_match_cpu_beyond_llvmpipes_loop_limit() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(24);
+    let count = 20_000_000;
+    let p = random(&mut r, 1, count, -1.0, 1.0);
+    let t = random(&mut r, 1, count, -1.0, 1.0);
+    let got = mse_loss(&gpu, &p, &t, Reduction::Mean);
+    let want = mse_loss(&Cpu, &p, &t, Reduction::Mean);
+    // The same squares summed in two ways: on the GPU each invocation adds up to 32 768
+    // of them in order, then a tree of 8 levels and 3 chunks; the CPU adds blocks of 64
+    // in order and the block sums pairwise (19 levels). Each is within γ of its own
+    // count of additions times the sum of squares (sq).
+    let sq: f64 = p
+        .data()
+        .iter()
+        .zip(t.data())
+        .map(|(&a, &b)| ((a - b) as f64).powi(2))
+        .sum();
+    let bound = (gamma(32_768 + 8 + 3 + 2) + gamma(64 + 19 + 2)) * sq / count as f64;
+    assert_within("mse_loss over 20 M elements", &[got], &[want], &[bound]);
+
+    let n = 4_000_000;
+    let z = random(&mut r, n, 2, -3.0, 3.0);
+    let l = labels(&mut r, n, 2);
+    let (got, _) = cross_entropy(&gpu, &z, &l, Reduction::Sum);
+    let (want, _) = cross_entropy(&Cpu, &z, &l, Reduction::Sum);
+    // Each row's loss within a few ulps of its magnitude (≤ 7 here) on either side,
+    // then 4 M rows summed in the two ways above (1.67 M rows per GPU chunk, 6 511 per
+    // invocation; in one launch, 15 625 rows of 5 iterations each would pass the limit).
+    let rows = (gamma(6_511 + 8 + 3 + 2) + gamma(64 + 16 + 2)) * (want.abs() as f64);
+    let bound = rows + n as f64 * 64.0 * U * 7.0;
+    assert_within("cross_entropy over 4 M rows", &[got], &[want], &[bound]);
+
+    // Positive terms, so that rows left out would show beyond the rounding bound.
+    let (n, k, m) = (70_000, 3, 2);
+    let x = random(&mut r, n, k, 0.0, 1.0);
+    let w = random(&mut r, m, k, -1.0, 1.0);
+    let dy = random(&mut r, n, m, 0.0, 1.0);
+    let zeros = |rows, cols| Tensor::new(&[rows, cols], vec![0.0; rows * cols]).unwrap();
+    let got = linear_backward(&gpu, &x, &w, &dy, &zeros(m, k), &zeros(1, m));
+    let want = linear_backward(&Cpu, &x, &w, &dy, &zeros(m, k), &zeros(1, m));
+    let mut dw_mag = vec![0.0f64; m * k];
+    reference::linear_backward_weight(&abs64(&dy), &abs64(&x), &mut dw_mag, n, k, m);
+    let bound: Vec<f64> = dw_mag.iter().map(|v| 2.0 * gamma(n) * v).collect();
+    assert_within("dw over 70 000 rows", got.1.data(), want.1.data(), &bound);
+    let mut db_mag = vec![0.0f64; m];
+    reference::linear_backward_bias(&abs64(&dy), &mut db_mag, n, m);
+    let bound: Vec<f64> = db_mag.iter().map(|v| 2.0 * gamma(n) * v).collect();
+    assert_within("db over 70 000 rows", got.2.data(), want.2.data(), &bound);
+}
+
+/// Where the adapter limits an invocation's loops (llvmpipe), a row too long to split
+/// is an error that names the limit, not a silently truncated result.
+#[test]
+fn rows_too_long_for_the_loop_limit_are_errors() {
+    let Some(gpu) = gpu() else { return };
+    let Some(budget) = gpu.loop_budget() else {
+        return;
+    };
+    let k = budget + 1;
+    let x = gpu.alloc(1, k).unwrap();
+    let w = gpu.alloc(1, k).unwrap();
+    let b = gpu.alloc(1, 1).unwrap();
+    let y = gpu.alloc(1, 1).unwrap();
+    let e = gpu.linear_forward(&x, &w, &b, &y).unwrap_err().to_string();
+    assert!(
+        e.contains("input width of 32769") && e.contains("65535"),
+        "{e}"
+    );
+    let c = budget;
+    let z = gpu.alloc(1, c).unwrap();
+    let l = gpu.alloc(1, 1).unwrap();
+    let out = gpu.alloc(1, 1).unwrap();
+    let e = gpu
+        .cross_entropy_loss(&z, &l, Reduction::Sum, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("{c} classes per row")), "{e}");
+}

@@ -250,14 +250,46 @@ pub fn gate<T: Real>(dy: &[T], y: &[T], act: Act, dz: &mut [T]) {
     }
 }
 
-/// `scale · Σ (p − t)²`, the sum taken in order.
-pub fn mse_loss<T: Real>(pred: &[T], target: &[T], scale: T) -> T {
-    let mut acc = T::ZERO;
-    for (&p, &t) in pred.iter().zip(target) {
-        let d = p - t;
-        acc += d * d;
+/// Terms summed in order within a block; longer sums add the block sums pairwise.
+pub const SUM_BLOCK: usize = 64;
+
+/// `Σ term(i)` for `i` in `0..n`: blocks of [`SUM_BLOCK`] terms summed in order, then
+/// the block sums added pairwise, so that the rounding error grows with
+/// `SUM_BLOCK + log₂ n` rather than with `n` (a plain `f32` sum of 20 M squares is off
+/// by 4 %). Up to `SUM_BLOCK` terms it is the plain sum in order.
+pub fn blocked_sum<T: Real>(n: usize, term: impl Fn(usize) -> T) -> T {
+    let mut sums: Vec<T> = (0..n)
+        .step_by(SUM_BLOCK)
+        .map(|first| {
+            let mut acc = T::ZERO;
+            for i in first..(first + SUM_BLOCK).min(n) {
+                acc += term(i);
+            }
+            acc
+        })
+        .collect();
+    while sums.len() > 1 {
+        sums = sums
+            .chunks(2)
+            .map(|pair| {
+                if pair.len() == 2 {
+                    pair[0] + pair[1]
+                } else {
+                    pair[0]
+                }
+            })
+            .collect();
     }
-    acc * scale
+    sums.first().copied().unwrap_or(T::ZERO)
+}
+
+/// `scale · Σ (p − t)²`, summed by [`blocked_sum`].
+pub fn mse_loss<T: Real>(pred: &[T], target: &[T], scale: T) -> T {
+    let n = pred.len().min(target.len());
+    blocked_sum(n, |i| {
+        let d = pred[i] - target[i];
+        d * d
+    }) * scale
 }
 
 /// `grad = factor · (p − t)`.
@@ -290,18 +322,20 @@ fn log_sum_exp<T: Real>(z: &[T]) -> (T, T) {
 
 /// Softmax cross-entropy of `logits` (`n × classes`, row-major) against class
 /// indices `labels` (`n` values): `scale · Σ_r (ln Σ_j e^(z_rj − max_r) + max_r −
-/// z_r,label)`, the rows summed in order. A label that is not a whole number below
-/// `classes` makes the result NaN.
+/// z_r,label)`, the rows summed by [`blocked_sum`]. A label that is not a whole number
+/// below `classes` makes the result NaN.
 pub fn cross_entropy_loss<T: Real>(logits: &[T], labels: &[T], classes: usize, scale: T) -> T {
-    let mut acc = T::ZERO;
-    for (z, &label) in logits.chunks(classes).zip(labels) {
-        let Some(t) = class_of(label, classes) else {
-            return T::NAN;
-        };
-        let (max, lse) = log_sum_exp(z);
-        acc += lse + max - z[t];
-    }
-    acc * scale
+    let n = labels.len().min(logits.len() / classes.max(1));
+    blocked_sum(n, |r| {
+        let z = &logits[r * classes..(r + 1) * classes];
+        match class_of(labels[r], classes) {
+            None => T::NAN,
+            Some(t) => {
+                let (max, lse) = log_sum_exp(z);
+                lse + max - z[t]
+            }
+        }
+    }) * scale
 }
 
 /// The gradient of [`cross_entropy_loss`] with respect to the logits:

@@ -1,24 +1,51 @@
 //! Launches of `shaders/cross_entropy.wgsl`: the fused softmax cross-entropy loss and
 //! its gradient.
 
-use super::{Gpu, Grid, Kernel};
+use super::{Gpu, Grid, Kernel, FLAT, LOOP_BUDGET};
 use crate::backend::{DeviceTensor, Reduction};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 type T = DeviceTensor<Gpu>;
 
-/// The reduced loss into the single element `out`, in one workgroup.
+/// Fails where a row of `c` classes is longer than the adapter's kernels can loop over
+/// (the gradient passes over a row three times).
+fn check_classes(gpu: &Gpu, op: &str, c: usize) -> Result<()> {
+    match gpu.loop_budget() {
+        Some(budget) if 3 * c > budget => Err(Error::InvalidArgument(format!(
+            "{op}: {c} classes per row, over the {} this adapter's kernels can loop over (llvmpipe ends an invocation after 65535 loop iterations)",
+            budget / 3
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The reduced loss into the single element `out`, in one workgroup per chunk of rows
+/// (each invocation loops over at most [`LOOP_BUDGET`] values), the chunks after the
+/// first adding to `out`.
 pub(super) fn loss(gpu: &Gpu, logits: &T, labels: &T, reduction: Reduction, out: &T) -> Result<()> {
     let [n, c] = logits.shape();
+    check_classes(gpu, "cross_entropy_loss", c)?;
     let scale = reduction.loss_scale(n);
-    gpu.launch(
-        Kernel::CrossEntropyLoss,
-        &[logits, labels],
-        out,
-        [n, c, 0, 0],
-        [scale, 0.0, 0.0, 0.0],
-        Grid::Single,
-    )
+    let rows_per_chunk = (FLAT * LOOP_BUDGET / (2 * c + 1)).max(1);
+    let mut first = 0;
+    loop {
+        let rows = rows_per_chunk.min(n - first);
+        gpu.launch(
+            Kernel::CrossEntropyLoss,
+            &[
+                &logits.slice_rows(first, rows)?,
+                &labels.slice_rows(first, rows)?,
+            ],
+            out,
+            [rows, c, usize::from(first > 0), 0],
+            [scale, 0.0, 0.0, 0.0],
+            Grid::Single,
+        )?;
+        first += rows;
+        if first >= n {
+            return Ok(());
+        }
+    }
 }
 
 /// The gradient with respect to the logits, one invocation per row.
@@ -30,6 +57,7 @@ pub(super) fn grad(
     grad: &T,
 ) -> Result<()> {
     let [n, c] = logits.shape();
+    check_classes(gpu, "cross_entropy_grad", c)?;
     let scale = reduction.loss_scale(n);
     gpu.launch(
         Kernel::CrossEntropyGrad,

@@ -3,7 +3,7 @@
 
 use super::{Gpu, Grid, Kernel};
 use crate::backend::{Act, DeviceTensor};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 type T = DeviceTensor<Gpu>;
 
@@ -33,6 +33,17 @@ impl MatmulKernel {
 /// The smallest dimension from which the tiled kernel is used.
 pub const TILED_FROM: usize = 64;
 
+/// Fails where an invocation would loop over `len` terms (`what`) beyond the adapter's
+/// [`Gpu::loop_budget`].
+fn check_loop(gpu: &Gpu, op: &str, what: &str, len: usize) -> Result<()> {
+    match gpu.loop_budget() {
+        Some(budget) if len > budget => Err(Error::InvalidArgument(format!(
+            "{op}: {what} of {len}, over the {budget} this adapter's kernels can loop over (llvmpipe ends an invocation after 65535 loop iterations)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// `y = act(x · wᵀ + b)`, one invocation per element of `y`, with `kernel`.
 pub(super) fn forward(
     gpu: &Gpu,
@@ -45,6 +56,7 @@ pub(super) fn forward(
 ) -> Result<()> {
     let [n, k] = x.shape();
     let m = w.rows();
+    check_loop(gpu, "linear_forward", "an input width", k)?;
     gpu.launch(
         match kernel {
             MatmulKernel::Naive => Kernel::LinearForward,
@@ -63,7 +75,9 @@ pub(super) fn forward(
 
 /// With `dz = dy ⊙ act'(y)` taken on the fly from `dy` and the forward output `y`:
 /// `dx = dz · w` (when asked), `dw += dzᵀ · x`, `db += Σ_rows dz`. Three launches,
-/// independent of each other; `y` is bound only where `act` is not the identity.
+/// independent of each other; `y` is bound only where `act` is not the identity. The
+/// sums over rows (dw, db) run in chunks of rows within the adapter's loop budget, each
+/// chunk adding to the gradients.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward(
     gpu: &Gpu,
@@ -82,6 +96,7 @@ pub(super) fn backward(
     // The kernels read y through `gate`, which ignores it for the identity: bind dy.
     let y = y.filter(|_| act != Act::Identity).unwrap_or(dy);
     if let Some(dx) = dx {
+        check_loop(gpu, "linear_backward", "an output width", m)?;
         gpu.launch(
             Kernel::LinearBackwardInput,
             &[dy, w, y],
@@ -91,20 +106,33 @@ pub(super) fn backward(
             Grid::Tiles { rows: n, cols: k },
         )?;
     }
-    gpu.launch(
-        Kernel::LinearBackwardWeight,
-        &[dy, x, y],
-        dw,
-        dims,
-        [0.0; 4],
-        Grid::Tiles { rows: m, cols: k },
-    )?;
-    gpu.launch(
-        Kernel::LinearBackwardBias,
-        &[dy, y],
-        db,
-        dims,
-        [0.0; 4],
-        Grid::Flat(m),
-    )
+    let chunk = gpu.loop_budget().unwrap_or(n).max(1);
+    let mut first = 0;
+    while first < n {
+        let rows = chunk.min(n - first);
+        let (dy, x, y) = (
+            dy.slice_rows(first, rows)?,
+            x.slice_rows(first, rows)?,
+            y.slice_rows(first, rows)?,
+        );
+        let dims = [rows, k, m, act.code() as usize];
+        gpu.launch(
+            Kernel::LinearBackwardWeight,
+            &[&dy, &x, &y],
+            dw,
+            dims,
+            [0.0; 4],
+            Grid::Tiles { rows: m, cols: k },
+        )?;
+        gpu.launch(
+            Kernel::LinearBackwardBias,
+            &[&dy, &y],
+            db,
+            dims,
+            [0.0; 4],
+            Grid::Flat(m),
+        )?;
+        first += rows;
+    }
+    Ok(())
 }

@@ -47,6 +47,10 @@ const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
     .union(wgpu::Features::TIMESTAMP_QUERY)
     .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
 
+/// The loop iterations per invocation ops keep within on llvmpipe (see
+/// [`Gpu::loop_budget`]): half of its limit of 65 535.
+pub const LOOP_BUDGET: usize = 32_768;
+
 /// How long a download waits for its mapping once the device is idle.
 const MAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -184,6 +188,25 @@ impl Gpu {
     /// The adapter this backend runs on.
     pub fn adapter(&self) -> &AdapterSummary {
         &self.ctx.adapter
+    }
+
+    /// Destroys the device now, freeing its memory without waiting for every clone of
+    /// this backend to be dropped. Every later op on any clone returns
+    /// [`Error::DeviceLost`], as after a device loss the driver reports (which this
+    /// also lets tests provoke).
+    pub fn destroy(&self) {
+        lock(&self.ctx.lost).get_or_insert_with(|| "destroyed by Gpu::destroy".into());
+        self.ctx.device.destroy();
+    }
+
+    /// The loop iterations a kernel invocation may run, where the adapter limits them:
+    /// llvmpipe (a CPU adapter) silently ends an invocation after 65 535 iterations of
+    /// all its loops together, so ops keep within half of that there, splitting their
+    /// work into several launches or refusing shapes they cannot split. `None` on other
+    /// adapters.
+    pub fn loop_budget(&self) -> Option<usize> {
+        (self.ctx.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu))
+            .then_some(LOOP_BUDGET)
     }
 
     /// The device limits in force.

@@ -1,23 +1,40 @@
 //! Launches of `shaders/mse.wgsl`: the MSE loss value and its gradient.
 
-use super::{Gpu, Grid, Kernel};
+use super::{Gpu, Grid, Kernel, FLAT, LOOP_BUDGET};
 use crate::backend::{DeviceTensor, Reduction};
 use crate::error::Result;
 
 type T = DeviceTensor<Gpu>;
 
-/// The reduced loss into the single element `out`, in one workgroup.
+/// Elements one launch of the loss reduces: each of its 256 invocations loops over at
+/// most [`LOOP_BUDGET`] of them.
+const CHUNK: usize = FLAT * LOOP_BUDGET;
+
+/// The reduced loss into the single element `out`, in one workgroup per chunk of
+/// [`CHUNK`] elements, the chunks after the first adding to `out`.
 pub(super) fn loss(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, out: &T) -> Result<()> {
     let count = pred.len();
     let scale = reduction.loss_scale(count);
-    gpu.launch(
-        Kernel::MseLoss,
-        &[pred, target],
-        out,
-        [count, 0, 0, 0],
-        [scale, 0.0, 0.0, 0.0],
-        Grid::Single,
-    )
+    let (pred, target) = (pred.reshape(count, 1)?, target.reshape(count, 1)?);
+    let mut first = 0;
+    loop {
+        let len = CHUNK.min(count - first);
+        gpu.launch(
+            Kernel::MseLoss,
+            &[
+                &pred.slice_rows(first, len)?,
+                &target.slice_rows(first, len)?,
+            ],
+            out,
+            [len, usize::from(first > 0), 0, 0],
+            [scale, 0.0, 0.0, 0.0],
+            Grid::Single,
+        )?;
+        first += len;
+        if first >= count {
+            return Ok(());
+        }
+    }
 }
 
 /// The gradient with respect to `pred`, one invocation per element.
