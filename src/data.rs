@@ -43,12 +43,7 @@ impl Dataset {
                 format!("{n} inputs but {} labels", labels.len()),
             ));
         }
-        if let Some(i) = inputs.data().iter().position(|v| !v.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
-                "input value {i} is {}",
-                inputs.data()[i]
-            )));
-        }
+        check_finite("Dataset", &inputs)?;
         let targets = one_hot(&labels, classes)?;
         Ok(Dataset {
             inputs,
@@ -93,6 +88,21 @@ impl Dataset {
     pub fn classes(&self) -> usize {
         self.targets.shape()[1]
     }
+}
+
+/// `Ok` when every value of the matrix `inputs` is finite, else an
+/// [`Error::InvalidArgument`] naming `what`, the first bad value and its row and column.
+pub fn check_finite(what: &str, inputs: &Tensor) -> Result<()> {
+    let Some(i) = inputs.data().iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    let cols = inputs.shape().last().copied().unwrap_or(1).max(1);
+    Err(Error::InvalidArgument(format!(
+        "{what}: input row {}, column {} is {}",
+        i / cols,
+        i % cols,
+        inputs.data()[i]
+    )))
 }
 
 /// `labels` as rows of `classes` values, 1 at the label and 0 elsewhere.

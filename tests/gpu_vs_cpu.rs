@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::{abs64, assert_within, gamma, gpu, random, rng, U};
+use common::{
+    abs64, assert_within, cross_entropy_bounds, gamma, gpu, labels, random, rng, U, ULP1,
+};
 use minidl::backend::gpu::linear::MatmulKernel;
 use minidl::backend::reference;
 use minidl::{Act, Backend, Cpu, Reduction, Tensor};
@@ -500,9 +502,6 @@ fn fused_linear_activation_matches_cpu() {
     }
 }
 
-/// One ulp of 1 in f32: 2⁻²³.
-const ULP1: f64 = f32::EPSILON as f64;
-
 #[test]
 fn sigmoid_matches_cpu() {
     let Some(gpu) = gpu() else { return };
@@ -598,12 +597,6 @@ fn cross_entropy<B: Backend>(
     )
 }
 
-fn labels(r: &mut rand::rngs::ChaCha8Rng, n: usize, classes: usize) -> Tensor {
-    use rand::RngExt;
-    let data = (0..n).map(|_| r.random_range(0..classes) as f32).collect();
-    Tensor::new(&[n, 1], data).unwrap()
-}
-
 #[test]
 fn cross_entropy_matches_cpu() {
     let Some(gpu) = gpu() else { return };
@@ -617,31 +610,7 @@ fn cross_entropy_matches_cpu() {
                 let (got_loss, got_grad) = cross_entropy(&gpu, &z, &t, reduction);
                 let (want_loss, want_grad) = cross_entropy(&Cpu, &z, &t, reduction);
                 let scale = reduction.loss_scale(n) as f64;
-                // Per row: exp is within 3 + 2|x| ulp and log within 2⁻²¹ or 3 ulp
-                // (Vulkan's bounds); the sum of c exponentials adds c roundings. Then
-                // the rows are summed in another order.
-                let mut loss_bound = 0.0;
-                let mut row_loss_sum = 0.0;
-                let mut grad_bound = Vec::with_capacity(n * c);
-                for (row, &label) in z.data().chunks(c).zip(t.data()) {
-                    let row: Vec<f64> = row.iter().map(|&v| v as f64).collect();
-                    let max = row.iter().cloned().fold(f64::MIN, f64::max);
-                    let spread = row.iter().map(|v| max - v).fold(0.0, f64::max);
-                    let lse = row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
-                    let zt = row[label as usize];
-                    let lse_err = ULP1 * (c as f64 * (4.0 + 2.0 * spread) + 16.0);
-                    loss_bound += lse_err + 8.0 * U * (max.abs() + zt.abs() + lse);
-                    row_loss_sum += (lse + max - zt).abs();
-                    for &v in &row {
-                        let arg = v - max - lse;
-                        let p = arg.exp();
-                        let rel = lse_err
-                            + ULP1 * (4.0 + 2.0 * arg.abs())
-                            + 8.0 * U * (max.abs() + v.abs());
-                        grad_bound.push(scale * (p * rel + 2.0 * U));
-                    }
-                }
-                let loss_bound = scale * (loss_bound + 2.0 * gamma(n + 1) * row_loss_sum);
+                let (loss_bound, grad_bound) = cross_entropy_bounds(&z, &t, scale);
                 let what = format!("cross_entropy {reduction:?} {n}×{c} in [{lo}, {hi})");
                 assert!(got_loss.is_finite(), "{what}: loss {got_loss}");
                 assert_within(&what, &[got_loss], &[want_loss], &[loss_bound]);

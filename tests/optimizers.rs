@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_within, gpu, random, rng, U};
+use common::{adam_bound, assert_within, gpu, momentum_bound, random, rng};
 use minidl::backend::reference;
 use minidl::nn::{Linear, Module};
 use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
@@ -94,15 +94,10 @@ fn momentum_step_matches_cpu() {
         for h in momentum_configs() {
             let got = run_momentum(&gpu, &p, &grads, &h);
             let want = run_momentum(&Cpu, &p, &grads, &h);
-            // Each step rounds a handful of times on terms no larger than the velocity,
-            // which after s steps is below s·(1 + momentum)·(|g| + wd·|p|) with |p| < 2.
             let bound: Vec<f64> = p
                 .data()
                 .iter()
-                .map(|&p0| {
-                    let step = h.lr as f64 * 2.0 * (10.0 + h.weight_decay as f64 * 2.0);
-                    16.0 * STEPS as f64 * U * (p0.abs() as f64 + STEPS as f64 * STEPS as f64 * step)
-                })
+                .map(|&p0| momentum_bound(p0, STEPS, 10.0, &h))
                 .collect();
             assert_within(
                 &format!("momentum {h:?} {n}×{k}"),
@@ -126,14 +121,10 @@ fn adam_step_matches_cpu() {
         for h in adam_configs() {
             let got = run_adam(&gpu, &p, &grads, &h);
             let want = run_adam(&Cpu, &p, &grads, &h);
-            // A step moves a parameter by lr · m̂ / (√v̂ + ε), at most a few lr here, with
-            // a few roundings (and a square root) in each factor.
             let bound: Vec<f64> = p
                 .data()
                 .iter()
-                .map(|&p0| {
-                    32.0 * STEPS as f64 * U * (p0.abs() as f64 + STEPS as f64 * 4.0 * h.lr as f64)
-                })
+                .map(|&p0| adam_bound(p0, STEPS, &h))
                 .collect();
             assert_within(
                 &format!("adam {h:?} {n}×{k}"),

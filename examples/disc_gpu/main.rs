@@ -333,8 +333,21 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,minidl=info"))
-        .init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // A panic is a bug in minidl: report it in one line and fail, without a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info
+            .location()
+            .map_or(String::new(), |l| format!(" at {l}"));
+        eprintln!("disc_gpu: internal error{at}: {what} (please report it)");
+        std::process::exit(1);
+    }));
     let args = match args::parse(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {

@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::backend::{Backend, DeviceTensor, MlpEpoch};
-use crate::data::{batches, Dataset};
+use crate::data::{batches, check_finite, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Module};
 use crate::optim::Optimizer;
@@ -312,12 +312,13 @@ fn gather_rows(t: &Tensor, order: &[usize]) -> Vec<f32> {
 }
 
 /// The predicted class of each row of `inputs`: the arg-max of the model's outputs
-/// (the first one on ties, as `torch.argmax`).
+/// (the first one on ties, as `torch.argmax`). Fails on a NaN or infinite input.
 pub fn predict<B: Backend, M: Module<B> + ?Sized>(
     backend: &B,
     model: &mut M,
     inputs: &Tensor,
 ) -> Result<Vec<usize>> {
+    check_finite("predict", inputs)?;
     let x = backend.upload(inputs)?;
     let out = backend.download(model.forward(backend, &x)?)?;
     let classes = out.shape()[1];

@@ -98,3 +98,60 @@ pub fn assert_within(what: &str, got: &[f32], want: &[f32], bound: &[f64]) {
 pub fn abs64(t: &Tensor) -> Vec<f64> {
     t.data().iter().map(|v| v.abs() as f64).collect()
 }
+
+/// One ulp of 1 in f32: 2⁻²³.
+pub const ULP1: f64 = f32::EPSILON as f64;
+
+/// How far the GPU's softmax cross-entropy of `logits` (`n × c`) against `labels` may
+/// be from the CPU's, scaled by `scale`: the loss, and each gradient element. Per row,
+/// exp is within 3 + 2|x| ulp and log within 2⁻²¹ or 3 ulp (Vulkan's bounds), and the
+/// sum of c exponentials adds c roundings; then the rows are summed in another order.
+pub fn cross_entropy_bounds(logits: &Tensor, labels: &Tensor, scale: f64) -> (f64, Vec<f64>) {
+    let [n, c] = [logits.shape()[0], logits.shape()[1]];
+    let mut loss_bound = 0.0;
+    let mut row_loss_sum = 0.0;
+    let mut grad_bound = Vec::with_capacity(n * c);
+    for (row, &label) in logits.data().chunks(c).zip(labels.data()) {
+        let row: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+        let max = row.iter().cloned().fold(f64::MIN, f64::max);
+        let spread = row.iter().map(|v| max - v).fold(0.0, f64::max);
+        let lse = row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        let zt = row[label as usize];
+        let lse_err = ULP1 * (c as f64 * (4.0 + 2.0 * spread) + 16.0);
+        loss_bound += lse_err + 8.0 * U * (max.abs() + zt.abs() + lse);
+        row_loss_sum += (lse + max - zt).abs();
+        for &v in &row {
+            let arg = v - max - lse;
+            let rel = lse_err + ULP1 * (4.0 + 2.0 * arg.abs()) + 8.0 * U * (max.abs() + v.abs());
+            grad_bound.push(scale * (arg.exp() * rel + 2.0 * U));
+        }
+    }
+    (
+        scale * (loss_bound + 2.0 * gamma(n + 1) * row_loss_sum),
+        grad_bound,
+    )
+}
+
+/// How far `steps` GPU steps of SGD with momentum may move a parameter that starts at
+/// `p0` from the CPU's, with gradients below `g_max`: each step rounds a handful of
+/// times on terms no larger than the velocity, which after s steps is below
+/// s·(1 + momentum)·(|g| + wd·|p|) with |p| < 2.
+pub fn momentum_bound(p0: f32, steps: usize, g_max: f64, h: &minidl::optim::MomentumStep) -> f64 {
+    let step = h.lr as f64 * 2.0 * (g_max + h.weight_decay as f64 * 2.0);
+    let s = steps as f64;
+    16.0 * s * U * (p0.abs() as f64 + s * s * step)
+}
+
+/// How far `steps` GPU Adam steps may move a parameter that starts at `p0` from the
+/// CPU's: a step moves it by lr · m̂ / (√v̂ + ε), at most a few lr, with a few roundings
+/// (and a square root) in each factor.
+pub fn adam_bound(p0: f32, steps: usize, h: &minidl::optim::AdamStep) -> f64 {
+    let s = steps as f64;
+    32.0 * s * U * (p0.abs() as f64 + s * 4.0 * h.lr as f64)
+}
+
+/// A column of `n` random class indices below `classes`.
+pub fn labels(r: &mut ChaCha8Rng, n: usize, classes: usize) -> Tensor {
+    let data = (0..n).map(|_| r.random_range(0..classes) as f32).collect();
+    Tensor::new(&[n, 1], data).unwrap()
+}

@@ -1,0 +1,178 @@
+//! The `disc_gpu` command line as a user meets it: a bad flag or value exits with code
+//! 2 and the usage, a failure at run time with code 1 and one line, never a Rust panic
+//! message or backtrace. Runs the example binary that `cargo test` builds beside the
+//! test binaries.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// `target/<profile>/examples/disc_gpu`, next to this test's `deps` folder.
+fn disc_gpu() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = profile
+        .join("examples")
+        .join(format!("disc_gpu{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds the examples",
+        path.display()
+    );
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    let mut command = Command::new(disc_gpu());
+    command.args(args).env("RUST_BACKTRACE", "1");
+    // Without a runtime folder libwayland prints a warning when adapters are listed.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    command.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// No panic message, no backtrace.
+fn assert_no_panic(what: &str, out: &Output) {
+    let err = stderr(out);
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace") && !err.contains("RUST_BACKTRACE"),
+        "{what}: {err}"
+    );
+}
+
+#[test]
+fn bad_flags_and_values_exit_2_with_the_usage() {
+    let cases: [(&[&str], &str); 12] = [
+        (&["--frobnicate"], "unknown argument \"--frobnicate\""),
+        (&["--epochs"], "--epochs needs a value"),
+        (
+            &["--epochs", "ten"],
+            "--epochs: \"ten\" is not a valid value",
+        ),
+        (&["--epochs", "-1"], "--epochs: \"-1\" is not a valid value"),
+        (
+            &["--lr", "-0.1"],
+            "--lr: must be a positive finite number, got -0.1",
+        ),
+        (
+            &["--lr", "NaN"],
+            "--lr: must be a positive finite number, got NaN",
+        ),
+        (
+            &["--lr", "inf"],
+            "--lr: must be a positive finite number, got inf",
+        ),
+        (&["--batch-size", "0"], "--batch-size: must be at least 1"),
+        (
+            &["--backend", "tpu"],
+            "--backend: expected auto, gpu or cpu, got \"tpu\"",
+        ),
+        (
+            &["--loss", "hinge"],
+            "--loss: expected mse or ce, got \"hinge\"",
+        ),
+        (
+            &["--optimizer", "lbfgs"],
+            "--optimizer: expected sgd, momentum or adam",
+        ),
+        (&["--nesterov"], "--nesterov needs --optimizer momentum"),
+    ];
+    for (args, says) in cases {
+        let out = run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("disc_gpu: ") && first.contains(says),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("usage: disc_gpu"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: printed to stdout");
+        assert_no_panic(&format!("{args:?}"), &out);
+    }
+}
+
+/// Exit code 1 and exactly one line on stderr, starting `disc_gpu: ` and holding `says`.
+fn assert_runtime_failure(args: &[&str], says: &str) {
+    let out = run(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: {err}");
+    assert!(
+        lines[0].starts_with("disc_gpu: ") && lines[0].contains(says),
+        "{args:?}: {err}"
+    );
+    assert_no_panic(&format!("{args:?}"), &out);
+}
+
+#[test]
+fn failures_at_run_time_exit_1_with_one_line() {
+    let dir = std::env::temp_dir().join(format!("minidl-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.safetensors");
+    assert_runtime_failure(
+        &["--backend", "cpu", "--load", missing.to_str().unwrap()],
+        "reading failed",
+    );
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    assert_runtime_failure(
+        &["--backend", "cpu", "--load", garbage.to_str().unwrap()],
+        "not a valid safetensors file",
+    );
+    let no_folder = dir.join("no/such/folder/net.safetensors");
+    assert_runtime_failure(
+        &[
+            "--backend",
+            "cpu",
+            "--epochs",
+            "1",
+            "--save",
+            no_folder.to_str().unwrap(),
+        ],
+        "writing failed",
+    );
+    assert_runtime_failure(
+        &["--backend", "gpu", "--adapter", "no adapter is called this"],
+        "no GPU adapter",
+    );
+    assert_runtime_failure(
+        &[
+            "--backend",
+            "cpu",
+            "--loss",
+            "ce",
+            "--lr",
+            "100",
+            "--seed",
+            "2",
+        ],
+        "training diverged at epoch 1, step",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn json_prints_nothing_but_the_json_line() {
+    let out = run(&["--backend", "cpu", "--epochs", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert!(
+        lines[0].starts_with("{\"backend\":\"cpu\"") && lines[0].ends_with('}'),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn help_exits_0_with_the_usage() {
+    let out = run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("usage: disc_gpu"));
+}

@@ -1,0 +1,356 @@
+//! Property tests (proptest): random shapes, values and hyperparameters for every op,
+//! GPU against the CPU reference; random small networks, one training step's loss and
+//! gradients GPU against CPU. The error bounds are those of `gpu_vs_cpu.rs` and
+//! `optimizers.rs` (a sum of n terms within 2·γₙ·Σ|terms|, elementwise ops a few
+//! roundings, tanh and the sigmoid within 2⁻²⁰). Case counts keep the file to seconds.
+
+mod common;
+
+use common::{
+    abs64, adam_bound, assert_within, cross_entropy_bounds, gamma, gpu, labels, momentum_bound,
+    random, rng, U, ULP1,
+};
+use minidl::backend::reference;
+use minidl::nn::{
+    CrossEntropyLoss, LeakyReLU, Linear, Loss, Module, MseLoss, ReLU, Sequential, Sigmoid, Tanh,
+};
+use minidl::optim::{AdamStep, MomentumStep};
+use minidl::{Act, Backend, Cpu, DeviceTensor, Reduction, Tensor};
+use proptest::prelude::*;
+
+const ACTS: [Act; 4] = [Act::Identity, Act::Relu, Act::Tanh, Act::Sigmoid];
+
+/// `n` cases, or `PROPTEST_CASES` where set (for a longer run by hand).
+fn cases(n: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(n),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// The error an activation adds to its output (beyond the linear op's own).
+fn act_error(act: Act, mag: f64) -> f64 {
+    match act {
+        Act::Tanh | Act::Sigmoid => 2f64.powi(-20) + 8.0 * U * mag,
+        _ => 0.0,
+    }
+}
+
+/// The forward output and dx, dw, db of one fused linear + activation op, the backward
+/// gating with `y_for_backward` (the same on both backends).
+fn linear_act<B: Backend>(
+    b: &B,
+    act: Act,
+    host: [&Tensor; 4],
+    y_for_backward: Option<&Tensor>,
+) -> (Tensor, Vec<Tensor>) {
+    let [x, w, bias, dy] = host.map(|t| b.upload(t).unwrap());
+    let (n, k, m) = (x.rows(), x.cols(), w.rows());
+    let y = b.alloc(n, m).unwrap();
+    b.linear_act_forward(&x, &w, &bias, act, &y).unwrap();
+    let gate_y = y_for_backward.map_or(y.clone(), |t| b.upload(t).unwrap());
+    let (dx, dw, db) = (
+        b.alloc(n, k).unwrap(),
+        b.alloc(m, k).unwrap(),
+        b.alloc(1, m).unwrap(),
+    );
+    b.linear_act_backward(&x, &w, Some(&gate_y), &dy, act, Some(&dx), &dw, &db)
+        .unwrap();
+    let down = |t: &DeviceTensor<B>| b.download(t).unwrap();
+    (down(&y), vec![down(&dx), down(&dw), down(&db)])
+}
+
+/// An elementwise op on both backends over the same inputs.
+fn elementwise(
+    inputs: &[&Tensor],
+    f_gpu: impl Fn(&minidl::Gpu, &[DeviceTensor<minidl::Gpu>], &DeviceTensor<minidl::Gpu>),
+    f_cpu: impl Fn(&Cpu, &[DeviceTensor<Cpu>], &DeviceTensor<Cpu>),
+) -> Option<(Tensor, Tensor)> {
+    let gpu = gpu()?;
+    let [rows, cols] = [inputs[0].shape()[0], inputs[0].shape()[1]];
+    let on_gpu: Vec<_> = inputs.iter().map(|t| gpu.upload(t).unwrap()).collect();
+    let out = gpu.alloc(rows, cols).unwrap();
+    f_gpu(&gpu, &on_gpu, &out);
+    let got = gpu.download(&out).unwrap();
+    let on_cpu: Vec<_> = inputs.iter().map(|t| Cpu.upload(t).unwrap()).collect();
+    let out = Cpu.alloc(rows, cols).unwrap();
+    f_cpu(&Cpu, &on_cpu, &out);
+    Some((got, Cpu.download(&out).unwrap()))
+}
+
+proptest! {
+    #![proptest_config(cases(48))]
+
+    #[test]
+    fn linear_with_any_activation_matches_cpu(
+        n in 1usize..40, k in 1usize..70, m in 1usize..70, act in 0usize..4,
+        scale in prop_oneof![Just(0.01f32), Just(1.0), Just(8.0)], seed in any::<u64>(),
+    ) {
+        let Some(gpu) = gpu() else { return Ok(()) };
+        let act = ACTS[act];
+        let mut r = rng(seed);
+        let x = random(&mut r, n, k, -scale, scale);
+        let w = random(&mut r, m, k, -1.0, 1.0);
+        let b = random(&mut r, 1, m, -scale, scale);
+        let dy = random(&mut r, n, m, -1.0, 1.0);
+        let (want_y, _) = linear_act(&Cpu, act, [&x, &w, &b, &dy], None);
+        // Both backwards gate with the CPU's output, as in gpu_vs_cpu.rs.
+        let (got_y, got) = linear_act(&gpu, act, [&x, &w, &b, &dy], Some(&want_y));
+        let (_, want) = linear_act(&Cpu, act, [&x, &w, &b, &dy], Some(&want_y));
+        let mut mag = vec![0.0f64; n * m];
+        reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
+        let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v + act_error(act, *v)).collect();
+        assert_within(&format!("{act:?} forward {n}×{k}→{m}"), got_y.data(), want_y.data(), &bound);
+        let mut dz = vec![0.0f64; n * m];
+        reference::gate(&abs64(&dy), &abs64(&want_y), act, &mut dz);
+        let slack = |len: usize| 2.0 * gamma(len) + 8.0 * U;
+        let mut dx_mag = vec![0.0f64; n * k];
+        reference::linear_backward_input(&dz, &abs64(&w), &mut dx_mag, n, k, m);
+        let bound: Vec<f64> = dx_mag.iter().map(|v| slack(m) * v).collect();
+        assert_within(&format!("{act:?} dx {n}×{k}→{m}"), got[0].data(), want[0].data(), &bound);
+        let mut dw_mag = vec![0.0f64; m * k];
+        reference::linear_backward_weight(&dz, &abs64(&x), &mut dw_mag, n, k, m);
+        let bound: Vec<f64> = dw_mag.iter().map(|v| slack(n) * v).collect();
+        assert_within(&format!("{act:?} dw {n}×{k}→{m}"), got[1].data(), want[1].data(), &bound);
+        let mut db_mag = vec![0.0f64; m];
+        reference::linear_backward_bias(&dz, &mut db_mag, n, m);
+        let bound: Vec<f64> = db_mag.iter().map(|v| slack(n) * v).collect();
+        assert_within(&format!("{act:?} db {n}×{k}→{m}"), got[2].data(), want[2].data(), &bound);
+    }
+
+    #[test]
+    fn relu_and_leaky_relu_match_cpu_exactly(
+        n in 1usize..50, k in 1usize..300, slope in 0.0f32..1.0, seed in any::<u64>(),
+    ) {
+        let mut r = rng(seed);
+        let x = random(&mut r, n, k, -4.0, 4.0);
+        let dy = random(&mut r, n, k, -4.0, 4.0);
+        if let Some((got, want)) = elementwise(&[&x], |g, i, o| g.relu_forward(&i[0], o).unwrap(), |c, i, o| c.relu_forward(&i[0], o).unwrap()) {
+            prop_assert_eq!(got, want);
+        }
+        if let Some((got, want)) = elementwise(&[&x, &dy], |g, i, o| g.relu_backward(&i[0], &i[1], o).unwrap(), |c, i, o| c.relu_backward(&i[0], &i[1], o).unwrap()) {
+            prop_assert_eq!(got, want);
+        }
+        if let Some((got, want)) = elementwise(&[&x], |g, i, o| g.leaky_relu_forward(&i[0], slope, o).unwrap(), |c, i, o| c.leaky_relu_forward(&i[0], slope, o).unwrap()) {
+            prop_assert_eq!(got, want);
+        }
+        if let Some((got, want)) = elementwise(&[&x, &dy], |g, i, o| g.leaky_relu_backward(&i[0], &i[1], slope, o).unwrap(), |c, i, o| c.leaky_relu_backward(&i[0], &i[1], slope, o).unwrap()) {
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn tanh_and_sigmoid_match_cpu(
+        n in 1usize..50, k in 1usize..300, scale in prop_oneof![Just(0.1f32), Just(3.0), Just(30.0)],
+        seed in any::<u64>(),
+    ) {
+        let mut r = rng(seed);
+        let x = random(&mut r, n, k, -scale, scale);
+        let dy = random(&mut r, n, k, -1.0, 1.0);
+        let Some((got, tanh_y)) = elementwise(&[&x], |g, i, o| g.tanh_forward(&i[0], o).unwrap(), |c, i, o| c.tanh_forward(&i[0], o).unwrap()) else { return Ok(()) };
+        let bound: Vec<f64> = tanh_y.data().iter().map(|y| 2f64.powi(-20) + 8.0 * U * y.abs() as f64).collect();
+        assert_within("tanh_forward", got.data(), tanh_y.data(), &bound);
+        let (got, want) = elementwise(&[&tanh_y, &dy], |g, i, o| g.tanh_backward(&i[0], &i[1], o).unwrap(), |c, i, o| c.tanh_backward(&i[0], &i[1], o).unwrap()).unwrap();
+        let bound: Vec<f64> = tanh_y.data().iter().zip(dy.data()).map(|(&y, &d)| 6.0 * U * (d as f64).abs() * (1.0 + (y as f64).powi(2)) * (1.0 + 4.0 * U)).collect();
+        assert_within("tanh_backward", got.data(), want.data(), &bound);
+        let (got, sig_y) = elementwise(&[&x], |g, i, o| g.sigmoid_forward(&i[0], o).unwrap(), |c, i, o| c.sigmoid_forward(&i[0], o).unwrap()).unwrap();
+        let bound: Vec<f64> = x.data().iter().zip(sig_y.data()).map(|(&x, &y)| {
+            let (x, y) = (x as f64, y as f64);
+            ULP1 * ((4.0 + 2.0 * x.abs()) * y * (1.0 - y) + 4.0 * y)
+        }).collect();
+        assert_within("sigmoid_forward", got.data(), sig_y.data(), &bound);
+        let (got, want) = elementwise(&[&sig_y, &dy], |g, i, o| g.sigmoid_backward(&i[0], &i[1], o).unwrap(), |c, i, o| c.sigmoid_backward(&i[0], &i[1], o).unwrap()).unwrap();
+        let bound: Vec<f64> = sig_y.data().iter().zip(dy.data()).map(|(&y, &d)| 8.0 * U * (d as f64).abs() * (y as f64) * (1.0 + y as f64)).collect();
+        assert_within("sigmoid_backward", got.data(), want.data(), &bound);
+    }
+
+    #[test]
+    fn losses_match_cpu(
+        n in 1usize..300, c in 1usize..40, mean in any::<bool>(),
+        shift in prop_oneof![Just(0.0f32), Just(50.0)], seed in any::<u64>(),
+    ) {
+        let Some(gpu) = gpu() else { return Ok(()) };
+        let reduction = if mean { Reduction::Mean } else { Reduction::Sum };
+        let mut r = rng(seed);
+        let p = random(&mut r, n, c, shift - 3.0, shift + 3.0);
+        let t = random(&mut r, n, c, shift - 1.0, shift + 1.0);
+        let l = labels(&mut r, n, c);
+        let (got, want) = (mse(&gpu, &p, &t, reduction), mse(&Cpu, &p, &t, reduction));
+        let sq: f64 = p.data().iter().zip(t.data()).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
+        let bound = 2.0 * gamma(n * c + 2) * sq * reduction.loss_scale(n * c) as f64;
+        assert_within("mse_loss", &[got.0], &[want.0], &[bound]);
+        let factor = reduction.grad_scale(n * c) as f64;
+        let bound: Vec<f64> = p.data().iter().zip(t.data()).map(|(&a, &b)| 5.0 * U * ((a - b) as f64).abs() * factor).collect();
+        assert_within("mse_grad", got.1.data(), want.1.data(), &bound);
+        let (got, want) = (ce(&gpu, &p, &l, reduction), ce(&Cpu, &p, &l, reduction));
+        let (loss_bound, grad_bound) = cross_entropy_bounds(&p, &l, reduction.loss_scale(n) as f64);
+        assert_within("cross_entropy_loss", &[got.0], &[want.0], &[loss_bound]);
+        assert_within("cross_entropy_grad", got.1.data(), want.1.data(), &grad_bound);
+    }
+
+    #[test]
+    fn optimizer_steps_match_cpu(
+        n in 1usize..30, k in 1usize..200, lr in 1e-4f32..0.5, momentum in 0.0f32..0.99,
+        nesterov in any::<bool>(), weight_decay in prop_oneof![Just(0.0f32), 0.0f32..0.1],
+        beta1 in 0.0f32..0.99, beta2 in 0.5f32..0.9999, seed in any::<u64>(),
+    ) {
+        let Some(gpu) = gpu() else { return Ok(()) };
+        let steps = 3;
+        let mut r = rng(seed);
+        let p = random(&mut r, n, k, -1.0, 1.0);
+        let grads: Vec<Tensor> = (0..steps).map(|_| random(&mut r, n, k, -10.0, 10.0)).collect();
+        let g = random(&mut r, n, k, -10.0, 10.0);
+        let (got, want) = (sgd(&gpu, &p, &g, lr), sgd(&Cpu, &p, &g, lr));
+        let bound: Vec<f64> = p.data().iter().zip(g.data()).map(|(&p, &g)| 4.0 * U * ((p as f64).abs() + (lr as f64 * g as f64).abs())).collect();
+        assert_within("sgd_step", got.data(), want.data(), &bound);
+        let h = MomentumStep { lr, momentum, weight_decay, nesterov: nesterov && momentum > 0.0 };
+        let (got, want) = (run_momentum(&gpu, &p, &grads, &h), run_momentum(&Cpu, &p, &grads, &h));
+        let bound: Vec<f64> = p.data().iter().map(|&p0| momentum_bound(p0, steps, 10.0, &h)).collect();
+        assert_within(&format!("momentum {h:?}"), got.data(), want.data(), &bound);
+        let h = AdamStep { lr, beta1, beta2, eps: 1e-8, weight_decay };
+        let (got, want) = (run_adam(&gpu, &p, &grads, &h), run_adam(&Cpu, &p, &grads, &h));
+        let bound: Vec<f64> = p.data().iter().map(|&p0| adam_bound(p0, steps, &h)).collect();
+        assert_within(&format!("adam {h:?}"), got.data(), want.data(), &bound);
+    }
+}
+
+fn mse<B: Backend>(b: &B, p: &Tensor, t: &Tensor, reduction: Reduction) -> (f32, Tensor) {
+    let (p, t) = (b.upload(p).unwrap(), b.upload(t).unwrap());
+    let out = b.alloc(1, 1).unwrap();
+    b.mse_loss(&p, &t, reduction, &out).unwrap();
+    let grad = b.alloc(p.rows(), p.cols()).unwrap();
+    b.mse_grad(&p, &t, reduction, &grad).unwrap();
+    (
+        b.download(&out).unwrap().data()[0],
+        b.download(&grad).unwrap(),
+    )
+}
+
+fn ce<B: Backend>(b: &B, z: &Tensor, l: &Tensor, reduction: Reduction) -> (f32, Tensor) {
+    let (z, l) = (b.upload(z).unwrap(), b.upload(l).unwrap());
+    let out = b.alloc(1, 1).unwrap();
+    b.cross_entropy_loss(&z, &l, reduction, &out).unwrap();
+    let grad = b.alloc(z.rows(), z.cols()).unwrap();
+    b.cross_entropy_grad(&z, &l, reduction, &grad).unwrap();
+    (
+        b.download(&out).unwrap().data()[0],
+        b.download(&grad).unwrap(),
+    )
+}
+
+fn sgd<B: Backend>(b: &B, p: &Tensor, g: &Tensor, lr: f32) -> Tensor {
+    let param = b.upload(p).unwrap();
+    b.sgd_step(&param, &b.upload(g).unwrap(), lr).unwrap();
+    b.download(&param).unwrap()
+}
+
+fn run_momentum<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &MomentumStep) -> Tensor {
+    let param = b.upload(p).unwrap();
+    let velocity = b.alloc(param.rows(), param.cols()).unwrap();
+    for g in grads {
+        b.momentum_step(&param, &b.upload(g).unwrap(), &velocity, h)
+            .unwrap();
+    }
+    b.download(&param).unwrap()
+}
+
+fn run_adam<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &AdamStep) -> Tensor {
+    let param = b.upload(p).unwrap();
+    let state = b.alloc(1, 2 * param.len() + 2).unwrap();
+    for g in grads {
+        b.adam_step(&param, &b.upload(g).unwrap(), &state, h)
+            .unwrap();
+    }
+    b.download(&param).unwrap()
+}
+
+/// A random small network: its layer widths, the activation after each linear layer
+/// (0 none, 1 ReLU, 2 Tanh, 3 Sigmoid, 4 LeakyReLU), on any backend, from `seed`.
+fn network<B: Backend>(b: &B, widths: &[usize], acts: &[usize], seed: u64) -> Sequential<B> {
+    let mut r = rng(seed);
+    let mut layers: Vec<Box<dyn Module<B>>> = Vec::new();
+    for (pair, &act) in widths.windows(2).zip(acts) {
+        layers.push(Box::new(Linear::new(b, pair[0], pair[1], &mut r).unwrap()));
+        match act {
+            1 => layers.push(Box::new(ReLU::new())),
+            2 => layers.push(Box::new(Tanh::new())),
+            3 => layers.push(Box::new(Sigmoid::new())),
+            4 => layers.push(Box::new(LeakyReLU::with_slope(0.1).unwrap())),
+            _ => {}
+        }
+    }
+    Sequential::new(layers).unwrap()
+}
+
+/// One step (forward, loss, backward) of a random network on `b`: the loss, then each
+/// parameter's gradient.
+fn one_step<B: Backend>(
+    b: &B,
+    widths: &[usize],
+    acts: &[usize],
+    batch: usize,
+    cross_entropy: bool,
+    seed: u64,
+) -> (f32, Vec<Tensor>) {
+    let mut model = network(b, widths, acts, seed);
+    let mut r = rng(seed.wrapping_add(1));
+    let x = b
+        .upload(&random(&mut r, batch, widths[0], -1.0, 1.0))
+        .unwrap();
+    let outputs = *widths.last().unwrap();
+    let mut loss: Box<dyn Loss<B>> = if cross_entropy {
+        Box::new(CrossEntropyLoss::new(Reduction::Mean))
+    } else {
+        Box::new(MseLoss::new(Reduction::Sum))
+    };
+    let t = if cross_entropy {
+        labels(&mut r, batch, outputs)
+    } else {
+        random(&mut r, batch, outputs, -1.0, 1.0)
+    };
+    let t = b.upload(&t).unwrap();
+    model.zero_grad(b).unwrap();
+    let pred = model.forward(b, &x).unwrap().clone();
+    let value = loss.value(b, &pred, &t).unwrap();
+    let grad = loss.backward(b, &pred, &t).unwrap().clone();
+    model.backward(b, &grad).unwrap();
+    let grads = model
+        .parameters()
+        .iter()
+        .map(|p| b.download(p.grad).unwrap())
+        .collect();
+    (value, grads)
+}
+
+/// GPU-vs-CPU tolerance of a whole step, relative to each tensor's largest magnitude,
+/// as in `training.rs`: a few chained sums of at most 16 terms (each within 2·γ₁₇ ≈
+/// 2e-6 of its magnitude) and the activations' own errors (2⁻²⁰); a wrong formula
+/// changes results at order 1.
+const STEP_RTOL: f64 = 1e-4;
+
+proptest! {
+    #![proptest_config(cases(48))]
+
+    #[test]
+    fn one_training_step_of_a_random_network_matches_cpu(
+        widths in prop::collection::vec(1usize..16, 2..5),
+        acts in prop::collection::vec(0usize..5, 4),
+        batch in 1usize..12, cross_entropy in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let Some(gpu) = gpu() else { return Ok(()) };
+        let (got_loss, got) = one_step(&gpu, &widths, &acts, batch, cross_entropy, seed);
+        let (want_loss, want) = one_step(&Cpu, &widths, &acts, batch, cross_entropy, seed);
+        let what = format!("{widths:?} {acts:?} batch {batch} ce {cross_entropy}");
+        let bound = STEP_RTOL * (want_loss.abs() as f64).max(f64::MIN_POSITIVE);
+        assert_within(&format!("{what} loss"), &[got_loss], &[want_loss], &[bound]);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let scale = w.data().iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+            let bound = vec![STEP_RTOL * scale.max(f64::MIN_POSITIVE); w.len()];
+            assert_within(&format!("{what} gradient {i}"), g.data(), w.data(), &bound);
+        }
+    }
+}
