@@ -211,9 +211,68 @@ fn a_lost_device_is_an_error_on_every_later_op_not_a_panic_or_a_hang() {
     is_lost(result.map(|_| ()), "fit");
 }
 
-/// Trains the seed network with a learning rate of 1e30 until it diverges: the error,
-/// and whether the model then holds exactly the parameters of a separate run of the
-/// kept steps.
+/// The first `rows` points of `data`.
+fn head(data: &Dataset, rows: usize) -> Dataset {
+    let cols = data.inputs().shape()[1];
+    Dataset::new(
+        Tensor::new(&[rows, cols], data.inputs().data()[..cols * rows].to_vec()).unwrap(),
+        data.labels()[..rows].to_vec(),
+        data.classes(),
+    )
+    .unwrap()
+}
+
+/// The parameters of the seed network (weights from `init`) after `epochs` whole
+/// epochs of `config` and then `steps` steps of the next one, with a learning rate of
+/// `lr`.
+fn replay<B: Backend>(
+    b: &B,
+    init: u64,
+    lr: f32,
+    config: &FitConfig,
+    epochs: usize,
+    steps: usize,
+) -> Vec<Vec<f32>> {
+    let (train, _) = disc_train_test(2).unwrap();
+    let mut model = seed::network(b, &mut rng(init)).unwrap();
+    let mut sgd = Sgd::new(lr).unwrap();
+    let mut loss = MseLoss::new(Reduction::Sum);
+    let before = FitConfig {
+        epochs,
+        ..config.clone()
+    };
+    fit(
+        b,
+        &mut model,
+        &mut loss,
+        &mut sgd,
+        &train,
+        &before,
+        |_, _| Ok(()),
+    )
+    .unwrap();
+    if steps > 0 {
+        let one = FitConfig {
+            epochs: 1,
+            ..config.clone()
+        };
+        let data = head(&train, steps * config.batch_size);
+        fit(b, &mut model, &mut loss, &mut sgd, &data, &one, |_, _| {
+            Ok(())
+        })
+        .unwrap();
+    }
+    model
+        .parameters()
+        .iter()
+        .map(|p| b.download(p.value).unwrap().into_data())
+        .collect()
+}
+
+/// Trains the seed network with a learning rate of 1e30 until it diverges: checks the
+/// error, and that the model then holds the parameters of a separate run of the kept
+/// steps, the last steps whose loss was finite and whose update left every parameter
+/// finite. Returns the error.
 fn diverge<B: Backend>(b: &B, fused: bool) -> Error {
     let (train, _) = disc_train_test(2).unwrap();
     let config = FitConfig {
@@ -221,8 +280,9 @@ fn diverge<B: Backend>(b: &B, fused: bool) -> Error {
         fused,
         ..FitConfig::default()
     };
-    let mut model = seed::network(b, &mut rng(3)).unwrap();
-    let mut sgd = Sgd::new(1e30).unwrap();
+    let (init, lr) = (3, 1e30);
+    let mut model = seed::network(b, &mut rng(init)).unwrap();
+    let mut sgd = Sgd::new(lr).unwrap();
     let mut loss = MseLoss::new(Reduction::Sum);
     let err = fit(
         b,
@@ -244,8 +304,7 @@ fn diverge<B: Backend>(b: &B, fused: bool) -> Error {
         panic!("expected Diverged, got {err:?}")
     };
     assert!(!bad.is_finite(), "the reported loss {bad} is finite");
-    // Here the steps before the diverging one all left finite parameters.
-    assert_eq!(kept_steps, step - 1, "kept {kept_steps} steps of {step}");
+    assert!(kept_steps < step, "kept {kept_steps} steps of {step}");
     let kept: Vec<Vec<f32>> = model
         .parameters()
         .iter()
@@ -255,43 +314,19 @@ fn diverge<B: Backend>(b: &B, fused: bool) -> Error {
         kept.iter().flatten().all(|v| v.is_finite()),
         "the kept parameters are not finite"
     );
-    // The same start, the epochs before, and the kept steps of the diverging epoch.
-    let mut replay = seed::network(b, &mut rng(3)).unwrap();
-    let mut sgd = Sgd::new(1e30).unwrap();
-    let before = FitConfig {
-        epochs: epoch - 1,
-        ..config.clone()
-    };
-    fit(
-        b,
-        &mut replay,
-        &mut loss,
-        &mut sgd,
-        &train,
-        &before,
-        |_, _| Ok(()),
-    )
-    .unwrap();
-    if kept_steps > 0 {
-        let rows = kept_steps * config.batch_size;
-        let head = Dataset::new(
-            Tensor::new(&[rows, 2], train.inputs().data()[..2 * rows].to_vec()).unwrap(),
-            train.labels()[..rows].to_vec(),
-            2,
-        )
-        .unwrap();
-        let one = FitConfig {
-            epochs: 1,
-            ..config.clone()
-        };
-        fit(b, &mut replay, &mut loss, &mut sgd, &head, &one, |_, _| {
-            Ok(())
-        })
-        .unwrap();
-    }
-    for (i, (p, k)) in replay.parameters().iter().zip(&kept).enumerate() {
-        let want = b.download(p.value).unwrap();
-        assert_eq!(want.data(), &k[..], "parameter {i} differs from the replay");
+    assert_eq!(
+        replay(b, init, lr, &config, epoch - 1, kept_steps),
+        kept,
+        "the kept parameters differ from a run of the {kept_steps} kept steps"
+    );
+    // Fewer steps were kept only if the next step's update was not finite.
+    if kept_steps + 1 < step {
+        let next = replay(b, init, lr, &config, epoch - 1, kept_steps + 1);
+        assert!(
+            next.iter().flatten().any(|v| !v.is_finite()),
+            "step {} left finite parameters but was not kept",
+            kept_steps + 1
+        );
     }
     err
 }
@@ -372,31 +407,25 @@ fn diverge_later<B: Backend>(b: &B) {
         .collect();
     assert!(kept.iter().flatten().all(|v| v.is_finite()));
     // Epoch 1, the poison, then the kept steps of epoch 2.
-    let mut replay = seed::logit_network(b, &mut rng(5)).unwrap();
+    let mut again = seed::logit_network(b, &mut rng(5)).unwrap();
     let mut sgd = Sgd::new(0.01).unwrap();
     let one = FitConfig {
         epochs: 1,
         ..config
     };
-    fit(b, &mut replay, &mut loss, &mut sgd, &train, &one, |_, _| {
+    fit(b, &mut again, &mut loss, &mut sgd, &train, &one, |_, _| {
         Ok(())
     })
     .unwrap();
-    poison(b, &replay).unwrap();
-    let rows = kept_steps * config.batch_size;
-    if rows > 0 {
-        let head = Dataset::new(
-            Tensor::new(&[rows, 2], train.inputs().data()[..2 * rows].to_vec()).unwrap(),
-            train.labels()[..rows].to_vec(),
-            2,
-        )
-        .unwrap();
-        fit(b, &mut replay, &mut loss, &mut sgd, &head, &one, |_, _| {
+    poison(b, &again).unwrap();
+    if kept_steps > 0 {
+        let data = head(&train, kept_steps * config.batch_size);
+        fit(b, &mut again, &mut loss, &mut sgd, &data, &one, |_, _| {
             Ok(())
         })
         .unwrap();
     }
-    for (i, (p, k)) in replay.parameters().iter().zip(&kept).enumerate() {
+    for (i, (p, k)) in again.parameters().iter().zip(&kept).enumerate() {
         assert_eq!(b.download(p.value).unwrap().data(), &k[..], "parameter {i}");
     }
 }

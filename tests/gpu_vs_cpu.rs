@@ -9,7 +9,8 @@
 mod common;
 
 use common::{
-    abs64, assert_within, cross_entropy_bounds, gamma, gpu, labels, random, rng, U, ULP1,
+    abs64, assert_within, cross_entropy_bounds, gamma, gpu, labels, linear_act_backward_bounds,
+    random, rng, U, ULP1,
 };
 use minidl::backend::gpu::linear::MatmulKernel;
 use minidl::backend::reference;
@@ -479,24 +480,11 @@ fn fused_linear_activation_matches_cpu() {
                     .map(|v| 2.0 * gamma(k + 1) * v + act_err(*v))
                     .collect();
                 assert_within(&what("forward"), got.0.data(), want.0.data(), &bound);
-                // Backward: dz = gate(dy, y) is exact for ReLU and the identity and
-                // within 4u of itself for tanh and the sigmoid; then sums of
-                // |dz|-weighted terms.
-                let mut dz = vec![0.0f64; n * m];
-                reference::gate(&abs64(&dy), &abs64(&y), act, &mut dz);
-                let slack = |len: usize| 2.0 * gamma(len) + 8.0 * U;
-                let mut dx_mag = vec![0.0f64; n * k];
-                reference::linear_backward_input(&dz, &abs64(&w), &mut dx_mag, n, k, m);
-                let bound: Vec<f64> = dx_mag.iter().map(|v| slack(m) * v).collect();
-                assert_within(&what("dx"), got.1.data(), want.1.data(), &bound);
-                let mut dw_mag = vec![0.0f64; m * k];
-                reference::linear_backward_weight(&dz, &abs64(&x), &mut dw_mag, n, k, m);
-                let bound: Vec<f64> = dw_mag.iter().map(|v| slack(n) * v).collect();
-                assert_within(&what("dw"), got.2.data(), want.2.data(), &bound);
-                let mut db_mag = vec![0.0f64; m];
-                reference::linear_backward_bias(&dz, &mut db_mag, n, m);
-                let bound: Vec<f64> = db_mag.iter().map(|v| slack(n) * v).collect();
-                assert_within(&what("db"), got.3.data(), want.3.data(), &bound);
+                // Backward: sums of |dz|-weighted terms, and the gates' own difference.
+                let [dx, dw, db] = linear_act_backward_bounds(&x, &w, &y, &dy, act);
+                assert_within(&what("dx"), got.1.data(), want.1.data(), &dx);
+                assert_within(&what("dw"), got.2.data(), want.2.data(), &dw);
+                assert_within(&what("db"), got.3.data(), want.3.data(), &db);
             }
         }
     }

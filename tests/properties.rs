@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    abs64, adam_bound, assert_within, cross_entropy_bounds, gamma, gpu, labels, momentum_bound,
-    random, rng, U, ULP1,
+    abs64, adam_bound, assert_within, cross_entropy_bounds, gamma, gpu, labels,
+    linear_act_backward_bounds, momentum_bound, random, rng, U, ULP1,
 };
 use minidl::backend::reference;
 use minidl::nn::{
@@ -105,21 +105,10 @@ proptest! {
         reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
         let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v + act_error(act, *v)).collect();
         assert_within(&format!("{act:?} forward {n}×{k}→{m}"), got_y.data(), want_y.data(), &bound);
-        let mut dz = vec![0.0f64; n * m];
-        reference::gate(&abs64(&dy), &abs64(&want_y), act, &mut dz);
-        let slack = |len: usize| 2.0 * gamma(len) + 8.0 * U;
-        let mut dx_mag = vec![0.0f64; n * k];
-        reference::linear_backward_input(&dz, &abs64(&w), &mut dx_mag, n, k, m);
-        let bound: Vec<f64> = dx_mag.iter().map(|v| slack(m) * v).collect();
-        assert_within(&format!("{act:?} dx {n}×{k}→{m}"), got[0].data(), want[0].data(), &bound);
-        let mut dw_mag = vec![0.0f64; m * k];
-        reference::linear_backward_weight(&dz, &abs64(&x), &mut dw_mag, n, k, m);
-        let bound: Vec<f64> = dw_mag.iter().map(|v| slack(n) * v).collect();
-        assert_within(&format!("{act:?} dw {n}×{k}→{m}"), got[1].data(), want[1].data(), &bound);
-        let mut db_mag = vec![0.0f64; m];
-        reference::linear_backward_bias(&dz, &mut db_mag, n, m);
-        let bound: Vec<f64> = db_mag.iter().map(|v| slack(n) * v).collect();
-        assert_within(&format!("{act:?} db {n}×{k}→{m}"), got[2].data(), want[2].data(), &bound);
+        let [dx, dw, db] = linear_act_backward_bounds(&x, &w, &want_y, &dy, act);
+        assert_within(&format!("{act:?} dx {n}×{k}→{m}"), got[0].data(), want[0].data(), &dx);
+        assert_within(&format!("{act:?} dw {n}×{k}→{m}"), got[1].data(), want[1].data(), &dw);
+        assert_within(&format!("{act:?} db {n}×{k}→{m}"), got[2].data(), want[2].data(), &db);
     }
 
     #[test]

@@ -362,3 +362,33 @@ fn every_loss_and_optimizer_trains_alike_on_gpu_and_cpu() {
         }
     }
 }
+
+/// Buffers that come and go (a prediction uploads its inputs each time) must not stay
+/// alive in the bind-group cache: after 300 of them it holds only the groups of the
+/// buffers still alive.
+#[test]
+fn dropped_buffers_leave_the_bind_group_cache() {
+    let Some(gpu) = gpu() else { return };
+    // A device of its own, so that other tests' buffers do not count.
+    let gpu = Gpu::with_adapter(Some(&gpu.adapter().name)).unwrap();
+    let mut model = seed::network(&gpu, &mut rng(1)).unwrap();
+    let (_, test) = disc_train_test(1).unwrap();
+    minidl::train::predict(&gpu, &mut model, test.inputs()).unwrap();
+    let after_one = gpu.stats();
+    for _ in 0..300 {
+        minidl::train::predict(&gpu, &mut model, test.inputs()).unwrap();
+    }
+    let end = gpu.stats();
+    assert_eq!(
+        end.buffers - after_one.buffers,
+        300,
+        "one upload per prediction"
+    );
+    assert!(end.bind_groups - after_one.bind_groups >= 300, "{end:?}");
+    assert!(
+        end.cached_bind_groups <= after_one.cached_bind_groups + 8,
+        "the cache grew from {} to {} groups",
+        after_one.cached_bind_groups,
+        end.cached_bind_groups
+    );
+}

@@ -155,3 +155,66 @@ pub fn labels(r: &mut ChaCha8Rng, n: usize, classes: usize) -> Tensor {
     let data = (0..n).map(|_| r.random_range(0..classes) as f32).collect();
     Tensor::new(&[n, 1], data).unwrap()
 }
+
+/// How far two evaluations of the gate `dz = dy ⊙ act'(y)` may differ from the same
+/// `dy` and `y`: a few roundings of dz itself, and for tanh also the rounding of y·y in
+/// 1 − y·y (up to u·y², which a fused multiply-add skips on one side only), large next
+/// to 1 − y² where y is close to ±1.
+pub fn gate_difference(dy: &Tensor, y: &Tensor, act: minidl::Act) -> Vec<f64> {
+    use minidl::Act;
+    dy.data()
+        .iter()
+        .zip(y.data())
+        .map(|(&d, &y)| {
+            let (d, y) = (d.abs() as f64, y as f64);
+            let dz = match act {
+                Act::Identity => d,
+                Act::Relu if y > 0.0 => d,
+                Act::Relu => 0.0,
+                Act::Tanh => d * (1.0 - y * y).abs(),
+                Act::Sigmoid => d * (y * (1.0 - y)).abs(),
+            };
+            let square = if act == Act::Tanh {
+                2.0 * U * d * y * y
+            } else {
+                0.0
+            };
+            8.0 * U * dz + square
+        })
+        .collect()
+}
+
+/// Bounds on the difference of dx, dw and db between two backends running the linear +
+/// activation backward from the same `x: n×k`, `w: m×k`, forward output `y` and `dy`:
+/// each a sum of |dz|-weighted terms (2·γ of it) plus the gates' own difference
+/// ([`gate_difference`]) carried through the same sums.
+pub fn linear_act_backward_bounds(
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    dy: &Tensor,
+    act: minidl::Act,
+) -> [Vec<f64>; 3] {
+    use minidl::backend::reference;
+    let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let mut dz = vec![0.0f64; n * m];
+    reference::gate(&abs64(dy), &abs64(y), act, &mut dz);
+    let gate = gate_difference(dy, y, act);
+    let (ax, aw) = (abs64(x), abs64(w));
+    let mut dx = [vec![0.0f64; n * k], vec![0.0f64; n * k]];
+    reference::linear_backward_input(&dz, &aw, &mut dx[0], n, k, m);
+    reference::linear_backward_input(&gate, &aw, &mut dx[1], n, k, m);
+    let mut dw = [vec![0.0f64; m * k], vec![0.0f64; m * k]];
+    reference::linear_backward_weight(&dz, &ax, &mut dw[0], n, k, m);
+    reference::linear_backward_weight(&gate, &ax, &mut dw[1], n, k, m);
+    let mut db = [vec![0.0f64; m], vec![0.0f64; m]];
+    reference::linear_backward_bias(&dz, &mut db[0], n, m);
+    reference::linear_backward_bias(&gate, &mut db[1], n, m);
+    let combine = |[mag, gate]: [Vec<f64>; 2], len: usize| -> Vec<f64> {
+        mag.iter()
+            .zip(&gate)
+            .map(|(v, g)| 2.0 * gamma(len) * v + g)
+            .collect()
+    };
+    [combine(dx, m), combine(dw, n), combine(db, n)]
+}

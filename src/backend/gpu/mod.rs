@@ -26,8 +26,8 @@ pub use buffer::GpuBuffer;
 pub use recorder::GpuStats;
 
 use crate::backend::{
-    check, next_buffer_id, Act, AdamStep, Backend, DeviceTensor, MlpEpoch, MlpSpec, MomentumStep,
-    Reduction,
+    check, next_buffer_id, Act, AdamStep, Backend, BufferHandle, DeviceTensor, MlpEpoch, MlpSpec,
+    MomentumStep, Reduction,
 };
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -277,13 +277,13 @@ impl Gpu {
         rows: usize,
         cols: usize,
     ) -> Result<DeviceTensor<Gpu>> {
-        lock(&self.ctx.recorder).stats.buffers += 1;
+        let dropped = {
+            let mut recorder = lock(&self.ctx.recorder);
+            recorder.stats.buffers += 1;
+            recorder.dropped.clone()
+        };
         DeviceTensor::new(
-            GpuBuffer {
-                raw,
-                len,
-                id: next_buffer_id(),
-            },
+            GpuBuffer::new(raw, len, next_buffer_id(), dropped),
             0,
             rows,
             cols,
@@ -362,10 +362,10 @@ impl Gpu {
         for (slot, s) in params[8..12].iter_mut().zip(scalars) {
             *slot = s.to_bits();
         }
-        let raw: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &t.buffer().raw).collect();
+        let raw: Vec<&wgpu::Buffer> = inputs.iter().map(|t| t.buffer().raw()).collect();
         let mut input_ids = [0u64; 3];
         for (slot, t) in input_ids.iter_mut().zip(inputs) {
-            *slot = t.buffer().id;
+            *slot = t.buffer().id();
         }
         let launch = Launch {
             pipeline,
@@ -373,8 +373,8 @@ impl Gpu {
             params,
             inputs: &raw,
             input_ids,
-            output: &output.buffer().raw,
-            output_id: output.buffer().id,
+            output: output.buffer().raw(),
+            output_id: output.buffer().id(),
             groups: (groups.0 as u32, groups.1 as u32),
         };
         let ctx = &self.ctx;
@@ -474,7 +474,7 @@ impl Backend for Gpu {
         // contents first.
         self.submit(&mut lock(&self.ctx.recorder))?;
         self.ctx.queue.write_buffer(
-            &dst.buffer().raw,
+            dst.buffer().raw(),
             dst.offset() as u64 * 4,
             bytemuck::cast_slice(data),
         );
@@ -500,7 +500,7 @@ impl Backend for Gpu {
         {
             let mut recorder = lock(&self.ctx.recorder);
             recorder.encoder(&self.ctx.device).copy_buffer_to_buffer(
-                &src.buffer().raw,
+                src.buffer().raw(),
                 src.offset() as u64 * 4,
                 staging,
                 0,
@@ -525,7 +525,7 @@ impl Backend for Gpu {
         let ctx = &self.ctx;
         let mut recorder = lock(&ctx.recorder);
         recorder.encoder(&ctx.device).clear_buffer(
-            &dst.buffer().raw,
+            dst.buffer().raw(),
             dst.offset() as u64 * 4,
             Some(dst.len() as u64 * 4),
         );
@@ -542,9 +542,9 @@ impl Backend for Gpu {
         let ctx = &self.ctx;
         let mut recorder = lock(&ctx.recorder);
         recorder.encoder(&ctx.device).copy_buffer_to_buffer(
-            &src.buffer().raw,
+            src.buffer().raw(),
             src.offset() as u64 * 4,
-            &dst.buffer().raw,
+            dst.buffer().raw(),
             dst.offset() as u64 * 4,
             src.len() as u64 * 4,
         );

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use wgpu::util::DeviceExt;
 
+use super::buffer::DroppedBuffers;
+
 /// Commands recorded before the encoder is handed to the queue without a wait.
 pub(crate) const SUBMIT_EVERY: usize = 512;
 
@@ -35,6 +37,9 @@ pub struct GpuStats {
     pub submissions: u64,
     /// Times the host waited for the device (downloads and synchronizations).
     pub waits: u64,
+    /// Bind groups held in the cache now (not a count of creations): those of dropped
+    /// buffers leave it, so it stays bounded by the buffers alive.
+    pub cached_bind_groups: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +61,8 @@ pub(crate) struct Recorder {
     uniforms: HashMap<ParamBlock, (u64, wgpu::Buffer)>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     next_uniform_id: u64,
+    /// Buffers dropped since the caches were last pruned of them.
+    pub(crate) dropped: DroppedBuffers,
     pub(crate) stats: GpuStats,
 }
 
@@ -81,6 +88,7 @@ impl Recorder {
             uniforms: HashMap::new(),
             bind_groups: HashMap::new(),
             next_uniform_id: 1,
+            dropped: DroppedBuffers::default(),
             stats: GpuStats::default(),
         }
     }
@@ -133,7 +141,23 @@ impl Recorder {
         (id, buffer)
     }
 
+    /// Drops the cached bind groups that bind a buffer whose last handle is gone (they
+    /// would keep its memory alive).
+    fn prune_dropped(&mut self) {
+        let gone: Vec<u64> = match self.dropped.lock() {
+            Ok(mut ids) if !ids.is_empty() => std::mem::take(&mut *ids),
+            _ => return,
+        };
+        self.bind_groups.retain(|key, _| {
+            !gone
+                .iter()
+                .any(|id| key.output == *id || key.inputs.contains(id))
+        });
+        self.stats.cached_bind_groups = self.bind_groups.len() as u64;
+    }
+
     fn bind_group(&mut self, device: &wgpu::Device, launch: &Launch<'_>) -> wgpu::BindGroup {
+        self.prune_dropped();
         let (uniform_id, uniform) = self.uniform(device, &launch.params);
         let key = BindKey {
             pipeline: launch.pipeline_id,
@@ -168,6 +192,7 @@ impl Recorder {
         });
         self.stats.bind_groups += 1;
         self.bind_groups.insert(key, group.clone());
+        self.stats.cached_bind_groups = self.bind_groups.len() as u64;
         group
     }
 
