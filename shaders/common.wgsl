@@ -22,6 +22,27 @@ struct Params {
 // Invocations per workgroup of the one-dimensional kernels.
 const WG_FLAT: u32 = 256u;
 
+// Workgroup memory of the one-workgroup reductions (the losses).
+var<workgroup> partial: array<f32, WG_FLAT>;
+
+// Sums every invocation's `acc` over the workgroup (a tree in workgroup memory) and
+// writes scale · sum to out[at], or adds it there where `accumulate` is true. Has
+// barriers: call it from uniform control flow.
+fn store_workgroup_sum(lid: u32, acc: f32, scale: f32, at: u32, accumulate: bool) {
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var stride = WG_FLAT / 2u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let value = partial[0] * scale;
+        out[at] = select(value, out[at] + value, accumulate);
+    }
+}
+
 // The element index of a one-dimensional kernel, dispatched on a 2-D grid of
 // workgroups so that it can exceed 65535 workgroups along x.
 fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {

@@ -2,8 +2,6 @@
 // params.dims.x is the row count n, params.dims.y the class count c; in0 = the n×c
 // logits, in1 = the n labels (class indices stored as floats).
 
-var<workgroup> partial: array<f32, WG_FLAT>;
-
 // The class that label value `l` names, or c when it names none (not a whole number
 // in [0, c)).
 fn class_of(l: f32, c: u32) -> u32 {
@@ -33,8 +31,8 @@ fn row_log_sum_exp(at: u32, c: u32) -> vec2<f32> {
 
 // out[0] = scale · Σ_r (lse_r + max_r − z_r,label), scale = params.scalars.x (1, or 1/N
 // for a mean over all N rows), added to out[0] instead where params.dims.z is 1 (the
-// host splits long batches into chunks of rows). One workgroup: each invocation sums a strided share of the rows, then a
-// tree reduction in workgroup memory.  out = the loss slot.
+// host splits long batches into chunks of rows). One workgroup: each invocation sums
+// a strided share of the rows, then store_workgroup_sum.  out = the loss slot.
 @compute @workgroup_size(256)
 fn cross_entropy_loss(@builtin(local_invocation_index) lid: u32) {
     let n = params.dims.x;
@@ -50,18 +48,7 @@ fn cross_entropy_loss(@builtin(local_invocation_index) lid: u32) {
             acc += ml.y + ml.x - in0[at + t];
         }
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var stride = WG_FLAT / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
-        let value = partial[0] * params.scalars.x;
-        out[params.offs.w] = select(value, out[params.offs.w] + value, params.dims.z == 1u);
-    }
+    store_workgroup_sum(lid, acc, params.scalars.x, params.offs.w, params.dims.z == 1u);
 }
 
 // grad = scale · (softmax(z_r) − onehot(label_r)), one invocation per row (NaN on a

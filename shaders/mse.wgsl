@@ -1,11 +1,9 @@
 // Mean-squared error. params.dims.x is the element count of pred and target.
 
-var<workgroup> partial: array<f32, WG_FLAT>;
-
 // out[0] = scale · Σ (pred − target)², with scale = params.scalars.x (1 for a sum,
 // 1/N for a mean), added to out[0] instead where params.dims.y is 1 (the host splits
 // long tensors into chunks). One workgroup: each invocation sums a strided share, then
-// a tree reduction in workgroup memory.  in0 = pred, in1 = target, out = the loss slot.
+// store_workgroup_sum.  in0 = pred, in1 = target, out = the loss slot.
 @compute @workgroup_size(256)
 fn mse_loss(@builtin(local_invocation_index) lid: u32) {
     let count = params.dims.x;
@@ -14,18 +12,7 @@ fn mse_loss(@builtin(local_invocation_index) lid: u32) {
         let d = in0[params.offs.x + i] - in1[params.offs.y + i];
         acc += d * d;
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var stride = WG_FLAT / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
-        let value = partial[0] * params.scalars.x;
-        out[params.offs.w] = select(value, out[params.offs.w] + value, params.dims.y == 1u);
-    }
+    store_workgroup_sum(lid, acc, params.scalars.x, params.offs.w, params.dims.y == 1u);
 }
 
 // grad = factor · (pred − target), factor = params.scalars.x (2 or 2/N).

@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    abs64, assert_within, cross_entropy_bounds, gamma, gpu, labels, linear_act_backward_bounds,
-    random, rng, U, ULP1,
+    abs64, assert_within, cross_entropy, cross_entropy_bounds, gamma, gpu, labels,
+    linear_act_backward_bounds, random, rng, sgd, U, ULP1,
 };
 use minidl::backend::gpu::linear::MatmulKernel;
 use minidl::backend::reference;
@@ -335,12 +335,6 @@ fn mse_matches_cpu() {
     }
 }
 
-fn sgd<B: Backend>(b: &B, p: &Tensor, g: &Tensor, lr: f32) -> Tensor {
-    let param = b.upload(p).unwrap();
-    b.sgd_step(&param, &b.upload(g).unwrap(), lr).unwrap();
-    b.download(&param).unwrap()
-}
-
 #[test]
 fn sgd_step_matches_cpu() {
     let Some(gpu) = gpu() else { return };
@@ -565,24 +559,6 @@ fn leaky_relu_matches_cpu_exactly() {
             assert_eq!(got, want, "leaky_relu_backward {slope} {n}×{k}");
         }
     }
-}
-
-/// The cross-entropy loss and gradient of `logits` against `labels` (an n × 1 column).
-fn cross_entropy<B: Backend>(
-    b: &B,
-    logits: &Tensor,
-    labels: &Tensor,
-    reduction: Reduction,
-) -> (f32, Tensor) {
-    let (z, l) = (b.upload(logits).unwrap(), b.upload(labels).unwrap());
-    let out = b.alloc(1, 1).unwrap();
-    b.cross_entropy_loss(&z, &l, reduction, &out).unwrap();
-    let grad = b.alloc(z.rows(), z.cols()).unwrap();
-    b.cross_entropy_grad(&z, &l, reduction, &grad).unwrap();
-    (
-        b.download(&out).unwrap().data()[0],
-        b.download(&grad).unwrap(),
-    )
 }
 
 #[test]

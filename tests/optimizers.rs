@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{adam_bound, assert_within, gpu, momentum_bound, random, rng};
+use common::{adam_bound, assert_within, gpu, momentum_bound, random, rng, run_adam, run_momentum};
 use minidl::backend::reference;
 use minidl::nn::{Linear, Module};
 use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
-use minidl::{Backend, Cpu, Error, Tensor};
+use minidl::{Cpu, Error, Tensor};
 
 const STEPS: usize = 4;
 const SHAPES: [(usize, usize); 4] = [(1, 1), (25, 2), (257, 129), (1, 1000)];
@@ -58,28 +58,6 @@ fn adam_configs() -> Vec<AdamStep> {
             ..base
         },
     ]
-}
-
-/// The parameter after `grads.len()` momentum steps from `p`.
-fn run_momentum<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &MomentumStep) -> Tensor {
-    let param = b.upload(p).unwrap();
-    let velocity = b.alloc(param.rows(), param.cols()).unwrap();
-    for g in grads {
-        b.momentum_step(&param, &b.upload(g).unwrap(), &velocity, h)
-            .unwrap();
-    }
-    b.download(&param).unwrap()
-}
-
-/// The parameter after `grads.len()` Adam steps from `p`.
-fn run_adam<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &AdamStep) -> Tensor {
-    let param = b.upload(p).unwrap();
-    let state = b.alloc(1, 2 * param.len() + 2).unwrap();
-    for g in grads {
-        b.adam_step(&param, &b.upload(g).unwrap(), &state, h)
-            .unwrap();
-    }
-    b.download(&param).unwrap()
 }
 
 #[test]

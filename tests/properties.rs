@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    abs64, adam_bound, assert_within, cross_entropy_bounds, gamma, gpu, labels,
-    linear_act_backward_bounds, momentum_bound, random, rng, U, ULP1,
+    abs64, adam_bound, assert_within, cross_entropy, cross_entropy_bounds, gamma, gpu, labels,
+    linear_act_backward_bounds, momentum_bound, random, rng, run_adam, run_momentum, sgd, U, ULP1,
 };
 use minidl::backend::reference;
 use minidl::nn::{
@@ -175,7 +175,7 @@ proptest! {
         let factor = reduction.grad_scale(n * c) as f64;
         let bound: Vec<f64> = p.data().iter().zip(t.data()).map(|(&a, &b)| 5.0 * U * ((a - b) as f64).abs() * factor).collect();
         assert_within("mse_grad", got.1.data(), want.1.data(), &bound);
-        let (got, want) = (ce(&gpu, &p, &l, reduction), ce(&Cpu, &p, &l, reduction));
+        let (got, want) = (cross_entropy(&gpu, &p, &l, reduction), cross_entropy(&Cpu, &p, &l, reduction));
         let (loss_bound, grad_bound) = cross_entropy_bounds(&p, &l, reduction.loss_scale(n) as f64);
         assert_within("cross_entropy_loss", &[got.0], &[want.0], &[loss_bound]);
         assert_within("cross_entropy_grad", got.1.data(), want.1.data(), &grad_bound);
@@ -217,44 +217,6 @@ fn mse<B: Backend>(b: &B, p: &Tensor, t: &Tensor, reduction: Reduction) -> (f32,
         b.download(&out).unwrap().data()[0],
         b.download(&grad).unwrap(),
     )
-}
-
-fn ce<B: Backend>(b: &B, z: &Tensor, l: &Tensor, reduction: Reduction) -> (f32, Tensor) {
-    let (z, l) = (b.upload(z).unwrap(), b.upload(l).unwrap());
-    let out = b.alloc(1, 1).unwrap();
-    b.cross_entropy_loss(&z, &l, reduction, &out).unwrap();
-    let grad = b.alloc(z.rows(), z.cols()).unwrap();
-    b.cross_entropy_grad(&z, &l, reduction, &grad).unwrap();
-    (
-        b.download(&out).unwrap().data()[0],
-        b.download(&grad).unwrap(),
-    )
-}
-
-fn sgd<B: Backend>(b: &B, p: &Tensor, g: &Tensor, lr: f32) -> Tensor {
-    let param = b.upload(p).unwrap();
-    b.sgd_step(&param, &b.upload(g).unwrap(), lr).unwrap();
-    b.download(&param).unwrap()
-}
-
-fn run_momentum<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &MomentumStep) -> Tensor {
-    let param = b.upload(p).unwrap();
-    let velocity = b.alloc(param.rows(), param.cols()).unwrap();
-    for g in grads {
-        b.momentum_step(&param, &b.upload(g).unwrap(), &velocity, h)
-            .unwrap();
-    }
-    b.download(&param).unwrap()
-}
-
-fn run_adam<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &AdamStep) -> Tensor {
-    let param = b.upload(p).unwrap();
-    let state = b.alloc(1, 2 * param.len() + 2).unwrap();
-    for g in grads {
-        b.adam_step(&param, &b.upload(g).unwrap(), &state, h)
-            .unwrap();
-    }
-    b.download(&param).unwrap()
 }
 
 /// A random small network: its layer widths, the activation after each linear layer

@@ -4,7 +4,8 @@
 
 use std::sync::OnceLock;
 
-use minidl::{Backend, Gpu, Tensor};
+use minidl::optim::{AdamStep, MomentumStep};
+use minidl::{Backend, Gpu, Reduction, Tensor};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
@@ -136,7 +137,7 @@ pub fn cross_entropy_bounds(logits: &Tensor, labels: &Tensor, scale: f64) -> (f6
 /// `p0` from the CPU's, with gradients below `g_max`: each step rounds a handful of
 /// times on terms no larger than the velocity, which after s steps is below
 /// s·(1 + momentum)·(|g| + wd·|p|) with |p| < 2.
-pub fn momentum_bound(p0: f32, steps: usize, g_max: f64, h: &minidl::optim::MomentumStep) -> f64 {
+pub fn momentum_bound(p0: f32, steps: usize, g_max: f64, h: &MomentumStep) -> f64 {
     let step = h.lr as f64 * 2.0 * (g_max + h.weight_decay as f64 * 2.0);
     let s = steps as f64;
     16.0 * s * U * (p0.abs() as f64 + s * s * step)
@@ -145,7 +146,7 @@ pub fn momentum_bound(p0: f32, steps: usize, g_max: f64, h: &minidl::optim::Mome
 /// How far `steps` GPU Adam steps may move a parameter that starts at `p0` from the
 /// CPU's: a step moves it by lr · m̂ / (√v̂ + ε), at most a few lr, with a few roundings
 /// (and a square root) in each factor.
-pub fn adam_bound(p0: f32, steps: usize, h: &minidl::optim::AdamStep) -> f64 {
+pub fn adam_bound(p0: f32, steps: usize, h: &AdamStep) -> f64 {
     let s = steps as f64;
     32.0 * s * U * (p0.abs() as f64 + s * 4.0 * h.lr as f64)
 }
@@ -217,4 +218,53 @@ pub fn linear_act_backward_bounds(
             .collect()
     };
     [combine(dx, m), combine(dw, n), combine(db, n)]
+}
+
+// Runners: one op on a backend, from host tensors to a host result.
+
+/// The cross-entropy loss and gradient of `logits` against `labels` (an n × 1 column).
+pub fn cross_entropy<B: Backend>(
+    b: &B,
+    logits: &Tensor,
+    labels: &Tensor,
+    reduction: Reduction,
+) -> (f32, Tensor) {
+    let (z, l) = (b.upload(logits).unwrap(), b.upload(labels).unwrap());
+    let out = b.alloc(1, 1).unwrap();
+    b.cross_entropy_loss(&z, &l, reduction, &out).unwrap();
+    let grad = b.alloc(z.rows(), z.cols()).unwrap();
+    b.cross_entropy_grad(&z, &l, reduction, &grad).unwrap();
+    (
+        b.download(&out).unwrap().data()[0],
+        b.download(&grad).unwrap(),
+    )
+}
+
+/// `param −= lr · grad` on `b`: the parameter after the step.
+pub fn sgd<B: Backend>(b: &B, p: &Tensor, g: &Tensor, lr: f32) -> Tensor {
+    let param = b.upload(p).unwrap();
+    b.sgd_step(&param, &b.upload(g).unwrap(), lr).unwrap();
+    b.download(&param).unwrap()
+}
+
+/// The parameter after `grads.len()` momentum steps from `p`.
+pub fn run_momentum<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &MomentumStep) -> Tensor {
+    let param = b.upload(p).unwrap();
+    let velocity = b.alloc(param.rows(), param.cols()).unwrap();
+    for g in grads {
+        b.momentum_step(&param, &b.upload(g).unwrap(), &velocity, h)
+            .unwrap();
+    }
+    b.download(&param).unwrap()
+}
+
+/// The parameter after `grads.len()` Adam steps from `p`.
+pub fn run_adam<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &AdamStep) -> Tensor {
+    let param = b.upload(p).unwrap();
+    let state = b.alloc(1, 2 * param.len() + 2).unwrap();
+    for g in grads {
+        b.adam_step(&param, &b.upload(g).unwrap(), &state, h)
+            .unwrap();
+    }
+    b.download(&param).unwrap()
 }
