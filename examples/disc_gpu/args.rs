@@ -87,23 +87,41 @@ impl OptimizerChoice {
 /// The parsed command line.
 #[derive(Debug)]
 pub struct Args {
+    /// `--backend`.
     pub backend: BackendChoice,
+    /// `--adapter NAME`.
     pub adapter: Option<String>,
+    /// `--epochs N`.
     pub epochs: usize,
+    /// `--lr X`, or the optimizer's default.
     pub lr: f32,
+    /// `--batch-size N`.
     pub batch_size: usize,
+    /// `--seed N`.
     pub seed: u64,
+    /// `--shuffle`.
     pub shuffle: bool,
+    /// Off with `--no-fused`.
     pub fused: bool,
+    /// `--loss`.
     pub loss: LossChoice,
+    /// `--optimizer`.
     pub optimizer: OptimizerChoice,
+    /// `--momentum X`.
     pub momentum: f32,
+    /// `--nesterov`.
     pub nesterov: bool,
+    /// `--weight-decay X`.
     pub weight_decay: f32,
+    /// `--save PATH`.
     pub save: Option<PathBuf>,
+    /// `--load PATH`.
     pub load: Option<PathBuf>,
+    /// `--plot DIR`.
     pub plot: Option<PathBuf>,
+    /// `--json`.
     pub json: bool,
+    /// `--list-adapters`.
     pub list_adapters: bool,
 }
 

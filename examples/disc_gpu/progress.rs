@@ -7,12 +7,17 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// One epoch's figures, as shown.
 pub struct EpochLine {
+    /// 1-based epoch number.
     pub epoch: usize,
+    /// The epoch's summed training loss.
     pub loss: f64,
+    /// Wall time of the epoch.
     pub millis: f64,
+    /// Device time of the epoch, where the adapter has timestamps.
     pub gpu_millis: Option<f64>,
     /// Test errors after the epoch, out of `test_points`.
     pub test_errors: Option<usize>,
+    /// The size of the test set.
     pub test_points: usize,
 }
 

@@ -1,4 +1,8 @@
-//! The [`Loss`] trait and `MseLoss`, PyTorch's `MSELoss` with `Sum` or `Mean` reduction.
+//! Losses: the [`Loss`] trait, and one [`Reduced`] loss per [`LossFunction`]:
+//! [`MseLoss`] (PyTorch's `MSELoss`) and [`CrossEntropyLoss`] (PyTorch's
+//! `CrossEntropyLoss` on class indices, softmax and negative log-likelihood fused).
+
+use std::marker::PhantomData;
 
 use super::scratch::Scratch;
 use crate::backend::{Backend, DeviceTensor, Reduction};
@@ -48,21 +52,118 @@ pub trait Loss<B: Backend>: Send {
     }
 }
 
-/// Mean-squared-error loss against one-hot targets. The gradient is kept in a buffer
-/// reused across steps.
-pub struct MseLoss<B: Backend> {
+/// What a [`Reduced`] loss computes: its targets and its two ops.
+pub trait LossFunction: Send + 'static {
+    /// The name in messages.
+    const NAME: &'static str;
+    /// Whether this is the MSE that [`Backend::mlp_epoch`] fuses.
+    const FUSED_MSE: bool = false;
+    /// The targets for `data`.
+    fn targets(data: &Dataset) -> Result<Tensor>;
+    /// The reduced loss of `pred` against `target` into the `1 × 1` `out`.
+    fn loss<B: Backend>(
+        backend: &B,
+        pred: &DeviceTensor<B>,
+        target: &DeviceTensor<B>,
+        reduction: Reduction,
+        out: &DeviceTensor<B>,
+    ) -> Result<()>;
+    /// Its gradient with respect to `pred`, into `grad`.
+    fn grad<B: Backend>(
+        backend: &B,
+        pred: &DeviceTensor<B>,
+        target: &DeviceTensor<B>,
+        reduction: Reduction,
+        grad: &DeviceTensor<B>,
+    ) -> Result<()>;
+}
+
+/// Mean-squared error against one-hot targets ([`Dataset::targets`]); `Mean` divides
+/// by the element count.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mse;
+
+impl LossFunction for Mse {
+    const NAME: &'static str = "MSE";
+    const FUSED_MSE: bool = true;
+    fn targets(data: &Dataset) -> Result<Tensor> {
+        Ok(data.targets().clone())
+    }
+    fn loss<B: Backend>(
+        b: &B,
+        pred: &DeviceTensor<B>,
+        target: &DeviceTensor<B>,
+        reduction: Reduction,
+        out: &DeviceTensor<B>,
+    ) -> Result<()> {
+        b.mse_loss(pred, target, reduction, out)
+    }
+    fn grad<B: Backend>(
+        b: &B,
+        pred: &DeviceTensor<B>,
+        target: &DeviceTensor<B>,
+        reduction: Reduction,
+        grad: &DeviceTensor<B>,
+    ) -> Result<()> {
+        b.mse_grad(pred, target, reduction, grad)
+    }
+}
+
+/// Softmax cross-entropy of raw scores (logits) against class indices: per row,
+/// `ln Σ_j e^(z_j) − z_label`, computed with the stable log-sum-exp; `Mean` divides
+/// by the number of rows. Its targets are the labels as one `n × 1` column of floats
+/// ([`Dataset::class_indices`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CrossEntropy;
+
+impl LossFunction for CrossEntropy {
+    const NAME: &'static str = "cross-entropy";
+    fn targets(data: &Dataset) -> Result<Tensor> {
+        Ok(data.class_indices())
+    }
+    fn loss<B: Backend>(
+        b: &B,
+        pred: &DeviceTensor<B>,
+        target: &DeviceTensor<B>,
+        reduction: Reduction,
+        out: &DeviceTensor<B>,
+    ) -> Result<()> {
+        b.cross_entropy_loss(pred, target, reduction, out)
+    }
+    fn grad<B: Backend>(
+        b: &B,
+        pred: &DeviceTensor<B>,
+        target: &DeviceTensor<B>,
+        reduction: Reduction,
+        grad: &DeviceTensor<B>,
+    ) -> Result<()> {
+        b.cross_entropy_grad(pred, target, reduction, grad)
+    }
+}
+
+/// The loss function `F` with a reduction. The gradient is kept in a buffer reused
+/// across steps.
+pub struct Reduced<B: Backend, F: LossFunction> {
     reduction: Reduction,
     grad: Scratch<B>,
     grad_view: Option<DeviceTensor<B>>,
+    function: PhantomData<F>,
 }
 
-impl<B: Backend> MseLoss<B> {
+/// PyTorch's `MSELoss`.
+pub type MseLoss<B> = Reduced<B, Mse>;
+
+/// PyTorch's `CrossEntropyLoss` on class indices.
+pub type CrossEntropyLoss<B> = Reduced<B, CrossEntropy>;
+
+impl<B: Backend, F: LossFunction> Reduced<B, F> {
     /// A loss with the given reduction.
     pub fn new(reduction: Reduction) -> Self {
-        MseLoss {
+        Reduced {
             reduction,
             grad: Scratch::new(),
             grad_view: None,
+            function: PhantomData,
         }
     }
 
@@ -72,13 +173,20 @@ impl<B: Backend> MseLoss<B> {
     }
 }
 
-impl<B: Backend> Loss<B> for MseLoss<B> {
+impl<B: Backend> Default for CrossEntropyLoss<B> {
+    /// PyTorch's default, the mean over the rows.
+    fn default() -> Self {
+        Self::new(Reduction::Mean)
+    }
+}
+
+impl<B: Backend, F: LossFunction> Loss<B> for Reduced<B, F> {
     fn name(&self) -> &'static str {
-        "MSE"
+        F::NAME
     }
 
     fn targets(&self, data: &Dataset) -> Result<Tensor> {
-        Ok(data.targets().clone())
+        F::targets(data)
     }
 
     fn forward(
@@ -88,7 +196,7 @@ impl<B: Backend> Loss<B> for MseLoss<B> {
         target: &DeviceTensor<B>,
         out: &DeviceTensor<B>,
     ) -> Result<()> {
-        backend.mse_loss(pred, target, self.reduction, out)
+        F::loss(backend, pred, target, self.reduction, out)
     }
 
     fn backward(
@@ -98,11 +206,11 @@ impl<B: Backend> Loss<B> for MseLoss<B> {
         target: &DeviceTensor<B>,
     ) -> Result<&DeviceTensor<B>> {
         let grad = self.grad.get(backend, pred.rows(), pred.cols())?;
-        backend.mse_grad(pred, target, self.reduction, &grad)?;
+        F::grad(backend, pred, target, self.reduction, &grad)?;
         Ok(self.grad_view.insert(grad))
     }
 
     fn fused_mse(&self) -> Option<Reduction> {
-        Some(self.reduction)
+        F::FUSED_MSE.then_some(self.reduction)
     }
 }

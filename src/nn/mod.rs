@@ -1,7 +1,6 @@
 //! Layers and losses, each written once over the [`Backend`](crate::Backend) trait.
 
 mod activation;
-mod cross_entropy;
 mod linear;
 mod loss;
 mod module;
@@ -11,8 +10,7 @@ mod sequential;
 pub use activation::{
     Activation, Elementwise, LeakyReLU, LeakyReluFn, ReLU, ReluFn, Sigmoid, SigmoidFn, Tanh, TanhFn,
 };
-pub use cross_entropy::CrossEntropyLoss;
 pub use linear::Linear;
-pub use loss::{Loss, MseLoss};
+pub use loss::{CrossEntropy, CrossEntropyLoss, Loss, LossFunction, Mse, MseLoss, Reduced};
 pub use module::{LayerKind, Module, Parameter};
 pub use sequential::Sequential;
