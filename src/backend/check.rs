@@ -157,7 +157,7 @@ pub fn leaky_relu<B: Backend>(
 }
 
 /// `logits: n×c` with `c ≥ 1`, `labels: n×1`, the output distinct from both and
-/// shaped `[1, 1]` for the loss (`out_shape` `None`) or like `logits` for the gradient.
+/// shaped `[1, 1]` for the loss (`loss` true) or like `logits` for the gradient.
 pub fn cross_entropy<B: Backend>(
     op: &'static str,
     logits: &DeviceTensor<B>,
