@@ -176,3 +176,70 @@ fn help_exits_0_with_the_usage() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("usage: disc_gpu"));
 }
+
+/// The `"key":value` of a flat JSON line, as text.
+fn field<'a>(json: &'a str, key: &str) -> &'a str {
+    let at = json.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
+    let rest = &json[at..];
+    &rest[..rest.find([',', '}']).unwrap()]
+}
+
+#[test]
+fn save_load_and_plot_work_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("minidl-cli-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let net = dir.join("net.safetensors");
+    let plots = dir.join("plots");
+    let net_arg = net.to_str().unwrap();
+    let trained = run(&[
+        "--backend",
+        "cpu",
+        "--epochs",
+        "3",
+        "--save",
+        net_arg,
+        "--plot",
+        plots.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(trained.status.code(), Some(0), "{}", stderr(&trained));
+    let trained = String::from_utf8(trained.stdout).unwrap();
+    // Only evaluating the saved network gives its errors again.
+    let loaded = run(&[
+        "--backend",
+        "cpu",
+        "--epochs",
+        "0",
+        "--load",
+        net_arg,
+        "--json",
+    ]);
+    assert_eq!(loaded.status.code(), Some(0), "{}", stderr(&loaded));
+    let loaded = String::from_utf8(loaded.stdout).unwrap();
+    for key in ["train_errors", "test_errors"] {
+        assert_eq!(
+            field(&trained, key),
+            field(&loaded, key),
+            "{key}: {trained} / {loaded}"
+        );
+    }
+    // Continuing from it trains on.
+    let more = run(&[
+        "--backend",
+        "cpu",
+        "--epochs",
+        "1",
+        "--load",
+        net_arg,
+        "--json",
+    ]);
+    assert_eq!(more.status.code(), Some(0), "{}", stderr(&more));
+    for picture in ["training_curve.png", "decision_boundary.png"] {
+        let bytes = std::fs::read(plots.join(picture)).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{picture} is not a PNG"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
