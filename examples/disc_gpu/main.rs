@@ -333,7 +333,11 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // Warnings, but not the Vulkan loader's and layers' messages, which wgpu forwards
+    // as errors (a loader without any driver says "Found no drivers!"): a missing
+    // adapter is reported once, as an error of minidl's. RUST_LOG overrides this.
+    let filter = "warn,wgpu_hal::vulkan::instance=off";
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter)).init();
     // A panic is a bug in minidl: report it in one line and fail, without a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let what = info

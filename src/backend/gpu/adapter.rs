@@ -30,6 +30,12 @@ impl AdapterSummary {
             driver: info.driver,
         }
     }
+
+    /// Whether the adapter is a CPU (llvmpipe): the one test for it, which decides the
+    /// loop budget and the fused trainer's workgroup shape.
+    pub fn is_cpu(&self) -> bool {
+        self.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
 }
 
 impl std::fmt::Display for AdapterSummary {
@@ -74,11 +80,14 @@ pub(crate) fn choose(instance: &wgpu::Instance, wanted: Option<&str>) -> Result<
     let wanted = wanted.map(str::to_string).or(from_env);
     let adapters = enumerate(instance);
     if adapters.is_empty() {
-        return Err(Error::NoAdapter(
-            "no Vulkan, Metal or DX12 adapter found; on a machine without a GPU, install \
-             Mesa's software Vulkan driver (Debian/Ubuntu: mesa-vulkan-drivers)"
-                .into(),
-        ));
+        let asked = wanted
+            .as_ref()
+            .map(|w| format!("no adapter name contains {w:?}: "))
+            .unwrap_or_default();
+        return Err(Error::NoAdapter(format!(
+            "{asked}no Vulkan, Metal or DX12 adapter found; on a machine without a GPU, \
+             install Mesa's software Vulkan driver (Debian/Ubuntu: mesa-vulkan-drivers)"
+        )));
     }
     let Some(wanted) = wanted else {
         return Ok(adapters.into_iter().next().expect("checked non-empty"));
