@@ -1,4 +1,6 @@
-// Shared prelude of every minidl kernel, prepended to each shader file.
+// Shared prelude of every minidl kernel, prepended to each shader file after the
+// generated constants (WG_FLAT, the invocations of the one-dimensional kernels'
+// workgroups; TILE; BLOCK; the activation codes).
 //
 // Binding convention: 0 is the uniform block below; 1..3 are read-only inputs in the
 // order the op lists them; 4 is the output. Every tensor is addressed by an element
@@ -18,9 +20,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> in1: array<f32>;
 @group(0) @binding(3) var<storage, read> in2: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
-// Invocations per workgroup of the one-dimensional kernels.
-const WG_FLAT: u32 = 256u;
 
 // Workgroup memory of the one-workgroup reductions (the losses).
 var<workgroup> partial: array<f32, WG_FLAT>;

@@ -33,7 +33,7 @@ fn row_log_sum_exp(at: u32, c: u32) -> vec2<f32> {
 // for a mean over all N rows), added to out[0] instead where params.dims.z is 1 (the
 // host splits long batches into chunks of rows). One workgroup: each invocation sums
 // a strided share of the rows, then store_workgroup_sum.  out = the loss slot.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_FLAT)
 fn cross_entropy_loss(@builtin(local_invocation_index) lid: u32) {
     let n = params.dims.x;
     let c = params.dims.y;
@@ -53,7 +53,7 @@ fn cross_entropy_loss(@builtin(local_invocation_index) lid: u32) {
 
 // grad = scale · (softmax(z_r) − onehot(label_r)), one invocation per row (NaN on a
 // row whose label is invalid).  out = the n×c gradient.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_FLAT)
 fn cross_entropy_grad(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

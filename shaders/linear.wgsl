@@ -7,7 +7,7 @@
 // reference.
 
 // y[r][c] = act(Σ_i x[r][i] w[c][i] + b[c]).  in0 = x, in1 = w, in2 = b, out = y.
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(TILE, TILE)
 fn linear_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = params.dims.x;
     let k = params.dims.y;
@@ -23,17 +23,17 @@ fn linear_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var i = 0u; i < k; i++) {
         acc += in0[xo + i] * in1[wo + i];
     }
-    out[params.offs.w + r * m + c] = activate(acc + in2[params.offs.z + c], params.dims.w);
+    out[params.offs.w + r * m + c] = activate(acc + in2[params.offs.z + c], params.dims.w, params.scalars.x);
 }
 
 // dz[r][c] from dy (in0) and y (in2; the host binds dy there for IDENTITY).
 fn dz_at(r: u32, c: u32, m: u32) -> f32 {
     let e = r * m + c;
-    return gate(in0[params.offs.x + e], in2[params.offs.z + e], params.dims.w);
+    return gate(in0[params.offs.x + e], in2[params.offs.z + e], params.dims.w, params.scalars.x);
 }
 
 // dx[r][i] = Σ_c dz[r][c] w[c][i].  in0 = dy, in1 = w, in2 = y, out = dx (overwritten).
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(TILE, TILE)
 fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = params.dims.x;
     let k = params.dims.y;
@@ -51,7 +51,7 @@ fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // dw[c][i] += Σ_r dz[r][c] x[r][i].  in0 = dy, in1 = x, in2 = y, out = dw (accumulated).
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(TILE, TILE)
 fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = params.dims.x;
     let k = params.dims.y;
@@ -70,7 +70,7 @@ fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // db[c] += Σ_r dz[r][c].  in0 = dy, in1 = y (dy for IDENTITY), out = db (accumulated).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_FLAT)
 fn linear_backward_bias(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -84,7 +84,7 @@ fn linear_backward_bias(
     var acc = 0.0;
     for (var r = 0u; r < n; r++) {
         let e = r * m + c;
-        acc += gate(in0[params.offs.x + e], in1[params.offs.y + e], params.dims.w);
+        acc += gate(in0[params.offs.x + e], in1[params.offs.y + e], params.dims.w, params.scalars.x);
     }
     let o = params.offs.w + c;
     out[o] = out[o] + acc;
@@ -97,13 +97,12 @@ fn linear_backward_bias(
 // instead of once per output), then every invocation reads 4 + 4 staged values per
 // k and makes 16 multiply-adds. Sums still run in index order (padding adds exact
 // zeros).
-const BLOCK: u32 = 64u;
 const DEPTH: u32 = 16u;
 // Staged slices, k-major: tile_x[kk * BLOCK + row], tile_w[kk * BLOCK + column].
-var<workgroup> tile_x: array<f32, 1024>;
-var<workgroup> tile_w: array<f32, 1024>;
+var<workgroup> tile_x: array<f32, BLOCK * DEPTH>;
+var<workgroup> tile_w: array<f32, BLOCK * DEPTH>;
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(TILE, TILE)
 fn linear_forward_tiled(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -113,11 +112,11 @@ fn linear_forward_tiled(
     let m = params.dims.z;
     let row0 = wid.y * BLOCK;
     let col0 = wid.x * BLOCK;
-    let t = lid.y * 16u + lid.x;
+    let t = lid.y * TILE + lid.x;
     var acc: array<f32, 16>;
     for (var k0 = 0u; k0 < k; k0 += DEPTH) {
         for (var q = 0u; q < 4u; q++) {
-            let e = t + q * 256u;
+            let e = t + q * TILE * TILE;
             let along = e / DEPTH;
             let kk = e - along * DEPTH;
             let i = min(k0 + kk, k - 1u);
@@ -155,7 +154,7 @@ fn linear_forward_tiled(
             let c = col0 + lid.x * 4u + j;
             if (r < n && c < m) {
                 out[params.offs.w + r * m + c] =
-                    activate(acc[i * 4u + j] + in2[params.offs.z + c], params.dims.w);
+                    activate(acc[i * 4u + j] + in2[params.offs.z + c], params.dims.w, params.scalars.x);
             }
         }
     }

@@ -4,7 +4,7 @@
 // 1/N for a mean), added to out[0] instead where params.dims.y is 1 (the host splits
 // long tensors into chunks). One workgroup: each invocation sums a strided share, then
 // store_workgroup_sum.  in0 = pred, in1 = target, out = the loss slot.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_FLAT)
 fn mse_loss(@builtin(local_invocation_index) lid: u32) {
     let count = params.dims.x;
     var acc = 0.0;
@@ -17,7 +17,7 @@ fn mse_loss(@builtin(local_invocation_index) lid: u32) {
 
 // grad = factor · (pred − target), factor = params.scalars.x (2 or 2/N).
 // in0 = pred, in1 = target, out = grad.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_FLAT)
 fn mse_grad(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

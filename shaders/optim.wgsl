@@ -2,7 +2,7 @@
 
 // Plain SGD in place: param -= lr · grad, lr = params.scalars.x.
 // in0 = grad, out = param (read and written).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_FLAT)
 fn sgd_step(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -17,7 +17,7 @@ fn sgd_step(
 
 // SGD with momentum, first half: velocity = momentum · velocity + (grad + wd · param),
 // scalars = (momentum, wd, -, -).  in0 = grad, in1 = param, out = velocity.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_FLAT)
 fn momentum_velocity(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -34,7 +34,7 @@ fn momentum_velocity(
 // Second half: param -= lr · d, d = g + momentum · velocity with Nesterov
 // (scalars.w = 1), else velocity; scalars = (lr, momentum, wd, nesterov).
 // in0 = grad, in1 = velocity, out = param.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_FLAT)
 fn momentum_update(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -55,7 +55,7 @@ fn momentum_update(
 // m += (1 − β₁)(g − m), v = β₂ v + (1 − β₂) g², and invocation 0 advances the bias
 // corrections c = 1 − βᵗ as c ← (1 − β) + β c; scalars = (β₁, β₂, wd, -).
 // in0 = grad, in1 = param, out = state.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_FLAT)
 fn adam_moments(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -82,7 +82,7 @@ fn adam_moments(
 // Adam, second half, with the bias corrections c₁, c₂ of the state:
 // param -= lr / c₁ · m / (√v / √c₂ + ε); scalars = (lr, ε, -, -).  in0 = state,
 // out = param.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_FLAT)
 fn adam_update(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

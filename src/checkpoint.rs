@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Ops};
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::Tensor;

@@ -11,6 +11,6 @@ pub mod seed;
 pub mod tensor;
 pub mod train;
 
-pub use backend::{Act, Backend, Cpu, DeviceTensor, Gpu, Reduction};
+pub use backend::{Act, Backend, Cpu, DeviceTensor, Gpu, LossKind, Ops, Reduction};
 pub use error::{Error, Result};
 pub use tensor::Tensor;

@@ -7,7 +7,7 @@
 
 pub use crate::backend::{AdamStep, MomentumStep};
 
-use crate::backend::{Backend, DeviceTensor};
+use crate::backend::{Backend, DeviceTensor, Ops};
 use crate::error::{Error, Result};
 use crate::nn::Parameter;
 
@@ -31,7 +31,7 @@ pub trait Optimizer<B: Backend>: Send {
     }
 
     /// The learning rate when this is plain SGD (no momentum, no weight decay), which
-    /// the fully fused trainer ([`Backend::mlp_epoch`]) implements; `None` otherwise.
+    /// the fully fused trainers ([`MlpTrainer`](crate::backend::MlpTrainer)) implement; `None` otherwise.
     fn plain_sgd_lr(&self) -> Option<f32> {
         None
     }

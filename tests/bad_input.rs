@@ -10,6 +10,7 @@ use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential};
 use minidl::optim::{Adam, Sgd};
 use minidl::train::{fit, predict, FitConfig};
+use minidl::Ops;
 use minidl::{seed, Backend, Cpu, Error, Gpu, Reduction, Tensor};
 
 fn invalid(e: Error) -> String {

@@ -5,6 +5,7 @@ mod common;
 use common::gpu;
 use minidl::data::{batches, Dataset};
 use minidl::optim::Sgd;
+use minidl::{Act, LossKind, Ops};
 use minidl::{Backend, Cpu, Error, Gpu, Tensor};
 
 fn shape_errors<B: Backend>(b: &B) -> Vec<String> {
@@ -16,12 +17,12 @@ fn shape_errors<B: Backend>(b: &B) -> Vec<String> {
     let err = b.linear_forward(&x, &w, &bias, &y).unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");
     errors.push(err.to_string());
-    let err = b.relu_forward(&x, &y).unwrap_err();
+    let err = b.activation_forward(Act::Relu, &x, &y).unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");
     errors.push(err.to_string());
     let out = b.alloc(1, 2).unwrap();
     let err = b
-        .mse_loss(&x, &x, minidl::Reduction::Sum, &out)
+        .loss(LossKind::Mse, &x, &x, minidl::Reduction::Sum, &out)
         .unwrap_err();
     errors.push(err.to_string());
     errors

@@ -5,11 +5,13 @@
 mod common;
 
 use common::{gpu, random, rng};
+use minidl::backend::MlpTrainer;
 use minidl::backend::{Act, MlpEpoch, MlpLayer, MlpSpec};
 use minidl::data::disc_train_test;
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential, Tanh};
 use minidl::optim::Sgd;
 use minidl::train::{fit, mlp_spec, FitConfig};
+use minidl::Ops;
 use minidl::{seed, Backend, Cpu, Error, Reduction};
 
 /// GPU and CPU parameters after an epoch agree within this fraction of the largest
@@ -66,7 +68,9 @@ fn epoch_on<B: Backend>(
         .upload(&random(&mut r, rows, spec.outputs(), -1.0, 1.0))
         .unwrap();
     let losses = b.alloc(rows.div_ceil(hyper.batch_size), 1).unwrap();
-    b.mlp_epoch(spec, &params, &inputs, &targets, hyper, &losses)
+    b.mlp_trainer()
+        .expect("the backend has a fused trainer")
+        .mlp_epoch(spec, &params, &inputs, &targets, hyper, &losses)
         .unwrap();
     (
         b.download(&params).unwrap().data().to_vec(),
@@ -217,7 +221,8 @@ fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
         let wrong_params = b.alloc(1, spec.param_count() + 1).unwrap();
         let wrong_targets = b.alloc(4, 2).unwrap();
         let wrong_losses = b.alloc(3, 1).unwrap();
-        let run = |p, x, t, h: &MlpEpoch, l| b.mlp_epoch(&spec, p, x, t, h, l).unwrap_err();
+        let trainer = b.mlp_trainer().expect("the backend has a fused trainer");
+        let run = |p, x, t, h: &MlpEpoch, l| trainer.mlp_epoch(&spec, p, x, t, h, l).unwrap_err();
         let zero_batch = MlpEpoch {
             batch_size: 0,
             ..hyper
@@ -284,16 +289,16 @@ fn cpu_fused_layer_ops_equal_the_separate_ops_bitwise() {
         b.linear_forward(&x, &w, &bias, &z).unwrap();
         match act {
             Act::Relu => {
-                b.relu_forward(&z, &y).unwrap();
-                b.relu_backward(&z, &dy, &dz).unwrap();
+                b.activation_forward(Act::Relu, &z, &y).unwrap();
+                b.activation_backward(Act::Relu, &z, &dy, &dz).unwrap();
             }
             Act::Sigmoid => {
-                b.sigmoid_forward(&z, &y).unwrap();
-                b.sigmoid_backward(&y, &dy, &dz).unwrap();
+                b.activation_forward(Act::Sigmoid, &z, &y).unwrap();
+                b.activation_backward(Act::Sigmoid, &y, &dy, &dz).unwrap();
             }
             _ => {
-                b.tanh_forward(&z, &y).unwrap();
-                b.tanh_backward(&y, &dy, &dz).unwrap();
+                b.activation_forward(Act::Tanh, &z, &y).unwrap();
+                b.activation_backward(Act::Tanh, &y, &dy, &dz).unwrap();
             }
         }
         let (dx, dw, db) = (

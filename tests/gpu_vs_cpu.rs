@@ -15,6 +15,7 @@ use common::{
 use minidl::backend::gpu::linear::MatmulKernel;
 use minidl::backend::reference;
 use minidl::{Act, Backend, Cpu, Reduction, Tensor};
+use minidl::{LossKind, Ops};
 
 /// Input shapes (rows × cols) every op is run on.
 const SHAPES: [(usize, usize); 5] = [(1, 1), (10, 25), (1000, 2), (257, 129), (3, 300)];
@@ -180,17 +181,21 @@ fn relu_matches_cpu_exactly() {
         let dy = random(&mut r, n, k, -1.0, 1.0);
         let fwd = |t: &[&Tensor]| {
             (
-                elementwise(&gpu, t, |b, i, o| b.relu_forward(&i[0], o).unwrap()),
-                elementwise(&Cpu, t, |b, i, o| b.relu_forward(&i[0], o).unwrap()),
+                elementwise(&gpu, t, |b, i, o| {
+                    b.activation_forward(Act::Relu, &i[0], o).unwrap()
+                }),
+                elementwise(&Cpu, t, |b, i, o| {
+                    b.activation_forward(Act::Relu, &i[0], o).unwrap()
+                }),
             )
         };
         let (got, want) = fwd(&[&x]);
         assert_eq!(got, want, "relu_forward {n}×{k}");
         let got = elementwise(&gpu, &[&x, &dy], |b, i, o| {
-            b.relu_backward(&i[0], &i[1], o).unwrap()
+            b.activation_backward(Act::Relu, &i[0], &i[1], o).unwrap()
         });
         let want = elementwise(&Cpu, &[&x, &dy], |b, i, o| {
-            b.relu_backward(&i[0], &i[1], o).unwrap()
+            b.activation_backward(Act::Relu, &i[0], &i[1], o).unwrap()
         });
         assert_eq!(got, want, "relu_backward {n}×{k}");
     }
@@ -205,8 +210,12 @@ fn flat_kernels_cover_more_than_65535_workgroups() {
         .map(|i| if i % 3 == 0 { -(i as f32) } else { i as f32 })
         .collect();
     let x = Tensor::new(&[1, n], data).unwrap();
-    let got = elementwise(&gpu, &[&x], |b, i, o| b.relu_forward(&i[0], o).unwrap());
-    let want = elementwise(&Cpu, &[&x], |b, i, o| b.relu_forward(&i[0], o).unwrap());
+    let got = elementwise(&gpu, &[&x], |b, i, o| {
+        b.activation_forward(Act::Relu, &i[0], o).unwrap()
+    });
+    let want = elementwise(&Cpu, &[&x], |b, i, o| {
+        b.activation_forward(Act::Relu, &i[0], o).unwrap()
+    });
     assert!(
         got == want,
         "relu_forward over {n} elements differs from the CPU"
@@ -228,8 +237,12 @@ fn tanh_matches_cpu() {
                 _ => {}
             }
         }
-        let got = elementwise(&gpu, &[&x], |b, i, o| b.tanh_forward(&i[0], o).unwrap());
-        let want = elementwise(&Cpu, &[&x], |b, i, o| b.tanh_forward(&i[0], o).unwrap());
+        let got = elementwise(&gpu, &[&x], |b, i, o| {
+            b.activation_forward(Act::Tanh, &i[0], o).unwrap()
+        });
+        let want = elementwise(&Cpu, &[&x], |b, i, o| {
+            b.activation_forward(Act::Tanh, &i[0], o).unwrap()
+        });
         // WGSL (and Vulkan) only promise tanh to the accuracy of sinh/cosh built from
         // exp, i.e. a few ulp of 1 near zero rather than a relative bound: accept 8 ulp
         // of 1.0 (2⁻²⁰) absolute, plus 4 ulp relative.
@@ -248,10 +261,10 @@ fn tanh_matches_cpu() {
         let y = want;
         let dy = random(&mut r, n, k, -1.0, 1.0);
         let got = elementwise(&gpu, &[&y, &dy], |b, i, o| {
-            b.tanh_backward(&i[0], &i[1], o).unwrap()
+            b.activation_backward(Act::Tanh, &i[0], &i[1], o).unwrap()
         });
         let want = elementwise(&Cpu, &[&y, &dy], |b, i, o| {
-            b.tanh_backward(&i[0], &i[1], o).unwrap()
+            b.activation_backward(Act::Tanh, &i[0], &i[1], o).unwrap()
         });
         // dy·(1 − y·y): three roundings, each evaluation within 3u·|dy|·(1 + y²).
         let bound: Vec<f64> = y
@@ -273,7 +286,8 @@ fn tanh_matches_cpu() {
 
 fn mse_loss<B: Backend>(b: &B, p: &Tensor, t: &Tensor, reduction: Reduction) -> f32 {
     let out = b.alloc(1, 1).unwrap();
-    b.mse_loss(
+    b.loss(
+        LossKind::Mse,
         &b.upload(p).unwrap(),
         &b.upload(t).unwrap(),
         reduction,
@@ -312,10 +326,12 @@ fn mse_matches_cpu() {
             );
 
             let got = elementwise(&gpu, &[&p, &t], |b, i, o| {
-                b.mse_grad(&i[0], &i[1], reduction, o).unwrap()
+                b.loss_grad(LossKind::Mse, &i[0], &i[1], reduction, o)
+                    .unwrap()
             });
             let want = elementwise(&Cpu, &[&p, &t], |b, i, o| {
-                b.mse_grad(&i[0], &i[1], reduction, o).unwrap()
+                b.loss_grad(LossKind::Mse, &i[0], &i[1], reduction, o)
+                    .unwrap()
             });
             // (p − t)·factor: two roundings on each side.
             let factor = reduction.grad_scale(count) as f64;
@@ -371,7 +387,8 @@ fn zero_and_views_match_cpu() {
         // Zero rows 2..5, then ReLU rows 5..9 into rows 0..4 of another buffer.
         b.zero(&d.slice_rows(2, 3).unwrap()).unwrap();
         let out = b.alloc(4, 5).unwrap();
-        b.relu_forward(&d.slice_rows(5, 4).unwrap(), &out).unwrap();
+        b.activation_forward(Act::Relu, &d.slice_rows(5, 4).unwrap(), &out)
+            .unwrap();
         let mut all = b.download(&d).unwrap().into_data();
         all.extend(b.download(&out).unwrap().into_data());
         all.extend(
@@ -491,8 +508,12 @@ fn sigmoid_matches_cpu() {
     for (n, k) in SHAPES {
         // Wide enough to saturate at both ends.
         let x = random(&mut r, n, k, -20.0, 20.0);
-        let got = elementwise(&gpu, &[&x], |b, i, o| b.sigmoid_forward(&i[0], o).unwrap());
-        let want = elementwise(&Cpu, &[&x], |b, i, o| b.sigmoid_forward(&i[0], o).unwrap());
+        let got = elementwise(&gpu, &[&x], |b, i, o| {
+            b.activation_forward(Act::Sigmoid, &i[0], o).unwrap()
+        });
+        let want = elementwise(&Cpu, &[&x], |b, i, o| {
+            b.activation_forward(Act::Sigmoid, &i[0], o).unwrap()
+        });
         // exp is within 3 + 2|x| ulp (Vulkan's bound), which moves 1/(1 + e) by at most
         // y(1 − y) times that relative error; the add and the division round once each.
         let bound: Vec<f64> = x
@@ -513,10 +534,12 @@ fn sigmoid_matches_cpu() {
         // The backward from the CPU's output: dy · (y (1 − y)), three roundings.
         let dy = random(&mut r, n, k, -1.0, 1.0);
         let got = elementwise(&gpu, &[&want, &dy], |b, i, o| {
-            b.sigmoid_backward(&i[0], &i[1], o).unwrap()
+            b.activation_backward(Act::Sigmoid, &i[0], &i[1], o)
+                .unwrap()
         });
         let want_dx = elementwise(&Cpu, &[&want, &dy], |b, i, o| {
-            b.sigmoid_backward(&i[0], &i[1], o).unwrap()
+            b.activation_backward(Act::Sigmoid, &i[0], &i[1], o)
+                .unwrap()
         });
         let bound: Vec<f64> = want
             .data()
@@ -544,17 +567,21 @@ fn leaky_relu_matches_cpu_exactly() {
             let dy = random(&mut r, n, k, -1.0, 1.0);
             // A select and one correctly rounded product: bit for bit.
             let got = elementwise(&gpu, &[&x], |b, i, o| {
-                b.leaky_relu_forward(&i[0], slope, o).unwrap()
+                b.activation_forward(Act::LeakyRelu(slope), &i[0], o)
+                    .unwrap()
             });
             let want = elementwise(&Cpu, &[&x], |b, i, o| {
-                b.leaky_relu_forward(&i[0], slope, o).unwrap()
+                b.activation_forward(Act::LeakyRelu(slope), &i[0], o)
+                    .unwrap()
             });
             assert_eq!(got, want, "leaky_relu_forward {slope} {n}×{k}");
             let got = elementwise(&gpu, &[&x, &dy], |b, i, o| {
-                b.leaky_relu_backward(&i[0], &i[1], slope, o).unwrap()
+                b.activation_backward(Act::LeakyRelu(slope), &i[0], &i[1], o)
+                    .unwrap()
             });
             let want = elementwise(&Cpu, &[&x, &dy], |b, i, o| {
-                b.leaky_relu_backward(&i[0], &i[1], slope, o).unwrap()
+                b.activation_backward(Act::LeakyRelu(slope), &i[0], &i[1], o)
+                    .unwrap()
             });
             assert_eq!(got, want, "leaky_relu_backward {slope} {n}×{k}");
         }
@@ -691,7 +718,7 @@ fn rows_too_long_for_the_loop_limit_are_errors() {
     let l = gpu.alloc(1, 1).unwrap();
     let out = gpu.alloc(1, 1).unwrap();
     let e = gpu
-        .cross_entropy_loss(&z, &l, Reduction::Sum, &out)
+        .loss(LossKind::CrossEntropy, &z, &l, Reduction::Sum, &out)
         .unwrap_err()
         .to_string();
     assert!(e.contains(&format!("{c} classes per row")), "{e}");

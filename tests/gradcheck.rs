@@ -12,6 +12,7 @@ mod common;
 
 use common::rng;
 use minidl::backend::reference;
+use minidl::Act;
 use minidl::Reduction;
 use rand::RngExt;
 
@@ -103,10 +104,10 @@ fn relu_backward_matches_finite_differences() {
         .collect();
     let g = random(&mut r, n);
     let mut dx = vec![0.0; n];
-    reference::relu_backward(&x, &g, &mut dx);
+    reference::activation_backward(Act::Relu, &x, &g, &mut dx);
     check("relu dx", &mut x, &dx, |x| {
         let mut y = vec![0.0; n];
-        reference::relu_forward(x, &mut y);
+        reference::activation_forward(Act::Relu, x, &mut y);
         dot(&y, &g)
     });
 }
@@ -118,12 +119,12 @@ fn tanh_backward_matches_finite_differences() {
     let mut x: Vec<f64> = random(&mut r, n).into_iter().map(|v| 4.0 * v).collect();
     let g = random(&mut r, n);
     let mut y = vec![0.0; n];
-    reference::tanh_forward(&x, &mut y);
+    reference::activation_forward(Act::Tanh, &x, &mut y);
     let mut dx = vec![0.0; n];
-    reference::tanh_backward(&y, &g, &mut dx);
+    reference::activation_backward(Act::Tanh, &y, &g, &mut dx);
     check("tanh dx", &mut x, &dx, |x| {
         let mut y = vec![0.0; n];
-        reference::tanh_forward(x, &mut y);
+        reference::activation_forward(Act::Tanh, x, &mut y);
         dot(&y, &g)
     });
 }
@@ -188,12 +189,12 @@ fn sigmoid_backward_matches_finite_differences() {
     let mut x: Vec<f64> = random(&mut r, n).into_iter().map(|v| 6.0 * v).collect();
     let g = random(&mut r, n);
     let mut y = vec![0.0; n];
-    reference::sigmoid_forward(&x, &mut y);
+    reference::activation_forward(Act::Sigmoid, &x, &mut y);
     let mut dx = vec![0.0; n];
-    reference::sigmoid_backward(&y, &g, &mut dx);
+    reference::activation_backward(Act::Sigmoid, &y, &g, &mut dx);
     check("sigmoid dx", &mut x, &dx, |x| {
         let mut y = vec![0.0; n];
-        reference::sigmoid_forward(x, &mut y);
+        reference::activation_forward(Act::Sigmoid, x, &mut y);
         dot(&y, &g)
     });
 }
@@ -203,7 +204,7 @@ fn sigmoid_follows_its_definition() {
     // PyTorch's Sigmoid: 1 / (1 + exp(−x)).
     for x in [-30.0f64, -2.0, 0.0, 0.5, 30.0] {
         let mut y = [0.0];
-        reference::sigmoid_forward(&[x], &mut y);
+        reference::activation_forward(Act::Sigmoid, &[x], &mut y);
         assert!(
             (y[0] - 1.0 / (1.0 + (-x).exp())).abs() <= 1e-15,
             "sigmoid({x}) = {}",
@@ -216,7 +217,7 @@ fn sigmoid_follows_its_definition() {
 fn leaky_relu_backward_matches_finite_differences() {
     let mut r = rng(18);
     let n = 40;
-    for slope in [0.01, 0.3] {
+    for slope in [0.01f32, 0.3] {
         // Away from the kink at 0.
         let mut x: Vec<f64> = random(&mut r, n)
             .into_iter()
@@ -224,10 +225,10 @@ fn leaky_relu_backward_matches_finite_differences() {
             .collect();
         let g = random(&mut r, n);
         let mut dx = vec![0.0; n];
-        reference::leaky_relu_backward(&x, &g, slope, &mut dx);
+        reference::activation_backward(Act::LeakyRelu(slope), &x, &g, &mut dx);
         check(&format!("leaky_relu {slope} dx"), &mut x, &dx, |x| {
             let mut y = vec![0.0; n];
-            reference::leaky_relu_forward(x, slope, &mut y);
+            reference::activation_forward(Act::LeakyRelu(slope), x, &mut y);
             dot(&y, &g)
         });
     }

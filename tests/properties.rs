@@ -16,6 +16,7 @@ use minidl::nn::{
 };
 use minidl::optim::{AdamStep, MomentumStep};
 use minidl::{Act, Backend, Cpu, DeviceTensor, Reduction, Tensor};
+use minidl::{LossKind, Ops};
 use proptest::prelude::*;
 
 const ACTS: [Act; 4] = [Act::Identity, Act::Relu, Act::Tanh, Act::Sigmoid];
@@ -118,16 +119,16 @@ proptest! {
         let mut r = rng(seed);
         let x = random(&mut r, n, k, -4.0, 4.0);
         let dy = random(&mut r, n, k, -4.0, 4.0);
-        if let Some((got, want)) = elementwise(&[&x], |g, i, o| g.relu_forward(&i[0], o).unwrap(), |c, i, o| c.relu_forward(&i[0], o).unwrap()) {
+        if let Some((got, want)) = elementwise(&[&x], |g, i, o| g.activation_forward(Act::Relu, &i[0], o).unwrap(), |c, i, o| c.activation_forward(Act::Relu, &i[0], o).unwrap()) {
             prop_assert_eq!(got, want);
         }
-        if let Some((got, want)) = elementwise(&[&x, &dy], |g, i, o| g.relu_backward(&i[0], &i[1], o).unwrap(), |c, i, o| c.relu_backward(&i[0], &i[1], o).unwrap()) {
+        if let Some((got, want)) = elementwise(&[&x, &dy], |g, i, o| g.activation_backward(Act::Relu, &i[0], &i[1], o).unwrap(), |c, i, o| c.activation_backward(Act::Relu, &i[0], &i[1], o).unwrap()) {
             prop_assert_eq!(got, want);
         }
-        if let Some((got, want)) = elementwise(&[&x], |g, i, o| g.leaky_relu_forward(&i[0], slope, o).unwrap(), |c, i, o| c.leaky_relu_forward(&i[0], slope, o).unwrap()) {
+        if let Some((got, want)) = elementwise(&[&x], |g, i, o| g.activation_forward(Act::LeakyRelu(slope), &i[0], o).unwrap(), |c, i, o| c.activation_forward(Act::LeakyRelu(slope), &i[0], o).unwrap()) {
             prop_assert_eq!(got, want);
         }
-        if let Some((got, want)) = elementwise(&[&x, &dy], |g, i, o| g.leaky_relu_backward(&i[0], &i[1], slope, o).unwrap(), |c, i, o| c.leaky_relu_backward(&i[0], &i[1], slope, o).unwrap()) {
+        if let Some((got, want)) = elementwise(&[&x, &dy], |g, i, o| g.activation_backward(Act::LeakyRelu(slope), &i[0], &i[1], o).unwrap(), |c, i, o| c.activation_backward(Act::LeakyRelu(slope), &i[0], &i[1], o).unwrap()) {
             prop_assert_eq!(got, want);
         }
     }
@@ -140,19 +141,19 @@ proptest! {
         let mut r = rng(seed);
         let x = random(&mut r, n, k, -scale, scale);
         let dy = random(&mut r, n, k, -1.0, 1.0);
-        let Some((got, tanh_y)) = elementwise(&[&x], |g, i, o| g.tanh_forward(&i[0], o).unwrap(), |c, i, o| c.tanh_forward(&i[0], o).unwrap()) else { return Ok(()) };
+        let Some((got, tanh_y)) = elementwise(&[&x], |g, i, o| g.activation_forward(Act::Tanh, &i[0], o).unwrap(), |c, i, o| c.activation_forward(Act::Tanh, &i[0], o).unwrap()) else { return Ok(()) };
         let bound: Vec<f64> = tanh_y.data().iter().map(|y| 2f64.powi(-20) + 8.0 * U * y.abs() as f64).collect();
         assert_within("tanh_forward", got.data(), tanh_y.data(), &bound);
-        let (got, want) = elementwise(&[&tanh_y, &dy], |g, i, o| g.tanh_backward(&i[0], &i[1], o).unwrap(), |c, i, o| c.tanh_backward(&i[0], &i[1], o).unwrap()).unwrap();
+        let (got, want) = elementwise(&[&tanh_y, &dy], |g, i, o| g.activation_backward(Act::Tanh, &i[0], &i[1], o).unwrap(), |c, i, o| c.activation_backward(Act::Tanh, &i[0], &i[1], o).unwrap()).unwrap();
         let bound: Vec<f64> = tanh_y.data().iter().zip(dy.data()).map(|(&y, &d)| 6.0 * U * (d as f64).abs() * (1.0 + (y as f64).powi(2)) * (1.0 + 4.0 * U)).collect();
         assert_within("tanh_backward", got.data(), want.data(), &bound);
-        let (got, sig_y) = elementwise(&[&x], |g, i, o| g.sigmoid_forward(&i[0], o).unwrap(), |c, i, o| c.sigmoid_forward(&i[0], o).unwrap()).unwrap();
+        let (got, sig_y) = elementwise(&[&x], |g, i, o| g.activation_forward(Act::Sigmoid, &i[0], o).unwrap(), |c, i, o| c.activation_forward(Act::Sigmoid, &i[0], o).unwrap()).unwrap();
         let bound: Vec<f64> = x.data().iter().zip(sig_y.data()).map(|(&x, &y)| {
             let (x, y) = (x as f64, y as f64);
             ULP1 * ((4.0 + 2.0 * x.abs()) * y * (1.0 - y) + 4.0 * y)
         }).collect();
         assert_within("sigmoid_forward", got.data(), sig_y.data(), &bound);
-        let (got, want) = elementwise(&[&sig_y, &dy], |g, i, o| g.sigmoid_backward(&i[0], &i[1], o).unwrap(), |c, i, o| c.sigmoid_backward(&i[0], &i[1], o).unwrap()).unwrap();
+        let (got, want) = elementwise(&[&sig_y, &dy], |g, i, o| g.activation_backward(Act::Sigmoid, &i[0], &i[1], o).unwrap(), |c, i, o| c.activation_backward(Act::Sigmoid, &i[0], &i[1], o).unwrap()).unwrap();
         let bound: Vec<f64> = sig_y.data().iter().zip(dy.data()).map(|(&y, &d)| 8.0 * U * (d as f64).abs() * (y as f64) * (1.0 + y as f64)).collect();
         assert_within("sigmoid_backward", got.data(), want.data(), &bound);
     }
@@ -210,9 +211,10 @@ proptest! {
 fn mse<B: Backend>(b: &B, p: &Tensor, t: &Tensor, reduction: Reduction) -> (f32, Tensor) {
     let (p, t) = (b.upload(p).unwrap(), b.upload(t).unwrap());
     let out = b.alloc(1, 1).unwrap();
-    b.mse_loss(&p, &t, reduction, &out).unwrap();
+    b.loss(LossKind::Mse, &p, &t, reduction, &out).unwrap();
     let grad = b.alloc(p.rows(), p.cols()).unwrap();
-    b.mse_grad(&p, &t, reduction, &grad).unwrap();
+    b.loss_grad(LossKind::Mse, &p, &t, reduction, &grad)
+        .unwrap();
     (
         b.download(&out).unwrap().data()[0],
         b.download(&grad).unwrap(),

@@ -2,7 +2,7 @@
 //! parses and validates with naga under WebGPU-core capabilities, and translates to
 //! SPIR-V (Vulkan), MSL (Metal) and HLSL (DX12).
 
-use minidl::backend::gpu::kernels::SHADERS;
+use minidl::backend::gpu::kernels::shaders;
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -25,9 +25,9 @@ fn validated_with(
 
 #[test]
 fn every_shader_has_compute_entry_points() {
-    assert!(!SHADERS.is_empty());
-    for shader in SHADERS {
-        let (module, _) = validated(shader.name, shader.source);
+    assert!(!shaders().is_empty());
+    for shader in shaders() {
+        let (module, _) = validated(shader.name, &shader.source);
         assert!(
             !module.entry_points.is_empty(),
             "{} has no entry point",
@@ -47,8 +47,8 @@ fn every_shader_has_compute_entry_points() {
 
 #[test]
 fn every_shader_translates_to_spirv() {
-    for shader in SHADERS {
-        let (module, info) = validated(shader.name, shader.source);
+    for shader in shaders() {
+        let (module, info) = validated(shader.name, &shader.source);
         let words = spv::write_vec(&module, &info, &spv::Options::default(), None)
             .unwrap_or_else(|e| panic!("{} → SPIR-V: {e}", shader.name));
         assert_eq!(
@@ -62,8 +62,8 @@ fn every_shader_translates_to_spirv() {
 
 #[test]
 fn every_shader_translates_to_msl() {
-    for shader in SHADERS {
-        let (module, info) = validated(shader.name, shader.source);
+    for shader in shaders() {
+        let (module, info) = validated(shader.name, &shader.source);
         let (text, _) = msl::write_string(
             &module,
             &info,
@@ -84,8 +84,8 @@ fn every_shader_translates_to_msl() {
 
 #[test]
 fn every_shader_translates_to_hlsl() {
-    for shader in SHADERS {
-        let (module, info) = validated(shader.name, shader.source);
+    for shader in shaders() {
+        let (module, info) = validated(shader.name, &shader.source);
         let mut text = String::new();
         let options = hlsl::Options {
             shader_model: hlsl::ShaderModel::V5_1,

@@ -1,10 +1,11 @@
 //! Argument checks shared by every backend: each op's shapes, and that no output shares
-//! a buffer with an input. Both backends call these before doing any work, so they
-//! reject exactly the same calls with exactly the same errors.
+//! a buffer with an input. The op set ([`Ops`](super::Ops)) runs them once before any
+//! backend's kernel, so every backend rejects exactly the same calls with exactly the
+//! same errors.
 
-use crate::backend::mlp::{Act, MlpEpoch, MlpSpec};
+use crate::backend::mlp::{MlpEpoch, MlpSpec};
 use crate::backend::optim::{AdamStep, MomentumStep};
-use crate::backend::{Backend, DeviceTensor};
+use crate::backend::{Act, Backend, DeviceTensor, LossKind};
 use crate::error::{Error, Result};
 
 fn expect_shape<B: Backend>(
@@ -41,14 +42,30 @@ fn no_alias<B: Backend>(
     }
 }
 
-/// `x: n×k`, `w: m×k`, `b: 1×m`, `y: n×m`, `y` distinct from the inputs.
+/// A fused activation's parameter: LeakyReLU's slope finite and not negative (the
+/// fused backward reads the output, whose sign is the input's only then).
+fn fused_act(op: &'static str, act: Act) -> Result<()> {
+    let slope = act.slope();
+    if slope.is_finite() && slope >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{op}: a fused LeakyReLU needs a finite slope of at least 0, got {slope}"
+        )))
+    }
+}
+
+/// `x: n×k`, `w: m×k`, `b: 1×m`, `y: n×m`, `y` distinct from the inputs; `act`'s
+/// parameter valid.
 pub fn linear_forward<B: Backend>(
     x: &DeviceTensor<B>,
     w: &DeviceTensor<B>,
     b: &DeviceTensor<B>,
+    act: Act,
     y: &DeviceTensor<B>,
 ) -> Result<()> {
     const OP: &str = "linear_forward";
+    fused_act(OP, act)?;
     let [n, k] = x.shape();
     let m = w.rows();
     expect_shape(OP, "weight", w, [m, k])?;
@@ -57,7 +74,7 @@ pub fn linear_forward<B: Backend>(
     no_alias(OP, y, &[x, w, b])
 }
 
-/// Shapes of [`Backend::linear_backward`]: as the forward, with `dy` and `dx` shaped
+/// Shapes of [`Ops::linear_backward`](super::Ops::linear_backward): as the forward, with `dy` and `dx` shaped
 /// like `y` and `x`, `dw` like `w`, `db` like `b`; outputs distinct from inputs and
 /// from each other.
 pub fn linear_backward<B: Backend>(
@@ -98,6 +115,7 @@ pub fn linear_act_backward<B: Backend>(
     db: &DeviceTensor<B>,
 ) -> Result<()> {
     const OP: &str = "linear_act_backward";
+    fused_act(OP, act)?;
     linear_backward(x, w, dy, dx, dw, db)?;
     match y {
         Some(y) => {
@@ -122,8 +140,9 @@ pub fn elementwise<B: Backend>(
     out: &DeviceTensor<B>,
 ) -> Result<()> {
     let shape = inputs.first().map_or(out.shape(), |t| t.shape());
+    const NAMES: [&str; 4] = ["input 0", "input 1", "input 2", "input 3"];
     for (i, t) in inputs.iter().enumerate().skip(1) {
-        expect_shape(op, &format!("input {i}"), t, shape)?;
+        expect_shape(op, NAMES.get(i).copied().unwrap_or("an input"), t, shape)?;
     }
     expect_shape(op, "output", out, shape)?;
     no_alias(op, out, inputs)
@@ -141,19 +160,65 @@ pub fn mse_loss<B: Backend>(
     no_alias(OP, out, &[pred, target])
 }
 
-/// A leaky ReLU: as [`elementwise`], with a finite slope.
-pub fn leaky_relu<B: Backend>(
-    op: &'static str,
-    slope: f32,
+/// The op name of an activation's `direction` (`"forward"` or `"backward"`) in
+/// messages: `relu_forward`, `leaky_relu_backward`, ...
+fn activation_op(act: Act, direction: &str) -> &'static str {
+    let forward = direction == "forward";
+    match act {
+        Act::Identity if forward => "identity_forward",
+        Act::Identity => "identity_backward",
+        Act::Relu if forward => "relu_forward",
+        Act::Relu => "relu_backward",
+        Act::Tanh if forward => "tanh_forward",
+        Act::Tanh => "tanh_backward",
+        Act::Sigmoid if forward => "sigmoid_forward",
+        Act::Sigmoid => "sigmoid_backward",
+        Act::LeakyRelu(_) if forward => "leaky_relu_forward",
+        Act::LeakyRelu(_) => "leaky_relu_backward",
+    }
+}
+
+/// An activation op: as [`elementwise`], with LeakyReLU's slope finite.
+pub fn activation<B: Backend>(
+    act: Act,
+    direction: &str,
     inputs: &[&DeviceTensor<B>],
     out: &DeviceTensor<B>,
 ) -> Result<()> {
+    let op = activation_op(act, direction);
+    let slope = act.slope();
     if !slope.is_finite() {
         return Err(Error::InvalidArgument(format!(
             "{op}: the negative slope must be finite, got {slope}"
         )));
     }
     elementwise(op, inputs, out)
+}
+
+/// The loss `kind`'s value: [`mse_loss`] or [`cross_entropy`] into a single element.
+pub fn loss<B: Backend>(
+    kind: LossKind,
+    pred: &DeviceTensor<B>,
+    target: &DeviceTensor<B>,
+    out: &DeviceTensor<B>,
+) -> Result<()> {
+    match kind {
+        LossKind::Mse => mse_loss(pred, target, out),
+        LossKind::CrossEntropy => cross_entropy("cross_entropy_loss", pred, target, out, true),
+    }
+}
+
+/// The loss `kind`'s gradient, shaped like `pred` and distinct from the inputs.
+pub fn loss_grad<B: Backend>(
+    kind: LossKind,
+    pred: &DeviceTensor<B>,
+    target: &DeviceTensor<B>,
+    grad: &DeviceTensor<B>,
+) -> Result<()> {
+    match kind {
+        LossKind::Mse => elementwise("mse_grad", &[pred, target], grad),
+        LossKind::CrossEntropy => cross_entropy("cross_entropy_grad", pred, target, grad, false),
+    }
 }
 
 /// `logits: n×c` with `c ≥ 1`, `labels: n×1`, the output distinct from both and
@@ -261,7 +326,7 @@ pub fn copy<B: Backend>(src: &DeviceTensor<B>, dst: &DeviceTensor<B>) -> Result<
     no_alias("copy", dst, &[src])
 }
 
-/// Shapes of [`Backend::mlp_epoch`]: `params` is `1 × P`,
+/// Shapes of [`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch): `params` is `1 × P`,
 /// `inputs` and `targets` have one row per point and the spec's widths, `losses` one
 /// row per mini-batch; the written tensors are distinct from every other.
 pub fn mlp_epoch<B: Backend>(

@@ -1,35 +1,9 @@
 //! The description of a narrow multi-layer perceptron that a backend can train a
-//! whole epoch of in one op ([`Backend::mlp_epoch`](crate::Backend::mlp_epoch)): its
-//! layers, the activation after each, and the packed parameter layout.
+//! whole epoch of in one op ([`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch)):
+//! its layers, the activation after each, and the packed parameter layout.
 
-use crate::backend::Reduction;
+use crate::backend::{Act, Reduction};
 use crate::error::{Error, Result};
-
-/// An activation a fused kernel applies after a linear layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Act {
-    /// No activation: `y = z`.
-    Identity,
-    /// `max(z, 0)`; its derivative is read from the output (`y > 0` exactly when `z > 0`).
-    Relu,
-    /// `tanh(z)`; its derivative `1 − y²` is read from the output.
-    Tanh,
-    /// The logistic function `1 / (1 + e^(−z))`; its derivative `y (1 − y)` is read
-    /// from the output.
-    Sigmoid,
-}
-
-impl Act {
-    /// The code the WGSL kernels use for this activation.
-    pub(crate) fn code(self) -> u32 {
-        match self {
-            Act::Identity => 0,
-            Act::Relu => 1,
-            Act::Tanh => 2,
-            Act::Sigmoid => 3,
-        }
-    }
-}
 
 /// One linear layer of an [`MlpSpec`] and the activation that follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,7 +106,7 @@ impl MlpSpec {
     }
 }
 
-/// The hyperparameters of one epoch of [`Backend::mlp_epoch`](crate::Backend::mlp_epoch).
+/// The hyperparameters of one epoch of [`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MlpEpoch {
     /// Rows per mini-batch (the last one may be smaller).

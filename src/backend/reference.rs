@@ -8,7 +8,8 @@
 
 use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
-use crate::backend::mlp::{Act, MlpEpoch, MlpSpec};
+use crate::backend::act::Act;
+use crate::backend::mlp::{MlpEpoch, MlpSpec};
 use crate::backend::optim::{AdamStep, MomentumStep};
 
 /// The float types the reference runs in (`f32` and `f64`).
@@ -162,91 +163,64 @@ pub fn linear_backward_bias<T: Real>(dy: &[T], db: &mut [T], n: usize, m: usize)
     }
 }
 
-/// `y = max(x, 0)`.
-pub fn relu_forward<T: Real>(x: &[T], y: &mut [T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = if x > T::ZERO { x } else { T::ZERO };
-    }
-}
-
-/// `dx = dy` where `x > 0`, else 0 (PyTorch's choice at 0).
-pub fn relu_backward<T: Real>(x: &[T], dy: &[T], dx: &mut [T]) {
-    for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-        *dx = if x > T::ZERO { dy } else { T::ZERO };
-    }
-}
-
-/// `y = tanh(x)`.
-pub fn tanh_forward<T: Real>(x: &[T], y: &mut [T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = x.tanh();
-    }
-}
-
-/// `dx = dy · (1 − y²)` from the forward output `y`.
-pub fn tanh_backward<T: Real>(y: &[T], dy: &[T], dx: &mut [T]) {
-    for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
-        *dx = dy * (T::ONE - y * y);
-    }
-}
-
 /// The logistic function `1 / (1 + e^(−x))` of one value.
 pub fn sigmoid<T: Real>(x: T) -> T {
     T::ONE / (T::ONE + (T::ZERO - x).exp())
 }
 
-/// `y = 1 / (1 + e^(−x))`.
-pub fn sigmoid_forward<T: Real>(x: &[T], y: &mut [T]) {
+/// `act(z)` of one value: the definition of every activation.
+pub fn activate<T: Real>(z: T, act: Act) -> T {
+    match act {
+        Act::Identity => z,
+        Act::Relu if z > T::ZERO => z,
+        Act::Relu => T::ZERO,
+        Act::Tanh => z.tanh(),
+        Act::Sigmoid => sigmoid(z),
+        Act::LeakyRelu(_) if z > T::ZERO => z,
+        Act::LeakyRelu(slope) => T::from_f32(slope) * z,
+    }
+}
+
+/// The gradient with respect to an activation's input, from `dy` and the saved value
+/// `s` (see [`Act::backward_from_input`]): `dy` where `s > 0`, else 0 (ReLU, PyTorch's
+/// choice at 0) or `slope · dy` (LeakyReLU); `dy · (1 − s²)` for tanh and `dy · s (1 −
+/// s)` for the sigmoid, `s` being the output; `dy` for the identity.
+pub fn gate_one<T: Real>(dy: T, s: T, act: Act) -> T {
+    match act {
+        Act::Identity => dy,
+        Act::Relu if s > T::ZERO => dy,
+        Act::Relu => T::ZERO,
+        Act::Tanh => dy * (T::ONE - s * s),
+        Act::Sigmoid => dy * (s * (T::ONE - s)),
+        Act::LeakyRelu(_) if s > T::ZERO => dy,
+        Act::LeakyRelu(slope) => T::from_f32(slope) * dy,
+    }
+}
+
+/// `y = act(x)`, elementwise.
+pub fn activation_forward<T: Real>(act: Act, x: &[T], y: &mut [T]) {
     for (y, &x) in y.iter_mut().zip(x) {
-        *y = sigmoid(x);
+        *y = activate(x, act);
     }
 }
 
-/// `dx = dy · y (1 − y)` from the forward output `y`.
-pub fn sigmoid_backward<T: Real>(y: &[T], dy: &[T], dx: &mut [T]) {
-    for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
-        *dx = dy * (y * (T::ONE - y));
-    }
-}
-
-/// `y = x` where `x > 0`, else `slope · x` (PyTorch's `LeakyReLU`).
-pub fn leaky_relu_forward<T: Real>(x: &[T], slope: T, y: &mut [T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = if x > T::ZERO { x } else { slope * x };
-    }
-}
-
-/// `dx = dy` where `x > 0`, else `slope · dy` (PyTorch's choice at 0).
-pub fn leaky_relu_backward<T: Real>(x: &[T], dy: &[T], slope: T, dx: &mut [T]) {
-    for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-        *dx = if x > T::ZERO { dy } else { slope * dy };
-    }
+/// `dx = dy ⊙ act'`, from the saved input or output (see [`gate_one`]).
+pub fn activation_backward<T: Real>(act: Act, saved: &[T], dy: &[T], dx: &mut [T]) {
+    gate(dy, saved, act, dx)
 }
 
 /// `y = act(y)` in place, as the activation's own op computes it.
 pub fn activate_in_place<T: Real>(y: &mut [T], act: Act) {
     for v in y.iter_mut() {
-        *v = match act {
-            Act::Identity => *v,
-            Act::Relu if *v > T::ZERO => *v,
-            Act::Relu => T::ZERO,
-            Act::Tanh => v.tanh(),
-            Act::Sigmoid => sigmoid(*v),
-        };
+        *v = activate(*v, act);
     }
 }
 
-/// `dz = dy ⊙ act'` from the activation's output `y`: `dy` where `y > 0` for ReLU
-/// (exactly where its input was), `dy · (1 − y²)` for tanh, `dy` for the identity.
+/// `dz = dy ⊙ act'` from the activation's output `y` (the linear layer's fused
+/// backward; for ReLU and LeakyReLU `y > 0` exactly where its input was).
 pub fn gate<T: Real>(dy: &[T], y: &[T], act: Act, dz: &mut [T]) {
     for ((dz, &dy), &y) in dz.iter_mut().zip(dy).zip(y) {
-        *dz = match act {
-            Act::Identity => dy,
-            Act::Relu if y > T::ZERO => dy,
-            Act::Relu => T::ZERO,
-            Act::Tanh => dy * (T::ONE - y * y),
-            Act::Sigmoid => dy * (y * (T::ONE - y)),
-        };
+        *dz = gate_one(dy, y, act);
     }
 }
 

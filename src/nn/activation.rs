@@ -4,48 +4,23 @@
 use super::module::{LayerKind, Module};
 use super::scratch::Scratch;
 use crate::backend::optim::check_non_negative;
-use crate::backend::{Act, Backend, DeviceTensor};
+use crate::backend::{Act, Backend, DeviceTensor, Ops};
 use crate::error::{Error, Result};
 
-/// The function an [`Elementwise`] layer applies: its forward and backward ops.
-pub trait Activation<B: Backend>: Send + 'static {
-    /// The layer's name in messages.
-    const NAME: &'static str;
-    /// Whether the backward needs the forward input (`true`) or output (`false`).
-    const BACKWARD_FROM_INPUT: bool;
-    /// The fused kernels' code for this function, if they have one.
-    const FUSED: Option<Act> = None;
-    /// `y = f(x)`.
-    fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()>;
-    /// `dx = dy · f'(x)`, from the saved input or output.
-    fn backward(
-        &self,
-        backend: &B,
-        saved: &DeviceTensor<B>,
-        dy: &DeviceTensor<B>,
-        dx: &DeviceTensor<B>,
-    ) -> Result<()>;
+/// The function an [`Elementwise`] layer applies: an [`Act`] of the activation family,
+/// which the backend's activation ops (and the fused kernels) compute.
+pub trait Activation: Send + 'static {
+    /// The activation.
+    fn act(&self) -> Act;
 }
 
 /// `max(x, 0)`; its backward reads the input.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReluFn;
 
-impl<B: Backend> Activation<B> for ReluFn {
-    const NAME: &'static str = "ReLU";
-    const BACKWARD_FROM_INPUT: bool = true;
-    const FUSED: Option<Act> = Some(Act::Relu);
-    fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()> {
-        backend.relu_forward(x, y)
-    }
-    fn backward(
-        &self,
-        backend: &B,
-        x: &DeviceTensor<B>,
-        dy: &DeviceTensor<B>,
-        dx: &DeviceTensor<B>,
-    ) -> Result<()> {
-        backend.relu_backward(x, dy, dx)
+impl Activation for ReluFn {
+    fn act(&self) -> Act {
+        Act::Relu
     }
 }
 
@@ -53,21 +28,9 @@ impl<B: Backend> Activation<B> for ReluFn {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TanhFn;
 
-impl<B: Backend> Activation<B> for TanhFn {
-    const NAME: &'static str = "Tanh";
-    const BACKWARD_FROM_INPUT: bool = false;
-    const FUSED: Option<Act> = Some(Act::Tanh);
-    fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()> {
-        backend.tanh_forward(x, y)
-    }
-    fn backward(
-        &self,
-        backend: &B,
-        y: &DeviceTensor<B>,
-        dy: &DeviceTensor<B>,
-        dx: &DeviceTensor<B>,
-    ) -> Result<()> {
-        backend.tanh_backward(y, dy, dx)
+impl Activation for TanhFn {
+    fn act(&self) -> Act {
+        Act::Tanh
     }
 }
 
@@ -75,21 +38,9 @@ impl<B: Backend> Activation<B> for TanhFn {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SigmoidFn;
 
-impl<B: Backend> Activation<B> for SigmoidFn {
-    const NAME: &'static str = "Sigmoid";
-    const BACKWARD_FROM_INPUT: bool = false;
-    const FUSED: Option<Act> = Some(Act::Sigmoid);
-    fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()> {
-        backend.sigmoid_forward(x, y)
-    }
-    fn backward(
-        &self,
-        backend: &B,
-        y: &DeviceTensor<B>,
-        dy: &DeviceTensor<B>,
-        dx: &DeviceTensor<B>,
-    ) -> Result<()> {
-        backend.sigmoid_backward(y, dy, dx)
+impl Activation for SigmoidFn {
+    fn act(&self) -> Act {
+        Act::Sigmoid
     }
 }
 
@@ -122,26 +73,15 @@ impl Default for LeakyReluFn {
     }
 }
 
-impl<B: Backend> Activation<B> for LeakyReluFn {
-    const NAME: &'static str = "LeakyReLU";
-    const BACKWARD_FROM_INPUT: bool = true;
-    fn forward(&self, backend: &B, x: &DeviceTensor<B>, y: &DeviceTensor<B>) -> Result<()> {
-        backend.leaky_relu_forward(x, self.negative_slope, y)
-    }
-    fn backward(
-        &self,
-        backend: &B,
-        x: &DeviceTensor<B>,
-        dy: &DeviceTensor<B>,
-        dx: &DeviceTensor<B>,
-    ) -> Result<()> {
-        backend.leaky_relu_backward(x, dy, self.negative_slope, dx)
+impl Activation for LeakyReluFn {
+    fn act(&self) -> Act {
+        Act::LeakyRelu(self.negative_slope)
     }
 }
 
 /// A layer applying the activation `A` elementwise. It keeps the tensor its backward
 /// needs and reuses its output and gradient buffers from step to step.
-pub struct Elementwise<B: Backend, A: Activation<B>> {
+pub struct Elementwise<B: Backend, A: Activation> {
     activation: A,
     saved: Option<DeviceTensor<B>>,
     output: Scratch<B>,
@@ -170,20 +110,20 @@ impl<B: Backend> Elementwise<B, LeakyReluFn> {
     }
 }
 
-impl<B: Backend, A: Activation<B> + Default> Elementwise<B, A> {
+impl<B: Backend, A: Activation + Default> Elementwise<B, A> {
     /// A layer of this activation (`ReLU::new()`, `Tanh::new()`, ...).
     pub fn new() -> Self {
         Self::with(A::default())
     }
 }
 
-impl<B: Backend, A: Activation<B> + Default> Default for Elementwise<B, A> {
+impl<B: Backend, A: Activation + Default> Default for Elementwise<B, A> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<B: Backend, A: Activation<B>> Elementwise<B, A> {
+impl<B: Backend, A: Activation> Elementwise<B, A> {
     /// A layer applying `activation`.
     pub fn with(activation: A) -> Self {
         Elementwise {
@@ -197,9 +137,9 @@ impl<B: Backend, A: Activation<B>> Elementwise<B, A> {
     }
 }
 
-impl<B: Backend, A: Activation<B>> Module<B> for Elementwise<B, A> {
+impl<B: Backend, A: Activation> Module<B> for Elementwise<B, A> {
     fn name(&self) -> String {
-        A::NAME.into()
+        self.activation.act().name().into()
     }
 
     fn widths(&self) -> Option<(usize, usize)> {
@@ -207,13 +147,14 @@ impl<B: Backend, A: Activation<B>> Module<B> for Elementwise<B, A> {
     }
 
     fn kinds(&self) -> Vec<LayerKind> {
-        vec![A::FUSED.map_or(LayerKind::Other, LayerKind::Activation)]
+        vec![LayerKind::Activation(self.activation.act())]
     }
 
     fn forward(&mut self, backend: &B, x: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
         let y = self.output.get(backend, x.rows(), x.cols())?;
-        self.activation.forward(backend, x, &y)?;
-        self.saved = Some(if A::BACKWARD_FROM_INPUT {
+        let act = self.activation.act();
+        backend.activation_forward(act, x, &y)?;
+        self.saved = Some(if act.backward_from_input() {
             x.clone()
         } else {
             y.clone()
@@ -222,15 +163,16 @@ impl<B: Backend, A: Activation<B>> Module<B> for Elementwise<B, A> {
     }
 
     fn backward(&mut self, backend: &B, dy: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
+        let act = self.activation.act();
         let Some(saved) = &self.saved else {
             return Err(Error::InvalidArgument(format!(
                 "{}: backward called before forward",
-                A::NAME
+                act.name()
             )));
         };
         if dy.shape() != saved.shape() {
             return Err(Error::shape(
-                A::NAME,
+                act.name(),
                 format!(
                     "output gradient should be {}×{}, got {}×{}",
                     saved.rows(),
@@ -241,7 +183,7 @@ impl<B: Backend, A: Activation<B>> Module<B> for Elementwise<B, A> {
             ));
         }
         let dx = self.grad.get(backend, dy.rows(), dy.cols())?;
-        self.activation.backward(backend, saved, dy, &dx)?;
+        backend.activation_backward(act, saved, dy, &dx)?;
         Ok(self.grad_view.insert(dx))
     }
 }

@@ -5,7 +5,7 @@ use rand::{Rng, RngExt};
 
 use super::module::{LayerKind, Module, Parameter};
 use super::scratch::Scratch;
-use crate::backend::{Act, Backend, DeviceTensor};
+use crate::backend::{Act, Backend, DeviceTensor, Ops};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -218,5 +218,10 @@ impl<B: Backend> Module<B> for Linear<B> {
                 grad: &self.bias_grad,
             },
         ]
+    }
+
+    fn zero_grad(&self, backend: &B) -> Result<()> {
+        backend.zero(&self.weight_grad)?;
+        backend.zero(&self.bias_grad)
     }
 }

@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 
 use super::scratch::Scratch;
-use crate::backend::{Backend, DeviceTensor, Reduction};
+use crate::backend::{Backend, DeviceTensor, LossKind, Ops, Reduction};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -38,9 +38,10 @@ pub trait Loss<B: Backend>: Send {
         target: &DeviceTensor<B>,
     ) -> Result<&DeviceTensor<B>>;
 
-    /// The reduction, when this is the MSE loss that [`Backend::mlp_epoch`] fuses;
-    /// `None` for any other loss.
-    fn fused_mse(&self) -> Option<Reduction> {
+    /// The backend's loss family member and reduction this loss computes, when it is
+    /// one of them (a trainer that fuses known losses asks this); `None` for any other
+    /// loss.
+    fn kind(&self) -> Option<(LossKind, Reduction)> {
         None
     }
 
@@ -52,30 +53,14 @@ pub trait Loss<B: Backend>: Send {
     }
 }
 
-/// What a [`Reduced`] loss computes: its targets and its two ops.
+/// What a [`Reduced`] loss computes: its member of the loss family and its targets.
 pub trait LossFunction: Send + 'static {
     /// The name in messages.
     const NAME: &'static str;
-    /// Whether this is the MSE that [`Backend::mlp_epoch`] fuses.
-    const FUSED_MSE: bool = false;
+    /// The loss family member whose ops compute it.
+    const KIND: LossKind;
     /// The targets for `data`.
     fn targets(data: &Dataset) -> Result<Tensor>;
-    /// The reduced loss of `pred` against `target` into the `1 × 1` `out`.
-    fn loss<B: Backend>(
-        backend: &B,
-        pred: &DeviceTensor<B>,
-        target: &DeviceTensor<B>,
-        reduction: Reduction,
-        out: &DeviceTensor<B>,
-    ) -> Result<()>;
-    /// Its gradient with respect to `pred`, into `grad`.
-    fn grad<B: Backend>(
-        backend: &B,
-        pred: &DeviceTensor<B>,
-        target: &DeviceTensor<B>,
-        reduction: Reduction,
-        grad: &DeviceTensor<B>,
-    ) -> Result<()>;
 }
 
 /// Mean-squared error against one-hot targets ([`Dataset::targets`]); `Mean` divides
@@ -85,27 +70,9 @@ pub struct Mse;
 
 impl LossFunction for Mse {
     const NAME: &'static str = "MSE";
-    const FUSED_MSE: bool = true;
+    const KIND: LossKind = LossKind::Mse;
     fn targets(data: &Dataset) -> Result<Tensor> {
         Ok(data.targets().clone())
-    }
-    fn loss<B: Backend>(
-        b: &B,
-        pred: &DeviceTensor<B>,
-        target: &DeviceTensor<B>,
-        reduction: Reduction,
-        out: &DeviceTensor<B>,
-    ) -> Result<()> {
-        b.mse_loss(pred, target, reduction, out)
-    }
-    fn grad<B: Backend>(
-        b: &B,
-        pred: &DeviceTensor<B>,
-        target: &DeviceTensor<B>,
-        reduction: Reduction,
-        grad: &DeviceTensor<B>,
-    ) -> Result<()> {
-        b.mse_grad(pred, target, reduction, grad)
     }
 }
 
@@ -118,26 +85,9 @@ pub struct CrossEntropy;
 
 impl LossFunction for CrossEntropy {
     const NAME: &'static str = "cross-entropy";
+    const KIND: LossKind = LossKind::CrossEntropy;
     fn targets(data: &Dataset) -> Result<Tensor> {
         Ok(data.class_indices())
-    }
-    fn loss<B: Backend>(
-        b: &B,
-        pred: &DeviceTensor<B>,
-        target: &DeviceTensor<B>,
-        reduction: Reduction,
-        out: &DeviceTensor<B>,
-    ) -> Result<()> {
-        b.cross_entropy_loss(pred, target, reduction, out)
-    }
-    fn grad<B: Backend>(
-        b: &B,
-        pred: &DeviceTensor<B>,
-        target: &DeviceTensor<B>,
-        reduction: Reduction,
-        grad: &DeviceTensor<B>,
-    ) -> Result<()> {
-        b.cross_entropy_grad(pred, target, reduction, grad)
     }
 }
 
@@ -196,7 +146,7 @@ impl<B: Backend, F: LossFunction> Loss<B> for Reduced<B, F> {
         target: &DeviceTensor<B>,
         out: &DeviceTensor<B>,
     ) -> Result<()> {
-        F::loss(backend, pred, target, self.reduction, out)
+        backend.loss(F::KIND, pred, target, self.reduction, out)
     }
 
     fn backward(
@@ -206,11 +156,11 @@ impl<B: Backend, F: LossFunction> Loss<B> for Reduced<B, F> {
         target: &DeviceTensor<B>,
     ) -> Result<&DeviceTensor<B>> {
         let grad = self.grad.get(backend, pred.rows(), pred.cols())?;
-        F::grad(backend, pred, target, self.reduction, &grad)?;
+        backend.loss_grad(F::KIND, pred, target, self.reduction, &grad)?;
         Ok(self.grad_view.insert(grad))
     }
 
-    fn fused_mse(&self) -> Option<Reduction> {
-        F::FUSED_MSE.then_some(self.reduction)
+    fn kind(&self) -> Option<(LossKind, Reduction)> {
+        Some((F::KIND, self.reduction))
     }
 }

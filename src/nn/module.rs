@@ -87,7 +87,9 @@ pub trait Module<B: Backend>: Send {
         Vec::new()
     }
 
-    /// Sets every parameter gradient to zero.
+    /// Sets every parameter gradient to zero. The default asks [`Module::parameters`];
+    /// layers override it to clear their gradients without building that list (a
+    /// training step calls it and allocates nothing).
     fn zero_grad(&self, backend: &B) -> Result<()> {
         for p in self.parameters() {
             backend.zero(p.grad)?;

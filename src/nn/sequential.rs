@@ -142,4 +142,11 @@ impl<B: Backend> Module<B> for Sequential<B> {
             })
             .collect()
     }
+
+    fn zero_grad(&self, backend: &B) -> Result<()> {
+        for layer in &self.layers {
+            layer.zero_grad(backend)?;
+        }
+        Ok(())
+    }
 }

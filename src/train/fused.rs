@@ -1,13 +1,16 @@
-//! The fit loop's fully fused path: recognising a model that [`Backend::mlp_epoch`]
-//! can train, and moving its parameters into and out of the packed tensor that op
-//! updates.
+//! The fit loop's fully fused path: deciding, once per run, whether a model, loss and
+//! optimizer have a fused form the backend's [`MlpTrainer`] takes, and moving the
+//! parameters into and out of the packed tensor its epochs update.
 
-use crate::backend::{Backend, DeviceTensor, MlpLayer, MlpSpec};
+use crate::backend::{
+    Act, Backend, DeviceTensor, LossKind, MlpEpoch, MlpLayer, MlpSpec, MlpTrainer, Ops,
+};
 use crate::error::Result;
-use crate::nn::{LayerKind, Module};
+use crate::nn::{LayerKind, Loss, Module};
+use crate::optim::Optimizer;
 
 /// The [`MlpSpec`] of `model` when it is a chain of `Linear` layers, each followed by
-/// at most one ReLU or Tanh (and nothing else), whose parameters are the layers'
+/// at most one activation (and nothing else), whose parameters are the layers'
 /// weights and biases in order; `None` otherwise.
 pub fn mlp_spec<B: Backend, M: Module<B> + ?Sized>(model: &M) -> Option<MlpSpec> {
     let mut layers: Vec<MlpLayer> = Vec::new();
@@ -18,7 +21,7 @@ pub fn mlp_spec<B: Backend, M: Module<B> + ?Sized>(model: &M) -> Option<MlpSpec>
                 layers.push(MlpLayer {
                     inputs,
                     outputs,
-                    act: crate::backend::Act::Identity,
+                    act: Act::Identity,
                 });
                 last_was_linear = true;
             }
@@ -43,26 +46,43 @@ pub fn mlp_spec<B: Backend, M: Module<B> + ?Sized>(model: &M) -> Option<MlpSpec>
     .then_some(spec)
 }
 
-/// A model's parameters packed for [`Backend::mlp_epoch`], with views of the packed
+/// The fused form of a run: the backend's trainer, the spec and the epoch's
+/// hyperparameters, and the model's parameters packed for it, with views of the packed
 /// tensor shaped like each parameter.
-pub(crate) struct Packed<B: Backend> {
+pub(crate) struct Packed<'a, B: Backend> {
+    pub trainer: &'a dyn MlpTrainer<B>,
     pub spec: MlpSpec,
+    pub hyper: MlpEpoch,
     pub params: DeviceTensor<B>,
     views: Vec<DeviceTensor<B>>,
 }
 
-impl<B: Backend> Packed<B> {
-    /// The packed form of `model` when it qualifies and the backend can train its spec
-    /// in batches of `batch_size`; its contents are undefined until [`Packed::pack`].
-    pub fn plan<M: Module<B> + ?Sized>(
-        backend: &B,
+impl<'a, B: Backend> Packed<'a, B> {
+    /// The fused form of training `model` with `loss` and `optimizer` in batches of
+    /// `batch_size`, asked once: the model is an MLP ([`mlp_spec`]), the loss is MSE,
+    /// the optimizer plain SGD, and the backend has a trainer that takes the spec.
+    /// `None` where any of these fails. Its contents are undefined until
+    /// [`Packed::pack`].
+    pub fn plan<M, L, O>(
+        backend: &'a B,
         model: &M,
+        loss: &L,
+        optimizer: &O,
         batch_size: usize,
-    ) -> Result<Option<Self>> {
-        let Some(spec) = mlp_spec(model) else {
+    ) -> Result<Option<Self>>
+    where
+        M: Module<B> + ?Sized,
+        L: Loss<B> + ?Sized,
+        O: Optimizer<B> + ?Sized,
+    {
+        let (Some((LossKind::Mse, reduction)), Some(lr)) = (loss.kind(), optimizer.plain_sgd_lr())
+        else {
             return Ok(None);
         };
-        if !backend.mlp_fits(&spec, batch_size) {
+        let (Some(spec), Some(trainer)) = (mlp_spec(model), backend.mlp_trainer()) else {
+            return Ok(None);
+        };
+        if !trainer.mlp_fits(&spec, batch_size) {
             return Ok(None);
         }
         let params = backend.alloc(1, spec.param_count())?;
@@ -77,7 +97,13 @@ impl<B: Backend> Packed<B> {
             views.push(column.slice_rows(b, l.outputs)?.reshape(1, l.outputs)?);
         }
         Ok(Some(Packed {
+            trainer,
             spec,
+            hyper: MlpEpoch {
+                batch_size,
+                lr,
+                reduction,
+            },
             params,
             views,
         }))

@@ -1,8 +1,9 @@
 //! The training loop and error counting. A fit uploads the data once; each step works
-//! on views of it, records its ops without waiting, and writes its loss to a device
-//! slot; the host reads the losses back once per epoch. A model that is a narrow MLP
-//! trains on the fully fused path instead ([`Backend::mlp_epoch`], one op per epoch),
-//! unless [`FitConfig::fused`] is off.
+//! on views of it, records its ops without waiting, writes its loss to a device slot
+//! and allocates nothing on the host; the host reads the losses back once per epoch. A
+//! model that is a narrow MLP trains on the fully fused path instead (the backend's
+//! [`MlpTrainer`](crate::backend::MlpTrainer), one op per epoch), unless
+//! [`FitConfig::fused`] is off.
 
 mod fused;
 
@@ -15,10 +16,10 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::backend::{Backend, DeviceTensor, MlpEpoch};
+use crate::backend::{Backend, DeviceTensor, Ops};
 use crate::data::{batches, check_finite, Dataset};
 use crate::error::{Error, Result};
-use crate::nn::{Loss, Module};
+use crate::nn::{Loss, Module, Parameter};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 
@@ -34,7 +35,8 @@ pub struct FitConfig {
     /// Seed of the shuffling stream.
     pub seed: u64,
     /// Train a qualifying model (see [`mlp_spec`]) with one fused op per epoch when the
-    /// backend can ([`Backend::mlp_fits`]); `false` always takes the step-by-step path.
+    /// backend's [`MlpTrainer`](crate::backend::MlpTrainer) takes it; `false` always
+    /// takes the step-by-step path.
     pub fused: bool,
     /// Time each epoch on the device too, where the backend can
     /// ([`EpochReport::gpu_millis`]); costs one more short wait per epoch.
@@ -106,21 +108,14 @@ where
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut reports = Vec::with_capacity(config.epochs);
     optimizer.prepare(backend, &model.parameters())?;
-    let fused_hyper = match (loss.fused_mse(), optimizer.plain_sgd_lr()) {
-        (Some(reduction), Some(lr)) if config.fused => Some(MlpEpoch {
-            batch_size: config.batch_size,
-            lr,
-            reduction,
-        }),
-        _ => None,
-    };
-    let packed = match fused_hyper {
-        Some(_) => fused::Packed::plan(backend, model, config.batch_size)?,
-        None => None,
+    let packed = match config.fused {
+        true => fused::Packed::plan(backend, model, loss, optimizer, config.batch_size)?,
+        false => None,
     };
     if let Some(packed) = &packed {
         packed.pack(backend, model)?;
     }
+    let timer = config.gpu_timing.then(|| backend.timer()).flatten();
     // What a step changes, and a copy of it from the start of the epoch.
     let trained: Vec<DeviceTensor<B>> = match &packed {
         Some(packed) => vec![packed.params.clone()],
@@ -142,7 +137,6 @@ where
     let mut steps = Steps {
         backend,
         packed: packed.as_ref(),
-        fused_hyper,
         inputs: &inputs,
         targets: &targets,
         losses: &losses,
@@ -151,7 +145,11 @@ where
     // The fused path trains the packed copy; the model gets it back after each epoch
     // and at the end, also after an error.
     let mut run = |model: &mut M| -> Result<()> {
+        // The parameters as handles of their own, so that a step need not ask the model
+        // (which builds their names); taken again after the hook, which may change it.
+        let mut owned = OwnedParameters::of(model);
         for epoch in 1..=config.epochs {
+            let params = owned.parameters();
             let start = Instant::now();
             if config.shuffle {
                 order.shuffle(&mut rng);
@@ -161,17 +159,17 @@ where
             for (t, s) in trained.iter().zip(&snapshot) {
                 backend.copy(t, s)?;
             }
-            if config.gpu_timing {
-                backend.timer_start()?;
+            if let Some(timer) = timer {
+                timer.timer_start()?;
             }
-            steps.run(model, loss, optimizer, ranges.len())?;
-            if config.gpu_timing {
-                backend.timer_stop()?;
+            steps.run(model, loss, optimizer, &params, ranges.len())?;
+            if let Some(timer) = timer {
+                timer.timer_stop()?;
             }
             let step_losses = backend.download(&losses)?;
             if let Some(bad) = step_losses.data().iter().position(|l| !l.is_finite()) {
                 let kept_steps =
-                    steps.roll_back(model, loss, optimizer, &trained, &snapshot, bad)?;
+                    steps.roll_back(model, loss, optimizer, &params, &trained, &snapshot, bad)?;
                 return Err(Error::Diverged {
                     epoch,
                     step: bad + 1,
@@ -186,10 +184,9 @@ where
                 loss: epoch_loss,
                 millis,
                 fused: packed.is_some(),
-                gpu_millis: if config.gpu_timing {
-                    backend.timer_read()?
-                } else {
-                    None
+                gpu_millis: match timer {
+                    Some(timer) => timer.timer_read()?,
+                    None => None,
                 },
             };
             reports.push(report);
@@ -197,10 +194,12 @@ where
                 packed.unpack(backend, model)?;
             }
             on_epoch(&report, model)?;
+            drop(params);
+            // The hook may have changed the model.
             if let Some(packed) = &packed {
-                // The hook may have changed the model.
                 packed.pack(backend, model)?;
             }
+            owned = OwnedParameters::of(model);
         }
         Ok(())
     };
@@ -211,11 +210,53 @@ where
     result.map(|()| reports)
 }
 
+/// A model's parameters as handles that share its storage, with their names and
+/// shapes: taken once, so that every step can hand the optimizer the same list.
+struct OwnedParameters<B: Backend> {
+    list: Vec<OwnedParameter<B>>,
+}
+
+/// One [`Parameter`] holding handles instead of borrows.
+struct OwnedParameter<B: Backend> {
+    name: String,
+    shape: Vec<usize>,
+    value: DeviceTensor<B>,
+    grad: DeviceTensor<B>,
+}
+
+impl<B: Backend> OwnedParameters<B> {
+    fn of<M: Module<B> + ?Sized>(model: &M) -> Self {
+        OwnedParameters {
+            list: model
+                .parameters()
+                .into_iter()
+                .map(|p| OwnedParameter {
+                    value: p.value.clone(),
+                    grad: p.grad.clone(),
+                    name: p.name,
+                    shape: p.shape,
+                })
+                .collect(),
+        }
+    }
+
+    fn parameters(&self) -> Vec<Parameter<'_, B>> {
+        self.list
+            .iter()
+            .map(|p| Parameter {
+                name: p.name.clone(),
+                shape: p.shape.clone(),
+                value: &p.value,
+                grad: &p.grad,
+            })
+            .collect()
+    }
+}
+
 /// The steps of an epoch, on the fused or the step-by-step path.
 struct Steps<'a, B: Backend> {
     backend: &'a B,
-    packed: Option<&'a fused::Packed<B>>,
-    fused_hyper: Option<MlpEpoch>,
+    packed: Option<&'a fused::Packed<'a, B>>,
     inputs: &'a DeviceTensor<B>,
     targets: &'a DeviceTensor<B>,
     losses: &'a DeviceTensor<B>,
@@ -224,12 +265,13 @@ struct Steps<'a, B: Backend> {
 
 impl<B: Backend> Steps<'_, B> {
     /// Records the first `count` mini-batches of the epoch, each one's loss into its
-    /// row of `losses`.
+    /// row of `losses`; `params` are the model's.
     fn run<M, L, O>(
         &mut self,
         model: &mut M,
         loss: &mut L,
         optimizer: &mut O,
+        params: &[Parameter<'_, B>],
         count: usize,
     ) -> Result<()>
     where
@@ -241,14 +283,14 @@ impl<B: Backend> Steps<'_, B> {
         if count == 0 {
             return Ok(());
         }
-        if let (Some(packed), Some(hyper)) = (self.packed, &self.fused_hyper) {
+        if let Some(packed) = self.packed {
             let rows = self.ranges[count - 1].end;
-            return backend.mlp_epoch(
+            return packed.trainer.mlp_epoch(
                 &packed.spec,
                 &packed.params,
                 &self.inputs.slice_rows(0, rows)?,
                 &self.targets.slice_rows(0, rows)?,
-                hyper,
+                &packed.hyper,
                 &self.losses.slice_rows(0, count)?,
             );
         }
@@ -260,7 +302,7 @@ impl<B: Backend> Steps<'_, B> {
             loss.forward(backend, &pred, &t, &self.losses.slice_rows(i, 1)?)?;
             let grad = loss.backward(backend, &pred, &t)?.clone();
             model.backward(backend, &grad)?;
-            optimizer.step(backend, &model.parameters())?;
+            optimizer.step(backend, params)?;
         }
         Ok(())
     }
@@ -269,11 +311,13 @@ impl<B: Backend> Steps<'_, B> {
     /// start of the epoch from `snapshot` and replays the steps before `bad`, fewer
     /// where their updates left a non-finite value in `trained`. Returns how many
     /// steps the kept state has taken.
+    #[allow(clippy::too_many_arguments)]
     fn roll_back<M, L, O>(
         &mut self,
         model: &mut M,
         loss: &mut L,
         optimizer: &mut O,
+        params: &[Parameter<'_, B>],
         trained: &[DeviceTensor<B>],
         snapshot: &[DeviceTensor<B>],
         bad: usize,
@@ -289,7 +333,7 @@ impl<B: Backend> Steps<'_, B> {
             for (t, s) in trained.iter().zip(snapshot) {
                 backend.copy(s, t)?;
             }
-            self.run(model, loss, optimizer, kept)?;
+            self.run(model, loss, optimizer, params, kept)?;
             let mut finite = true;
             for t in trained {
                 finite &= backend.download(t)?.data().iter().all(|v| v.is_finite());

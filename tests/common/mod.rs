@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use minidl::optim::{AdamStep, MomentumStep};
 use minidl::{Backend, Gpu, Reduction, Tensor};
+use minidl::{LossKind, Ops};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
@@ -174,6 +175,8 @@ pub fn gate_difference(dy: &Tensor, y: &Tensor, act: minidl::Act) -> Vec<f64> {
                 Act::Relu => 0.0,
                 Act::Tanh => d * (1.0 - y * y).abs(),
                 Act::Sigmoid => d * (y * (1.0 - y)).abs(),
+                Act::LeakyRelu(_) if y > 0.0 => d,
+                Act::LeakyRelu(slope) => d * (slope as f64).abs(),
             };
             let square = if act == Act::Tanh {
                 2.0 * U * d * y * y
@@ -231,9 +234,11 @@ pub fn cross_entropy<B: Backend>(
 ) -> (f32, Tensor) {
     let (z, l) = (b.upload(logits).unwrap(), b.upload(labels).unwrap());
     let out = b.alloc(1, 1).unwrap();
-    b.cross_entropy_loss(&z, &l, reduction, &out).unwrap();
+    b.loss(LossKind::CrossEntropy, &z, &l, reduction, &out)
+        .unwrap();
     let grad = b.alloc(z.rows(), z.cols()).unwrap();
-    b.cross_entropy_grad(&z, &l, reduction, &grad).unwrap();
+    b.loss_grad(LossKind::CrossEntropy, &z, &l, reduction, &grad)
+        .unwrap();
     (
         b.download(&out).unwrap().data()[0],
         b.download(&grad).unwrap(),

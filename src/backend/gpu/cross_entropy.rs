@@ -1,22 +1,17 @@
 //! Launches of `shaders/cross_entropy.wgsl`: the fused softmax cross-entropy loss and
 //! its gradient.
 
-use super::{Gpu, Grid, Kernel, FLAT, LOOP_BUDGET};
+use super::kernels::Kernel;
+use super::{Gpu, Grid, FLAT, LOOP_BUDGET};
 use crate::backend::{DeviceTensor, Reduction};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 type T = DeviceTensor<Gpu>;
 
 /// Fails where a row of `c` classes is longer than the adapter's kernels can loop over
 /// (the gradient passes over a row three times).
 fn check_classes(gpu: &Gpu, op: &str, c: usize) -> Result<()> {
-    match gpu.loop_budget() {
-        Some(budget) if 3 * c > budget => Err(Error::InvalidArgument(format!(
-            "{op}: {c} classes per row, over the {} this adapter's kernels can loop over (llvmpipe ends an invocation after 65535 loop iterations)",
-            budget / 3
-        ))),
-        _ => Ok(()),
-    }
+    gpu.check_loop(op, c, 3, || format!("{c} classes per row"))
 }
 
 /// The reduced loss into the single element `out`, in one workgroup per chunk of rows

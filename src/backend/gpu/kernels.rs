@@ -1,123 +1,126 @@
 //! The WGSL sources compiled into the crate and the compute kernels (entry points) they
-//! hold. Each shader file under `shaders/` is one op family; `common.wgsl` (the binding
-//! convention) and `act.wgsl` (activations by code) are prepended to each.
+//! hold. Each shader file under `shaders/` is one op family; every source handed to the
+//! driver starts with a prelude generated here from the Rust constants (workgroup and
+//! tile sizes, activation codes), then `common.wgsl` (the binding convention) and
+//! `act.wgsl` (the activations by code). The kernel list is written once, in
+//! [`kernels!`], which derives the enum, its table order and its entry points.
 
-/// One op family's WGSL source, as handed to the driver (common prelude included).
-#[derive(Debug, Clone, Copy)]
+use super::{BLOCK, FLAT, TILE};
+use crate::backend::Act;
+
+/// One op family's WGSL source, as handed to the driver (prelude included).
+#[derive(Debug, Clone)]
 pub struct Shader {
     /// The file name under `shaders/`.
     pub name: &'static str,
     /// The complete WGSL source.
-    pub source: &'static str,
+    pub source: String,
 }
 
-macro_rules! shader {
-    ($file:literal) => {
-        Shader {
-            name: $file,
-            source: concat!(
-                include_str!("../../../shaders/common.wgsl"),
-                include_str!("../../../shaders/act.wgsl"),
-                include_str!(concat!("../../../shaders/", $file))
-            ),
+/// The WGSL constants that Rust defines, as WGSL declarations: the flat workgroup size
+/// `WG_FLAT`, the matrix kernels' `TILE` and `BLOCK`, and the activation codes of
+/// [`Act`].
+pub fn prelude() -> String {
+    let mut s = format!(
+        "// Generated from the Rust constants of src/backend/gpu/mod.rs and act.rs.\n\
+         const WG_FLAT: u32 = {FLAT}u;\nconst TILE: u32 = {TILE}u;\nconst BLOCK: u32 = {BLOCK}u;\n"
+    );
+    for (name, code) in Act::CODES {
+        s.push_str(&format!("const {name}: u32 = {code}u;\n"));
+    }
+    s
+}
+
+/// `prelude`, `common.wgsl` and `act.wgsl`, then `body`.
+pub(crate) fn with_prelude(body: &str) -> String {
+    let mut s = prelude();
+    s.push_str(include_str!("../../../shaders/common.wgsl"));
+    s.push_str(include_str!("../../../shaders/act.wgsl"));
+    s.push_str(body);
+    s
+}
+
+/// The shader files of the crate, in the order [`Kernel`]'s entries index them.
+const FILES: [(&str, &str); 5] = [
+    ("linear.wgsl", include_str!("../../../shaders/linear.wgsl")),
+    (
+        "activation.wgsl",
+        include_str!("../../../shaders/activation.wgsl"),
+    ),
+    ("mse.wgsl", include_str!("../../../shaders/mse.wgsl")),
+    ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
+    (
+        "cross_entropy.wgsl",
+        include_str!("../../../shaders/cross_entropy.wgsl"),
+    ),
+];
+
+/// Every shader of the crate with its prelude, for pipeline creation and for the
+/// portability tests.
+pub fn shaders() -> Vec<Shader> {
+    FILES
+        .iter()
+        .map(|&(name, body)| Shader {
+            name,
+            source: with_prelude(body),
+        })
+        .collect()
+}
+
+/// Declares [`Kernel`] from one list of `Variant => (shader file index, "entry point")`.
+macro_rules! kernels {
+    ($($kernel:ident => ($shader:literal, $entry:literal),)*) => {
+        /// A compute entry point of a built-in shader.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub(crate) enum Kernel {
+            $(
+                #[doc = concat!("`", $entry, "`")]
+                $kernel,
+            )*
+        }
+
+        impl Kernel {
+            /// Every kernel, in pipeline-table order.
+            pub(crate) const ALL: &'static [Kernel] = &[$(Kernel::$kernel,)*];
+
+            /// The index of the shader in [`FILES`] and the entry point's name.
+            pub(crate) fn entry(self) -> (usize, &'static str) {
+                match self {
+                    $(Kernel::$kernel => ($shader, $entry),)*
+                }
+            }
         }
     };
 }
 
-/// Every shader of the crate, for pipeline creation and for the portability tests.
-pub const SHADERS: [Shader; 5] = [
-    shader!("linear.wgsl"),
-    shader!("activation.wgsl"),
-    shader!("mse.wgsl"),
-    shader!("optim.wgsl"),
-    shader!("cross_entropy.wgsl"),
-];
-
-/// A compute entry point: which shader holds it and how many inputs it reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kernel {
-    LinearForward,
-    LinearForwardTiled,
-    LinearBackwardInput,
-    LinearBackwardWeight,
-    LinearBackwardBias,
-    ReluForward,
-    ReluBackward,
-    TanhForward,
-    TanhBackward,
-    SigmoidForward,
-    SigmoidBackward,
-    LeakyReluForward,
-    LeakyReluBackward,
-    MseLoss,
-    MseGrad,
-    SgdStep,
-    MomentumVelocity,
-    MomentumUpdate,
-    AdamMoments,
-    AdamUpdate,
-    CrossEntropyLoss,
-    CrossEntropyGrad,
+kernels! {
+    LinearForward => (0, "linear_forward"),
+    LinearForwardTiled => (0, "linear_forward_tiled"),
+    LinearBackwardInput => (0, "linear_backward_input"),
+    LinearBackwardWeight => (0, "linear_backward_weight"),
+    LinearBackwardBias => (0, "linear_backward_bias"),
+    ActivationForward => (1, "activation_forward"),
+    ActivationBackward => (1, "activation_backward"),
+    MseLoss => (2, "mse_loss"),
+    MseGrad => (2, "mse_grad"),
+    SgdStep => (3, "sgd_step"),
+    MomentumVelocity => (3, "momentum_velocity"),
+    MomentumUpdate => (3, "momentum_update"),
+    AdamMoments => (3, "adam_moments"),
+    AdamUpdate => (3, "adam_update"),
+    CrossEntropyLoss => (4, "cross_entropy_loss"),
+    CrossEntropyGrad => (4, "cross_entropy_grad"),
 }
 
 impl Kernel {
-    /// Every kernel, in pipeline-table order.
-    pub(crate) const ALL: [Kernel; 22] = [
-        Kernel::LinearForward,
-        Kernel::LinearForwardTiled,
-        Kernel::LinearBackwardInput,
-        Kernel::LinearBackwardWeight,
-        Kernel::LinearBackwardBias,
-        Kernel::ReluForward,
-        Kernel::ReluBackward,
-        Kernel::TanhForward,
-        Kernel::TanhBackward,
-        Kernel::SigmoidForward,
-        Kernel::SigmoidBackward,
-        Kernel::LeakyReluForward,
-        Kernel::LeakyReluBackward,
-        Kernel::MseLoss,
-        Kernel::MseGrad,
-        Kernel::SgdStep,
-        Kernel::MomentumVelocity,
-        Kernel::MomentumUpdate,
-        Kernel::AdamMoments,
-        Kernel::AdamUpdate,
-        Kernel::CrossEntropyLoss,
-        Kernel::CrossEntropyGrad,
-    ];
-
-    /// The index of the shader in [`SHADERS`] and the entry point's name.
-    pub(crate) fn entry(self) -> (usize, &'static str) {
-        match self {
-            Kernel::LinearForward => (0, "linear_forward"),
-            Kernel::LinearForwardTiled => (0, "linear_forward_tiled"),
-            Kernel::LinearBackwardInput => (0, "linear_backward_input"),
-            Kernel::LinearBackwardWeight => (0, "linear_backward_weight"),
-            Kernel::LinearBackwardBias => (0, "linear_backward_bias"),
-            Kernel::ReluForward => (1, "relu_forward"),
-            Kernel::ReluBackward => (1, "relu_backward"),
-            Kernel::TanhForward => (1, "tanh_forward"),
-            Kernel::TanhBackward => (1, "tanh_backward"),
-            Kernel::SigmoidForward => (1, "sigmoid_forward"),
-            Kernel::SigmoidBackward => (1, "sigmoid_backward"),
-            Kernel::LeakyReluForward => (1, "leaky_relu_forward"),
-            Kernel::LeakyReluBackward => (1, "leaky_relu_backward"),
-            Kernel::MseLoss => (2, "mse_loss"),
-            Kernel::MseGrad => (2, "mse_grad"),
-            Kernel::SgdStep => (3, "sgd_step"),
-            Kernel::MomentumVelocity => (3, "momentum_velocity"),
-            Kernel::MomentumUpdate => (3, "momentum_update"),
-            Kernel::AdamMoments => (3, "adam_moments"),
-            Kernel::AdamUpdate => (3, "adam_update"),
-            Kernel::CrossEntropyLoss => (4, "cross_entropy_loss"),
-            Kernel::CrossEntropyGrad => (4, "cross_entropy_grad"),
-        }
-    }
-
     /// The position in [`Kernel::ALL`] (and in the pipeline table).
     pub(crate) fn index(self) -> usize {
         self as usize
+    }
+
+    /// The entry point's name, for messages.
+    pub(crate) fn name(self) -> &'static str {
+        self.entry().1
     }
 }
 
@@ -128,12 +131,12 @@ impl Pipelines {
     /// Compiles every shader and every entry point. Errors surface through the
     /// device's error scope, which the caller holds.
     pub(crate) fn compile(device: &wgpu::Device) -> Self {
-        let modules: Vec<wgpu::ShaderModule> = SHADERS
+        let modules: Vec<wgpu::ShaderModule> = shaders()
             .iter()
             .map(|s| {
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(s.name),
-                    source: wgpu::ShaderSource::Wgsl(s.source.into()),
+                    source: wgpu::ShaderSource::Wgsl(s.source.as_str().into()),
                 })
             })
             .collect();

@@ -1,9 +1,10 @@
 //! Launches of `shaders/linear.wgsl`: the linear layer's forward and backward, with
 //! an activation fused in.
 
-use super::{Gpu, Grid, Kernel};
+use super::kernels::Kernel;
+use super::{Gpu, Grid};
 use crate::backend::{Act, DeviceTensor};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 type T = DeviceTensor<Gpu>;
 
@@ -18,7 +19,7 @@ pub enum MatmulKernel {
 }
 
 impl MatmulKernel {
-    /// The kernel [`crate::Backend::linear_forward`] uses for `n×k · (m×k)ᵀ`: tiles
+    /// The kernel [`crate::Ops::linear_forward`] uses for `n×k · (m×k)ᵀ`: tiles
     /// where every dimension is at least [`TILED_FROM`] (on llvmpipe the tiled kernel
     /// measured 1.9–2.0 GFLOPS against the naive one's 1.2–1.4, 256² to 2048²).
     pub fn for_shape(n: usize, k: usize, m: usize) -> Self {
@@ -33,17 +34,6 @@ impl MatmulKernel {
 /// The smallest dimension from which the tiled kernel is used.
 pub const TILED_FROM: usize = 64;
 
-/// Fails where an invocation would loop over `len` terms (`what`) beyond the adapter's
-/// [`Gpu::loop_budget`].
-fn check_loop(gpu: &Gpu, op: &str, what: &str, len: usize) -> Result<()> {
-    match gpu.loop_budget() {
-        Some(budget) if len > budget => Err(Error::InvalidArgument(format!(
-            "{op}: {what} of {len}, over the {budget} this adapter's kernels can loop over (llvmpipe ends an invocation after 65535 loop iterations)"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// `y = act(x · wᵀ + b)`, one invocation per element of `y`, with `kernel`.
 pub(super) fn forward(
     gpu: &Gpu,
@@ -56,7 +46,7 @@ pub(super) fn forward(
 ) -> Result<()> {
     let [n, k] = x.shape();
     let m = w.rows();
-    check_loop(gpu, "linear_forward", "an input width", k)?;
+    gpu.check_loop("linear_forward", k, 1, || format!("an input width of {k}"))?;
     gpu.launch(
         match kernel {
             MatmulKernel::Naive => Kernel::LinearForward,
@@ -65,7 +55,7 @@ pub(super) fn forward(
         &[x, w, b],
         y,
         [n, k, m, act.code() as usize],
-        [0.0; 4],
+        [act.slope(), 0.0, 0.0, 0.0],
         match kernel {
             MatmulKernel::Naive => Grid::Tiles { rows: n, cols: m },
             MatmulKernel::Tiled => Grid::Blocks { rows: n, cols: m },
@@ -93,16 +83,19 @@ pub(super) fn backward(
     let [n, k] = x.shape();
     let m = w.rows();
     let dims = [n, k, m, act.code() as usize];
+    let scalars = [act.slope(), 0.0, 0.0, 0.0];
     // The kernels read y through `gate`, which ignores it for the identity: bind dy.
     let y = y.filter(|_| act != Act::Identity).unwrap_or(dy);
     if let Some(dx) = dx {
-        check_loop(gpu, "linear_backward", "an output width", m)?;
+        gpu.check_loop("linear_backward", m, 1, || {
+            format!("an output width of {m}")
+        })?;
         gpu.launch(
             Kernel::LinearBackwardInput,
             &[dy, w, y],
             dx,
             dims,
-            [0.0; 4],
+            scalars,
             Grid::Tiles { rows: n, cols: k },
         )?;
     }
@@ -121,7 +114,7 @@ pub(super) fn backward(
             &[&dy, &x, &y],
             dw,
             dims,
-            [0.0; 4],
+            scalars,
             Grid::Tiles { rows: m, cols: k },
         )?;
         gpu.launch(
@@ -129,7 +122,7 @@ pub(super) fn backward(
             &[&dy, &y],
             db,
             dims,
-            [0.0; 4],
+            scalars,
             Grid::Flat(m),
         )?;
         first += rows;

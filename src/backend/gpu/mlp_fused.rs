@@ -3,12 +3,15 @@
 //! it once, and launches a whole epoch as one single-workgroup dispatch (several where
 //! the epoch is too long for one: llvmpipe ends an invocation after 65 535
 //! loop iterations).
+//!
+//! One generator over 500 lines: its layout, phases and source assembly only make
+//! sense together.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::{lock, Gpu, Grid};
-use crate::backend::{DeviceTensor, MlpEpoch, MlpSpec, Reduction};
+use super::{kernels, lock, Gpu, Grid, LOOP_BUDGET};
+use crate::backend::{Act, DeviceTensor, MlpEpoch, MlpSpec, MlpTrainer, Reduction};
 use crate::error::{Error, Result};
 
 /// The widest layer the fused trainer takes: a design limit (beyond it one workgroup
@@ -19,6 +22,7 @@ pub const MAX_WIDTH: usize = 64;
 /// Pipeline ids of generated kernels start here, above the built-in kernels'.
 const FIRST_ID: u64 = 1 << 32;
 
+/// The fused trainer's fixed part, after the generated prelude.
 const TEMPLATE: &str = concat!(
     include_str!("../../../shaders/act.wgsl"),
     include_str!("../../../shaders/mlp_fused.wgsl")
@@ -34,9 +38,11 @@ pub fn workgroup_bytes(spec: &MlpSpec, batch: usize) -> usize {
     4 * (spec.param_count() + 2 * batch * spec.activation_width())
 }
 
-/// Loop iterations one dispatch may take per invocation: half of llvmpipe's limit of
-/// 65535 for a whole invocation, as a margin over [`Layout::iterations_per_step`].
-const ITERATION_BUDGET: usize = 32_768;
+/// The code and parameter of `act` as the arguments WGSL's `activate` and `gate` take
+/// after the value (the slope printed so that it parses back to the same `f32`).
+fn wgsl_args(act: Act) -> String {
+    format!("{}u, {:?}", act.code(), act.slope())
+}
 
 /// How a fused kernel works on one network and batch size, and where it keeps what.
 ///
@@ -184,9 +190,9 @@ impl<'a> Layout<'a> {
                 }
                 let _ = writeln!(
                     t,
-                    "            acts[{}u + {r} * {m}u + {c}] = activate(acc + bias{j}, {}u);\n            }}",
+                    "            acts[{}u + {r} * {m}u + {c}] = activate(acc + bias{j}, {});\n            }}",
                     self.outs[l],
-                    layer.act.code()
+                    wgsl_args(layer.act)
                 );
             }
             t
@@ -200,7 +206,7 @@ impl<'a> Layout<'a> {
         let last = self.spec.layers().len() - 1;
         let m = self.spec.outputs();
         let y = self.outs[last];
-        let act = self.spec.layers()[last].act.code();
+        let act = wgsl_args(self.spec.layers()[last].act);
         let grads = self.for_rows(|r| {
             let mut t = String::new();
             for (_, c) in self.columns(m) {
@@ -210,7 +216,7 @@ impl<'a> Layout<'a> {
                     "            if ({c} < {m}u) {{
                 let yv = acts[{at}];
                 let dv = yv - targets[params.offs.y + (first + {r}) * {m}u + {c}];
-                grads[{at}] = gate(dv * grad_scale, yv, {act}u);
+                grads[{at}] = gate(dv * grad_scale, yv, {act});
                 part += dv * dv;
             }}"
                 );
@@ -315,10 +321,10 @@ impl<'a> Layout<'a> {
                         let _ = writeln!(t, "            acc += d{c} * w{j}_{c};");
                     }
                     let at = format!("{}u + {r} * {k}u + {i}", self.outs[l - 1]);
-                    let below = self.spec.layers()[l - 1].act.code();
+                    let below = wgsl_args(self.spec.layers()[l - 1].act);
                     let _ = writeln!(
                         t,
-                        "            grads[{at}] = gate(acc, xv{j}, {below}u);\n            }}"
+                        "            grads[{at}] = gate(acc, xv{j}, {below});\n            }}"
                     );
                 }
                 let _ = writeln!(t, "            let x{j} = select(1.0, xv{j}, {i} < {k}u);");
@@ -399,10 +405,10 @@ impl<'a> Layout<'a> {
         1 + (2 * layers + 1) * self.batch + self.batch * self.spec.outputs()
     }
 
-    /// Mini-batches one dispatch may run within [`ITERATION_BUDGET`].
+    /// Mini-batches one dispatch may run within [`LOOP_BUDGET`].
     fn steps_per_dispatch(&self) -> usize {
         let load_store = 2 * self.spec.param_count().div_ceil(self.invocations);
-        (ITERATION_BUDGET.saturating_sub(load_store) / self.iterations_per_step()).max(1)
+        (LOOP_BUDGET.saturating_sub(load_store) / self.iterations_per_step()).max(1)
     }
 
     /// `load_weights` and `store_weights`: between storage and workgroup memory, or,
@@ -502,6 +508,7 @@ fn store_weights(lid: u32) {
             "const ACT_LEN: u32 = {}u;\n",
             self.batch * spec.activation_width()
         );
+        s.push_str(&kernels::prelude());
         s.push_str(TEMPLATE);
         s.push_str(&self.weights_io());
         s.push_str("\n// One mini-batch: forward, loss, backward and update, layer by layer.\n");
@@ -579,25 +586,45 @@ pub fn source(spec: &MlpSpec, batch: usize, shape: Shape) -> String {
 
 /// The fused kernel's workgroup on `gpu`.
 fn shape_on(gpu: &Gpu, spec: &MlpSpec) -> Shape {
-    shape(
-        spec,
-        gpu.adapter().device_type == "Cpu",
-        gpu.ctx.subgroup_size,
-    )
+    shape(spec, gpu.adapter().is_cpu(), gpu.ctx.subgroup_size)
 }
 
-/// Whether the fused trainer takes `spec` with batches of `batch` on this device.
-pub(super) fn fits(gpu: &Gpu, spec: &MlpSpec, batch: usize) -> bool {
-    batch > 0
-        && spec.max_width() <= MAX_WIDTH
-        && workgroup_bytes(spec, batch) <= gpu.limits().max_compute_workgroup_storage_size as usize
-        && shape_on(gpu, spec).invocations
-            <= gpu.limits().max_compute_invocations_per_workgroup as usize
+/// The GPU's fused trainer: one generated kernel per network and batch size.
+impl MlpTrainer<Gpu> for Gpu {
+    fn mlp_fits(&self, spec: &MlpSpec, batch: usize) -> bool {
+        batch > 0
+            && spec.max_width() <= MAX_WIDTH
+            && workgroup_bytes(spec, batch)
+                <= self.limits().max_compute_workgroup_storage_size as usize
+            && shape_on(self, spec).invocations
+                <= self.limits().max_compute_invocations_per_workgroup as usize
+    }
+
+    fn why_not(&self, spec: &MlpSpec, batch: usize) -> String {
+        format!(
+            "the fused trainer cannot take {spec:?} with batches of {batch}: it needs widths of \
+             at most {MAX_WIDTH} and {} bytes of workgroup memory (the adapter has {})",
+            workgroup_bytes(spec, batch),
+            self.limits().max_compute_workgroup_storage_size
+        )
+    }
+
+    fn mlp_epoch_unchecked(
+        &self,
+        spec: &MlpSpec,
+        params: &DeviceTensor<Gpu>,
+        inputs: &DeviceTensor<Gpu>,
+        targets: &DeviceTensor<Gpu>,
+        epoch: &MlpEpoch,
+        losses: &DeviceTensor<Gpu>,
+    ) -> Result<()> {
+        run_epoch(self, spec, params, inputs, targets, epoch, losses)
+    }
 }
 
 /// Records one epoch: a dispatch of one workgroup, or several in a row where the
-/// epoch has more mini-batches than one dispatch may run (see [`ITERATION_BUDGET`]).
-pub(super) fn epoch(
+/// epoch has more mini-batches than one dispatch may run (see [`LOOP_BUDGET`]).
+fn run_epoch(
     gpu: &Gpu,
     spec: &MlpSpec,
     params: &DeviceTensor<Gpu>,
@@ -606,15 +633,6 @@ pub(super) fn epoch(
     epoch: &MlpEpoch,
     losses: &DeviceTensor<Gpu>,
 ) -> Result<()> {
-    if !fits(gpu, spec, epoch.batch_size) {
-        return Err(Error::InvalidArgument(format!(
-            "the fused trainer cannot take {spec:?} with batches of {}: it needs widths of at \
-             most {MAX_WIDTH} and {} bytes of workgroup memory (the adapter has {})",
-            epoch.batch_size,
-            workgroup_bytes(spec, epoch.batch_size),
-            gpu.limits().max_compute_workgroup_storage_size
-        )));
-    }
     let steps = inputs.rows().div_ceil(epoch.batch_size);
     if steps == 0 {
         return Ok(());

@@ -1,6 +1,7 @@
 //! Launches of `shaders/mse.wgsl`: the MSE loss value and its gradient.
 
-use super::{Gpu, Grid, Kernel, FLAT, LOOP_BUDGET};
+use super::kernels::Kernel;
+use super::{Gpu, Grid, FLAT, LOOP_BUDGET};
 use crate::backend::{DeviceTensor, Reduction};
 use crate::error::Result;
 

@@ -1,7 +1,8 @@
 //! Launches of `shaders/optim.wgsl`: the parameter updates of SGD, SGD with momentum
 //! and Adam.
 
-use super::{Gpu, Grid, Kernel};
+use super::kernels::Kernel;
+use super::{Gpu, Grid};
 use crate::backend::{AdamStep, DeviceTensor, MomentumStep};
 use crate::error::Result;
 

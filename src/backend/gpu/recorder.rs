@@ -46,7 +46,7 @@ pub struct GpuStats {
 struct BindKey {
     pipeline: u64,
     uniform: u64,
-    inputs: [u64; 3],
+    inputs: [u64; super::launch::MAX_INPUTS],
     output: u64,
 }
 
@@ -72,8 +72,8 @@ pub(crate) struct Launch<'a> {
     pub pipeline: &'a wgpu::ComputePipeline,
     pub pipeline_id: u64,
     pub params: ParamBlock,
-    pub inputs: &'a [&'a wgpu::Buffer],
-    pub input_ids: [u64; 3],
+    pub inputs: [Option<&'a wgpu::Buffer>; super::launch::MAX_INPUTS],
+    pub input_ids: [u64; super::launch::MAX_INPUTS],
     pub output: &'a wgpu::Buffer,
     pub output_id: u64,
     pub groups: (u32, u32),
@@ -175,7 +175,7 @@ impl Recorder {
             binding: 0,
             resource: uniform.as_entire_binding(),
         }];
-        for (i, input) in launch.inputs.iter().enumerate() {
+        for (i, input) in launch.inputs.iter().flatten().enumerate() {
             entries.push(wgpu::BindGroupEntry {
                 binding: 1 + i as u32,
                 resource: input.as_entire_binding(),

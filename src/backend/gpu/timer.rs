@@ -2,6 +2,10 @@
 //! into the command encoder, where the device has them (`TIMESTAMP_QUERY` and
 //! `TIMESTAMP_QUERY_INSIDE_ENCODERS`).
 
+use super::{lock, Gpu};
+use crate::backend::{Backend, DeviceTimer};
+use crate::error::Result;
+
 /// A query set of two timestamps and the buffers that bring them back.
 pub(super) struct Timer {
     queries: wgpu::QuerySet,
@@ -83,5 +87,35 @@ impl Timer {
     pub(super) fn elapsed_ms(&mut self, ticks: &[u64]) -> f64 {
         self.pending = false;
         ticks[1].saturating_sub(ticks[0]) as f64 * self.period as f64 / 1e6
+    }
+}
+
+impl DeviceTimer for Gpu {
+    fn timer_start(&self) -> Result<()> {
+        if let Some(timer) = lock(&self.ctx.timer).as_mut() {
+            let mut recorder = lock(&self.ctx.recorder);
+            timer.start(recorder.encoder(&self.ctx.device));
+            recorder.recorded(&self.ctx.queue);
+        }
+        Ok(())
+    }
+
+    fn timer_stop(&self) -> Result<()> {
+        if let Some(timer) = lock(&self.ctx.timer).as_mut() {
+            let mut recorder = lock(&self.ctx.recorder);
+            timer.stop(recorder.encoder(&self.ctx.device));
+            recorder.recorded(&self.ctx.queue);
+        }
+        Ok(())
+    }
+
+    fn timer_read(&self) -> Result<Option<f64>> {
+        let mut slot = lock(&self.ctx.timer);
+        let Some(timer) = slot.as_mut().filter(|t| t.pending()) else {
+            return Ok(None);
+        };
+        self.flush()?;
+        let ticks = self.read_back::<u64>(timer.readback(), BYTES, "the timestamps")?;
+        Ok(Some(timer.elapsed_ms(&ticks)))
     }
 }

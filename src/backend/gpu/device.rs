@@ -1,0 +1,216 @@
+//! Opening a device on an adapter, and the device's state: its health (errors and
+//! loss), submissions, waits and read-backs, limits and counters.
+
+use super::{
+    adapter, kernels::Pipelines, lock, timer, AdapterSummary, Context, Gpu, GpuStats, Recorder,
+    LOOP_BUDGET, MAP_TIMEOUT, OPTIONAL_FEATURES,
+};
+use crate::backend::{check, Act, DeviceTensor};
+use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex};
+
+impl Gpu {
+    /// The GPU backend on the default adapter: the one named by `MINIDL_ADAPTER` if
+    /// set, else the most capable. [`Error::NoAdapter`] when there is none.
+    pub fn new() -> Result<Self> {
+        Self::with_adapter(None)
+    }
+
+    /// The GPU backend on the first adapter whose name contains `name`
+    /// (case-insensitive); `None` behaves as [`Gpu::new`].
+    pub fn with_adapter(name: Option<&str>) -> Result<Self> {
+        let instance = adapter::instance();
+        let adapter = adapter::choose(&instance, name)?;
+        let summary = AdapterSummary::of(&adapter);
+        let limits = adapter.limits();
+        let features = adapter.features() & OPTIONAL_FEATURES;
+        let info = adapter.get_info();
+        let subgroup_size = (features.contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size)
+            .then_some(info.subgroup_min_size);
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("minidl"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Gpu(format!("cannot open a device on {summary}: {e}")))?;
+
+        let device_error = Arc::new(Mutex::new(None));
+        let sink = device_error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            lock(&sink).get_or_insert_with(|| e.to_string());
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *lock(&lost_sink) = Some(format!("{reason:?}: {message}"));
+        });
+
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipelines = Pipelines::compile(&device);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "compiling the kernels on {summary}: {e}"
+            )));
+        }
+        log::info!("minidl GPU backend on {summary}");
+        let timer = timer::Timer::new(&device, &queue, features);
+        Ok(Gpu {
+            ctx: Arc::new(Context {
+                device,
+                queue,
+                adapter: summary,
+                limits,
+                pipelines,
+                recorder: Mutex::new(Recorder::new()),
+                device_error,
+                lost,
+                staging: Mutex::new(None),
+                fused: Mutex::new(Default::default()),
+                subgroup_size,
+                timer: Mutex::new(timer),
+            }),
+        })
+    }
+
+    /// Every adapter minidl can use on this machine, most capable first.
+    pub fn adapters() -> Vec<AdapterSummary> {
+        adapter::enumerate(&adapter::instance())
+            .iter()
+            .map(AdapterSummary::of)
+            .collect()
+    }
+
+    /// The adapter this backend runs on.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.ctx.adapter
+    }
+
+    /// Destroys the device now, freeing its memory without waiting for every clone of
+    /// this backend to be dropped. Every later op on any clone returns
+    /// [`Error::DeviceLost`], as after a device loss the driver reports (which this
+    /// also lets tests provoke).
+    pub fn destroy(&self) {
+        lock(&self.ctx.lost).get_or_insert_with(|| "destroyed by Gpu::destroy".into());
+        self.ctx.device.destroy();
+    }
+
+    /// The loop iterations a kernel invocation may run, where the adapter limits them:
+    /// llvmpipe (a CPU adapter) silently ends an invocation after 65 535 iterations of
+    /// all its loops together, so ops keep within half of that there, splitting their
+    /// work into several launches or refusing shapes they cannot split. `None` on other
+    /// adapters.
+    pub fn loop_budget(&self) -> Option<usize> {
+        self.ctx.adapter.is_cpu().then_some(LOOP_BUDGET)
+    }
+
+    /// The device limits in force.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.ctx.limits
+    }
+
+    /// How many buffers, uniform blocks, bind groups, dispatches, submissions and host
+    /// waits this backend (and its clones) has made so far.
+    pub fn stats(&self) -> GpuStats {
+        lock(&self.ctx.recorder).stats
+    }
+
+    /// Whether this device has the timestamp queries behind [`Backend::timer_read`].
+    pub fn has_timestamps(&self) -> bool {
+        lock(&self.ctx.timer).is_some()
+    }
+
+    /// Fails where an invocation would loop `units × cost` times beyond the adapter's
+    /// [`Gpu::loop_budget`], naming `op` and `what` (built only on failure).
+    pub(super) fn check_loop(
+        &self,
+        op: &str,
+        units: usize,
+        cost: usize,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        match self.loop_budget() {
+            Some(budget) if units.saturating_mul(cost) > budget => {
+                Err(Error::InvalidArgument(format!(
+                    "{op}: {}, over the {} this adapter's kernels can loop over (llvmpipe ends an invocation after 65535 loop iterations)",
+                    what(),
+                    budget / cost
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Ops::linear_forward`](crate::backend::Ops::linear_forward) with a chosen kernel
+    /// (for benchmarks and tests; the op picks by shape).
+    pub fn linear_forward_with(
+        &self,
+        kernel: super::linear::MatmulKernel,
+        x: &DeviceTensor<Gpu>,
+        w: &DeviceTensor<Gpu>,
+        b: &DeviceTensor<Gpu>,
+        y: &DeviceTensor<Gpu>,
+    ) -> Result<()> {
+        check::linear_forward(x, w, b, Act::Identity, y)?;
+        super::linear::forward(self, kernel, x, w, b, Act::Identity, y)
+    }
+
+    /// [`Error::DeviceLost`] once the device is lost, else the first error the device
+    /// reported, else `Ok`.
+    pub(super) fn health(&self) -> Result<()> {
+        if let Some(why) = lock(&self.ctx.lost).clone() {
+            return Err(Error::DeviceLost(why));
+        }
+        if let Some(e) = lock(&self.ctx.device_error).take() {
+            return Err(Error::Gpu(e));
+        }
+        Ok(())
+    }
+
+    /// Submits the open encoder and reports device errors.
+    pub(super) fn submit(&self, recorder: &mut Recorder) -> Result<()> {
+        recorder.submit(&self.ctx.queue);
+        self.health()
+    }
+
+    /// Maps the first `bytes` of `buffer` (the work that fills it already submitted),
+    /// waits, and copies them out as `T`s; the buffer is unmapped again on every path
+    /// where it was mapped, since a mapped buffer poisons later submissions. `what`
+    /// names the read in errors.
+    pub(super) fn read_back<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        what: &str,
+    ) -> Result<Vec<T>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        buffer.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        // Another thread's poll may be the one that runs the callback: wait for it.
+        match rx.recv_timeout(MAP_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Gpu(format!("mapping {what}: {e}"))),
+            Err(_) => return Err(Error::Gpu(format!("{what} did not complete in time"))),
+        }
+        let data = buffer
+            .get_mapped_range(0..bytes)
+            .map(|v| bytemuck::cast_slice::<u8, T>(&v).to_vec())
+            .map_err(|e| Error::Gpu(format!("reading {what}: {e}")));
+        buffer.unmap();
+        data
+    }
+
+    pub(super) fn wait(&self) -> Result<()> {
+        lock(&self.ctx.recorder).stats.waits += 1;
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.health()
+    }
+}

@@ -1,0 +1,54 @@
+//! [`MlpTrainer`]: a whole epoch of mini-batch SGD on a narrow MLP in one op, beside
+//! the op set rather than in it. A backend offers one through
+//! [`Backend::mlp_trainer`](super::Backend::mlp_trainer); `fit` asks once per run.
+
+use crate::backend::{check, Backend, DeviceTensor, MlpEpoch, MlpSpec};
+use crate::error::{Error, Result};
+
+/// A backend's fully fused MLP trainer.
+pub trait MlpTrainer<B: Backend>: Send + Sync {
+    /// Whether [`MlpTrainer::mlp_epoch`] can train `spec` in mini-batches of
+    /// `batch_size` (a GPU needs the network and one batch's activations in workgroup
+    /// memory).
+    fn mlp_fits(&self, spec: &MlpSpec, batch_size: usize) -> bool;
+
+    /// The kernel of [`MlpTrainer::mlp_epoch`], reached only through it: the arguments
+    /// are checked and the spec fits.
+    fn mlp_epoch_unchecked(
+        &self,
+        spec: &MlpSpec,
+        params: &DeviceTensor<B>,
+        inputs: &DeviceTensor<B>,
+        targets: &DeviceTensor<B>,
+        epoch: &MlpEpoch,
+        losses: &DeviceTensor<B>,
+    ) -> Result<()>;
+
+    /// A short description of why `spec` does not fit with `batch_size`, for the
+    /// error of [`MlpTrainer::mlp_epoch`].
+    fn why_not(&self, spec: &MlpSpec, batch_size: usize) -> String {
+        format!("the fused trainer cannot take {spec:?} with batches of {batch_size}")
+    }
+
+    /// One whole epoch of mini-batch SGD on the MLP `spec`, in one op: mini-batches of
+    /// `epoch.batch_size` rows of `inputs`/`targets` in order, each one's MSE loss
+    /// written to its row of `losses`, the packed `params` updated in place (see
+    /// [`MlpSpec`]). Checks its arguments, and fails with
+    /// [`Error::InvalidArgument`] where [`MlpTrainer::mlp_fits`] is false. Do not
+    /// override: a backend implements [`MlpTrainer::mlp_epoch_unchecked`].
+    fn mlp_epoch(
+        &self,
+        spec: &MlpSpec,
+        params: &DeviceTensor<B>,
+        inputs: &DeviceTensor<B>,
+        targets: &DeviceTensor<B>,
+        epoch: &MlpEpoch,
+        losses: &DeviceTensor<B>,
+    ) -> Result<()> {
+        check::mlp_epoch(spec, params, inputs, targets, epoch, losses)?;
+        if !self.mlp_fits(spec, epoch.batch_size) {
+            return Err(Error::InvalidArgument(self.why_not(spec, epoch.batch_size)));
+        }
+        self.mlp_epoch_unchecked(spec, params, inputs, targets, epoch, losses)
+    }
+}

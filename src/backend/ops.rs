@@ -1,0 +1,190 @@
+//! [`Ops`]: the op set of minidl, the same for every [`Backend`]. Each op checks its
+//! arguments once, here ([`check`]), and then runs the backend's unchecked kernel, so
+//! that every backend rejects exactly the same calls with exactly the same errors and
+//! a backend only computes.
+
+use crate::backend::{
+    check, Act, AdamStep, Backend, DeviceTensor, LossKind, MomentumStep, Reduction,
+};
+use crate::error::Result;
+
+/// The checked op set, implemented for every [`Backend`]. Every op returns an error,
+/// never panics, on bad shapes or outputs that alias inputs.
+pub trait Ops: Backend {
+    /// Overwrites `dst` with `data` (row-major, exactly `dst.len()` values), after all
+    /// previously recorded work.
+    fn write(&self, dst: &DeviceTensor<Self>, data: &[f32]) -> Result<()> {
+        check::write(dst, data)?;
+        self.write_unchecked(dst, data)
+    }
+
+    /// Copies `src` into `dst` (same shape, distinct buffers), after the recorded work.
+    fn copy(&self, src: &DeviceTensor<Self>, dst: &DeviceTensor<Self>) -> Result<()> {
+        check::copy(src, dst)?;
+        self.copy_unchecked(src, dst)
+    }
+
+    /// `y = x · wᵀ + b` with `x: n×k`, `w: m×k`, `b: 1×m`, `y: n×m`:
+    /// [`Ops::linear_act_forward`] with no activation.
+    fn linear_forward(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        self.linear_act_forward(x, w, b, Act::Identity, y)
+    }
+
+    /// Backward of [`Ops::linear_forward`] given `dy: n×m`: `dx = dy · w` (overwritten,
+    /// skipped when `dx` is `None`), `dw += dyᵀ · x`, `db += Σ_rows dy`.
+    fn linear_backward(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        self.linear_act_backward(x, w, None, dy, Act::Identity, dx, dw, db)
+    }
+
+    /// A linear layer and its activation in one op: `y = act(x · wᵀ + b)`, shapes as
+    /// [`Ops::linear_forward`]. The same numbers as the linear op followed by the
+    /// activation's op.
+    fn linear_act_forward(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        act: Act,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::linear_forward(x, w, b, act, y)?;
+        self.linear_forward_unchecked(x, w, b, act, y)
+    }
+
+    /// Backward of [`Ops::linear_act_forward`] given its output `y` (needed, and
+    /// shaped `n×m`, unless `act` is the identity) and `dy: n×m`: with
+    /// `dz = dy ⊙ act'(y)`, `dx = dz · w` (overwritten, skipped when `None`),
+    /// `dw += dzᵀ · x`, `db += Σ_rows dz`. The same numbers as the activation's
+    /// backward followed by the linear one.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_act_backward(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        y: Option<&DeviceTensor<Self>>,
+        dy: &DeviceTensor<Self>,
+        act: Act,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::linear_act_backward(x, w, y, dy, act, dx, dw, db)?;
+        let y = y.filter(|_| act != Act::Identity);
+        self.linear_backward_unchecked(x, w, y, dy, act, dx, dw, db)
+    }
+
+    /// `y = act(x)`, elementwise (see [`reference::activate`](super::reference::activate)).
+    fn activation_forward(
+        &self,
+        act: Act,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::activation(act, "forward", &[x], y)?;
+        self.activation_forward_unchecked(act, x, y)
+    }
+
+    /// `dx = dy ⊙ act'`, from `saved`: the forward input where
+    /// [`Act::backward_from_input`], else the forward output (see
+    /// [`reference::gate_one`](super::reference::gate_one)).
+    fn activation_backward(
+        &self,
+        act: Act,
+        saved: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::activation(act, "backward", &[saved, dy], dx)?;
+        self.activation_backward_unchecked(act, saved, dy, dx)
+    }
+
+    /// Writes the loss `kind` of `pred` against `target`, reduced by `reduction`, into
+    /// the single element of `out` (a `1 × 1` view, typically one slot of a per-epoch
+    /// loss vector). For MSE `target` is shaped like `pred`; for cross-entropy `pred`
+    /// holds `n × classes` logits and `target` `n × 1` class indices.
+    fn loss(
+        &self,
+        kind: LossKind,
+        pred: &DeviceTensor<Self>,
+        target: &DeviceTensor<Self>,
+        reduction: Reduction,
+        out: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::loss(kind, pred, target, out)?;
+        self.loss_unchecked(kind, pred, target, reduction, out)
+    }
+
+    /// The gradient of [`Ops::loss`] with respect to `pred`, into `grad` (shaped like
+    /// `pred`): `2 (p − t)` times the reduction's factor for MSE,
+    /// `scale · (softmax(z) − onehot(label))` for cross-entropy.
+    fn loss_grad(
+        &self,
+        kind: LossKind,
+        pred: &DeviceTensor<Self>,
+        target: &DeviceTensor<Self>,
+        reduction: Reduction,
+        grad: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::loss_grad(kind, pred, target, grad)?;
+        self.loss_grad_unchecked(kind, pred, target, reduction, grad)
+    }
+
+    /// Plain SGD in place: `param -= lr · grad`.
+    fn sgd_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        lr: f32,
+    ) -> Result<()> {
+        check::sgd_step(param, grad, lr)?;
+        self.sgd_step_unchecked(param, grad, lr)
+    }
+
+    /// One step of SGD with momentum in place, as PyTorch's `SGD` (`dampening = 0`):
+    /// `g = grad + weight_decay · param`, `velocity = momentum · velocity + g`, then
+    /// `param −= lr · (g + momentum · velocity)` with Nesterov, else
+    /// `param −= lr · velocity`. `velocity` (shaped like `param`) starts at zero.
+    fn momentum_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        velocity: &DeviceTensor<Self>,
+        hyper: &MomentumStep,
+    ) -> Result<()> {
+        check::momentum_step(param, grad, velocity, hyper)?;
+        self.momentum_step_unchecked(param, grad, velocity, hyper)
+    }
+
+    /// One step of Adam in place, as PyTorch's `Adam`: `state` is `1 × (2n + 2)` for
+    /// an `n`-element `param`, holding the running means `m` and `v` and the bias
+    /// corrections `c₁ = 1 − β₁ᵗ`, `c₂ = 1 − β₂ᵗ` of step `t`, all zero before the
+    /// first step. With `g = grad + weight_decay · param`: `m += (1 − β₁)(g − m)`,
+    /// `v = β₂ v + (1 − β₂) g²`, `c ← (1 − β) + β c` (which is `1 − βᵗ⁺¹`), then
+    /// `param −= lr / c₁ · m / (√v / √c₂ + ε)`.
+    fn adam_step(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        state: &DeviceTensor<Self>,
+        hyper: &AdamStep,
+    ) -> Result<()> {
+        check::adam_step(param, grad, state, hyper)?;
+        self.adam_step_unchecked(param, grad, state, hyper)
+    }
+}
+
+impl<B: Backend> Ops for B {}
