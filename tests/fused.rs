@@ -108,6 +108,13 @@ fn gpu_fused_epochs_match_the_cpu_reference() {
             10,
             Reduction::Sum,
         ),
+        // LeakyReLU layers, their slope inside the activation.
+        (
+            spec(&[2, 12, 12, 2], &[LeakyRelu(0.01), LeakyRelu(0.3), Tanh]),
+            200,
+            10,
+            Reduction::Sum,
+        ),
     ];
     for (i, (spec, rows, batch_size, reduction)) in cases.iter().enumerate() {
         let hyper = MlpEpoch {
@@ -279,7 +286,7 @@ fn cpu_fused_layer_ops_equal_the_separate_ops_bitwise() {
     let w = b.upload(&random(&mut r, m, k, -1.0, 1.0)).unwrap();
     let bias = b.upload(&random(&mut r, 1, m, -1.0, 1.0)).unwrap();
     let dy = b.upload(&random(&mut r, n, m, -1.0, 1.0)).unwrap();
-    for act in [Act::Relu, Act::Tanh, Act::Sigmoid] {
+    for act in Act::ALL {
         // Separately: z = linear, y = act(z), dz = act backward, then linear backward.
         let (z, y, dz) = (
             b.alloc(n, m).unwrap(),
@@ -287,20 +294,9 @@ fn cpu_fused_layer_ops_equal_the_separate_ops_bitwise() {
             b.alloc(n, m).unwrap(),
         );
         b.linear_forward(&x, &w, &bias, &z).unwrap();
-        match act {
-            Act::Relu => {
-                b.activation_forward(Act::Relu, &z, &y).unwrap();
-                b.activation_backward(Act::Relu, &z, &dy, &dz).unwrap();
-            }
-            Act::Sigmoid => {
-                b.activation_forward(Act::Sigmoid, &z, &y).unwrap();
-                b.activation_backward(Act::Sigmoid, &y, &dy, &dz).unwrap();
-            }
-            _ => {
-                b.activation_forward(Act::Tanh, &z, &y).unwrap();
-                b.activation_backward(Act::Tanh, &y, &dy, &dz).unwrap();
-            }
-        }
+        b.activation_forward(act, &z, &y).unwrap();
+        let saved = if act.backward_from_input() { &z } else { &y };
+        b.activation_backward(act, saved, &dy, &dz).unwrap();
         let (dx, dw, db) = (
             b.alloc(n, k).unwrap(),
             b.alloc(m, k).unwrap(),

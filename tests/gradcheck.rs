@@ -163,7 +163,7 @@ fn mse_follows_pytorch_reductions() {
 fn activation_gates_match_finite_differences() {
     use minidl::Act;
     let mut r = rng(16);
-    for act in [Act::Identity, Act::Relu, Act::Tanh, Act::Sigmoid] {
+    for act in Act::ALL {
         // Away from ReLU's kink at 0, where the difference quotient straddles it.
         let mut z: Vec<f64> = random(&mut r, 40)
             .into_iter()

@@ -19,7 +19,7 @@ use minidl::{Act, Backend, Cpu, DeviceTensor, Reduction, Tensor};
 use minidl::{LossKind, Ops};
 use proptest::prelude::*;
 
-const ACTS: [Act; 4] = [Act::Identity, Act::Relu, Act::Tanh, Act::Sigmoid];
+const ACTS: [Act; 5] = Act::ALL;
 
 /// `n` cases, or `PROPTEST_CASES` where set (for a longer run by hand).
 fn cases(n: u32) -> ProptestConfig {

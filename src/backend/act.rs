@@ -41,8 +41,8 @@ impl Hash for Act {
 }
 
 impl Act {
-    /// Every activation without a parameter, and LeakyReLU with PyTorch's slope 0.01:
-    /// the list tests run over.
+    /// Every variant: those without a parameter, and LeakyReLU with PyTorch's slope
+    /// 0.01 (the list the WGSL prelude and the tests run over).
     pub const ALL: [Act; 5] = [
         Act::Identity,
         Act::Relu,
@@ -63,14 +63,16 @@ impl Act {
         }
     }
 
-    /// The names and codes of the variants, for the WGSL prelude.
-    pub(crate) const CODES: [(&'static str, u32); 5] = [
-        ("IDENTITY", 0),
-        ("RELU", 1),
-        ("TANH", 2),
-        ("SIGMOID", 3),
-        ("LEAKY_RELU", 4),
-    ];
+    /// The name of [`Act::code`]'s constant in WGSL (declared by the generated prelude).
+    pub(crate) fn wgsl_const(self) -> &'static str {
+        match self {
+            Act::Identity => "IDENTITY",
+            Act::Relu => "RELU",
+            Act::Tanh => "TANH",
+            Act::Sigmoid => "SIGMOID",
+            Act::LeakyRelu(_) => "LEAKY_RELU",
+        }
+    }
 
     /// LeakyReLU's negative slope; 0 for the others (whose kernels ignore it).
     pub fn slope(self) -> f32 {

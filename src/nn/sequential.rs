@@ -113,15 +113,15 @@ impl<B: Backend> Module<B> for Sequential<B> {
             match self.next_act.get(i.wrapping_sub(1)).copied().flatten() {
                 // Layer i is the activation the layer before it ran fused.
                 Some(act) if i > 0 && self.fused[i - 1] => {
-                    let name = self.layers[i - 1].name();
-                    g = self.layers[i - 1]
-                        .backward_fused(backend, &g, act)?
-                        .ok_or_else(|| {
-                            Error::InvalidArgument(format!(
-                                "{name}: fused backward unavailable after a fused forward"
-                            ))
-                        })?
-                        .clone();
+                    g = match self.layers[i - 1].backward_fused(backend, &g, act)? {
+                        Some(dx) => dx.clone(),
+                        None => {
+                            return Err(Error::InvalidArgument(format!(
+                                "{}: fused backward unavailable after a fused forward",
+                                self.layers[i - 1].name()
+                            )))
+                        }
+                    };
                     i -= 1;
                 }
                 _ => g = self.layers[i].backward(backend, &g)?.clone(),

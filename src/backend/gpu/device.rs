@@ -22,6 +22,7 @@ impl Gpu {
         let instance = adapter::instance();
         let adapter = adapter::choose(&instance, name)?;
         let summary = AdapterSummary::of(&adapter);
+        let summary_is_cpu = summary.is_cpu();
         let limits = adapter.limits();
         let features = adapter.features() & OPTIONAL_FEATURES;
         let info = adapter.get_info();
@@ -71,6 +72,7 @@ impl Gpu {
                 staging: Mutex::new(None),
                 fused: Mutex::new(Default::default()),
                 subgroup_size,
+                loop_budget: summary_is_cpu.then_some(LOOP_BUDGET),
                 timer: Mutex::new(timer),
             }),
         })
@@ -104,7 +106,7 @@ impl Gpu {
     /// work into several launches or refusing shapes they cannot split. `None` on other
     /// adapters.
     pub fn loop_budget(&self) -> Option<usize> {
-        self.ctx.adapter.is_cpu().then_some(LOOP_BUDGET)
+        self.ctx.loop_budget
     }
 
     /// The device limits in force.

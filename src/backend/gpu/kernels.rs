@@ -25,8 +25,12 @@ pub fn prelude() -> String {
         "// Generated from the Rust constants of src/backend/gpu/mod.rs and act.rs.\n\
          const WG_FLAT: u32 = {FLAT}u;\nconst TILE: u32 = {TILE}u;\nconst BLOCK: u32 = {BLOCK}u;\n"
     );
-    for (name, code) in Act::CODES {
-        s.push_str(&format!("const {name}: u32 = {code}u;\n"));
+    for act in Act::ALL {
+        s.push_str(&format!(
+            "const {}: u32 = {}u;\n",
+            act.wgsl_const(),
+            act.code()
+        ));
     }
     s
 }
@@ -41,7 +45,7 @@ pub(crate) fn with_prelude(body: &str) -> String {
 }
 
 /// The shader files of the crate, in the order [`Kernel`]'s entries index them.
-const FILES: [(&str, &str); 5] = [
+const FILES: &[(&str, &str)] = &[
     ("linear.wgsl", include_str!("../../../shaders/linear.wgsl")),
     (
         "activation.wgsl",
@@ -53,6 +57,7 @@ const FILES: [(&str, &str); 5] = [
         "cross_entropy.wgsl",
         include_str!("../../../shaders/cross_entropy.wgsl"),
     ),
+    ("fill.wgsl", include_str!("../../../shaders/fill.wgsl")),
 ];
 
 /// Every shader of the crate with its prelude, for pipeline creation and for the
@@ -110,6 +115,7 @@ kernels! {
     AdamUpdate => (3, "adam_update"),
     CrossEntropyLoss => (4, "cross_entropy_loss"),
     CrossEntropyGrad => (4, "cross_entropy_grad"),
+    Fill => (5, "fill"),
 }
 
 impl Kernel {

@@ -83,6 +83,8 @@ struct Context {
     fused: Mutex<mlp_fused::FusedPipelines>,
     /// The subgroup size, where the device has subgroups of one fixed size.
     subgroup_size: Option<u32>,
+    /// [`Gpu::loop_budget`], decided once from the adapter.
+    loop_budget: Option<usize>,
     /// The timestamp queries of `Backend::timer_*`, where the device has them.
     timer: Mutex<Option<timer::Timer>>,
 }

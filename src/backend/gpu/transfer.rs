@@ -4,7 +4,8 @@
 use wgpu::util::DeviceExt;
 
 use super::buffer::{GpuBuffer, TENSOR_USAGE};
-use super::{lock, Gpu};
+use super::kernels::Kernel;
+use super::{lock, Gpu, Grid};
 use crate::backend::{next_buffer_id, DeviceTensor};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -136,15 +137,17 @@ impl Gpu {
         if dst.is_empty() {
             return Ok(());
         }
-        let ctx = &self.ctx;
-        let mut recorder = lock(&ctx.recorder);
-        recorder.encoder(&ctx.device).clear_buffer(
-            dst.buffer().raw(),
-            dst.offset() as u64 * 4,
-            Some(dst.len() as u64 * 4),
-        );
-        recorder.recorded(&ctx.queue);
-        Ok(())
+        // A kernel rather than a buffer clear: it stays in the open compute pass, so
+        // that zeroing gradients between steps does not split the recording.
+        let count = dst.len();
+        self.launch(
+            Kernel::Fill,
+            &[],
+            dst,
+            [count, 0, 0, 0],
+            [0.0; 4],
+            Grid::Flat(count),
+        )
     }
 
     pub(super) fn copy_data(&self, src: &DeviceTensor<Gpu>, dst: &DeviceTensor<Gpu>) -> Result<()> {
