@@ -273,3 +273,45 @@ pub fn run_adam<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &AdamStep) -
     }
     b.download(&param).unwrap()
 }
+
+pub fn linear_forward<B: Backend>(b: &B, x: &Tensor, w: &Tensor, bias: &Tensor) -> Tensor {
+    let (n, m) = (x.shape()[0], w.shape()[0]);
+    let y = b.alloc(n, m).unwrap();
+    b.linear_forward(
+        &b.upload(x).unwrap(),
+        &b.upload(w).unwrap(),
+        &b.upload(bias).unwrap(),
+        &y,
+    )
+    .unwrap();
+    b.download(&y).unwrap()
+}
+
+/// dx, dw and db after a backward into gradients that already hold `dw0` and `db0`.
+pub fn linear_backward<B: Backend>(
+    b: &B,
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    dw0: &Tensor,
+    db0: &Tensor,
+) -> (Tensor, Tensor, Tensor) {
+    let (n, k) = (x.shape()[0], x.shape()[1]);
+    let dx = b.alloc(n, k).unwrap();
+    let dw = b.upload(dw0).unwrap();
+    let db = b.upload(db0).unwrap();
+    b.linear_backward(
+        &b.upload(x).unwrap(),
+        &b.upload(w).unwrap(),
+        &b.upload(dy).unwrap(),
+        Some(&dx),
+        &dw,
+        &db,
+    )
+    .unwrap();
+    (
+        b.download(&dx).unwrap(),
+        b.download(&dw).unwrap(),
+        b.download(&db).unwrap(),
+    )
+}

@@ -1,0 +1,217 @@
+//! The linear layer's ops on the GPU against the CPU reference: the forward with both
+//! matrix kernels, the backward, and the fused linear + activation ops, on random
+//! inputs of several shapes (none a multiple of the workgroup size or the tiles).
+//!
+//! Tolerances are stated per op from the rounding each performs: a sum of n terms
+//! taken in any order (or with fused multiply-adds) is within γ_n·Σ|terms| of the exact
+//! value, so two such evaluations differ by at most 2·γ_n·Σ|terms|.
+
+mod common;
+
+use common::{
+    abs64, assert_within, gamma, gpu, linear_act_backward_bounds, linear_backward, linear_forward,
+    random, rng, U,
+};
+use minidl::backend::gpu::linear::MatmulKernel;
+use minidl::backend::reference;
+use minidl::{Act, Backend, Cpu, Ops, Tensor};
+
+/// Input shapes (rows × cols) every op is run on.
+const SHAPES: [(usize, usize); 5] = [(1, 1), (10, 25), (1000, 2), (257, 129), (3, 300)];
+
+#[test]
+fn linear_forward_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(1);
+    for (n, k) in SHAPES {
+        for m in [1, 25, 130] {
+            let x = random(&mut r, n, k, -1.0, 1.0);
+            let w = random(&mut r, m, k, -1.0, 1.0);
+            let b = random(&mut r, 1, m, -1.0, 1.0);
+            let got = linear_forward(&gpu, &x, &w, &b);
+            let want = linear_forward(&Cpu, &x, &w, &b);
+            // Σ|x||w| + |b| per output, scaled by 2γ_{k+1}.
+            let mut mag = vec![0.0f64; n * m];
+            reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
+            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
+            assert_within(
+                &format!("linear_forward {n}×{k}→{m}"),
+                got.data(),
+                want.data(),
+                &bound,
+            );
+        }
+    }
+}
+
+#[test]
+fn both_matmul_kernels_match_cpu_on_any_shape() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(11);
+    let shapes = SHAPES
+        .iter()
+        .copied()
+        .chain([(64, 64), (100, 77), (33, 300)]);
+    for (n, k) in shapes {
+        for m in [1, 25, 64, 130] {
+            let x = random(&mut r, n, k, -1.0, 1.0);
+            let w = random(&mut r, m, k, -1.0, 1.0);
+            let b = random(&mut r, 1, m, -1.0, 1.0);
+            let want = linear_forward(&Cpu, &x, &w, &b);
+            let mut mag = vec![0.0f64; n * m];
+            reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
+            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
+            for kernel in [MatmulKernel::Naive, MatmulKernel::Tiled] {
+                let y = gpu.alloc(n, m).unwrap();
+                gpu.linear_forward_with(
+                    kernel,
+                    &gpu.upload(&x).unwrap(),
+                    &gpu.upload(&w).unwrap(),
+                    &gpu.upload(&b).unwrap(),
+                    &y,
+                )
+                .unwrap();
+                let got = gpu.download(&y).unwrap();
+                assert_within(
+                    &format!("{kernel:?} linear_forward {n}×{k}→{m}"),
+                    got.data(),
+                    want.data(),
+                    &bound,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn linear_backward_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(2);
+    for (n, k) in SHAPES {
+        for m in [1, 25, 130] {
+            let x = random(&mut r, n, k, -1.0, 1.0);
+            let w = random(&mut r, m, k, -1.0, 1.0);
+            let dy = random(&mut r, n, m, -1.0, 1.0);
+            let dw0 = random(&mut r, m, k, -1.0, 1.0);
+            let db0 = random(&mut r, 1, m, -1.0, 1.0);
+            let got = linear_backward(&gpu, &x, &w, &dy, &dw0, &db0);
+            let want = linear_backward(&Cpu, &x, &w, &dy, &dw0, &db0);
+            let what = |t: &str| format!("linear_backward {t} {n}×{k}→{m}");
+
+            let mut mag = vec![0.0f64; n * k];
+            reference::linear_backward_input(&abs64(&dy), &abs64(&w), &mut mag, n, k, m);
+            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(m) * v).collect();
+            assert_within(&what("dx"), got.0.data(), want.0.data(), &bound);
+
+            let mut mag = abs64(&dw0);
+            reference::linear_backward_weight(&abs64(&dy), &abs64(&x), &mut mag, n, k, m);
+            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(n + 1) * v).collect();
+            assert_within(&what("dw"), got.1.data(), want.1.data(), &bound);
+
+            let mut mag = abs64(&db0);
+            reference::linear_backward_bias(&abs64(&dy), &mut mag, n, m);
+            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(n + 1) * v).collect();
+            assert_within(&what("db"), got.2.data(), want.2.data(), &bound);
+        }
+    }
+}
+
+/// The fused linear + activation ops on `b`: the forward output, and dx, dw, db of
+/// the backward from the same host `y` (so both backends gate identically).
+#[allow(clippy::type_complexity)]
+fn linear_act<B: Backend>(
+    b: &B,
+    act: Act,
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    y: &Tensor,
+    dy: &Tensor,
+) -> (Tensor, Tensor, Tensor, Tensor) {
+    let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let (xd, wd) = (b.upload(x).unwrap(), b.upload(w).unwrap());
+    let out = b.alloc(n, m).unwrap();
+    b.linear_act_forward(&xd, &wd, &b.upload(bias).unwrap(), act, &out)
+        .unwrap();
+    let (dx, dw, db) = (
+        b.alloc(n, k).unwrap(),
+        b.alloc(m, k).unwrap(),
+        b.alloc(1, m).unwrap(),
+    );
+    let yd = b.upload(y).unwrap();
+    b.linear_act_backward(
+        &xd,
+        &wd,
+        Some(&yd),
+        &b.upload(dy).unwrap(),
+        act,
+        Some(&dx),
+        &dw,
+        &db,
+    )
+    .unwrap();
+    (
+        b.download(&out).unwrap(),
+        b.download(&dx).unwrap(),
+        b.download(&dw).unwrap(),
+        b.download(&db).unwrap(),
+    )
+}
+
+#[test]
+fn fused_linear_activation_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(12);
+    for act in Act::ALL {
+        for (n, k) in SHAPES {
+            for m in [1, 25, 130] {
+                let x = random(&mut r, n, k, -1.0, 1.0);
+                let w = random(&mut r, m, k, -1.0, 1.0);
+                let bias = random(&mut r, 1, m, -1.0, 1.0);
+                let dy = random(&mut r, n, m, -1.0, 1.0);
+                // The forward output both backwards gate with: the CPU's.
+                let (y, ..) = linear_act(&Cpu, act, &x, &w, &bias, &dy, &dy);
+                let got = linear_act(&gpu, act, &x, &w, &bias, &y, &dy);
+                let want = linear_act(&Cpu, act, &x, &w, &bias, &y, &dy);
+                let what = |t: &str| format!("{act:?} {t} {n}×{k}→{m}");
+                // Forward: the linear bound (the activations are 1-Lipschitz) plus
+                // tanh's or the sigmoid's own error (2⁻²⁰ absolute and a few
+                // roundings; the sigmoid's, from exp's 3 + 2|z| ulp, is smaller).
+                let mut mag = vec![0.0f64; n * m];
+                reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&bias), &mut mag, n, k, m);
+                let act_err = |v: f64| match act {
+                    Act::Tanh | Act::Sigmoid => 2f64.powi(-20) + 8.0 * U * v,
+                    _ => 0.0,
+                };
+                let bound: Vec<f64> = mag
+                    .iter()
+                    .map(|v| 2.0 * gamma(k + 1) * v + act_err(*v))
+                    .collect();
+                assert_within(&what("forward"), got.0.data(), want.0.data(), &bound);
+                // Backward: sums of |dz|-weighted terms, and the gates' own difference.
+                let [dx, dw, db] = linear_act_backward_bounds(&x, &w, &y, &dy, act);
+                assert_within(&what("dx"), got.1.data(), want.1.data(), &dx);
+                assert_within(&what("dw"), got.2.data(), want.2.data(), &dw);
+                assert_within(&what("db"), got.3.data(), want.3.data(), &db);
+            }
+        }
+    }
+}
+
+#[test]
+fn empty_batches_are_fine() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(8);
+    let x = Tensor::new(&[0, 3], vec![]).unwrap();
+    let w = random(&mut r, 4, 3, -1.0, 1.0);
+    let b = random(&mut r, 1, 4, -1.0, 1.0);
+    let got = linear_forward(&gpu, &x, &w, &b);
+    assert_eq!(got, linear_forward(&Cpu, &x, &w, &b));
+    assert_eq!(got.shape(), [0, 4]);
+    // A weight gradient over no rows adds nothing.
+    let dy = Tensor::new(&[0, 4], vec![]).unwrap();
+    let dw0 = random(&mut r, 4, 3, -1.0, 1.0);
+    let db0 = random(&mut r, 1, 4, -1.0, 1.0);
+    let (_, dw, db) = linear_backward(&gpu, &x, &w, &dy, &dw0, &db0);
+    assert_eq!((dw.data(), db.data()), (dw0.data(), db0.data()));
+}
