@@ -1,5 +1,5 @@
 //! The seed workload in one place: the 2-25-25-25-2 network of the original report and
-//! its hyperparameters (see `DESIGN.md`).
+//! its hyperparameters (the README describes the workload).
 
 use rand::Rng;
 

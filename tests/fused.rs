@@ -1,4 +1,4 @@
-//! The fully fused trainer (`Backend::mlp_epoch`) against the step-by-step path: on
+//! The fully fused trainer (`MlpTrainer::mlp_epoch`) against the step-by-step path: on
 //! the CPU they are the same composition of reference ops and must agree bit for bit;
 //! the GPU kernel must agree with the CPU reference within a stated tolerance.
 

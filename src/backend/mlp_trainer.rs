@@ -1,6 +1,6 @@
 //! [`MlpTrainer`]: a whole epoch of mini-batch SGD on a narrow MLP in one op, beside
 //! the op set rather than in it. A backend offers one through
-//! [`Backend::mlp_trainer`](super::Backend::mlp_trainer); `fit` asks once per run.
+//! [`Backend::mlp_trainer`]; `fit` asks once per run.
 
 use crate::backend::{check, Backend, DeviceTensor, MlpEpoch, MlpSpec};
 use crate::error::{Error, Result};

@@ -1,9 +1,9 @@
-//! The hyperparameters the optimizer ops ([`Backend::momentum_step`] and
-//! [`Backend::adam_step`]) take, as PyTorch's `torch.optim.SGD` and `torch.optim.Adam`
+//! The hyperparameters the optimizer ops ([`Ops::momentum_step`] and
+//! [`Ops::adam_step`]) take, as PyTorch's `torch.optim.SGD` and `torch.optim.Adam`
 //! name them.
 //!
-//! [`Backend::momentum_step`]: crate::Backend::momentum_step
-//! [`Backend::adam_step`]: crate::Backend::adam_step
+//! [`Ops::momentum_step`]: crate::Ops::momentum_step
+//! [`Ops::adam_step`]: crate::Ops::adam_step
 
 use crate::error::{Error, Result};
 

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 /// PyTorch's `nn.Sequential` (`"0.weight"`, `"2.bias"`, ...).
 ///
 /// A layer followed by an activation layer runs both in one op where it can
-/// ([`Module::forward_fused`]: a `Linear` and a ReLU or Tanh are one kernel forward
+/// ([`Module::forward_fused`]: a `Linear` and any activation are one kernel forward
 /// and three backward, instead of two and four).
 pub struct Sequential<B: Backend> {
     layers: Vec<Box<dyn Module<B>>>,

@@ -120,7 +120,8 @@ impl Gpu {
         lock(&self.ctx.recorder).stats
     }
 
-    /// Whether this device has the timestamp queries behind [`Backend::timer_read`].
+    /// Whether this device has the timestamp queries behind its
+    /// [`DeviceTimer`](crate::backend::DeviceTimer).
     pub fn has_timestamps(&self) -> bool {
         lock(&self.ctx.timer).is_some()
     }

@@ -3,7 +3,7 @@
 //! driver starts with a prelude generated here from the Rust constants (workgroup and
 //! tile sizes, activation codes), then `common.wgsl` (the binding convention) and
 //! `act.wgsl` (the activations by code). The kernel list is written once, in
-//! [`kernels!`], which derives the enum, its table order and its entry points.
+//! `kernels!`, which derives the enum, its table order and its entry points.
 
 use super::{BLOCK, FLAT, TILE};
 use crate::backend::Act;

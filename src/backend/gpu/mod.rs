@@ -85,7 +85,7 @@ struct Context {
     subgroup_size: Option<u32>,
     /// [`Gpu::loop_budget`], decided once from the adapter.
     loop_budget: Option<usize>,
-    /// The timestamp queries of `Backend::timer_*`, where the device has them.
+    /// The timestamp queries behind [`DeviceTimer`], where the device has them.
     timer: Mutex<Option<timer::Timer>>,
 }
 
