@@ -7,7 +7,7 @@
 
 pub use crate::backend::{AdamStep, MomentumStep};
 
-use crate::backend::{Backend, DeviceTensor, Ops};
+use crate::backend::{Backend, BufferHandle, DeviceTensor, Ops};
 use crate::error::{Error, Result};
 use crate::nn::Parameter;
 
@@ -37,15 +37,23 @@ pub trait Optimizer<B: Backend>: Send {
     }
 }
 
-/// One state tensor per parameter, each `shape(param)` and zero to begin with.
+/// One state tensor per parameter, each `shape(param)` and zero to begin with, bound
+/// to the parameters it was made for (their buffers and offsets).
 struct PerParameter<B: Backend> {
     tensors: Vec<DeviceTensor<B>>,
+    owners: Vec<(u64, usize)>,
+}
+
+/// Where a parameter's values live: its buffer and offset.
+fn place<B: Backend>(p: &Parameter<'_, B>) -> (u64, usize) {
+    (p.value.buffer().id(), p.value.offset())
 }
 
 impl<B: Backend> PerParameter<B> {
     fn new() -> Self {
         PerParameter {
             tensors: Vec::new(),
+            owners: Vec::new(),
         }
     }
 
@@ -61,6 +69,7 @@ impl<B: Backend> PerParameter<B> {
             for p in params {
                 let [rows, cols] = shape(p.value);
                 self.tensors.push(backend.alloc(rows, cols)?);
+                self.owners.push(place(p));
             }
             return Ok(());
         }
@@ -74,6 +83,16 @@ impl<B: Backend> PerParameter<B> {
                 "the optimizer's state was made for {} parameters of other shapes than the {} given: use one optimizer per model",
                 self.tensors.len(),
                 params.len()
+            )));
+        }
+        if let Some(i) = params
+            .iter()
+            .zip(&self.owners)
+            .position(|(p, owner)| place(p) != *owner)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the optimizer's state was made for another model's parameters (parameter {i}, {:?}, is not the one it was made for): use one optimizer per model",
+                params[i].name
             )));
         }
         Ok(())

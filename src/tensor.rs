@@ -13,7 +13,12 @@ pub struct Tensor {
 impl Tensor {
     /// A tensor of `shape` holding `data` (row-major). Fails when the lengths disagree.
     pub fn new(shape: &[usize], data: Vec<f32>) -> Result<Self> {
-        let numel: usize = shape.iter().product();
+        let Some(numel) = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+            return Err(Error::shape(
+                "Tensor::new",
+                format!("shape {shape:?} holds more values than an index can count"),
+            ));
+        };
         if numel != data.len() {
             return Err(Error::shape(
                 "Tensor::new",

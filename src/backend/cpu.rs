@@ -9,7 +9,7 @@ use crate::backend::{
     next_buffer_id, reference, Act, AdamStep, Backend, BufferHandle, DeviceTensor, LossKind,
     MlpEpoch, MlpSpec, MlpTrainer, MomentumStep, Reduction,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// The CPU reference backend. Stateless; clones are interchangeable.
@@ -89,7 +89,22 @@ impl Backend for Cpu {
     }
 
     fn alloc(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Self>> {
-        DeviceTensor::new(CpuBuffer::new(vec![0.0; rows * cols]), 0, rows, cols)
+        let too_large = |bytes: u64| Error::TooLarge {
+            what: format!("a {rows}×{cols} tensor"),
+            bytes,
+            limit: isize::MAX as u64,
+        };
+        let len = rows
+            .checked_mul(cols)
+            .filter(|&n| n <= isize::MAX as usize / 4)
+            .ok_or_else(|| {
+                too_large((rows as u64).saturating_mul(cols as u64).saturating_mul(4))
+            })?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(len)
+            .map_err(|_| too_large(len as u64 * 4))?;
+        data.resize(len, 0.0);
+        DeviceTensor::new(CpuBuffer::new(data), 0, rows, cols)
     }
 
     fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor<Self>> {

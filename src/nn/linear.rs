@@ -72,6 +72,19 @@ impl<B: Backend> Linear<B> {
                 "Linear({in_features}→{out_features}): both sizes must be at least 1"
             )));
         }
+        for (what, t, cols) in [
+            ("weight", weight, in_features),
+            ("bias", bias, out_features),
+        ] {
+            if let Some(i) = t.data().iter().position(|v| !v.is_finite()) {
+                return Err(Error::InvalidArgument(format!(
+                    "Linear({in_features}→{out_features}): {what} element [{}, {}] is {}",
+                    i / cols,
+                    i % cols,
+                    t.data()[i]
+                )));
+            }
+        }
         Ok(Linear {
             in_features,
             out_features,

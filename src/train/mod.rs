@@ -16,7 +16,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::backend::{Backend, DeviceTensor, Ops};
+use crate::backend::{Backend, DeviceTensor, LossKind, Ops};
 use crate::data::{batches, check_finite, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Module, Parameter};
@@ -100,6 +100,9 @@ where
     O: Optimizer<B> + ?Sized,
 {
     let ranges: Vec<_> = batches(data.len(), config.batch_size)?.collect();
+    if let Some((_, outputs)) = model.widths() {
+        check_classes("fit", loss.kind().map(|(kind, _)| kind), outputs, data)?;
+    }
     let targets_host = loss.targets(data)?;
     let inputs = backend.upload(data.inputs())?;
     let targets = backend.upload(&targets_host)?;
@@ -369,6 +372,13 @@ pub fn predict<B: Backend, M: Module<B> + ?Sized>(
     if classes == 0 {
         return Err(Error::InvalidArgument("the model has no outputs".into()));
     }
+    if let Some(i) = out.data().iter().position(|v| v.is_nan()) {
+        return Err(Error::InvalidArgument(format!(
+            "predict: the model's output for row {}, column {} is NaN (have its parameters diverged?)",
+            i / classes,
+            i % classes
+        )));
+    }
     Ok(out
         .data()
         .chunks(classes)
@@ -384,12 +394,42 @@ pub fn predict<B: Backend, M: Module<B> + ?Sized>(
         .collect())
 }
 
-/// How many points of `data` the model classifies wrongly.
+/// Fails where `data`'s classes cannot be compared with the `outputs` of a model
+/// trained with the loss `kind`: MSE compares one-hot rows of `data.classes()` values
+/// with the outputs, so the two widths must be equal; cross-entropy needs an output per
+/// class. `what` names the caller in the message.
+fn check_classes(what: &str, kind: Option<LossKind>, outputs: usize, data: &Dataset) -> Result<()> {
+    let classes = data.classes();
+    let fits = match kind {
+        Some(LossKind::Mse) => classes == outputs,
+        _ => classes <= outputs,
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(Error::shape(
+        what,
+        format!(
+            "the data has {classes} classes but the model outputs {outputs} values{}",
+            match kind {
+                Some(LossKind::Mse) =>
+                    " (MSE compares one-hot targets with the outputs: they must be as many)",
+                _ => " (each class needs an output)",
+            }
+        ),
+    ))
+}
+
+/// How many points of `data` the model classifies wrongly. Fails where the data has
+/// more classes than the model has outputs.
 pub fn count_errors<B: Backend, M: Module<B> + ?Sized>(
     backend: &B,
     model: &mut M,
     data: &Dataset,
 ) -> Result<usize> {
+    if let Some((_, outputs)) = model.widths() {
+        check_classes("count_errors", None, outputs, data)?;
+    }
     let predicted = predict(backend, model, data.inputs())?;
     Ok(predicted
         .iter()

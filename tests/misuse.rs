@@ -1,0 +1,145 @@
+//! Misuse that used to corrupt, panic or mislead, each now a typed error naming the
+//! problem: shapes whose size overflows, non-finite weights and NaN outputs, an
+//! optimizer handed another model's parameters, and data whose classes do not match
+//! the model's outputs.
+
+mod common;
+
+use common::{gpu, rng};
+use minidl::data::disc_train_test;
+use minidl::nn::{CrossEntropyLoss, Linear, Module, MseLoss, Sequential};
+use minidl::optim::{Adam, Optimizer, Sgd};
+use minidl::train::{count_errors, fit, predict, FitConfig};
+use minidl::{seed, Backend, Cpu, Error, Reduction, Tensor};
+
+#[test]
+fn shapes_whose_size_overflows_are_errors_not_panics() {
+    let e = Tensor::new(&[usize::MAX, 2], vec![]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "shape mismatch in Tensor::new: shape [{}, 2] holds more values than an index can count",
+            usize::MAX
+        )
+    );
+    let e = Cpu.alloc(usize::MAX / 2, 4).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("a {}×4 tensor needs", usize::MAX / 2)),
+        "{e}"
+    );
+    if let Some(gpu) = gpu() {
+        let e = gpu.alloc(usize::MAX / 2, 4).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
+    }
+}
+
+#[test]
+fn a_linear_layer_rejects_weights_that_are_not_finite() {
+    let bias = Tensor::new(&[2], vec![0.0, 0.0]).unwrap();
+    let w = Tensor::new(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, f32::NAN, 6.0]).unwrap();
+    let e = Linear::from_tensors(&Cpu, &w, &bias).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "invalid argument: Linear(3→2): weight element [1, 1] is NaN"
+    );
+    let w = Tensor::new(&[2, 3], vec![0.0; 6]).unwrap();
+    let inf_bias = Tensor::new(&[2], vec![0.0, f32::INFINITY]).unwrap();
+    let e = Linear::from_tensors(&Cpu, &w, &inf_bias).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "invalid argument: Linear(3→2): bias element [0, 1] is inf"
+    );
+}
+
+/// `predict` with a layer whose outputs are ∞ − ∞ = NaN for the input (2, −2).
+fn nan_prediction<B: Backend>(b: &B) -> Error {
+    let w = Tensor::new(&[2, 2], vec![3e38, 3e38, 0.0, 0.0]).unwrap();
+    let bias = Tensor::new(&[2], vec![0.0, 0.0]).unwrap();
+    let mut layer = Linear::from_tensors(b, &w, &bias).unwrap();
+    let x = Tensor::new(&[2, 2], vec![0.5, 0.5, 2.0, -2.0]).unwrap();
+    predict(b, &mut layer, &x).unwrap_err()
+}
+
+#[test]
+fn predict_rejects_nan_outputs_instead_of_answering_class_0() {
+    let want = "invalid argument: predict: the model's output for row 1, column 0 is NaN (have its parameters diverged?)";
+    assert_eq!(nan_prediction(&Cpu).to_string(), want);
+    if let Some(gpu) = gpu() {
+        assert_eq!(nan_prediction(&gpu).to_string(), want);
+    }
+}
+
+#[test]
+fn an_optimizer_refuses_the_parameters_of_another_model() {
+    let first = seed::network(&Cpu, &mut rng(1)).unwrap();
+    let second = seed::network(&Cpu, &mut rng(2)).unwrap();
+    let mut adam = Adam::new(0.001).unwrap();
+    adam.step(&Cpu, &first.parameters()).unwrap();
+    let e = adam.step(&Cpu, &second.parameters()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid argument: the optimizer's state was made for another model's parameters (parameter 0, \"0.weight\", is not the one it was made for): use one optimizer per model"
+    );
+    let mut momentum = Sgd::with(minidl::optim::MomentumStep {
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        nesterov: false,
+    })
+    .unwrap();
+    momentum.step(&Cpu, &first.parameters()).unwrap();
+    assert!(momentum.step(&Cpu, &second.parameters()).is_err());
+    // The same model again is fine.
+    adam.step(&Cpu, &first.parameters()).unwrap();
+}
+
+#[test]
+fn classes_that_do_not_match_the_outputs_are_named_where_the_targets_are_built() {
+    let (train, test) = disc_train_test(0).unwrap();
+    let one_output = || -> Sequential<Cpu> {
+        Sequential::new(vec![Box::new(
+            Linear::new(&Cpu, 2, 1, &mut rng(0)).unwrap(),
+        )])
+        .unwrap()
+    };
+    let config = FitConfig {
+        epochs: 1,
+        ..FitConfig::default()
+    };
+    let mut sgd = Sgd::new(0.01).unwrap();
+    let e = fit(
+        &Cpu,
+        &mut one_output(),
+        &mut MseLoss::new(Reduction::Sum),
+        &mut sgd,
+        &train,
+        &config,
+        |_, _| Ok(()),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in fit: the data has 2 classes but the model outputs 1 values (MSE compares one-hot targets with the outputs: they must be as many)"
+    );
+    let e = fit(
+        &Cpu,
+        &mut one_output(),
+        &mut CrossEntropyLoss::default(),
+        &mut sgd,
+        &train,
+        &config,
+        |_, _| Ok(()),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in fit: the data has 2 classes but the model outputs 1 values (each class needs an output)"
+    );
+    let e = count_errors(&Cpu, &mut one_output(), &test).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in count_errors: the data has 2 classes but the model outputs 1 values (each class needs an output)"
+    );
+}
