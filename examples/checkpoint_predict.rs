@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use minidl::checkpoint;
 use minidl::nn::Module;
+use minidl::Ops;
 use minidl::{seed, Backend, Cpu, Gpu};
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;

@@ -61,6 +61,12 @@ pub enum Error {
         /// What went wrong.
         detail: String,
     },
+    /// A tensor made by one backend (one GPU device) was given to another.
+    #[error("{op}: a tensor of another device; tensors belong to the backend that made them (upload the data to this one)")]
+    WrongDevice {
+        /// The operation that was called.
+        op: &'static str,
+    },
     /// The GPU device was lost; the backend cannot be used any more.
     #[error("GPU device lost: {0}")]
     DeviceLost(String),

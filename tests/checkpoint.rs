@@ -12,6 +12,7 @@ use minidl::data::disc_train_test;
 use minidl::nn::{Linear, Module, Sequential, Tanh};
 use minidl::optim::Sgd;
 use minidl::train::{fit, predict, FitConfig};
+use minidl::Ops;
 use minidl::{seed, Backend, Cpu, Error, Tensor};
 
 /// A fresh folder for one test's files.

@@ -10,7 +10,7 @@ use minidl::data::disc_train_test;
 use minidl::nn::{CrossEntropyLoss, Linear, Module, MseLoss, Sequential};
 use minidl::optim::{Adam, Optimizer, Sgd};
 use minidl::train::{count_errors, fit, predict, FitConfig};
-use minidl::{seed, Backend, Cpu, Error, Reduction, Tensor};
+use minidl::{seed, Backend, Cpu, Error, Gpu, Ops, Reduction, Tensor};
 
 #[test]
 fn shapes_whose_size_overflows_are_errors_not_panics() {
@@ -142,4 +142,57 @@ fn classes_that_do_not_match_the_outputs_are_named_where_the_targets_are_built()
         e.to_string(),
         "shape mismatch in count_errors: the data has 2 classes but the model outputs 1 values (each class needs an output)"
     );
+}
+
+#[test]
+fn a_tensor_or_model_of_one_gpu_is_refused_by_another() {
+    let Some(_) = gpu() else { return };
+    let (first, second) = (Gpu::new().unwrap(), Gpu::new().unwrap());
+    let x = first
+        .upload(&Tensor::new(&[1, 3], vec![1.0, 2.0, 3.0]).unwrap())
+        .unwrap();
+    let wrong = |r: Result<(), Error>, op: &str| {
+        let e = r.unwrap_err();
+        assert!(matches!(e, Error::WrongDevice { .. }), "{op}: {e:?}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{op}: a tensor of another device")),
+            "{e}"
+        );
+    };
+    wrong(second.download(&x).map(|_| ()), "download");
+    wrong(second.write(&x, &[0.0; 3]), "write");
+    wrong(second.zero(&x), "zero");
+    let y = second.alloc(1, 3).unwrap();
+    wrong(second.copy(&x, &y), "copy");
+    // The first device's data is untouched.
+    assert_eq!(first.download(&x).unwrap().data(), &[1.0, 2.0, 3.0]);
+    // A model made on the first device, evaluated and trained on the second.
+    let (train, test) = disc_train_test(0).unwrap();
+    let mut model = seed::network(&first, &mut rng(0)).unwrap();
+    let e = count_errors(&second, &mut model, &test).unwrap_err();
+    assert!(matches!(e, Error::WrongDevice { .. }), "{e:?}");
+    for fused in [true, false] {
+        let config = FitConfig {
+            epochs: 1,
+            fused,
+            ..FitConfig::default()
+        };
+        let e = fit(
+            &second,
+            &mut model,
+            &mut MseLoss::new(Reduction::Sum),
+            &mut Sgd::new(0.01).unwrap(),
+            &train,
+            &config,
+            |_, _| Ok(()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, Error::WrongDevice { .. }),
+            "fused {fused}: {e:?}"
+        );
+    }
+    // And it still works on its own device.
+    assert!(count_errors(&first, &mut model, &test).is_ok());
 }

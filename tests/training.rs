@@ -10,6 +10,7 @@ use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Loss, Module, MseLoss, Sequential};
 use minidl::optim::{Optimizer, Sgd};
 use minidl::train::{count_errors, fit, FitConfig};
+use minidl::Ops;
 use minidl::{seed, Backend, Cpu, Gpu, Tensor};
 
 /// GPU-vs-CPU tolerance for whole-network quantities, relative to the largest magnitude

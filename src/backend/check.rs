@@ -5,7 +5,7 @@
 
 use crate::backend::mlp::{MlpEpoch, MlpSpec};
 use crate::backend::optim::{AdamStep, MomentumStep};
-use crate::backend::{Act, Backend, DeviceTensor, LossKind};
+use crate::backend::{Act, Backend, BufferHandle, DeviceTensor, LossKind};
 use crate::error::{Error, Result};
 
 fn expect_shape<B: Backend>(
@@ -39,6 +39,24 @@ fn no_alias<B: Backend>(
         Err(Error::Aliasing { op })
     } else {
         Ok(())
+    }
+}
+
+/// Every tensor given (`None`s skipped) lives on `backend`'s device.
+pub fn same_device<B: Backend>(
+    backend: &B,
+    op: &'static str,
+    tensors: &[Option<&DeviceTensor<B>>],
+) -> Result<()> {
+    let device = backend.device_id();
+    if tensors
+        .iter()
+        .flatten()
+        .all(|t| t.buffer().device() == device)
+    {
+        Ok(())
+    } else {
+        Err(Error::WrongDevice { op })
     }
 }
 

@@ -31,7 +31,13 @@ impl BufferHandle for CpuBuffer {
     fn len(&self) -> usize {
         self.len
     }
+    fn device(&self) -> u64 {
+        CPU_DEVICE
+    }
 }
+
+/// The device of every CPU buffer: host memory, which every `Cpu` can use.
+const CPU_DEVICE: u64 = 0;
 
 impl CpuBuffer {
     fn new(data: Vec<f32>) -> Self {
@@ -88,6 +94,10 @@ impl Backend for Cpu {
         "cpu".to_string()
     }
 
+    fn device_id(&self) -> u64 {
+        CPU_DEVICE
+    }
+
     fn alloc(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Self>> {
         let too_large = |bytes: u64| Error::TooLarge {
             what: format!("a {rows}×{cols} tensor"),
@@ -112,7 +122,7 @@ impl Backend for Cpu {
         DeviceTensor::new(CpuBuffer::new(tensor.data().to_vec()), 0, rows, cols)
     }
 
-    fn download(&self, src: &DeviceTensor<Self>) -> Result<Tensor> {
+    fn download_unchecked(&self, src: &DeviceTensor<Self>) -> Result<Tensor> {
         let guard = src.buffer().read();
         Tensor::new(
             &src.shape(),
@@ -120,7 +130,7 @@ impl Backend for Cpu {
         )
     }
 
-    fn zero(&self, dst: &DeviceTensor<Self>) -> Result<()> {
+    fn zero_unchecked(&self, dst: &DeviceTensor<Self>) -> Result<()> {
         with_slices([], dst, |_, out| out.fill(0.0));
         Ok(())
     }
@@ -326,6 +336,10 @@ impl Backend for Cpu {
 /// The CPU's fused epoch: the reference's composition of the ops ([`reference::mlp_epoch`]),
 /// so that it equals the step-by-step path bit for bit.
 impl MlpTrainer<Cpu> for Cpu {
+    fn backend(&self) -> &Cpu {
+        self
+    }
+
     fn mlp_fits(&self, _spec: &MlpSpec, batch_size: usize) -> bool {
         batch_size > 0
     }

@@ -7,6 +7,9 @@ use crate::error::{Error, Result};
 
 /// A backend's fully fused MLP trainer.
 pub trait MlpTrainer<B: Backend>: Send + Sync {
+    /// The backend whose tensors the trainer takes.
+    fn backend(&self) -> &B;
+
     /// Whether [`MlpTrainer::mlp_epoch`] can train `spec` in mini-batches of
     /// `batch_size` (a GPU needs the network and one batch's activations in workgroup
     /// memory).
@@ -45,6 +48,8 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         epoch: &MlpEpoch,
         losses: &DeviceTensor<B>,
     ) -> Result<()> {
+        let all = [Some(params), Some(inputs), Some(targets), Some(losses)];
+        check::same_device(self.backend(), "mlp_epoch", &all)?;
         check::mlp_epoch(spec, params, inputs, targets, epoch, losses)?;
         if !self.mlp_fits(spec, epoch.batch_size) {
             return Err(Error::InvalidArgument(self.why_not(spec, epoch.batch_size)));

@@ -7,7 +7,7 @@
 //!
 //! Ops write into tensors the caller allocated, so that a training step allocates
 //! nothing: a module allocates its buffers once and reuses them. Parameter gradients
-//! accumulate (`+=`) as in PyTorch; [`Backend::zero`] clears them.
+//! accumulate (`+=`) as in PyTorch; [`Ops::zero`] clears them.
 
 pub mod act;
 pub mod check;
@@ -48,6 +48,9 @@ pub trait BufferHandle: Clone + Send + Sync + std::fmt::Debug {
     fn id(&self) -> u64;
     /// Capacity in `f32` elements.
     fn len(&self) -> usize;
+    /// The device the buffer lives on: [`Backend::device_id`] of the backend that made
+    /// it.
+    fn device(&self) -> u64;
     /// Whether the buffer holds no elements.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -101,7 +104,7 @@ impl Reduction {
 /// *unchecked*: they may assume the shapes and aliasing rules of [`check`] hold, since
 /// they are reached only through the checked op set [`Ops`], which every backend gets
 /// from this trait. Kernels may run asynchronously (the GPU records them);
-/// [`Backend::download`] returns the finished result.
+/// [`Ops::download`] returns the finished result.
 pub trait Backend: Clone + Send + Sync + 'static {
     /// The storage behind a [`DeviceTensor`].
     type Buffer: BufferHandle;
@@ -109,17 +112,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// A short human-readable name: `"cpu"`, or the GPU adapter's name.
     fn name(&self) -> String;
 
+    /// The device this backend's buffers live on: equal for backends that can use each
+    /// other's tensors (every `Cpu`; clones of one `Gpu`), distinct otherwise.
+    fn device_id(&self) -> u64;
+
     /// A new zero-filled `rows × cols` tensor.
     fn alloc(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Self>>;
 
     /// Copies a host tensor of rank 1 or 2 into a new device tensor (`[n]` becomes `1 × n`).
     fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor<Self>>;
 
-    /// Waits for the recorded work and copies `src` back as a `[rows, cols]` host tensor.
-    fn download(&self, src: &DeviceTensor<Self>) -> Result<Tensor>;
+    /// The kernel of [`Ops::download`].
+    fn download_unchecked(&self, src: &DeviceTensor<Self>) -> Result<Tensor>;
 
-    /// Sets every element of `dst` to zero.
-    fn zero(&self, dst: &DeviceTensor<Self>) -> Result<()>;
+    /// The kernel of [`Ops::zero`].
+    fn zero_unchecked(&self, dst: &DeviceTensor<Self>) -> Result<()>;
 
     /// Hands recorded work to the device without waiting for it (no-op on the CPU).
     fn flush(&self) -> Result<()>;

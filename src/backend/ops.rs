@@ -1,25 +1,41 @@
 //! [`Ops`]: the op set of minidl, the same for every [`Backend`]. Each op checks its
-//! arguments once, here ([`check`]), and then runs the backend's unchecked kernel, so
-//! that every backend rejects exactly the same calls with exactly the same errors and
-//! a backend only computes.
+//! arguments once, here ([`check`]): that every tensor lives on this backend's device,
+//! their shapes, and that no output aliases an input; then it runs the backend's
+//! unchecked kernel. So every backend rejects exactly the same calls with exactly the
+//! same errors, and a backend only computes.
 
 use crate::backend::{
     check, Act, AdamStep, Backend, DeviceTensor, LossKind, MomentumStep, Reduction,
 };
 use crate::error::Result;
+use crate::tensor::Tensor;
 
 /// The checked op set, implemented for every [`Backend`]. Every op returns an error,
 /// never panics, on bad shapes or outputs that alias inputs.
 pub trait Ops: Backend {
+    /// Waits for the recorded work and copies `src` back as a `[rows, cols]` host tensor.
+    fn download(&self, src: &DeviceTensor<Self>) -> Result<Tensor> {
+        check::same_device(self, "download", &[Some(src)])?;
+        self.download_unchecked(src)
+    }
+
+    /// Sets every element of `dst` to zero.
+    fn zero(&self, dst: &DeviceTensor<Self>) -> Result<()> {
+        check::same_device(self, "zero", &[Some(dst)])?;
+        self.zero_unchecked(dst)
+    }
+
     /// Overwrites `dst` with `data` (row-major, exactly `dst.len()` values), after all
     /// previously recorded work.
     fn write(&self, dst: &DeviceTensor<Self>, data: &[f32]) -> Result<()> {
+        check::same_device(self, "write", &[Some(dst)])?;
         check::write(dst, data)?;
         self.write_unchecked(dst, data)
     }
 
     /// Copies `src` into `dst` (same shape, distinct buffers), after the recorded work.
     fn copy(&self, src: &DeviceTensor<Self>, dst: &DeviceTensor<Self>) -> Result<()> {
+        check::same_device(self, "copy", &[Some(src), Some(dst)])?;
         check::copy(src, dst)?;
         self.copy_unchecked(src, dst)
     }
@@ -61,6 +77,11 @@ pub trait Ops: Backend {
         act: Act,
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
+        check::same_device(
+            self,
+            "linear_forward",
+            &[Some(x), Some(w), Some(b), Some(y)],
+        )?;
         check::linear_forward(x, w, b, act, y)?;
         self.linear_forward_unchecked(x, w, b, act, y)
     }
@@ -82,6 +103,8 @@ pub trait Ops: Backend {
         dw: &DeviceTensor<Self>,
         db: &DeviceTensor<Self>,
     ) -> Result<()> {
+        let all = [Some(x), Some(w), y, Some(dy), dx, Some(dw), Some(db)];
+        check::same_device(self, "linear_backward", &all)?;
         check::linear_act_backward(x, w, y, dy, act, dx, dw, db)?;
         let y = y.filter(|_| act != Act::Identity);
         self.linear_backward_unchecked(x, w, y, dy, act, dx, dw, db)
@@ -94,6 +117,7 @@ pub trait Ops: Backend {
         x: &DeviceTensor<Self>,
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
+        check::same_device(self, "activation_forward", &[Some(x), Some(y)])?;
         check::activation(act, "forward", &[x], y)?;
         self.activation_forward_unchecked(act, x, y)
     }
@@ -108,6 +132,11 @@ pub trait Ops: Backend {
         dy: &DeviceTensor<Self>,
         dx: &DeviceTensor<Self>,
     ) -> Result<()> {
+        check::same_device(
+            self,
+            "activation_backward",
+            &[Some(saved), Some(dy), Some(dx)],
+        )?;
         check::activation(act, "backward", &[saved, dy], dx)?;
         self.activation_backward_unchecked(act, saved, dy, dx)
     }
@@ -124,6 +153,7 @@ pub trait Ops: Backend {
         reduction: Reduction,
         out: &DeviceTensor<Self>,
     ) -> Result<()> {
+        check::same_device(self, "loss", &[Some(pred), Some(target), Some(out)])?;
         check::loss(kind, pred, target, out)?;
         self.loss_unchecked(kind, pred, target, reduction, out)
     }
@@ -139,6 +169,7 @@ pub trait Ops: Backend {
         reduction: Reduction,
         grad: &DeviceTensor<Self>,
     ) -> Result<()> {
+        check::same_device(self, "loss_grad", &[Some(pred), Some(target), Some(grad)])?;
         check::loss_grad(kind, pred, target, grad)?;
         self.loss_grad_unchecked(kind, pred, target, reduction, grad)
     }
@@ -150,6 +181,7 @@ pub trait Ops: Backend {
         grad: &DeviceTensor<Self>,
         lr: f32,
     ) -> Result<()> {
+        check::same_device(self, "sgd_step", &[Some(param), Some(grad)])?;
         check::sgd_step(param, grad, lr)?;
         self.sgd_step_unchecked(param, grad, lr)
     }
@@ -165,6 +197,8 @@ pub trait Ops: Backend {
         velocity: &DeviceTensor<Self>,
         hyper: &MomentumStep,
     ) -> Result<()> {
+        let all = [Some(param), Some(grad), Some(velocity)];
+        check::same_device(self, "momentum_step", &all)?;
         check::momentum_step(param, grad, velocity, hyper)?;
         self.momentum_step_unchecked(param, grad, velocity, hyper)
     }
@@ -182,6 +216,7 @@ pub trait Ops: Backend {
         state: &DeviceTensor<Self>,
         hyper: &AdamStep,
     ) -> Result<()> {
+        check::same_device(self, "adam_step", &[Some(param), Some(grad), Some(state)])?;
         check::adam_step(param, grad, state, hyper)?;
         self.adam_step_unchecked(param, grad, state, hyper)
     }

@@ -1,7 +1,7 @@
 //! The [`Module`] trait: a layer with its own `forward` and `backward` (no autograd),
 //! written once over any [`Backend`].
 
-use crate::backend::{Act, Backend, DeviceTensor};
+use crate::backend::{Act, Backend, DeviceTensor, Ops};
 use crate::error::Result;
 
 /// A trainable parameter and its accumulated gradient, both on the backend.

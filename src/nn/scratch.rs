@@ -2,7 +2,7 @@
 //! than it holds, otherwise handed out again as a view, so that steady-state training
 //! allocates nothing.
 
-use crate::backend::{Backend, DeviceTensor};
+use crate::backend::{Backend, BufferHandle, DeviceTensor};
 use crate::error::Result;
 
 /// A reusable `rows × cols` workspace with a capacity in rows.
@@ -15,11 +15,17 @@ impl<B: Backend> Scratch<B> {
         Scratch { buffer: None }
     }
 
-    /// A `rows × cols` view, reallocating only when the held buffer is too small or
-    /// its width differs.
+    /// A `rows × cols` view, reallocating only when the held buffer is too small, its
+    /// width differs, or it lives on another device than `backend`'s.
     pub(crate) fn get(&mut self, backend: &B, rows: usize, cols: usize) -> Result<DeviceTensor<B>> {
         match &self.buffer {
-            Some(buf) if buf.cols() == cols && buf.rows() >= rows => buf.slice_rows(0, rows),
+            Some(buf)
+                if buf.cols() == cols
+                    && buf.rows() >= rows
+                    && buf.buffer().device() == backend.device_id() =>
+            {
+                buf.slice_rows(0, rows)
+            }
             _ => {
                 let buf = backend.alloc(rows, cols)?;
                 self.buffer = Some(buf.clone());

@@ -22,18 +22,26 @@ struct Inner {
     raw: wgpu::Buffer,
     len: usize,
     id: u64,
+    device: u64,
     dropped: DroppedBuffers,
 }
 
 impl GpuBuffer {
-    /// Wraps `raw`, holding `len` elements, as the buffer `id`; its drop is reported
-    /// to `dropped`.
-    pub(crate) fn new(raw: wgpu::Buffer, len: usize, id: u64, dropped: DroppedBuffers) -> Self {
+    /// Wraps `raw`, holding `len` elements, as the buffer `id` of `device`; its drop is
+    /// reported to `dropped`.
+    pub(crate) fn new(
+        raw: wgpu::Buffer,
+        len: usize,
+        id: u64,
+        device: u64,
+        dropped: DroppedBuffers,
+    ) -> Self {
         GpuBuffer {
             inner: Arc::new(Inner {
                 raw,
                 len,
                 id,
+                device,
                 dropped,
             }),
         }
@@ -61,6 +69,9 @@ impl BufferHandle for GpuBuffer {
     }
     fn len(&self) -> usize {
         self.inner.len
+    }
+    fn device(&self) -> u64 {
+        self.inner.device
     }
 }
 

@@ -7,7 +7,14 @@ use super::{
 };
 use crate::backend::{check, Act, DeviceTensor};
 use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// A process-unique device number, above the CPU's 0.
+fn next_device_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 impl Gpu {
     /// The GPU backend on the default adapter: the one named by `MINIDL_ADAPTER` if
@@ -61,6 +68,7 @@ impl Gpu {
         let timer = timer::Timer::new(&device, &queue, features);
         Ok(Gpu {
             ctx: Arc::new(Context {
+                id: next_device_id(),
                 device,
                 queue,
                 adapter: summary,

@@ -591,6 +591,10 @@ fn shape_on(gpu: &Gpu, spec: &MlpSpec) -> Shape {
 
 /// The GPU's fused trainer: one generated kernel per network and batch size.
 impl MlpTrainer<Gpu> for Gpu {
+    fn backend(&self) -> &Gpu {
+        self
+    }
+
     fn mlp_fits(&self, spec: &MlpSpec, batch: usize) -> bool {
         batch > 0
             && spec.max_width() <= MAX_WIDTH

@@ -68,6 +68,8 @@ pub struct Gpu {
 }
 
 struct Context {
+    /// A process-unique number for this device, which its buffers carry.
+    id: u64,
     device: wgpu::Device,
     queue: wgpu::Queue,
     adapter: AdapterSummary,
@@ -114,6 +116,10 @@ impl Backend for Gpu {
         self.ctx.adapter.name.clone()
     }
 
+    fn device_id(&self) -> u64 {
+        self.ctx.id
+    }
+
     fn alloc(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Self>> {
         self.alloc_tensor(rows, cols)
     }
@@ -122,11 +128,11 @@ impl Backend for Gpu {
         self.upload_tensor(tensor)
     }
 
-    fn download(&self, src: &DeviceTensor<Self>) -> Result<Tensor> {
+    fn download_unchecked(&self, src: &DeviceTensor<Self>) -> Result<Tensor> {
         self.download_tensor(src)
     }
 
-    fn zero(&self, dst: &DeviceTensor<Self>) -> Result<()> {
+    fn zero_unchecked(&self, dst: &DeviceTensor<Self>) -> Result<()> {
         self.zero_tensor(dst)
     }
 

@@ -43,7 +43,7 @@ impl Gpu {
             recorder.dropped.clone()
         };
         DeviceTensor::new(
-            GpuBuffer::new(raw, len, next_buffer_id(), dropped),
+            GpuBuffer::new(raw, len, next_buffer_id(), self.ctx.id, dropped),
             0,
             rows,
             cols,
