@@ -9,7 +9,7 @@ use common::{gpu, rng};
 use minidl::data::disc_train_test;
 use minidl::nn::{CrossEntropyLoss, Linear, Module, MseLoss, Sequential};
 use minidl::optim::{Adam, Optimizer, Sgd};
-use minidl::train::{count_errors, fit, predict, FitConfig};
+use minidl::train::{count_errors, fit, predict, Control, FitConfig};
 use minidl::{seed, Backend, Cpu, Error, Gpu, Ops, Reduction, Tensor};
 
 #[test]
@@ -195,4 +195,83 @@ fn a_tensor_or_model_of_one_gpu_is_refused_by_another() {
     }
     // And it still works on its own device.
     assert!(count_errors(&first, &mut model, &test).is_ok());
+}
+
+/// Trains the seed network for up to 5 epochs; the hook notes the parameters after
+/// epoch 1, writes them back into the model after epoch 2 and then stops (with
+/// `Control::Stop`, or with an error where `fail`). Returns the result and whether the
+/// model ends with the epoch-1 parameters.
+fn stop_after_restoring<B: Backend>(
+    b: &B,
+    fused: bool,
+    fail: bool,
+) -> (Result<usize, Error>, bool) {
+    let (train, _) = disc_train_test(0).unwrap();
+    let mut model = seed::network(b, &mut rng(0)).unwrap();
+    let config = FitConfig {
+        epochs: 5,
+        fused,
+        ..FitConfig::default()
+    };
+    let mut first: Vec<Vec<f32>> = Vec::new();
+    let result = fit(
+        b,
+        &mut model,
+        &mut MseLoss::new(Reduction::Sum),
+        &mut Sgd::new(0.01).unwrap(),
+        &train,
+        &config,
+        |r, m| {
+            let params = m.parameters();
+            if r.epoch == 1 {
+                first = params
+                    .iter()
+                    .map(|p| b.download(p.value).unwrap().into_data())
+                    .collect();
+                return Ok(Control::Continue);
+            }
+            for (p, values) in params.iter().zip(&first) {
+                b.write(p.value, values)?;
+            }
+            if fail {
+                Err(Error::InvalidArgument("stopped by the hook".into()))
+            } else {
+                Ok(Control::Stop)
+            }
+        },
+    );
+    let kept: Vec<Vec<f32>> = model
+        .parameters()
+        .iter()
+        .map(|p| b.download(p.value).unwrap().into_data())
+        .collect();
+    (result.map(|reports| reports.len()), kept == first)
+}
+
+#[test]
+fn the_epoch_hook_stops_training_and_what_it_did_to_the_model_stays() {
+    fn check<B: Backend>(b: &B) {
+        for fused in [false, true] {
+            let (result, restored) = stop_after_restoring(b, fused, false);
+            assert_eq!(
+                result.unwrap(),
+                2,
+                "fused {fused}: the reports of both epochs"
+            );
+            assert!(restored, "fused {fused}: the hook's restore was undone");
+            let (result, restored) = stop_after_restoring(b, fused, true);
+            assert_eq!(
+                result.unwrap_err().to_string(),
+                "invalid argument: stopped by the hook"
+            );
+            assert!(
+                restored,
+                "fused {fused}, failing hook: the hook's restore was undone"
+            );
+        }
+    }
+    check(&Cpu);
+    if let Some(gpu) = gpu() {
+        check(&gpu);
+    }
 }

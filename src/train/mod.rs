@@ -58,6 +58,23 @@ impl Default for FitConfig {
     }
 }
 
+/// What `fit`'s epoch hook asks for: go on with the next epoch, or stop here. A hook
+/// that returns `Ok(())` goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Control {
+    /// Train the next epoch.
+    #[default]
+    Continue,
+    /// End the training after this epoch; `fit` returns the reports so far.
+    Stop,
+}
+
+impl From<()> for Control {
+    fn from(_: ()) -> Self {
+        Control::Continue
+    }
+}
+
 /// What one epoch of [`fit`] measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochReport {
@@ -77,23 +94,26 @@ pub struct EpochReport {
 
 /// Trains `model` on `data` with `loss` and `optimizer` and returns every epoch's
 /// report. After each epoch `on_epoch` gets the report and the model, holding that
-/// epoch's parameters (to evaluate it, save it, ...); an error it returns stops the
-/// training.
+/// epoch's parameters (to evaluate it, save it, change it, ...). It returns `Ok(())`
+/// or `Ok(Control::Continue)` to go on, `Ok(Control::Stop)` to end the training there
+/// (`fit` then returns the reports so far), or an error, which `fit` returns. Whatever
+/// the hook did to the model is kept, on both paths, also when it stops or fails.
 ///
 /// When the loss of a mini-batch is NaN or infinite, training stops with
 /// [`Error::Diverged`] naming the epoch and step, and the model (and the optimizer's
 /// state) are those after the last step whose loss was finite: each epoch starts from a
 /// device copy of them and replays the finite steps.
-pub fn fit<B, M, L, O>(
+pub fn fit<B, M, L, O, R>(
     backend: &B,
     model: &mut M,
     loss: &mut L,
     optimizer: &mut O,
     data: &Dataset,
     config: &FitConfig,
-    mut on_epoch: impl FnMut(&EpochReport, &mut M) -> Result<()>,
+    mut on_epoch: impl FnMut(&EpochReport, &mut M) -> Result<R>,
 ) -> Result<Vec<EpochReport>>
 where
+    R: Into<Control>,
     B: Backend,
     M: Module<B> + ?Sized,
     L: Loss<B> + ?Sized,
@@ -196,11 +216,15 @@ where
             if let Some(packed) = &packed {
                 packed.unpack(backend, model)?;
             }
-            on_epoch(&report, model)?;
+            let control = on_epoch(&report, model);
             drop(params);
-            // The hook may have changed the model.
+            // The hook may have changed the model: the packed copy follows it, also
+            // when the hook stops the training or fails.
             if let Some(packed) = &packed {
                 packed.pack(backend, model)?;
+            }
+            if control?.into() == Control::Stop {
+                return Ok(());
             }
             owned = OwnedParameters::of(model);
         }
