@@ -215,3 +215,31 @@ fn empty_batches_are_fine() {
     let (_, dw, db) = linear_backward(&gpu, &x, &w, &dy, &dw0, &db0);
     assert_eq!((dw.data(), db.data()), (dw0.data(), db0.data()));
 }
+
+#[test]
+fn fused_tanh_and_sigmoid_hold_for_pre_activations_up_to_90() {
+    let Some(gpu) = gpu() else { return };
+    // z = x · 1 + 0 for a single input: the pre-activations are x itself, from −90 to
+    // 90, where a tanh evaluated through e^(2z) overflows.
+    let n = 181;
+    let x = Tensor::new(&[n, 1], (0..n).map(|i| i as f32 - 90.0).collect()).unwrap();
+    let w = Tensor::new(&[1, 1], vec![1.0]).unwrap();
+    let bias = Tensor::new(&[1], vec![0.0]).unwrap();
+    for act in [Act::Tanh, Act::Sigmoid] {
+        let y = Tensor::new(&[n, 1], vec![0.5; n]).unwrap();
+        let got = linear_act(&gpu, act, &x, &w, &bias, &y, &y).0;
+        let want = linear_act(&Cpu, act, &x, &w, &bias, &y, &y).0;
+        // Within tanh's or the sigmoid's own error (2⁻²⁰ absolute and a few roundings).
+        let bound: Vec<f64> = want
+            .data()
+            .iter()
+            .map(|_| 2f64.powi(-20) + 8.0 * U)
+            .collect();
+        assert_within(
+            &format!("{act:?} of −90..90"),
+            got.data(),
+            want.data(),
+            &bound,
+        );
+    }
+}

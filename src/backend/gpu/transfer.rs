@@ -106,7 +106,7 @@ impl Gpu {
         if staging_slot.as_ref().is_none_or(|s| s.size() < bytes) {
             *staging_slot = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("minidl staging"),
-                size: bytes.next_power_of_two(),
+                size: staging_size(bytes, self.ctx.limits.max_buffer_size),
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             }));
@@ -166,5 +166,28 @@ impl Gpu {
         );
         recorder.recorded(&ctx.queue);
         Ok(())
+    }
+}
+
+/// The staging buffer for a download of `bytes`: the next power of two (so that growing
+/// downloads reallocate rarely), but never over the adapter's `max_buffer_size`, which
+/// a tensor that passed the size check fits within.
+fn staging_size(bytes: u64, max_buffer_size: u64) -> u64 {
+    bytes.next_power_of_two().min(max_buffer_size & !3).max(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::staging_size;
+
+    #[test]
+    fn the_staging_buffer_stays_within_the_adapters_buffer_limit() {
+        assert_eq!(staging_size(12, 1 << 30), 16);
+        assert_eq!(staging_size(1 << 20, 1 << 30), 1 << 20);
+        // 100 MiB rounds to 128 MiB, over a 120 MiB limit: the limit instead.
+        let limit = 120 << 20;
+        assert_eq!(staging_size(100 << 20, limit), limit);
+        assert_eq!(staging_size(100 << 20, limit + 2), limit);
+        assert_eq!(staging_size(limit, limit), limit);
     }
 }
