@@ -6,7 +6,7 @@
 mod common;
 
 use common::{gpu, rng};
-use minidl::data::disc_train_test;
+use minidl::data::{disc, disc_train_test};
 use minidl::nn::{CrossEntropyLoss, Linear, Module, MseLoss, Sequential};
 use minidl::optim::{Adam, Optimizer, Sgd};
 use minidl::train::{count_errors, fit, predict, Control, FitConfig};
@@ -273,5 +273,24 @@ fn the_epoch_hook_stops_training_and_what_it_did_to_the_model_stays() {
     check(&Cpu);
     if let Some(gpu) = gpu() {
         check(&gpu);
+    }
+}
+
+#[test]
+fn predict_runs_in_chunks_where_one_tensor_of_all_rows_would_be_too_large() {
+    let Some(gpu) = gpu() else { return };
+    // 1.5 M rows: the first layer's output alone, 1.5 M × 25 floats, passes the
+    // 128 MiB binding limit of most adapters.
+    let rows = 1_500_000;
+    let data = disc(rows, &mut rng(4)).unwrap();
+    let mut model = seed::network(&gpu, &mut rng(5)).unwrap();
+    let all = predict(&gpu, &mut model, data.inputs()).unwrap();
+    assert_eq!(all.len(), rows);
+    // Rows from the start, across a chunk boundary and at the end, predicted alone.
+    for first in [0, 65_000, rows - 1000] {
+        let x = &data.inputs().data()[first * 2..(first + 1000) * 2];
+        let part = Tensor::new(&[1000, 2], x.to_vec()).unwrap();
+        let alone = predict(&gpu, &mut model, &part).unwrap();
+        assert_eq!(alone, all[first..first + 1000], "rows {first}..");
     }
 }

@@ -382,15 +382,53 @@ fn gather_rows(t: &Tensor, order: &[usize]) -> Vec<f32> {
         .collect()
 }
 
+/// Rows [`predict`] runs through the model at once; fewer where a layer's output for
+/// that many rows is more than the backend can hold in one tensor.
+const PREDICT_ROWS: usize = 65_536;
+
 /// The predicted class of each row of `inputs`: the arg-max of the model's outputs
-/// (the first one on ties, as `torch.argmax`). Fails on a NaN or infinite input.
+/// (the first one on ties, as `torch.argmax`). Runs in chunks of rows, so that any
+/// number of rows works where one row does. Fails on a NaN or infinite input, and on a
+/// NaN output.
 pub fn predict<B: Backend, M: Module<B> + ?Sized>(
     backend: &B,
     model: &mut M,
     inputs: &Tensor,
 ) -> Result<Vec<usize>> {
     check_finite("predict", inputs)?;
-    let x = backend.upload(inputs)?;
+    let (rows, cols) = inputs.matrix_dims()?;
+    let mut predicted = Vec::with_capacity(rows);
+    let mut chunk = PREDICT_ROWS.min(rows).max(1);
+    let mut first = 0;
+    loop {
+        let n = chunk.min(rows - first);
+        let part = Tensor::new(
+            &[n, cols],
+            inputs.data()[first * cols..(first + n) * cols].to_vec(),
+        )?;
+        match predict_rows(backend, model, &part, first) {
+            Ok(classes) => predicted.extend(classes),
+            Err(Error::TooLarge { .. }) if chunk > 1 => {
+                chunk /= 2;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        first += n;
+        if first >= rows {
+            return Ok(predicted);
+        }
+    }
+}
+
+/// [`predict`] of the rows of `part`, the first of which is row `first` of the input.
+fn predict_rows<B: Backend, M: Module<B> + ?Sized>(
+    backend: &B,
+    model: &mut M,
+    part: &Tensor,
+    first: usize,
+) -> Result<Vec<usize>> {
+    let x = backend.upload(part)?;
     let out = backend.download(model.forward(backend, &x)?)?;
     let classes = out.shape()[1];
     if classes == 0 {
@@ -399,7 +437,7 @@ pub fn predict<B: Backend, M: Module<B> + ?Sized>(
     if let Some(i) = out.data().iter().position(|v| v.is_nan()) {
         return Err(Error::InvalidArgument(format!(
             "predict: the model's output for row {}, column {} is NaN (have its parameters diverged?)",
-            i / classes,
+            first + i / classes,
             i % classes
         )));
     }

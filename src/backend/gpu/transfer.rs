@@ -173,7 +173,10 @@ impl Gpu {
 /// downloads reallocate rarely), but never over the adapter's `max_buffer_size`, which
 /// a tensor that passed the size check fits within.
 fn staging_size(bytes: u64, max_buffer_size: u64) -> u64 {
-    bytes.next_power_of_two().min(max_buffer_size & !3).max(bytes)
+    bytes
+        .next_power_of_two()
+        .min(max_buffer_size & !3)
+        .max(bytes)
 }
 
 #[cfg(test)]
