@@ -191,8 +191,8 @@ fn a_lost_device_is_an_error_on_every_later_op_not_a_panic_or_a_hang() {
             .unwrap_or_else(|| panic!("{what} succeeded on a lost device"));
         assert!(matches!(err, Error::DeviceLost(_)), "{what}: {err:?}");
         assert!(
-            err.to_string().starts_with("GPU device lost"),
-            "{what}: {err}"
+            err.to_string().starts_with("GPU device lost: Destroyed"),
+            "{what}: {err} (the device's lost callback should have recorded the loss)"
         );
     };
     is_lost(model.forward(&lost, &x).map(|_| ()), "forward");

@@ -201,14 +201,24 @@ fn sigmoid_backward_matches_finite_differences() {
 
 #[test]
 fn sigmoid_follows_its_definition() {
-    // PyTorch's Sigmoid: 1 / (1 + exp(−x)).
-    for x in [-30.0f64, -2.0, 0.0, 0.5, 30.0] {
+    // PyTorch's Sigmoid, 1 / (1 + exp(−x)), through an independent identity:
+    // σ(x) = e^(x/2) / (e^(x/2) + e^(−x/2)), in f64, against the reference in f32 and f64.
+    for x in [-30.0f64, -2.0, -0.25, 0.0, 0.5, 3.0, 30.0] {
+        let (up, down) = ((x / 2.0).exp(), (-x / 2.0).exp());
+        let want = up / (up + down);
         let mut y = [0.0];
         reference::activation_forward(Act::Sigmoid, &[x], &mut y);
         assert!(
-            (y[0] - 1.0 / (1.0 + (-x).exp())).abs() <= 1e-15,
-            "sigmoid({x}) = {}",
+            (y[0] - want).abs() <= 1e-14 * want,
+            "sigmoid({x}) = {} in f64, want {want}",
             y[0]
+        );
+        let mut y32 = [0.0f32];
+        reference::activation_forward(Act::Sigmoid, &[x as f32], &mut y32);
+        assert!(
+            (y32[0] as f64 - want).abs() <= 4.0 * f32::EPSILON as f64 * want,
+            "sigmoid({x}) = {} in f32, want {want}",
+            y32[0]
         );
     }
 }

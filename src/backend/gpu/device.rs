@@ -102,10 +102,16 @@ impl Gpu {
     /// Destroys the device now, freeing its memory without waiting for every clone of
     /// this backend to be dropped. Every later op on any clone returns
     /// [`Error::DeviceLost`], as after a device loss the driver reports (which this
-    /// also lets tests provoke).
+    /// also lets tests provoke): the device's lost callback, which wgpu runs once the
+    /// destroyed device's queue is empty, records it, as it records a real loss.
     pub fn destroy(&self) {
-        lock(&self.ctx.lost).get_or_insert_with(|| "destroyed by Gpu::destroy".into());
         self.ctx.device.destroy();
+        // The poll that lets wgpu run the lost callback; a destroyed device may report
+        // an error here, which the callback's record supersedes.
+        let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+        lock(&self.ctx.lost).get_or_insert_with(|| {
+            "destroyed by Gpu::destroy (the device's lost callback did not run)".into()
+        });
     }
 
     /// The loop iterations a kernel invocation may run, where the adapter limits them:
