@@ -274,15 +274,25 @@ impl<'a> Layout<'a> {
         let cols = self.columns(k + 1);
         let mut s = format!("    {{\n{}", self.declare_columns(k + 1));
         for (j, i) in &cols {
-            for c in 0..m {
-                let _ = match self.subgroup {
-                    Some(_) => writeln!(s, "        let w{j}_{c} = wc{l}[{}u];", j * m + c),
-                    None => writeln!(
-                        s,
-                        "        let w{j}_{c} = wp[{w}u + {c}u * {k}u + min({i}, {}u)];",
-                        k - 1
-                    ),
-                };
+            match self.subgroup {
+                Some(_) => {
+                    for c in 0..m {
+                        let _ = writeln!(s, "        let w{j}_{c} = wc{l}[{}u];", j * m + c);
+                    }
+                }
+                // Only the owner of column i reads it: the bias and padding
+                // invocations (i ≥ k) must not read a column that its owner writes in
+                // this same phase, and they never use the value.
+                None => {
+                    for c in 0..m {
+                        let _ = writeln!(s, "        var w{j}_{c} = 0.0;");
+                    }
+                    let _ = writeln!(s, "        if ({i} < {k}u) {{");
+                    for c in 0..m {
+                        let _ = writeln!(s, "            w{j}_{c} = wp[{w}u + {c}u * {k}u + {i}];");
+                    }
+                    s.push_str("        }\n");
+                }
             }
             for c in 0..m {
                 let _ = writeln!(s, "        var a{j}_{c} = 0.0;");
