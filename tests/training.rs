@@ -393,3 +393,39 @@ fn dropped_buffers_leave_the_bind_group_cache() {
         end.cached_bind_groups
     );
 }
+
+#[test]
+fn a_2000_step_epoch_creates_nothing_after_the_first() {
+    if gpu().is_none() {
+        return;
+    }
+    // A device of its own, so that its counters count this run only.
+    let gpu = Gpu::new().unwrap();
+    let data = minidl::data::disc(20_000, &mut rng(6)).unwrap();
+    let mut model = seed::network(&gpu, &mut rng(7)).unwrap();
+    let config = FitConfig {
+        epochs: 2,
+        fused: false,
+        ..FitConfig::default()
+    };
+    let mut after_epoch = Vec::new();
+    fit(
+        &gpu,
+        &mut model,
+        &mut MseLoss::new(seed::REDUCTION),
+        &mut Sgd::new(seed::LR).unwrap(),
+        &data,
+        &config,
+        |_, _| {
+            after_epoch.push(gpu.stats());
+            Ok(())
+        },
+    )
+    .unwrap();
+    let (first, second) = (after_epoch[0], after_epoch[1]);
+    assert_eq!(
+        (second.uniforms, second.bind_groups, second.buffers),
+        (first.uniforms, first.bind_groups, first.buffers),
+        "uniform blocks, bind groups and buffers created in the second epoch of 2000 steps"
+    );
+}
