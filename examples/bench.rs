@@ -10,11 +10,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use minidl::backend::gpu::linear::MatmulKernel;
+use minidl::backend::{MlpLayer, MlpSpec, MlpTrainer};
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential};
 use minidl::optim::Sgd;
 use minidl::train::{fit, FitConfig};
-use minidl::{seed, Backend, Cpu, Error, Gpu, Reduction, Tensor};
+use minidl::{seed, Act, Backend, Cpu, Error, Gpu, Reduction, Tensor};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
@@ -176,9 +177,35 @@ fn matmul_gflops(gpu: &Gpu, kernel: MatmulKernel, n: usize, reps: usize) -> Resu
     Ok(2.0 * (n as f64).powi(3) / median(times) / 1e9)
 }
 
+/// Milliseconds to generate and compile the fused trainer for `widths` (ReLU layers,
+/// Tanh output) and batches of 10, on a device of its own (nothing cached yet).
+fn fused_build_ms(adapter: Option<&str>, widths: &[usize]) -> Result<f64, Error> {
+    let gpu = Gpu::with_adapter(adapter)?;
+    let layers = widths
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| MlpLayer {
+            inputs: w[0],
+            outputs: w[1],
+            act: if i + 2 == widths.len() {
+                Act::Tanh
+            } else {
+                Act::Relu
+            },
+        })
+        .collect();
+    let spec = MlpSpec::new(layers)?;
+    let start = Instant::now();
+    gpu.prepare(&spec, 10)?;
+    Ok(start.elapsed().as_secs_f64() * 1e3)
+}
+
 fn run(args: &Args) -> Result<String, Error> {
     let gpu = Gpu::with_adapter(args.adapter.as_deref())?;
     eprintln!("bench on {}", gpu.adapter());
+    let build_seed = fused_build_ms(args.adapter.as_deref(), &seed::WIDTHS)?;
+    let build_wide = fused_build_ms(args.adapter.as_deref(), &[8, 64, 64, 3])?;
+    eprintln!("fused trainer build: seed {build_seed:.1} ms, 8-64-64-3 {build_wide:.1} ms");
     let (cpu_seed, _) = seed_epoch_ms(&Cpu, false, args.epochs)?;
     eprintln!("seed epoch, cpu: {cpu_seed:.3} ms");
     let (generic, generic_device) = seed_epoch_ms(&gpu, false, args.epochs)?;
@@ -202,7 +229,7 @@ fn run(args: &Args) -> Result<String, Error> {
         matmul.push(format!("\"{name}\":{{{}}}", sizes.join(",")));
     }
     Ok(format!(
-        "{{\"adapter\":\"{}\",\"seed_epoch_ms\":{{\"cpu\":{cpu_seed},\"gpu_generic\":{generic},\"gpu_fused\":{fused}}},\"seed_epoch_device_ms\":{{\"gpu_generic\":{},\"gpu_fused\":{}}},\"wide_step_ms\":{{\"cpu\":{wide_cpu},\"gpu\":{wide_gpu}}},\"matmul_gflops\":{{{}}}}}",
+        "{{\"adapter\":\"{}\",\"seed_epoch_ms\":{{\"cpu\":{cpu_seed},\"gpu_generic\":{generic},\"gpu_fused\":{fused}}},\"seed_epoch_device_ms\":{{\"gpu_generic\":{},\"gpu_fused\":{}}},\"wide_step_ms\":{{\"cpu\":{wide_cpu},\"gpu\":{wide_gpu}}},\"matmul_gflops\":{{{}}},\"fused_build_ms\":{{\"seed\":{build_seed},\"8-64-64-3\":{build_wide}}}}}",
         gpu.adapter().name.replace('\\', "\\\\").replace('"', "\\\""),
         number(generic_device),
         number(fused_device),

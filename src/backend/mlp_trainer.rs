@@ -27,6 +27,13 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         losses: &DeviceTensor<B>,
     ) -> Result<()>;
 
+    /// Builds what [`MlpTrainer::mlp_epoch`] needs for `spec` and batches of
+    /// `batch_size` (the GPU generates and compiles its kernel), so that the first
+    /// epoch does not pay for it; `mlp_epoch` builds it where this was not called.
+    fn prepare(&self, _spec: &MlpSpec, _batch_size: usize) -> Result<()> {
+        Ok(())
+    }
+
     /// A short description of why `spec` does not fit with `batch_size`, for the
     /// error of [`MlpTrainer::mlp_epoch`].
     fn why_not(&self, spec: &MlpSpec, batch_size: usize) -> String {

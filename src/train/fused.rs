@@ -85,6 +85,8 @@ impl<'a, B: Backend> Packed<'a, B> {
         if !trainer.mlp_fits(&spec, batch_size) {
             return Ok(None);
         }
+        // Before the first epoch, whose time would otherwise include the build.
+        trainer.prepare(&spec, batch_size)?;
         let params = backend.alloc(1, spec.param_count())?;
         let column = params.reshape(spec.param_count(), 1)?;
         let mut views = Vec::new();

@@ -614,6 +614,10 @@ impl MlpTrainer<Gpu> for Gpu {
                 <= self.limits().max_compute_invocations_per_workgroup as usize
     }
 
+    fn prepare(&self, spec: &MlpSpec, batch: usize) -> Result<()> {
+        compiled(self, spec, batch).map(|_| ())
+    }
+
     fn why_not(&self, spec: &MlpSpec, batch: usize) -> String {
         format!(
             "the fused trainer cannot take {spec:?} with batches of {batch}: it needs widths of \
@@ -636,6 +640,41 @@ impl MlpTrainer<Gpu> for Gpu {
     }
 }
 
+/// The fused kernel for `spec` and batches of `batch` and its pipeline id, compiled on
+/// first use and cached.
+fn compiled(gpu: &Gpu, spec: &MlpSpec, batch: usize) -> Result<(u64, wgpu::ComputePipeline)> {
+    let ctx = &gpu.ctx;
+    let key = (spec.clone(), batch);
+    let mut cache = lock(&ctx.fused);
+    if let Some((id, pipeline)) = cache.0.get(&key) {
+        return Ok((*id, pipeline.clone()));
+    }
+    let code = source(spec, batch, shape_on(gpu, spec));
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = ctx
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("mlp_fused"),
+            source: wgpu::ShaderSource::Wgsl(code.into()),
+        });
+    let pipeline = ctx
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("mlp_epoch"),
+            layout: None,
+            module: &module,
+            entry_point: Some("mlp_epoch"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("compiling the fused trainer: {e}")));
+    }
+    let id = FIRST_ID + cache.0.len() as u64;
+    cache.0.insert(key, (id, pipeline.clone()));
+    Ok((id, pipeline))
+}
+
 /// Records one epoch: a dispatch of one workgroup, or several in a row where the
 /// epoch has more mini-batches than one dispatch may run (see [`LOOP_BUDGET`]).
 fn run_epoch(
@@ -653,35 +692,7 @@ fn run_epoch(
     }
     // The bind-group cache is keyed by views' offsets: every chunk's views stay the
     // same from epoch to epoch, so nothing is created after the first.
-    let ctx = &gpu.ctx;
-    let key = (spec.clone(), epoch.batch_size);
-    let mut cache = lock(&ctx.fused);
-    if !cache.0.contains_key(&key) {
-        let code = source(spec, epoch.batch_size, shape_on(gpu, spec));
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = ctx
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("mlp_fused"),
-                source: wgpu::ShaderSource::Wgsl(code.into()),
-            });
-        let pipeline = ctx
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some("mlp_epoch"),
-                layout: None,
-                module: &module,
-                entry_point: Some("mlp_epoch"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("compiling the fused trainer: {e}")));
-        }
-        let id = FIRST_ID + cache.0.len() as u64;
-        cache.0.insert(key.clone(), (id, pipeline));
-    }
-    let (id, pipeline) = &cache.0[&key];
+    let (id, pipeline) = compiled(gpu, spec, epoch.batch_size)?;
     let reduction = match epoch.reduction {
         Reduction::Sum => 0,
         Reduction::Mean => 1,
@@ -695,8 +706,8 @@ fn run_epoch(
         let rows = inputs.rows() - first_row;
         gpu.launch_pipeline(
             "mlp_epoch",
-            pipeline,
-            *id,
+            &pipeline,
+            id,
             &[
                 &inputs.slice_rows(first_row, rows)?,
                 &targets.slice_rows(first_row, rows)?,
