@@ -83,6 +83,7 @@ impl Gpu {
                 loop_budget: summary_is_cpu.then_some(LOOP_BUDGET),
                 timer: Mutex::new(timer),
             }),
+            loop_budget: summary_is_cpu.then_some(LOOP_BUDGET),
         })
     }
 
@@ -120,7 +121,17 @@ impl Gpu {
     /// work into several launches or refusing shapes they cannot split. `None` on other
     /// adapters.
     pub fn loop_budget(&self) -> Option<usize> {
-        self.ctx.loop_budget
+        self.loop_budget
+    }
+
+    /// This backend on the same device with `budget` as its [`Gpu::loop_budget`]: to
+    /// exercise the splitting and the refusals of llvmpipe's limit on any adapter (the
+    /// tests do), or to lift it (`None`) on a driver known to have no such limit.
+    pub fn with_loop_budget(&self, budget: Option<usize>) -> Gpu {
+        Gpu {
+            ctx: self.ctx.clone(),
+            loop_budget: budget,
+        }
     }
 
     /// The device limits in force.

@@ -65,6 +65,8 @@ const MAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Gpu {
     ctx: Arc<Context>,
+    /// [`Gpu::loop_budget`]: the adapter's, unless [`Gpu::with_loop_budget`] set another.
+    loop_budget: Option<usize>,
 }
 
 struct Context {
@@ -85,7 +87,8 @@ struct Context {
     fused: Mutex<mlp_fused::FusedPipelines>,
     /// The subgroup size, where the device has subgroups of one fixed size.
     subgroup_size: Option<u32>,
-    /// [`Gpu::loop_budget`], decided once from the adapter.
+    /// The adapter's [`Gpu::loop_budget`], decided once: `Some` exactly where the
+    /// adapter is a CPU.
     loop_budget: Option<usize>,
     /// The timestamp queries behind [`DeviceTimer`], where the device has them.
     timer: Mutex<Option<timer::Timer>>,
