@@ -50,34 +50,54 @@ impl Gpu {
         )
     }
 
+    /// Runs `create` (a buffer's creation) inside an out-of-memory error scope, so that
+    /// a failed allocation is this call's error, naming `what`, rather than a later and
+    /// unrelated op's.
+    fn out_of_memory_scope<T>(&self, what: &str, create: impl FnOnce() -> T) -> Result<T> {
+        let scope = self
+            .ctx
+            .device
+            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let made = create();
+        match pollster::block_on(scope.pop()) {
+            None => Ok(made),
+            Some(e) => Err(Error::Gpu(format!("allocating {what}: {e}"))),
+        }
+    }
+
     pub(super) fn alloc_tensor(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Gpu>> {
         self.health()?;
         let len = rows.saturating_mul(cols);
-        let bytes = self.check_size(&format!("a {rows}×{cols} tensor"), len)?;
-        let raw = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: bytes,
-            usage: TENSOR_USAGE,
-            mapped_at_creation: false,
-        });
+        let what = format!("a {rows}×{cols} tensor");
+        let bytes = self.check_size(&what, len)?;
+        let raw = self.out_of_memory_scope(&what, || {
+            self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: bytes,
+                usage: TENSOR_USAGE,
+                mapped_at_creation: false,
+            })
+        })?;
         self.wrap(raw, len, rows, cols)
     }
 
     pub(super) fn upload_tensor(&self, tensor: &Tensor) -> Result<DeviceTensor<Gpu>> {
         self.health()?;
         let (rows, cols) = tensor.matrix_dims()?;
-        self.check_size(&format!("a {rows}×{cols} tensor"), tensor.len())?;
+        let what = format!("a {rows}×{cols} tensor");
+        self.check_size(&what, tensor.len())?;
         if tensor.is_empty() {
             return self.alloc_tensor(rows, cols);
         }
-        let raw = self
-            .ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: bytemuck::cast_slice(tensor.data()),
-                usage: TENSOR_USAGE,
-            });
+        let raw = self.out_of_memory_scope(&what, || {
+            self.ctx
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: None,
+                    contents: bytemuck::cast_slice(tensor.data()),
+                    usage: TENSOR_USAGE,
+                })
+        })?;
         self.wrap(raw, tensor.len(), rows, cols)
     }
 
