@@ -294,3 +294,59 @@ fn predict_runs_in_chunks_where_one_tensor_of_all_rows_would_be_too_large() {
         assert_eq!(alone, all[first..first + 1000], "rows {first}..");
     }
 }
+
+/// Reports of `epochs` epochs of the seed network on `gpu`, timed on the device.
+fn timed_epochs(gpu: &Gpu, seed: u64, epochs: usize) -> Vec<minidl::train::EpochReport> {
+    let (train, _) = disc_train_test(seed).unwrap();
+    let mut model = seed::network(gpu, &mut rng(seed)).unwrap();
+    let config = FitConfig {
+        epochs,
+        fused: false,
+        gpu_timing: true,
+        ..FitConfig::default()
+    };
+    fit(
+        gpu,
+        &mut model,
+        &mut MseLoss::new(Reduction::Sum),
+        &mut Sgd::new(0.01).unwrap(),
+        &train,
+        &config,
+        |_, _| Ok(()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn device_time_is_never_another_threads_work() {
+    let Some(_) = gpu() else { return };
+    let gpu = Gpu::new().unwrap();
+    if !gpu.has_timestamps() {
+        return;
+    }
+    // Alone, every epoch is timed.
+    assert!(timed_epochs(&gpu, 1, 2)
+        .iter()
+        .all(|r| r.gpu_millis.is_some()));
+    // Two threads on one device: an epoch's device time, where reported, is its own
+    // work's, so within the epoch's wall time.
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..2)
+            .map(|t| {
+                let gpu = &gpu;
+                s.spawn(move || timed_epochs(gpu, 2 + t, 6))
+            })
+            .collect();
+        runs.into_iter().flat_map(|r| r.join().unwrap()).collect()
+    });
+    for r in &reports {
+        if let Some(device) = r.gpu_millis {
+            assert!(
+                device <= r.millis,
+                "epoch {}: {device} ms of device time in {} ms of wall time",
+                r.epoch,
+                r.millis
+            );
+        }
+    }
+}

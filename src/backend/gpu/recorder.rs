@@ -67,7 +67,19 @@ pub(crate) struct Recorder {
     next_uniform_id: u64,
     /// Buffers dropped since the caches were last pruned of them.
     pub(crate) dropped: DroppedBuffers,
+    /// The device timer's measurement in flight, if any: see [`Timing`].
+    pub(crate) timing: Option<Timing>,
     pub(crate) stats: GpuStats,
+}
+
+/// A device-time measurement in flight: the thread that started it, whether it has
+/// stopped, and whether another thread recorded commands between its start and stop
+/// (then the time would include them, and is not reported).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub owner: std::thread::ThreadId,
+    pub stopped: bool,
+    pub shared: bool,
 }
 
 /// One kernel launch, already checked: the pipeline (and a number identifying it), the
@@ -93,6 +105,7 @@ impl Recorder {
             bind_groups: HashMap::new(),
             next_uniform_id: 1,
             dropped: DroppedBuffers::default(),
+            timing: None,
             stats: GpuStats::default(),
         }
     }
@@ -109,6 +122,9 @@ impl Recorder {
 
     /// Counts one recorded command; submits when [`SUBMIT_EVERY`] have piled up.
     pub(crate) fn recorded(&mut self, queue: &wgpu::Queue) {
+        if let Some(timing) = self.timing.as_mut().filter(|t| !t.stopped && !t.shared) {
+            timing.shared = timing.owner != std::thread::current().id();
+        }
         self.pending += 1;
         if self.pending >= SUBMIT_EVERY {
             self.submit(queue);
