@@ -1,5 +1,6 @@
 //! The fully fused trainer (`MlpTrainer::mlp_epoch`) against the step-by-step path: on
-//! the CPU they are the same composition of reference ops and must agree bit for bit;
+//! the CPU they are the same composition of reference ops and must agree bit for bit,
+//! and the CPU's epoch must agree with an independent f64 computation written here;
 //! the GPU kernel must agree with the CPU reference within a stated tolerance.
 
 mod common;
@@ -340,4 +341,163 @@ fn cpu_fused_layer_ops_equal_the_separate_ops_bitwise() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("needs the forward output"), "{e}");
+}
+
+/// One epoch of mini-batch SGD on `spec` in f64, written here from the definitions
+/// (PyTorch's `Linear`, the activations, `MSELoss`, plain SGD) without the reference's
+/// functions: the losses, and `params` updated in place.
+fn independent_epoch(
+    spec: &MlpSpec,
+    params: &mut [f64],
+    x: &[f64],
+    t: &[f64],
+    hyper: &MlpEpoch,
+) -> Vec<f64> {
+    let act = |a: Act, z: f64| match a {
+        Act::Identity => z,
+        Act::Relu => z.max(0.0),
+        Act::Tanh => z.tanh(),
+        Act::Sigmoid => 1.0 / (1.0 + (-z).exp()),
+        Act::LeakyRelu(s) => {
+            if z > 0.0 {
+                z
+            } else {
+                s as f64 * z
+            }
+        }
+    };
+    // d act / dz from the output y (y > 0 exactly where z > 0 for the ReLUs).
+    let slope = |a: Act, y: f64| match a {
+        Act::Identity => 1.0,
+        Act::Relu => {
+            if y > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Act::Tanh => 1.0 - y * y,
+        Act::Sigmoid => y * (1.0 - y),
+        Act::LeakyRelu(s) => {
+            if y > 0.0 {
+                1.0
+            } else {
+                s as f64
+            }
+        }
+    };
+    let (width_in, width_out) = (spec.inputs(), spec.outputs());
+    let rows = x.len() / width_in;
+    let mut losses = Vec::new();
+    for first in (0..rows).step_by(hyper.batch_size) {
+        let n = hyper.batch_size.min(rows - first);
+        // Forward, keeping every layer's input.
+        let mut ins = vec![x[first * width_in..(first + n) * width_in].to_vec()];
+        let mut at = 0;
+        let mut places = Vec::new();
+        for l in spec.layers() {
+            let (k, m) = (l.inputs, l.outputs);
+            let (w, b) = (at, at + m * k);
+            places.push((w, b));
+            at = b + m;
+            let a = ins.last().unwrap();
+            let y: Vec<f64> = (0..n * m)
+                .map(|e| {
+                    let (r, c) = (e / m, e % m);
+                    let z: f64 = (0..k).map(|i| a[r * k + i] * params[w + c * k + i]).sum();
+                    act(l.act, z + params[b + c])
+                })
+                .collect();
+            ins.push(y);
+        }
+        let y = ins.last().unwrap();
+        let target = &t[first * width_out..(first + n) * width_out];
+        let count = (n * width_out) as f64;
+        let scale = if hyper.reduction == Reduction::Mean {
+            1.0 / count
+        } else {
+            1.0
+        };
+        losses.push(
+            scale
+                * y.iter()
+                    .zip(target)
+                    .map(|(p, q)| (p - q) * (p - q))
+                    .sum::<f64>(),
+        );
+        let mut g: Vec<f64> = y
+            .iter()
+            .zip(target)
+            .map(|(p, q)| 2.0 * scale * (p - q))
+            .collect();
+        // Backward from the weights before the step, then the update.
+        let mut steps = vec![0.0; params.len()];
+        for (li, l) in spec.layers().iter().enumerate().rev() {
+            let (k, m) = (l.inputs, l.outputs);
+            let (w, b) = places[li];
+            let (a, y) = (&ins[li], &ins[li + 1]);
+            let dz: Vec<f64> = g.iter().zip(y).map(|(g, y)| g * slope(l.act, *y)).collect();
+            for c in 0..m {
+                for r in 0..n {
+                    steps[b + c] += dz[r * m + c];
+                    for i in 0..k {
+                        steps[w + c * k + i] += dz[r * m + c] * a[r * k + i];
+                    }
+                }
+            }
+            g = (0..n * k)
+                .map(|e| {
+                    let (r, i) = (e / k, e % k);
+                    (0..m).map(|c| dz[r * m + c] * params[w + c * k + i]).sum()
+                })
+                .collect();
+        }
+        for (p, s) in params.iter_mut().zip(steps) {
+            *p -= hyper.lr as f64 * s;
+        }
+    }
+    losses
+}
+
+#[test]
+fn cpu_fused_epochs_match_an_independent_f64_computation() {
+    use Act::*;
+    let cases = [
+        (
+            spec(&seed::WIDTHS, &[Relu, Relu, Relu, Tanh]),
+            1000,
+            10,
+            Reduction::Sum,
+        ),
+        (
+            spec(&[3, 17, 5], &[Tanh, Identity]),
+            103,
+            7,
+            Reduction::Mean,
+        ),
+        (
+            spec(&[2, 12, 12, 2], &[LeakyRelu(0.3), Sigmoid, Tanh]),
+            200,
+            10,
+            Reduction::Sum,
+        ),
+    ];
+    for (i, (spec, rows, batch_size, reduction)) in cases.iter().enumerate() {
+        let hyper = MlpEpoch {
+            batch_size: *batch_size,
+            lr: 0.01,
+            reduction: *reduction,
+        };
+        let (params, losses) = epoch_on(&Cpu, spec, *rows, &hyper, 100 + i as u64);
+        // The same draws as epoch_on, in f64.
+        let mut r = rng(100 + i as u64);
+        let to64 = |t: minidl::Tensor| t.data().iter().map(|&v| v as f64).collect::<Vec<_>>();
+        let mut want = to64(random(&mut r, 1, spec.param_count(), -0.4, 0.4));
+        let x = to64(random(&mut r, *rows, spec.inputs(), 0.0, 1.0));
+        let t = to64(random(&mut r, *rows, spec.outputs(), -1.0, 1.0));
+        let want_losses = independent_epoch(spec, &mut want, &x, &t, &hyper);
+        let f32s = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<_>>();
+        assert_close(&format!("case {i} parameters"), &params, &f32s(&want));
+        assert_close(&format!("case {i} losses"), &losses, &f32s(&want_losses));
+    }
 }
