@@ -201,10 +201,18 @@ impl Backend for Cpu {
             Some(y) => GATED.with_borrow_mut(|dz| {
                 dz.resize(dy.len(), 0.0);
                 {
-                    let (dy_guard, y_guard) = (dy.buffer().read(), y.buffer().read());
+                    // One read lock per buffer, as in `with_slices`.
+                    let dy_guard = dy.buffer().read();
+                    let y_guard;
+                    let y_data = if y.buffer().id == dy.buffer().id {
+                        &dy_guard
+                    } else {
+                        y_guard = y.buffer().read();
+                        &y_guard
+                    };
                     reference::gate(
                         &dy_guard[dy.offset()..dy.offset() + dy.len()],
-                        &y_guard[y.offset()..y.offset() + y.len()],
+                        &y_data[y.offset()..y.offset() + y.len()],
                         act,
                         dz,
                     );
