@@ -7,6 +7,7 @@ pub mod data;
 pub mod error;
 pub mod nn;
 pub mod optim;
+pub mod schedule;
 pub mod seed;
 pub mod tensor;
 pub mod train;

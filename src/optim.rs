@@ -6,6 +6,7 @@
 //! per parameter, allocated by [`Optimizer::prepare`] or on the first step.
 
 pub use crate::backend::{AdamStep, MomentumStep};
+pub use crate::schedule::{LrSchedule, Schedule};
 
 use crate::backend::{Backend, BufferHandle, DeviceTensor, Ops};
 use crate::error::{Error, Result};
@@ -29,6 +30,13 @@ pub trait Optimizer<B: Backend>: Send {
     fn state(&self) -> Vec<&DeviceTensor<B>> {
         Vec::new()
     }
+
+    /// The learning rate the next steps use.
+    fn lr(&self) -> f32;
+
+    /// Sets the learning rate of the next steps (a schedule's rate for an epoch); the
+    /// other hyperparameters and the state stay.
+    fn set_lr(&mut self, lr: f32) -> Result<()>;
 
     /// The learning rate when this is plain SGD (no momentum, no weight decay), which
     /// the fully fused trainers ([`MlpTrainer`](crate::backend::MlpTrainer)) implement; `None` otherwise.
@@ -144,6 +152,17 @@ impl<B: Backend> Sgd<B> {
 }
 
 impl<B: Backend> Optimizer<B> for Sgd<B> {
+    fn lr(&self) -> f32 {
+        self.hyper.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) -> Result<()> {
+        let hyper = MomentumStep { lr, ..self.hyper };
+        hyper.validate()?;
+        self.hyper = hyper;
+        Ok(())
+    }
+
     fn step(&mut self, backend: &B, params: &[Parameter<'_, B>]) -> Result<()> {
         if self.is_plain() {
             for p in params {
@@ -205,6 +224,17 @@ impl<B: Backend> Adam<B> {
 }
 
 impl<B: Backend> Optimizer<B> for Adam<B> {
+    fn lr(&self) -> f32 {
+        self.hyper.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) -> Result<()> {
+        let hyper = AdamStep { lr, ..self.hyper };
+        hyper.validate()?;
+        self.hyper = hyper;
+        Ok(())
+    }
+
     fn step(&mut self, backend: &B, params: &[Parameter<'_, B>]) -> Result<()> {
         self.prepare(backend, params)?;
         for (p, s) in params.iter().zip(&self.state.tensors) {

@@ -46,7 +46,7 @@ fn assert_no_panic(what: &str, out: &Output) {
 
 #[test]
 fn bad_flags_and_values_exit_2_with_the_usage() {
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 13] = [
         (&["--frobnicate"], "unknown argument \"--frobnicate\""),
         (&["--epochs"], "--epochs needs a value"),
         (
@@ -80,6 +80,10 @@ fn bad_flags_and_values_exit_2_with_the_usage() {
             "--optimizer: expected sgd, momentum or adam",
         ),
         (&["--nesterov"], "--nesterov needs --optimizer momentum"),
+        (
+            &["--lr-schedule", "linear"],
+            "--lr-schedule: expected constant, cosine or step",
+        ),
     ];
     for (args, says) in cases {
         let out = run(args);

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use minidl::optim::{LrSchedule, Schedule};
 use minidl::seed;
 
 /// The usage message, printed with `--help` and after a bad flag.
@@ -9,8 +10,8 @@ pub const USAGE: &str =
     "usage: disc_gpu [--backend auto|gpu|cpu] [--adapter NAME] [--epochs N] [--lr X]
                 [--batch-size N] [--seed N] [--shuffle] [--no-fused]
                 [--loss mse|ce] [--optimizer sgd|momentum|adam] [--momentum X]
-                [--nesterov] [--weight-decay X] [--save PATH] [--load PATH]
-                [--plot DIR] [--json] [--list-adapters]
+                [--nesterov] [--weight-decay X] [--lr-schedule S] [--warmup N]
+                [--save PATH] [--load PATH] [--plot DIR] [--json] [--list-adapters]
 
   --backend B        auto (default: the GPU if an adapter exists, else the CPU), gpu, cpu
   --adapter NAME     the first GPU adapter whose name contains NAME (also MINIDL_ADAPTER)
@@ -26,6 +27,9 @@ pub const USAGE: &str =
   --momentum X       the momentum of --optimizer momentum (default 0.9)
   --nesterov         Nesterov momentum (with --optimizer momentum)
   --weight-decay X   L2 penalty of the optimizer (default 0)
+  --lr-schedule S    constant (default), cosine (annealed to 0 over the epochs) or step
+                     (×0.1 after each third of the epochs), as PyTorch's schedulers
+  --warmup N         epochs of linear warm-up before the schedule (default 0)
   --save PATH        save the trained network as safetensors (PyTorch state_dict names)
   --load PATH        start from the network saved in PATH
   --plot DIR         write DIR/training_curve.png and DIR/decision_boundary.png
@@ -113,6 +117,8 @@ pub struct Args {
     pub nesterov: bool,
     /// `--weight-decay X`.
     pub weight_decay: f32,
+    /// `--lr-schedule S` and `--warmup N`.
+    pub schedule: Schedule,
     /// `--save PATH`.
     pub save: Option<PathBuf>,
     /// `--load PATH`.
@@ -158,6 +164,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
         momentum: 0.9,
         nesterov: false,
         weight_decay: 0.0,
+        schedule: Schedule::constant(),
         save: None,
         load: None,
         plot: None,
@@ -199,6 +206,23 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
                     }
                 }
             }
+            "--lr-schedule" => {
+                parsed.schedule.kind = match value()?.as_str() {
+                    "constant" => LrSchedule::Constant,
+                    "cosine" => LrSchedule::Cosine { eta_min: 0.0 },
+                    // The step size follows --epochs once every flag is read.
+                    "step" => LrSchedule::Step {
+                        step_size: 0,
+                        gamma: 0.1,
+                    },
+                    other => {
+                        return Err(format!(
+                            "--lr-schedule: expected constant, cosine or step, got {other:?}"
+                        ))
+                    }
+                }
+            }
+            "--warmup" => parsed.schedule.warmup = number(&flag, &value()?)?,
             "--adapter" => parsed.adapter = Some(value()?),
             "--epochs" => parsed.epochs = number(&flag, &value()?)?,
             "--lr" => parsed.lr = non_negative(&flag, &value()?, true)?,
@@ -226,6 +250,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
     if parsed.nesterov && (parsed.optimizer != OptimizerChoice::Momentum || parsed.momentum == 0.0)
     {
         return Err("--nesterov needs --optimizer momentum with a momentum above 0".into());
+    }
+    if let LrSchedule::Step { step_size, .. } = &mut parsed.schedule.kind {
+        *step_size = (parsed.epochs.saturating_sub(parsed.schedule.warmup) / 3).max(1);
     }
     if parsed.lr.is_nan() {
         parsed.lr = match parsed.optimizer {

@@ -96,6 +96,7 @@ fn train<B: Backend>(
         seed: args.seed,
         fused: args.fused,
         gpu_timing: true,
+        schedule: args.schedule,
     };
     let evaluate = !args.json || args.plot.is_some();
     let mut curve = Vec::new();

@@ -16,11 +16,11 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::backend::{Backend, DeviceTensor, LossKind, Ops};
+use crate::backend::{Backend, DeviceTensor, LossKind, MlpEpoch, Ops};
 use crate::data::{batches, check_finite, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Module, Parameter};
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, Schedule};
 use crate::tensor::Tensor;
 
 /// How [`fit`] runs.
@@ -41,6 +41,9 @@ pub struct FitConfig {
     /// Time each epoch on the device too, where the backend can
     /// ([`EpochReport::gpu_millis`]); costs one more short wait per epoch.
     pub gpu_timing: bool,
+    /// The learning rate of each epoch, from the optimizer's rate at the start of the
+    /// fit ([`Schedule`]); the constant rate by default.
+    pub schedule: Schedule,
 }
 
 impl Default for FitConfig {
@@ -54,6 +57,7 @@ impl Default for FitConfig {
             seed: 0,
             fused: true,
             gpu_timing: false,
+            schedule: Schedule::constant(),
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct EpochReport {
     /// Device time of the epoch's work in milliseconds (timestamp queries), when
     /// [`FitConfig::gpu_timing`] is on and the backend has a device timer.
     pub gpu_millis: Option<f64>,
+    /// The learning rate the epoch trained with ([`FitConfig::schedule`]).
+    pub lr: f32,
 }
 
 /// Trains `model` on `data` with `loss` and `optimizer` and returns every epoch's
@@ -98,6 +104,10 @@ pub struct EpochReport {
 /// or `Ok(Control::Continue)` to go on, `Ok(Control::Stop)` to end the training there
 /// (`fit` then returns the reports so far), or an error, which `fit` returns. Whatever
 /// the hook did to the model is kept, on both paths, also when it stops or fails.
+///
+/// Each epoch trains at [`FitConfig::schedule`]'s rate for it, computed from the
+/// optimizer's learning rate when `fit` starts; the optimizer gets that rate back at
+/// the end.
 ///
 /// When the loss of a mini-batch is NaN or infinite, training stops with
 /// [`Error::Diverged`] naming the epoch and step, and the model (and the optimizer's
@@ -120,6 +130,8 @@ where
     O: Optimizer<B> + ?Sized,
 {
     let ranges: Vec<_> = batches(data.len(), config.batch_size)?.collect();
+    config.schedule.validate()?;
+    let base_lr = optimizer.lr();
     if let Some((_, outputs)) = model.widths() {
         check_classes("fit", loss.kind().map(|(kind, _)| kind), outputs, data)?;
     }
@@ -164,6 +176,7 @@ where
         targets: &targets,
         losses: &losses,
         ranges: &ranges,
+        lr: base_lr,
     };
     // The fused path trains the packed copy; the model gets it back after each epoch
     // and at the end, also after an error.
@@ -173,6 +186,9 @@ where
         let mut owned = OwnedParameters::of(model);
         for epoch in 1..=config.epochs {
             let params = owned.parameters();
+            let lr = config.schedule.lr(base_lr, epoch - 1, config.epochs);
+            optimizer.set_lr(lr)?;
+            steps.lr = lr;
             let start = Instant::now();
             if config.shuffle {
                 order.shuffle(&mut rng);
@@ -211,6 +227,7 @@ where
                     Some(timer) => timer.timer_read()?,
                     None => None,
                 },
+                lr,
             };
             reports.push(report);
             if let Some(packed) = &packed {
@@ -234,6 +251,7 @@ where
     if let Some(packed) = &packed {
         packed.unpack(backend, model)?;
     }
+    optimizer.set_lr(base_lr)?;
     result.map(|()| reports)
 }
 
@@ -288,6 +306,8 @@ struct Steps<'a, B: Backend> {
     targets: &'a DeviceTensor<B>,
     losses: &'a DeviceTensor<B>,
     ranges: &'a [Range<usize>],
+    /// The epoch's learning rate, which the fused epoch takes as a parameter.
+    lr: f32,
 }
 
 impl<B: Backend> Steps<'_, B> {
@@ -317,7 +337,10 @@ impl<B: Backend> Steps<'_, B> {
                 &packed.params,
                 &self.inputs.slice_rows(0, rows)?,
                 &self.targets.slice_rows(0, rows)?,
-                &packed.hyper,
+                &MlpEpoch {
+                    lr: self.lr,
+                    ..packed.hyper
+                },
                 &self.losses.slice_rows(0, count)?,
             );
         }
