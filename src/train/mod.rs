@@ -1,4 +1,5 @@
-//! The training loop and error counting. A fit uploads the data once; each step works
+//! The training loop (prediction and error counting are in `predict`). A fit uploads
+//! the data once; each step works
 //! on views of it, records its ops without waiting, writes its loss to a device slot
 //! and allocates nothing on the host; the host reads the losses back once per epoch. A
 //! model that is a narrow MLP trains on the fully fused path instead (the backend's
@@ -6,8 +7,12 @@
 //! [`FitConfig::fused`] is off.
 
 mod fused;
+mod predict;
 
 pub use fused::mlp_spec;
+pub use predict::{count_errors, predict};
+
+use predict::check_classes;
 
 use std::ops::Range;
 use std::time::Instant;
@@ -16,8 +21,8 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::backend::{Backend, DeviceTensor, LossKind, MlpEpoch, Ops};
-use crate::data::{batches, check_finite, Dataset};
+use crate::backend::{Backend, DeviceTensor, MlpEpoch, Ops};
+use crate::data::{batches, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Module, Parameter};
 use crate::optim::{Optimizer, Schedule};
@@ -403,122 +408,4 @@ fn gather_rows(t: &Tensor, order: &[usize]) -> Vec<f32> {
         .flat_map(|&r| &t.data()[r * cols..(r + 1) * cols])
         .copied()
         .collect()
-}
-
-/// Rows [`predict`] runs through the model at once; fewer where a layer's output for
-/// that many rows is more than the backend can hold in one tensor.
-const PREDICT_ROWS: usize = 65_536;
-
-/// The predicted class of each row of `inputs`: the arg-max of the model's outputs
-/// (the first one on ties, as `torch.argmax`). Runs in chunks of rows, so that any
-/// number of rows works where one row does. Fails on a NaN or infinite input, and on a
-/// NaN output.
-pub fn predict<B: Backend, M: Module<B> + ?Sized>(
-    backend: &B,
-    model: &mut M,
-    inputs: &Tensor,
-) -> Result<Vec<usize>> {
-    check_finite("predict", inputs)?;
-    let (rows, cols) = inputs.matrix_dims()?;
-    let mut predicted = Vec::with_capacity(rows);
-    let mut chunk = PREDICT_ROWS.min(rows).max(1);
-    let mut first = 0;
-    loop {
-        let n = chunk.min(rows - first);
-        let part = Tensor::new(
-            &[n, cols],
-            inputs.data()[first * cols..(first + n) * cols].to_vec(),
-        )?;
-        match predict_rows(backend, model, &part, first) {
-            Ok(classes) => predicted.extend(classes),
-            Err(Error::TooLarge { .. }) if chunk > 1 => {
-                chunk /= 2;
-                continue;
-            }
-            Err(e) => return Err(e),
-        }
-        first += n;
-        if first >= rows {
-            return Ok(predicted);
-        }
-    }
-}
-
-/// [`predict`] of the rows of `part`, the first of which is row `first` of the input.
-fn predict_rows<B: Backend, M: Module<B> + ?Sized>(
-    backend: &B,
-    model: &mut M,
-    part: &Tensor,
-    first: usize,
-) -> Result<Vec<usize>> {
-    let x = backend.upload(part)?;
-    let out = backend.download(model.forward(backend, &x)?)?;
-    let classes = out.shape()[1];
-    if classes == 0 {
-        return Err(Error::InvalidArgument("the model has no outputs".into()));
-    }
-    if let Some(i) = out.data().iter().position(|v| v.is_nan()) {
-        return Err(Error::InvalidArgument(format!(
-            "predict: the model's output for row {}, column {} is NaN (have its parameters diverged?)",
-            first + i / classes,
-            i % classes
-        )));
-    }
-    Ok(out
-        .data()
-        .chunks(classes)
-        .map(|row| {
-            let mut best = 0;
-            for (j, &v) in row.iter().enumerate() {
-                if v > row[best] {
-                    best = j;
-                }
-            }
-            best
-        })
-        .collect())
-}
-
-/// Fails where `data`'s classes cannot be compared with the `outputs` of a model
-/// trained with the loss `kind`: MSE compares one-hot rows of `data.classes()` values
-/// with the outputs, so the two widths must be equal; cross-entropy needs an output per
-/// class. `what` names the caller in the message.
-fn check_classes(what: &str, kind: Option<LossKind>, outputs: usize, data: &Dataset) -> Result<()> {
-    let classes = data.classes();
-    let fits = match kind {
-        Some(LossKind::Mse) => classes == outputs,
-        _ => classes <= outputs,
-    };
-    if fits {
-        return Ok(());
-    }
-    Err(Error::shape(
-        what,
-        format!(
-            "the data has {classes} classes but the model outputs {outputs} values{}",
-            match kind {
-                Some(LossKind::Mse) =>
-                    " (MSE compares one-hot targets with the outputs: they must be as many)",
-                _ => " (each class needs an output)",
-            }
-        ),
-    ))
-}
-
-/// How many points of `data` the model classifies wrongly. Fails where the data has
-/// more classes than the model has outputs.
-pub fn count_errors<B: Backend, M: Module<B> + ?Sized>(
-    backend: &B,
-    model: &mut M,
-    data: &Dataset,
-) -> Result<usize> {
-    if let Some((_, outputs)) = model.widths() {
-        check_classes("count_errors", None, outputs, data)?;
-    }
-    let predicted = predict(backend, model, data.inputs())?;
-    Ok(predicted
-        .iter()
-        .zip(data.labels())
-        .filter(|(p, l)| p != l)
-        .count())
 }
