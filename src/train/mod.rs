@@ -1,10 +1,9 @@
 //! The training loop (prediction and error counting are in `predict`). A fit uploads
-//! the data once; each step works
-//! on views of it, records its ops without waiting, writes its loss to a device slot
-//! and allocates nothing on the host; the host reads the losses back once per epoch. A
-//! model that is a narrow MLP trains on the fully fused path instead (the backend's
-//! [`MlpTrainer`](crate::backend::MlpTrainer), one op per epoch), unless
-//! [`FitConfig::fused`] is off.
+//! the data once; each step works on views of it, records its ops without waiting,
+//! writes its loss to a device slot and allocates nothing on the host; the host reads
+//! the losses back once per epoch. A model that is a narrow MLP trains on the fully
+//! fused path instead (the backend's [`MlpTrainer`](crate::backend::MlpTrainer), one op
+//! per epoch), unless [`FitConfig::fused`] is off.
 
 mod fused;
 mod predict;
