@@ -150,8 +150,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
         y: &DeviceTensor<Self>,
     ) -> Result<()>;
 
-    /// The kernel of [`Ops::linear_act_backward`]; `y` is `Some` unless `act` is the
-    /// identity.
+    /// The kernel of [`Ops::linear_act_backward`]; `y` is `Some` exactly when `act` is
+    /// not the identity.
     #[allow(clippy::too_many_arguments)]
     fn linear_backward_unchecked(
         &self,

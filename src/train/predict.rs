@@ -27,11 +27,18 @@ pub fn predict<B: Backend, M: Module<B> + ?Sized>(
     let mut first = 0;
     loop {
         let n = chunk.min(rows - first);
-        let part = Tensor::new(
-            &[n, cols],
-            inputs.data()[first * cols..(first + n) * cols].to_vec(),
-        )?;
-        match predict_rows(backend, model, &part, first) {
+        // One chunk of all rows is the input itself, uploaded without a host copy.
+        let copy;
+        let part = if n == rows {
+            inputs
+        } else {
+            copy = Tensor::new(
+                &[n, cols],
+                inputs.data()[first * cols..(first + n) * cols].to_vec(),
+            )?;
+            &copy
+        };
+        match predict_rows(backend, model, part, first) {
             Ok(classes) => predicted.extend(classes),
             Err(Error::TooLarge { .. }) if chunk > 1 => {
                 chunk /= 2;

@@ -29,7 +29,7 @@ impl Gpu {
         let instance = adapter::instance();
         let adapter = adapter::choose(&instance, name)?;
         let summary = AdapterSummary::of(&adapter);
-        let summary_is_cpu = summary.is_cpu();
+        let cpu_adapter = summary.is_cpu();
         let limits = adapter.limits();
         let features = adapter.features() & OPTIONAL_FEATURES;
         let info = adapter.get_info();
@@ -80,10 +80,10 @@ impl Gpu {
                 staging: Mutex::new(None),
                 fused: Mutex::new(Default::default()),
                 subgroup_size,
-                loop_budget: summary_is_cpu.then_some(LOOP_BUDGET),
+                cpu_adapter,
                 timer: Mutex::new(timer),
             }),
-            loop_budget: summary_is_cpu.then_some(LOOP_BUDGET),
+            loop_budget: cpu_adapter.then_some(LOOP_BUDGET),
         })
     }
 

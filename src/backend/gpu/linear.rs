@@ -84,8 +84,9 @@ pub(super) fn backward(
     let m = w.rows();
     let dims = [n, k, m, act.code() as usize];
     let scalars = [act.slope(), 0.0, 0.0, 0.0];
-    // The kernels read y through `gate`, which ignores it for the identity: bind dy.
-    let y = y.filter(|_| act != Act::Identity).unwrap_or(dy);
+    // The kernels read y through `gate`, which ignores it for the identity, where the
+    // op set passes no y: bind dy.
+    let y = y.unwrap_or(dy);
     if let Some(dx) = dx {
         gpu.check_loop("linear_backward", m, 1, || {
             format!("an output width of {m}")

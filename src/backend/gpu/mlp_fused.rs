@@ -596,7 +596,7 @@ pub fn source(spec: &MlpSpec, batch: usize, shape: Shape) -> String {
 
 /// The fused kernel's workgroup on `gpu`.
 fn shape_on(gpu: &Gpu, spec: &MlpSpec) -> Shape {
-    shape(spec, gpu.ctx.loop_budget.is_some(), gpu.ctx.subgroup_size)
+    shape(spec, gpu.ctx.cpu_adapter, gpu.ctx.subgroup_size)
 }
 
 /// The GPU's fused trainer: one generated kernel per network and batch size.

@@ -87,9 +87,9 @@ struct Context {
     fused: Mutex<mlp_fused::FusedPipelines>,
     /// The subgroup size, where the device has subgroups of one fixed size.
     subgroup_size: Option<u32>,
-    /// The adapter's [`Gpu::loop_budget`], decided once: `Some` exactly where the
-    /// adapter is a CPU.
-    loop_budget: Option<usize>,
+    /// Whether the adapter is a CPU (llvmpipe), decided once: it gets a loop budget
+    /// and the fused trainer's CPU workgroup shape.
+    cpu_adapter: bool,
     /// The timestamp queries behind [`DeviceTimer`], where the device has them.
     timer: Mutex<Option<timer::Timer>>,
 }
