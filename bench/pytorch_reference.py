@@ -21,7 +21,9 @@ top-level keys, so the two outputs can be compared side by side:
 
 Each step is zero_grad, forward, loss, backward, step, as in minidl.  Data
 tensors are on the device before timing starts; batches are slices (views).
-CPU always runs (with --threads intra-op threads, default 1); CUDA runs too
+CPU always runs, once per intra-op thread count of --threads (a comma-separated
+list, default 1); its figures are keyed by the thread count, as minidl's
+bench keys its CPU figures ("cpu_threads" lists the counts).  CUDA runs too
 when torch.cuda.is_available().  Progress goes to stderr; without --json a
 readable summary also goes to stderr.  The JSON line is always printed last.
 """
@@ -127,7 +129,8 @@ def main():
                    help="no readable summary; only progress on stderr and the JSON line on stdout")
     p.add_argument("--epochs", type=int, default=10, help="timed seed epochs (>= 5, default 10)")
     p.add_argument("--steps", type=int, default=30, help="timed wide steps (>= 20, default 30)")
-    p.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1)")
+    p.add_argument("--threads", default="1",
+                   help="CPU intra-op thread counts, comma-separated (default 1)")
     p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                    help="devices to run (default all available)")
     args = p.parse_args()
@@ -136,34 +139,51 @@ def main():
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda requested but torch.cuda.is_available() is False")
 
-    torch.set_num_threads(args.threads)
-    devs = []
-    if args.device in ("cpu", "all"):
-        devs.append(torch.device("cpu"))
-    if args.device == "cuda" or (args.device == "all" and torch.cuda.is_available()):
-        devs.append(torch.device("cuda"))
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        threads = []
+    if not threads or min(threads) < 1:
+        p.error("--threads must be a comma-separated list of positive integers")
 
+    run_cpu = args.device in ("cpu", "all")
+    run_cuda = args.device == "cuda" or (args.device == "all" and torch.cuda.is_available())
     names = []
-    if devs[0].type == "cpu":
-        names.append(f"CPU ({args.threads} thread{'s' if args.threads != 1 else ''})")
-    if devs[-1].type == "cuda":
+    if run_cpu:
+        names.append("CPU (" + ", ".join(f"{t} thread{'s' if t != 1 else ''}" for t in threads) + ")")
+    if run_cuda:
         names.append(f"CUDA {torch.cuda.get_device_name(0)}")
     result = {"adapter": f"PyTorch {torch.__version__} " + " + ".join(names),
-              "torch": torch.__version__, "threads": args.threads,
+              "torch": torch.__version__, "cpu_threads": threads if run_cpu else [],
               "seed_epoch_ms": {}, "wide_step_ms": {}, "matmul_gflops": {}}
-    for dev in devs:
-        log(f"[{dev.type}]")
-        result["seed_epoch_ms"][dev.type] = seed_epoch_ms(dev, args.epochs)
-        result["wide_step_ms"][dev.type] = wide_step_ms(dev, args.steps)
-        result["matmul_gflops"][dev.type] = matmul_gflops(dev)
+    if run_cpu:
+        cpu = torch.device("cpu")
+        for key in ("seed_epoch_ms", "wide_step_ms", "matmul_gflops"):
+            result[key]["cpu"] = {}
+        for t in threads:
+            torch.set_num_threads(t)
+            log(f"[cpu, {t} thread(s)]")
+            result["seed_epoch_ms"]["cpu"][str(t)] = seed_epoch_ms(cpu, args.epochs)
+            result["wide_step_ms"]["cpu"][str(t)] = wide_step_ms(cpu, args.steps)
+            result["matmul_gflops"]["cpu"][str(t)] = matmul_gflops(cpu)
+    if run_cuda:
+        cuda = torch.device("cuda")
+        log("[cuda]")
+        result["seed_epoch_ms"]["cuda"] = seed_epoch_ms(cuda, args.epochs)
+        result["wide_step_ms"]["cuda"] = wide_step_ms(cuda, args.steps)
+        result["matmul_gflops"]["cuda"] = matmul_gflops(cuda)
 
     if not args.json:
         log(f"\n{result['adapter']}")
-        for dev in devs:
-            d = dev.type
-            mm = ", ".join(f"n={n}: {g:.1f}" for n, g in result["matmul_gflops"][d].items())
-            log(f"  {d:4s} seed {result['seed_epoch_ms'][d]:.3f} ms/epoch | "
-                f"wide {result['wide_step_ms'][d]:.3f} ms/step | matmul GFLOPS {mm}")
+        for t in (threads if run_cpu else []):
+            k = str(t)
+            mm = ", ".join(f"n={n}: {g:.1f}" for n, g in result["matmul_gflops"]["cpu"][k].items())
+            log(f"  cpu, {t} thread(s): seed {result['seed_epoch_ms']['cpu'][k]:.3f} ms/epoch | "
+                f"wide {result['wide_step_ms']['cpu'][k]:.3f} ms/step | matmul GFLOPS {mm}")
+        if run_cuda:
+            mm = ", ".join(f"n={n}: {g:.1f}" for n, g in result["matmul_gflops"]["cuda"].items())
+            log(f"  cuda seed {result['seed_epoch_ms']['cuda']:.3f} ms/epoch | "
+                f"wide {result['wide_step_ms']['cuda']:.3f} ms/step | matmul GFLOPS {mm}")
     print(json.dumps(result), flush=True)
 
 

@@ -1,10 +1,13 @@
-//! The benchmark: median times of the seed workload per epoch (CPU reference, GPU step
-//! by step, GPU fused; wall clock, and device time from timestamp queries where the
-//! adapter has them), of a wide MLP's training step, and the matrix-product
-//! throughput of the tiled and naive kernels. The last line of `--json` output is one
-//! JSON object; `bench/pytorch_reference.py` prints the same keys for PyTorch.
+//! The benchmark: median times of the seed workload per epoch (the CPU backend fused
+//! and step by step, the GPU step by step and fused; wall clock, and device time from
+//! timestamp queries where the adapter has them), of a wide MLP's training step, and
+//! the matrix-product throughput of the CPU backend and of the GPU's tiled and naive
+//! kernels. CPU figures are given per thread count (`cpu_threads`: one thread and
+//! every core by default), keyed by the count. The last line of `--json` output is
+//! one JSON object; `bench/pytorch_reference.py` prints the same keys for PyTorch.
 //!
-//! `cargo run --release --example bench -- --json [--epochs N] [--steps N] [--reps N]`
+//! `cargo run --release --example bench -- --json [--epochs N] [--steps N] [--reps N]
+//! [--threads LIST] [--adapter NAME | --no-gpu]`
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -15,16 +18,20 @@ use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential};
 use minidl::optim::Sgd;
 use minidl::train::{fit, FitConfig};
-use minidl::{seed, Act, Backend, Cpu, Error, Gpu, Reduction, Tensor};
+use minidl::{seed, Act, Backend, Cpu, DeviceTensor, Error, Gpu, Ops, Reduction, Tensor};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
-const USAGE: &str = "usage: bench [--json] [--epochs N] [--steps N] [--reps N] [--adapter NAME]
+const USAGE: &str = "usage: bench [--json] [--epochs N] [--steps N] [--reps N] [--threads LIST]
+             [--adapter NAME | --no-gpu]
 
-  --epochs N   timed seed epochs per path, after 5 warm-up epochs (default 30, at least 5)
-  --steps N    timed wide-MLP steps per backend, after one warm-up step (default 5)
-  --reps N     timed products per matrix size and kernel, after one warm-up (default 3)
-  --json       end with one JSON line of results";
+  --epochs N      timed seed epochs per path, after 5 warm-up epochs (default 30, at least 5)
+  --steps N       timed wide-MLP steps per backend, after one warm-up step (default 5)
+  --reps N        timed products per matrix size and kernel, after one warm-up (default 3)
+  --threads LIST  CPU thread counts, comma-separated (default: 1 and every core)
+  --adapter NAME  the GPU adapter whose name contains NAME
+  --no-gpu        CPU figures only (also when no GPU adapter exists)
+  --json          end with one JSON line of results";
 
 /// Seed epochs run before the timed ones (the first few are slower on llvmpipe).
 const WARM_UP: usize = 5;
@@ -34,7 +41,9 @@ struct Args {
     epochs: usize,
     steps: usize,
     reps: usize,
+    threads: Vec<usize>,
     adapter: Option<String>,
+    no_gpu: bool,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -43,7 +52,9 @@ fn parse_args() -> Result<Option<Args>, String> {
         epochs: 30,
         steps: 5,
         reps: 3,
+        threads: vec![1, Cpu::all_cores()],
         adapter: None,
+        no_gpu: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,11 +70,23 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--epochs" => args.epochs = number("--epochs")?.max(5),
             "--steps" => args.steps = number("--steps")?,
             "--reps" => args.reps = number("--reps")?,
+            "--threads" => {
+                let v = it.next().ok_or("--threads needs a value")?;
+                args.threads = v
+                    .split(',')
+                    .map(|t| t.trim().parse().ok().filter(|&n: &usize| n >= 1))
+                    .collect::<Option<_>>()
+                    .ok_or(format!(
+                        "--threads: {v:?} is not a list of positive integers"
+                    ))?;
+            }
             "--adapter" => args.adapter = Some(it.next().ok_or("--adapter needs a value")?),
+            "--no-gpu" => args.no_gpu = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    args.threads.dedup();
     Ok(Some(args))
 }
 
@@ -151,9 +174,19 @@ fn wide_step_ms<B: Backend>(b: &B, steps: usize) -> Result<f64, Error> {
     Ok(median(reports[1..].iter().map(|r| r.millis).collect()))
 }
 
-/// GFLOPS of `n×n · (n×n)ᵀ` (plus a bias) with `kernel`: the median of `reps` timed
-/// products after a warm-up, each waited for.
-fn matmul_gflops(gpu: &Gpu, kernel: MatmulKernel, n: usize, reps: usize) -> Result<f64, Error> {
+/// GFLOPS of `n×n · (n×n)ᵀ` (plus a bias) on `b`, each product run by `product`: the
+/// median of `reps` timed products after a warm-up, each waited for.
+fn matmul_gflops<B: Backend>(
+    b: &B,
+    n: usize,
+    reps: usize,
+    product: impl Fn(
+        &DeviceTensor<B>,
+        &DeviceTensor<B>,
+        &DeviceTensor<B>,
+        &DeviceTensor<B>,
+    ) -> Result<(), Error>,
+) -> Result<f64, Error> {
     let mut rng = ChaCha8Rng::seed_from_u64(n as u64);
     let mut random = |rows, cols| -> Result<Tensor, Error> {
         let v = (0..rows * cols)
@@ -161,20 +194,43 @@ fn matmul_gflops(gpu: &Gpu, kernel: MatmulKernel, n: usize, reps: usize) -> Resu
             .collect();
         Tensor::new(&[rows, cols], v)
     };
-    let a = gpu.upload(&random(n, n)?)?;
-    let w = gpu.upload(&random(n, n)?)?;
-    let bias = gpu.alloc(1, n)?;
-    let c = gpu.alloc(n, n)?;
+    let a = b.upload(&random(n, n)?)?;
+    let w = b.upload(&random(n, n)?)?;
+    let bias = b.alloc(1, n)?;
+    let c = b.alloc(n, n)?;
     let mut times = Vec::new();
     for rep in 0..=reps {
         let start = Instant::now();
-        gpu.linear_forward_with(kernel, &a, &w, &bias, &c)?;
-        gpu.synchronize()?;
+        product(&a, &w, &bias, &c)?;
+        b.synchronize()?;
         if rep > 0 {
             times.push(start.elapsed().as_secs_f64());
         }
     }
     Ok(2.0 * (n as f64).powi(3) / median(times) / 1e9)
+}
+
+/// The sizes of the square products timed.
+const MATMUL_SIZES: [usize; 3] = [256, 1024, 2048];
+
+/// `{"256":…,"1024":…,"2048":…}` of `gflops(n)`, each also printed to stderr.
+fn matmul_sizes(
+    what: &str,
+    mut gflops: impl FnMut(usize) -> Result<f64, Error>,
+) -> Result<String, Error> {
+    let mut sizes = Vec::new();
+    for n in MATMUL_SIZES {
+        let g = gflops(n)?;
+        eprintln!("matmul {what} {n}: {g:.2} GFLOPS");
+        sizes.push(format!("\"{n}\":{g}"));
+    }
+    Ok(format!("{{{}}}", sizes.join(",")))
+}
+
+/// `{"t1":v1,"t2":v2,…}`: one value per thread count.
+fn per_threads(values: &[(usize, String)]) -> String {
+    let items: Vec<String> = values.iter().map(|(t, v)| format!("\"{t}\":{v}")).collect();
+    format!("{{{}}}", items.join(","))
 }
 
 /// Milliseconds to generate and compile the fused trainer for `widths` (ReLU layers,
@@ -200,40 +256,123 @@ fn fused_build_ms(adapter: Option<&str>, widths: &[usize]) -> Result<f64, Error>
     Ok(start.elapsed().as_secs_f64() * 1e3)
 }
 
-fn run(args: &Args) -> Result<String, Error> {
-    let gpu = Gpu::with_adapter(args.adapter.as_deref())?;
+/// The CPU figures at each thread count: seed epoch fused and step by step, wide
+/// step and products, as JSON values keyed by the thread count.
+struct CpuFigures {
+    seed_fused: Vec<(usize, String)>,
+    seed_generic: Vec<(usize, String)>,
+    wide: Vec<(usize, String)>,
+    matmul: Vec<(usize, String)>,
+}
+
+fn cpu_figures(args: &Args) -> Result<CpuFigures, Error> {
+    let mut f = CpuFigures {
+        seed_fused: Vec::new(),
+        seed_generic: Vec::new(),
+        wide: Vec::new(),
+        matmul: Vec::new(),
+    };
+    for &t in &args.threads {
+        let cpu = Cpu::with_threads(t)?;
+        let (fused, _) = seed_epoch_ms(&cpu, true, args.epochs)?;
+        let (generic, _) = seed_epoch_ms(&cpu, false, args.epochs)?;
+        eprintln!(
+            "seed epoch, cpu {t} thread(s): fused {fused:.3} ms, step by step {generic:.3} ms"
+        );
+        let wide = wide_step_ms(&cpu, args.steps)?;
+        eprintln!("wide step, cpu {t} thread(s): {wide:.2} ms");
+        let matmul = matmul_sizes(&format!("cpu {t} thread(s)"), |n| {
+            matmul_gflops(&cpu, n, args.reps, |a, w, bias, c| {
+                cpu.linear_forward(a, w, bias, c)
+            })
+        })?;
+        f.seed_fused.push((t, fused.to_string()));
+        f.seed_generic.push((t, generic.to_string()));
+        f.wide.push((t, wide.to_string()));
+        f.matmul.push((t, matmul));
+    }
+    Ok(f)
+}
+
+/// The GPU figures as JSON members (without braces), or `None` without a GPU.
+fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
+    if args.no_gpu {
+        return Ok(None);
+    }
+    let gpu = match Gpu::with_adapter(args.adapter.as_deref()) {
+        Ok(gpu) => gpu,
+        Err(Error::NoAdapter(why)) if args.adapter.is_none() => {
+            eprintln!("no GPU adapter ({why}): CPU figures only");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     eprintln!("bench on {}", gpu.adapter());
     let build_seed = fused_build_ms(args.adapter.as_deref(), &seed::WIDTHS)?;
     let build_wide = fused_build_ms(args.adapter.as_deref(), &[8, 64, 64, 3])?;
     eprintln!("fused trainer build: seed {build_seed:.1} ms, 8-64-64-3 {build_wide:.1} ms");
-    let (cpu_seed, _) = seed_epoch_ms(&Cpu, false, args.epochs)?;
-    eprintln!("seed epoch, cpu: {cpu_seed:.3} ms");
     let (generic, generic_device) = seed_epoch_ms(&gpu, false, args.epochs)?;
     eprintln!("seed epoch, gpu step by step: {generic:.3} ms (device {generic_device:?})");
     let (fused, fused_device) = seed_epoch_ms(&gpu, true, args.epochs)?;
     eprintln!("seed epoch, gpu fused: {fused:.3} ms (device {fused_device:?})");
     let number = |v: Option<f64>| v.map_or("null".to_string(), |v| v.to_string());
-    let wide_cpu = wide_step_ms(&Cpu, args.steps)?;
-    eprintln!("wide step, cpu: {wide_cpu:.1} ms");
     let wide_gpu = wide_step_ms(&gpu, args.steps)?;
     eprintln!("wide step, gpu: {wide_gpu:.1} ms");
     let mut matmul = Vec::new();
     for kernel in [MatmulKernel::Tiled, MatmulKernel::Naive] {
-        let mut sizes = Vec::new();
-        for n in [256, 1024, 2048] {
-            let g = matmul_gflops(&gpu, kernel, n, args.reps)?;
-            eprintln!("matmul {kernel:?} {n}: {g:.2} GFLOPS");
-            sizes.push(format!("\"{n}\":{g}"));
-        }
         let name = format!("{kernel:?}").to_lowercase();
-        matmul.push(format!("\"{name}\":{{{}}}", sizes.join(",")));
+        let sizes = matmul_sizes(&name, |n| {
+            matmul_gflops(&gpu, n, args.reps, |a, w, bias, c| {
+                gpu.linear_forward_with(kernel, a, w, bias, c)
+            })
+        })?;
+        matmul.push(format!("\"{name}\":{sizes}"));
     }
+    Ok(Some([
+        format!(
+            "\"adapter\":\"{}\",\"seed_epoch_device_ms\":{{\"gpu_generic\":{},\"gpu_fused\":{}}},\"fused_build_ms\":{{\"seed\":{build_seed},\"8-64-64-3\":{build_wide}}}",
+            gpu.adapter().name.replace('\\', "\\\\").replace('"', "\\\""),
+            number(generic_device),
+            number(fused_device),
+        ),
+        format!("\"gpu_generic\":{generic},\"gpu_fused\":{fused}"),
+        format!("\"gpu\":{wide_gpu}"),
+        matmul.join(","),
+    ]))
+}
+
+fn run(args: &Args) -> Result<String, Error> {
+    let gpu = gpu_figures(args)?;
+    let cpu = cpu_figures(args)?;
+    let threads: Vec<String> = args.threads.iter().map(|t| t.to_string()).collect();
+    let [head, seed_gpu, wide_gpu, matmul_gpu] = gpu.unwrap_or_else(|| {
+        [
+            "\"adapter\":null".to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]
+    });
+    let with = |cpu: String, gpu: &str| {
+        if gpu.is_empty() {
+            cpu
+        } else {
+            format!("{cpu},{gpu}")
+        }
+    };
     Ok(format!(
-        "{{\"adapter\":\"{}\",\"seed_epoch_ms\":{{\"cpu\":{cpu_seed},\"gpu_generic\":{generic},\"gpu_fused\":{fused}}},\"seed_epoch_device_ms\":{{\"gpu_generic\":{},\"gpu_fused\":{}}},\"wide_step_ms\":{{\"cpu\":{wide_cpu},\"gpu\":{wide_gpu}}},\"matmul_gflops\":{{{}}},\"fused_build_ms\":{{\"seed\":{build_seed},\"8-64-64-3\":{build_wide}}}}}",
-        gpu.adapter().name.replace('\\', "\\\\").replace('"', "\\\""),
-        number(generic_device),
-        number(fused_device),
-        matmul.join(",")
+        "{{{head},\"cpu_threads\":[{}],\"seed_epoch_ms\":{{{}}},\"wide_step_ms\":{{{}}},\"matmul_gflops\":{{{}}}}}",
+        threads.join(","),
+        with(
+            format!(
+                "\"cpu\":{},\"cpu_generic\":{}",
+                per_threads(&cpu.seed_fused),
+                per_threads(&cpu.seed_generic)
+            ),
+            &seed_gpu
+        ),
+        with(format!("\"cpu\":{}", per_threads(&cpu.wide)), &wide_gpu),
+        with(format!("\"cpu\":{}", per_threads(&cpu.matmul)), &matmul_gpu),
     ))
 }
 

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|g| predict(&g, &files, logits))
     } else {
-        predict(&Cpu, &files, logits)
+        predict(&Cpu::new(), &files, logits)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -167,7 +167,11 @@ fn main() -> ExitCode {
         );
         (gpu.adapter().name.clone(), result, created)
     } else {
-        (Cpu.name(), soak(&Cpu, &o, || {}), "null".into())
+        (
+            Cpu::new().name(),
+            soak(&Cpu::new(), &o, || {}),
+            "null".into(),
+        )
     };
     let s = match result {
         Ok(s) => s,

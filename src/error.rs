@@ -39,6 +39,9 @@ pub enum Error {
     /// The GPU device reported an error (validation, out of memory, ...).
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// The CPU backend could not start its worker threads.
+    #[error("CPU threads: {0}")]
+    Threads(String),
     /// Training diverged: the loss of a mini-batch became NaN or infinite. The model
     /// keeps the parameters of the last step whose loss was finite.
     #[error("training diverged at epoch {epoch}, step {step}: the loss is {loss}; the model keeps the parameters after step {kept_steps} of that epoch")]

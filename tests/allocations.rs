@@ -1,7 +1,7 @@
 //! A steady-state training step allocates nothing on the host: a counting global
 //! allocator measures the allocations of one epoch after the first, and an epoch of
 //! twice the steps must make exactly as many (the per-epoch work, reading the losses
-//! and calling the hook, is the same). On the CPU backend this holds on both paths; on
+//! and calling the hook, is the same). On the CPU backends this holds on both paths; on
 //! the GPU on the fused path, while a step-by-step step still allocates inside wgpu,
 //! which processes the recorded commands when an encoder is submitted, about one
 //! allocation per command (its count is printed, not asserted: it is wgpu's, not
@@ -17,7 +17,7 @@ use minidl::data::disc;
 use minidl::nn::MseLoss;
 use minidl::optim::Sgd;
 use minidl::train::{fit, FitConfig};
-use minidl::{seed, Backend, Cpu};
+use minidl::{seed, Backend, Cpu, Reference};
 
 /// Counts the allocations (and reallocations) of the current thread.
 struct Counting;
@@ -107,7 +107,9 @@ fn assert_steps_allocate_nothing<B: Backend>(b: &B, paths: &[bool]) {
 
 #[test]
 fn a_steady_state_step_allocates_nothing_on_the_cpu() {
-    assert_steps_allocate_nothing(&Cpu, &[false, true]);
+    assert_steps_allocate_nothing(&Cpu::with_threads(1).unwrap(), &[false, true]);
+    assert_steps_allocate_nothing(&Cpu::with_threads(2).unwrap(), &[false, true]);
+    assert_steps_allocate_nothing(&Reference, &[false, true]);
 }
 
 #[test]

@@ -24,9 +24,9 @@ fn invalid(e: Error) -> String {
 #[test]
 fn layers_that_do_not_chain_are_caught_when_the_sequential_is_built() {
     let layers: Vec<Box<dyn Module<Cpu>>> = vec![
-        Box::new(Linear::new(&Cpu, 2, 25, &mut rng(0)).unwrap()),
+        Box::new(Linear::new(&Cpu::new(), 2, 25, &mut rng(0)).unwrap()),
         Box::new(ReLU::new()),
-        Box::new(Linear::new(&Cpu, 24, 2, &mut rng(0)).unwrap()),
+        Box::new(Linear::new(&Cpu::new(), 24, 2, &mut rng(0)).unwrap()),
     ];
     let Err(err) = Sequential::new(layers) else {
         panic!("widths 25 and 24 do not chain")
@@ -53,7 +53,7 @@ fn wrong_width<B: Backend>(b: &B) -> String {
 
 #[test]
 fn a_forward_input_of_the_wrong_width_names_the_layer_and_both_widths() {
-    let m = wrong_width(&Cpu);
+    let m = wrong_width(&Cpu::new());
     assert_eq!(
         m,
         "shape mismatch in Linear(2→25): expected input width 2, got a 4×3 input"
@@ -84,13 +84,13 @@ fn an_empty_data_set() {
 #[test]
 fn a_batch_size_of_zero() {
     let (train, _) = disc_train_test(0).unwrap();
-    let mut model = seed::network(&Cpu, &mut rng(0)).unwrap();
+    let mut model = seed::network(&Cpu::new(), &mut rng(0)).unwrap();
     let config = FitConfig {
         batch_size: 0,
         ..FitConfig::default()
     };
     let err = fit(
-        &Cpu,
+        &Cpu::new(),
         &mut model,
         &mut MseLoss::new(Reduction::Sum),
         &mut Sgd::new(0.01).unwrap(),
@@ -124,8 +124,8 @@ fn nan_or_infinity_in_the_inputs() {
             m,
             format!("invalid argument: Dataset: input row 1, column 1 is {bad}")
         );
-        let mut model = seed::network(&Cpu, &mut rng(0)).unwrap();
-        let m = invalid(predict(&Cpu, &mut model, &inputs).unwrap_err());
+        let mut model = seed::network(&Cpu::new(), &mut rng(0)).unwrap();
+        let m = invalid(predict(&Cpu::new(), &mut model, &inputs).unwrap_err());
         assert_eq!(
             m,
             format!("invalid argument: predict: input row 1, column 1 is {bad}")
@@ -335,7 +335,7 @@ fn diverge<B: Backend>(b: &B, fused: bool) -> Error {
 #[test]
 fn divergence_stops_with_the_epoch_and_step_and_keeps_the_last_finite_parameters() {
     for fused in [false, true] {
-        let err = diverge(&Cpu, fused);
+        let err = diverge(&Cpu::new(), fused);
         let Error::Diverged { epoch, step, .. } = &err else {
             unreachable!()
         };
@@ -433,7 +433,7 @@ fn diverge_later<B: Backend>(b: &B) {
 
 #[test]
 fn divergence_in_a_later_epoch_names_that_epoch() {
-    diverge_later(&Cpu);
+    diverge_later(&Cpu::new());
     if let Some(gpu) = gpu() {
         diverge_later(&gpu);
     }

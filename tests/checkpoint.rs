@@ -45,8 +45,8 @@ fn message(e: Error) -> String {
 fn tensors_are_named_and_shaped_as_pytorch_state_dict() {
     let dir = scratch("names");
     let path = dir.join("seed.safetensors");
-    let model = seed_network(&Cpu, 1);
-    checkpoint::save(&Cpu, &model, &path).unwrap();
+    let model = seed_network(&Cpu::new(), 1);
+    checkpoint::save(&Cpu::new(), &model, &path).unwrap();
     let tensors = parse(&std::fs::read(&path).unwrap(), &path).unwrap();
     let listing: Vec<(String, Vec<usize>)> = tensors
         .iter()
@@ -69,7 +69,7 @@ fn tensors_are_named_and_shaped_as_pytorch_state_dict() {
     .collect();
     assert_eq!(listing, want);
     // The values are the parameters, weights row-major as [out, in].
-    let w0 = Cpu.download(model.parameters()[0].value).unwrap();
+    let w0 = Cpu::new().download(model.parameters()[0].value).unwrap();
     assert_eq!(tensors["0.weight"].data(), w0.data());
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -117,7 +117,7 @@ fn round_trip<B: Backend>(b: &B, name: &str) {
 
 #[test]
 fn a_saved_network_loads_with_the_same_outputs_on_the_cpu() {
-    round_trip(&Cpu, "cpu");
+    round_trip(&Cpu::new(), "cpu");
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn checkpoints_move_between_backends() {
     let Some(gpu) = gpu() else { return };
     let dir = scratch("between");
     let path = dir.join("cpu.safetensors");
-    checkpoint::save(&Cpu, &seed_network(&Cpu, 5), &path).unwrap();
+    checkpoint::save(&Cpu::new(), &seed_network(&Cpu::new(), 5), &path).unwrap();
     let on_gpu = seed_network(&gpu, 6);
     checkpoint::load(&gpu, &on_gpu, &path).unwrap();
     let back = dir.join("gpu.safetensors");
@@ -173,9 +173,9 @@ fn mismatches_are_all_named_and_change_nothing() {
             ("extra", Tensor::new(&[1], vec![1.0]).unwrap()),
         ],
     );
-    let model = linear_model(&Cpu, &[2, 4, 1]);
-    let before = checkpoint::state_dict(&Cpu, &model).unwrap();
-    let m = message(checkpoint::load(&Cpu, &model, &path).unwrap_err());
+    let model = linear_model(&Cpu::new(), &[2, 4, 1]);
+    let before = checkpoint::state_dict(&Cpu::new(), &model).unwrap();
+    let m = message(checkpoint::load(&Cpu::new(), &model, &path).unwrap_err());
     for part in [
         "other.safetensors",
         "tensor \"0.weight\" has shape [3, 2], the model expects [4, 2]",
@@ -186,7 +186,7 @@ fn mismatches_are_all_named_and_change_nothing() {
     ] {
         assert!(m.contains(part), "{part:?} not in: {m}");
     }
-    assert_eq!(checkpoint::state_dict(&Cpu, &model).unwrap(), before);
+    assert_eq!(checkpoint::state_dict(&Cpu::new(), &model).unwrap(), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -213,8 +213,8 @@ fn in_dtype(dtype: safetensors::Dtype) -> Vec<u8> {
 fn damaged_files_are_errors_not_panics() {
     let dir = scratch("damaged");
     let good = dir.join("good.safetensors");
-    let model = linear_model(&Cpu, &[2, 3]);
-    checkpoint::save(&Cpu, &model, &good).unwrap();
+    let model = linear_model(&Cpu::new(), &[2, 3]);
+    checkpoint::save(&Cpu::new(), &model, &good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "not a valid safetensors file"),
@@ -247,7 +247,7 @@ fn damaged_files_are_errors_not_panics() {
     for (what, data, says) in cases {
         let path = dir.join(format!("{what}.safetensors"));
         std::fs::write(&path, &data).unwrap();
-        let m = message(checkpoint::load(&Cpu, &model, &path).unwrap_err());
+        let m = message(checkpoint::load(&Cpu::new(), &model, &path).unwrap_err());
         assert!(m.contains(says), "{what}: {m}");
     }
     // Non-finite values are refused too.
@@ -262,10 +262,10 @@ fn damaged_files_are_errors_not_panics() {
             ("0.bias", Tensor::new(&[3], vec![0.0; 3]).unwrap()),
         ],
     );
-    let m = message(checkpoint::load(&Cpu, &model, &nan).unwrap_err());
+    let m = message(checkpoint::load(&Cpu::new(), &model, &nan).unwrap_err());
     assert!(m.contains("\"0.weight\" holds NaN at element 4"), "{m}");
     let missing = dir.join("no such file");
-    let m = message(checkpoint::load(&Cpu, &model, &missing).unwrap_err());
+    let m = message(checkpoint::load(&Cpu::new(), &model, &missing).unwrap_err());
     assert!(
         m.contains("no such file") && m.contains("reading failed"),
         "{m}"
@@ -276,9 +276,14 @@ fn damaged_files_are_errors_not_panics() {
 #[test]
 fn a_failed_save_is_an_error_and_leaves_the_previous_file() {
     let dir = scratch("failed-save");
-    let model = linear_model(&Cpu, &[2, 3]);
+    let model = linear_model(&Cpu::new(), &[2, 3]);
     let m = message(
-        checkpoint::save(&Cpu, &model, dir.join("missing/folder/x.safetensors")).unwrap_err(),
+        checkpoint::save(
+            &Cpu::new(),
+            &model,
+            dir.join("missing/folder/x.safetensors"),
+        )
+        .unwrap_err(),
     );
     assert!(m.contains("writing failed"), "{m}");
     // A save over a path that is a folder fails at the rename and leaves it as it was,
@@ -286,7 +291,7 @@ fn a_failed_save_is_an_error_and_leaves_the_previous_file() {
     let target = dir.join("taken");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("inside"), b"kept").unwrap();
-    assert!(checkpoint::save(&Cpu, &model, &target).is_err());
+    assert!(checkpoint::save(&Cpu::new(), &model, &target).is_err());
     assert_eq!(std::fs::read(target.join("inside")).unwrap(), b"kept");
     let names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

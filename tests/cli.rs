@@ -247,3 +247,40 @@ fn save_load_and_plot_work_end_to_end() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn auto_takes_a_hardware_gpu_and_otherwise_the_cpu_with_a_notice() {
+    let adapters = minidl::Gpu::adapters();
+    let hardware = adapters.iter().find(|a| {
+        matches!(
+            a.device_type.as_str(),
+            "DiscreteGpu" | "IntegratedGpu" | "VirtualGpu"
+        )
+    });
+    let mut command = Command::new(disc_gpu());
+    command.args(["--epochs", "1", "--json"]);
+    command.env_remove("MINIDL_ADAPTER");
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    match hardware {
+        Some(a) => assert!(
+            stdout.starts_with("{\"backend\":\"gpu\"") && stdout.contains(&a.name),
+            "a hardware adapter exists ({a}) but auto gave {stdout}"
+        ),
+        None => {
+            assert!(stdout.starts_with("{\"backend\":\"cpu\""), "{stdout}");
+            let note = stderr(&out);
+            match adapters.first() {
+                Some(software) => assert!(
+                    note.contains(&software.name) && note.contains("running on the CPU backend"),
+                    "the notice should name the software adapter {software}: {note}"
+                ),
+                None => assert!(note.contains("no GPU adapter"), "{note}"),
+            }
+        }
+    }
+}

@@ -30,7 +30,7 @@ fn shape_errors<B: Backend>(b: &B) -> Vec<String> {
 
 #[test]
 fn bad_shapes_are_errors_with_the_same_message_on_both_backends() {
-    let cpu = shape_errors(&Cpu);
+    let cpu = shape_errors(&Cpu::new());
     assert_eq!(
         cpu[0],
         "shape mismatch in linear_forward: weight should be 5×3, got 5×2"
@@ -76,7 +76,7 @@ fn alias_errors<B: Backend>(b: &B) {
 
 #[test]
 fn outputs_that_alias_inputs_are_errors() {
-    alias_errors(&Cpu);
+    alias_errors(&Cpu::new());
     if let Some(gpu) = gpu() {
         alias_errors(&gpu);
     }
@@ -96,7 +96,7 @@ fn view_errors<B: Backend>(b: &B) {
 
 #[test]
 fn bad_views_uploads_and_writes_are_errors() {
-    view_errors(&Cpu);
+    view_errors(&Cpu::new());
     if let Some(gpu) = gpu() {
         view_errors(&gpu);
     }

@@ -1,7 +1,8 @@
 //! The fully fused trainer (`MlpTrainer::mlp_epoch`) against the step-by-step path: on
-//! the CPU they are the same composition of reference ops and must agree bit for bit,
-//! and the CPU's epoch must agree with an independent f64 computation written here;
-//! the GPU kernel must agree with the CPU reference within a stated tolerance.
+//! the reference backend they are the same composition of reference ops and must agree
+//! bit for bit, and its epoch must agree with an independent f64 computation written
+//! here; the `Cpu` backend's own fused epoch and the GPU kernel must agree with the
+//! reference within a stated tolerance.
 
 mod common;
 
@@ -13,7 +14,7 @@ use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential, Tanh};
 use minidl::optim::Sgd;
 use minidl::train::{fit, mlp_spec, FitConfig};
 use minidl::Ops;
-use minidl::{seed, Backend, Cpu, Error, Reduction};
+use minidl::{seed, Backend, Cpu, Error, Reduction, Reference};
 
 /// GPU and CPU parameters after an epoch agree within this fraction of the largest
 /// parameter. Each step's reductions are within 2·γ₂₆ ≈ 3.1e-6 relative of the
@@ -125,7 +126,7 @@ fn gpu_fused_epochs_match_the_cpu_reference() {
         };
         assert!(gpu.mlp_fits(spec, *batch_size), "case {i} fits");
         let (gpu_params, gpu_losses) = epoch_on(&gpu, spec, *rows, &hyper, i as u64);
-        let (cpu_params, cpu_losses) = epoch_on(&Cpu, spec, *rows, &hyper, i as u64);
+        let (cpu_params, cpu_losses) = epoch_on(&Reference, spec, *rows, &hyper, i as u64);
         assert_close(&format!("case {i} parameters"), &gpu_params, &cpu_params);
         assert_close(&format!("case {i} losses"), &gpu_losses, &cpu_losses);
     }
@@ -163,10 +164,32 @@ fn seed_fit<B: Backend>(b: &B, epochs: usize, fused: bool) -> (Vec<f64>, Vec<f32
 
 #[test]
 fn cpu_fused_path_is_bitwise_the_step_by_step_path() {
-    let (fused_losses, fused_params) = seed_fit(&Cpu, 3, true);
-    let (step_losses, step_params) = seed_fit(&Cpu, 3, false);
+    let (fused_losses, fused_params) = seed_fit(&Reference, 3, true);
+    let (step_losses, step_params) = seed_fit(&Reference, 3, false);
     assert_eq!(fused_losses, step_losses);
     assert_eq!(fused_params, step_params);
+}
+
+#[test]
+fn cpu_epochs_match_the_reference_step_by_step_at_1_and_2_threads() {
+    let (ref_losses, ref_params) = seed_fit(&Reference, 3, false);
+    let f32s = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<_>>();
+    for threads in [1, 2] {
+        let cpu = Cpu::with_threads(threads).unwrap();
+        // The fused epoch adds in the reference's order: bit for bit.
+        let (losses, params) = seed_fit(&cpu, 3, true);
+        assert_eq!(params, ref_params, "{threads} thread(s), fused");
+        assert_eq!(losses, ref_losses, "{threads} thread(s), fused");
+        // Step by step, the small forward product sums in 16 partial sums.
+        let (losses, params) = seed_fit(&cpu, 3, false);
+        let what = format!("{threads} thread(s), step by step");
+        assert_close(&format!("{what}: parameters"), &params, &ref_params);
+        assert_close(
+            &format!("{what}: losses"),
+            &f32s(&losses),
+            &f32s(&ref_losses),
+        );
+    }
 }
 
 #[test]
@@ -174,7 +197,7 @@ fn gpu_fused_fit_matches_gpu_step_by_step_and_cpu() {
     let Some(gpu) = gpu() else { return };
     let (_, fused) = seed_fit(&gpu, 2, true);
     let (_, generic) = seed_fit(&gpu, 2, false);
-    let (_, cpu) = seed_fit(&Cpu, 2, false);
+    let (_, cpu) = seed_fit(&Reference, 2, false);
     assert_close("fused vs step by step on the GPU", &fused, &generic);
     assert_close("fused GPU vs CPU", &fused, &cpu);
 }
@@ -182,30 +205,30 @@ fn gpu_fused_fit_matches_gpu_step_by_step_and_cpu() {
 #[test]
 fn mlp_spec_recognises_linear_activation_chains_only() {
     let mut r = rng(1);
-    let net = seed::network(&Cpu, &mut r).unwrap();
+    let net = seed::network(&Reference, &mut r).unwrap();
     let spec = mlp_spec(&net).expect("the seed network qualifies");
     assert_eq!(spec.layers().len(), 4);
     assert_eq!(spec.layers()[3].act, Act::Tanh);
     assert_eq!(spec.param_count(), 75 + 650 + 650 + 52);
 
     let no_final_activation = Sequential::new(vec![
-        Box::new(Linear::new(&Cpu, 2, 3, &mut r).unwrap()) as Box<dyn Module<Cpu>>,
+        Box::new(Linear::new(&Reference, 2, 3, &mut r).unwrap()) as Box<dyn Module<Reference>>,
         Box::new(ReLU::new()),
-        Box::new(Linear::new(&Cpu, 3, 1, &mut r).unwrap()),
+        Box::new(Linear::new(&Reference, 3, 1, &mut r).unwrap()),
     ])
     .unwrap();
     let spec = mlp_spec(&no_final_activation).unwrap();
     assert_eq!(spec.layers()[1].act, Act::Identity);
 
     let starts_with_activation = Sequential::new(vec![
-        Box::new(Tanh::new()) as Box<dyn Module<Cpu>>,
-        Box::new(Linear::new(&Cpu, 2, 3, &mut r).unwrap()),
+        Box::new(Tanh::new()) as Box<dyn Module<Reference>>,
+        Box::new(Linear::new(&Reference, 2, 3, &mut r).unwrap()),
     ])
     .unwrap();
     assert!(mlp_spec(&starts_with_activation).is_none());
 
     let two_activations = Sequential::new(vec![
-        Box::new(Linear::new(&Cpu, 2, 3, &mut r).unwrap()) as Box<dyn Module<Cpu>>,
+        Box::new(Linear::new(&Reference, 2, 3, &mut r).unwrap()) as Box<dyn Module<Reference>>,
         Box::new(ReLU::new()),
         Box::new(Tanh::new()),
     ])
@@ -255,7 +278,8 @@ fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
         );
         found.iter().map(|e| e.to_string()).collect()
     }
-    let cpu = errors(&Cpu);
+    let cpu = errors(&Reference);
+    assert_eq!(errors(&Cpu::new()), cpu);
     assert!(cpu[0].contains("parameters should be 1×"), "{}", cpu[0]);
     assert!(cpu[2].contains("losses should be 2×1"), "{}", cpu[2]);
     if let Some(gpu) = gpu() {
@@ -280,7 +304,12 @@ fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
 
 #[test]
 fn cpu_fused_layer_ops_equal_the_separate_ops_bitwise() {
-    let b = Cpu;
+    fused_layer_ops_equal_the_separate_ops(&Reference);
+    fused_layer_ops_equal_the_separate_ops(&Cpu::with_threads(1).unwrap());
+    fused_layer_ops_equal_the_separate_ops(&Cpu::with_threads(2).unwrap());
+}
+
+fn fused_layer_ops_equal_the_separate_ops<B: Backend>(b: &B) {
     let mut r = rng(21);
     let (n, k, m) = (10, 25, 7);
     let x = b.upload(&random(&mut r, n, k, -1.0, 1.0)).unwrap();
@@ -460,7 +489,7 @@ fn independent_epoch(
 }
 
 #[test]
-fn cpu_fused_epochs_match_an_independent_f64_computation() {
+fn cpu_and_reference_fused_epochs_match_an_independent_f64_computation() {
     use Act::*;
     let cases = [
         (
@@ -481,6 +510,13 @@ fn cpu_fused_epochs_match_an_independent_f64_computation() {
             10,
             Reduction::Sum,
         ),
+        // Widths past one block of 32 lanes and between blocks; a short last batch.
+        (
+            spec(&[5, 40, 33, 3], &[Sigmoid, LeakyRelu(0.1), Identity]),
+            97,
+            16,
+            Reduction::Mean,
+        ),
     ];
     for (i, (spec, rows, batch_size, reduction)) in cases.iter().enumerate() {
         let hyper = MlpEpoch {
@@ -488,7 +524,6 @@ fn cpu_fused_epochs_match_an_independent_f64_computation() {
             lr: 0.01,
             reduction: *reduction,
         };
-        let (params, losses) = epoch_on(&Cpu, spec, *rows, &hyper, 100 + i as u64);
         // The same draws as epoch_on, in f64.
         let mut r = rng(100 + i as u64);
         let to64 = |t: minidl::Tensor| t.data().iter().map(|&v| v as f64).collect::<Vec<_>>();
@@ -497,6 +532,15 @@ fn cpu_fused_epochs_match_an_independent_f64_computation() {
         let t = to64(random(&mut r, *rows, spec.outputs(), -1.0, 1.0));
         let want_losses = independent_epoch(spec, &mut want, &x, &t, &hyper);
         let f32s = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<_>>();
+        let seed = 100 + i as u64;
+        let reference = epoch_on(&Reference, spec, *rows, &hyper, seed);
+        let cpu = epoch_on(&Cpu::new(), spec, *rows, &hyper, seed);
+        // The CPU's own epoch adds in the reference's order: bit for bit.
+        assert_eq!(
+            cpu, reference,
+            "case {i}: the CPU's fused epoch against the reference's"
+        );
+        let (params, losses) = reference;
         assert_close(&format!("case {i} parameters"), &params, &f32s(&want));
         assert_close(&format!("case {i} losses"), &losses, &f32s(&want_losses));
     }

@@ -15,7 +15,7 @@ use common::{
 };
 use minidl::backend::gpu::LOOP_BUDGET;
 use minidl::backend::reference;
-use minidl::{Act, Backend, Cpu, LossKind, Ops, Reduction, Tensor};
+use minidl::{Act, Backend, LossKind, Ops, Reduction, Reference, Tensor};
 
 /// Input shapes (rows × cols) every op is run on.
 const SHAPES: [(usize, usize); 5] = [(1, 1), (10, 25), (1000, 2), (257, 129), (3, 300)];
@@ -45,7 +45,7 @@ fn relu_matches_cpu_exactly() {
                 elementwise(&gpu, t, |b, i, o| {
                     b.activation_forward(Act::Relu, &i[0], o).unwrap()
                 }),
-                elementwise(&Cpu, t, |b, i, o| {
+                elementwise(&Reference, t, |b, i, o| {
                     b.activation_forward(Act::Relu, &i[0], o).unwrap()
                 }),
             )
@@ -55,7 +55,7 @@ fn relu_matches_cpu_exactly() {
         let got = elementwise(&gpu, &[&x, &dy], |b, i, o| {
             b.activation_backward(Act::Relu, &i[0], &i[1], o).unwrap()
         });
-        let want = elementwise(&Cpu, &[&x, &dy], |b, i, o| {
+        let want = elementwise(&Reference, &[&x, &dy], |b, i, o| {
             b.activation_backward(Act::Relu, &i[0], &i[1], o).unwrap()
         });
         assert_eq!(got, want, "relu_backward {n}×{k}");
@@ -74,7 +74,7 @@ fn flat_kernels_cover_more_than_65535_workgroups() {
     let got = elementwise(&gpu, &[&x], |b, i, o| {
         b.activation_forward(Act::Relu, &i[0], o).unwrap()
     });
-    let want = elementwise(&Cpu, &[&x], |b, i, o| {
+    let want = elementwise(&Reference, &[&x], |b, i, o| {
         b.activation_forward(Act::Relu, &i[0], o).unwrap()
     });
     assert!(
@@ -101,7 +101,7 @@ fn tanh_matches_cpu() {
         let got = elementwise(&gpu, &[&x], |b, i, o| {
             b.activation_forward(Act::Tanh, &i[0], o).unwrap()
         });
-        let want = elementwise(&Cpu, &[&x], |b, i, o| {
+        let want = elementwise(&Reference, &[&x], |b, i, o| {
             b.activation_forward(Act::Tanh, &i[0], o).unwrap()
         });
         // WGSL (and Vulkan) only promise tanh to the accuracy of sinh/cosh built from
@@ -124,7 +124,7 @@ fn tanh_matches_cpu() {
         let got = elementwise(&gpu, &[&y, &dy], |b, i, o| {
             b.activation_backward(Act::Tanh, &i[0], &i[1], o).unwrap()
         });
-        let want = elementwise(&Cpu, &[&y, &dy], |b, i, o| {
+        let want = elementwise(&Reference, &[&y, &dy], |b, i, o| {
             b.activation_backward(Act::Tanh, &i[0], &i[1], o).unwrap()
         });
         // dy·(1 − y·y): three roundings, each evaluation within 3u·|dy|·(1 + y²).
@@ -168,7 +168,7 @@ fn mse_matches_cpu() {
         for reduction in [Reduction::Sum, Reduction::Mean] {
             let count = n * k;
             let got = mse_loss(&gpu, &p, &t, reduction);
-            let want = mse_loss(&Cpu, &p, &t, reduction);
+            let want = mse_loss(&Reference, &p, &t, reduction);
             // The squared differences are the same on both; their sum of `count`
             // terms is taken in another order (a tree on the GPU), and then scaled.
             let sq: f64 = p
@@ -190,7 +190,7 @@ fn mse_matches_cpu() {
                 b.loss_grad(LossKind::Mse, &i[0], &i[1], reduction, o)
                     .unwrap()
             });
-            let want = elementwise(&Cpu, &[&p, &t], |b, i, o| {
+            let want = elementwise(&Reference, &[&p, &t], |b, i, o| {
                 b.loss_grad(LossKind::Mse, &i[0], &i[1], reduction, o)
                     .unwrap()
             });
@@ -221,7 +221,7 @@ fn sgd_step_matches_cpu() {
         let g = random(&mut r, n, k, -10.0, 10.0);
         let lr = 0.01;
         let got = sgd(&gpu, &p, &g, lr);
-        let want = sgd(&Cpu, &p, &g, lr);
+        let want = sgd(&Reference, &p, &g, lr);
         // p − lr·g: two roundings (one when fused) on each side.
         let bound: Vec<f64> = p
             .data()
@@ -259,7 +259,7 @@ fn zero_and_views_match_cpu() {
         );
         Tensor::new(&[all.len()], all).unwrap()
     }
-    assert_eq!(run(&gpu, &full), run(&Cpu, &full));
+    assert_eq!(run(&gpu, &full), run(&Reference, &full));
 }
 
 #[test]
@@ -272,7 +272,7 @@ fn sigmoid_matches_cpu() {
         let got = elementwise(&gpu, &[&x], |b, i, o| {
             b.activation_forward(Act::Sigmoid, &i[0], o).unwrap()
         });
-        let want = elementwise(&Cpu, &[&x], |b, i, o| {
+        let want = elementwise(&Reference, &[&x], |b, i, o| {
             b.activation_forward(Act::Sigmoid, &i[0], o).unwrap()
         });
         // exp is within 3 + 2|x| ulp (Vulkan's bound), which moves 1/(1 + e) by at most
@@ -298,7 +298,7 @@ fn sigmoid_matches_cpu() {
             b.activation_backward(Act::Sigmoid, &i[0], &i[1], o)
                 .unwrap()
         });
-        let want_dx = elementwise(&Cpu, &[&want, &dy], |b, i, o| {
+        let want_dx = elementwise(&Reference, &[&want, &dy], |b, i, o| {
             b.activation_backward(Act::Sigmoid, &i[0], &i[1], o)
                 .unwrap()
         });
@@ -331,7 +331,7 @@ fn leaky_relu_matches_cpu_exactly() {
                 b.activation_forward(Act::LeakyRelu(slope), &i[0], o)
                     .unwrap()
             });
-            let want = elementwise(&Cpu, &[&x], |b, i, o| {
+            let want = elementwise(&Reference, &[&x], |b, i, o| {
                 b.activation_forward(Act::LeakyRelu(slope), &i[0], o)
                     .unwrap()
             });
@@ -340,7 +340,7 @@ fn leaky_relu_matches_cpu_exactly() {
                 b.activation_backward(Act::LeakyRelu(slope), &i[0], &i[1], o)
                     .unwrap()
             });
-            let want = elementwise(&Cpu, &[&x, &dy], |b, i, o| {
+            let want = elementwise(&Reference, &[&x, &dy], |b, i, o| {
                 b.activation_backward(Act::LeakyRelu(slope), &i[0], &i[1], o)
                     .unwrap()
             });
@@ -360,7 +360,7 @@ fn cross_entropy_matches_cpu() {
             let t = labels(&mut r, n, c);
             for reduction in [Reduction::Sum, Reduction::Mean] {
                 let (got_loss, got_grad) = cross_entropy(&gpu, &z, &t, reduction);
-                let (want_loss, want_grad) = cross_entropy(&Cpu, &z, &t, reduction);
+                let (want_loss, want_grad) = cross_entropy(&Reference, &z, &t, reduction);
                 let scale = reduction.loss_scale(n) as f64;
                 let (loss_bound, grad_bound) = cross_entropy_bounds(&z, &t, scale);
                 let what = format!("cross_entropy {reduction:?} {n}×{c} in [{lo}, {hi})");
@@ -385,7 +385,7 @@ fn cross_entropy_with_an_invalid_label_is_nan_on_both() {
         let t = Tensor::new(&[3, 1], vec![0.0, bad, 1.0]).unwrap();
         for b in [
             cross_entropy(&gpu, &z, &t, Reduction::Sum),
-            cross_entropy(&Cpu, &z, &t, Reduction::Sum),
+            cross_entropy(&Reference, &z, &t, Reduction::Sum),
         ] {
             assert!(b.0.is_nan(), "label {bad}: loss {}", b.0);
             let g = b.1.data();
@@ -414,7 +414,7 @@ fn long_reductions_match_cpu_beyond_llvmpipes_loop_limit() {
     let p = random(&mut r, 1, count, -1.0, 1.0);
     let t = random(&mut r, 1, count, -1.0, 1.0);
     let got = mse_loss(&gpu, &p, &t, Reduction::Mean);
-    let want = mse_loss(&Cpu, &p, &t, Reduction::Mean);
+    let want = mse_loss(&Reference, &p, &t, Reduction::Mean);
     // The same squares summed in two ways: on the GPU each invocation adds up to 32 768
     // of them in order, then a tree of 8 levels and 3 chunks; the CPU adds blocks of 64
     // in order and the block sums pairwise (19 levels). Each is within γ of its own
@@ -432,7 +432,7 @@ fn long_reductions_match_cpu_beyond_llvmpipes_loop_limit() {
     let z = random(&mut r, n, 2, -3.0, 3.0);
     let l = labels(&mut r, n, 2);
     let (got, _) = cross_entropy(&gpu, &z, &l, Reduction::Sum);
-    let (want, _) = cross_entropy(&Cpu, &z, &l, Reduction::Sum);
+    let (want, _) = cross_entropy(&Reference, &z, &l, Reduction::Sum);
     // Each row's loss within a few ulps of its magnitude (≤ 7 here) on either side,
     // then 4 M rows summed in the two ways above (1.67 M rows per GPU chunk, 6 511 per
     // invocation; in one launch, 15 625 rows of 5 iterations each would pass the limit).
@@ -447,7 +447,7 @@ fn long_reductions_match_cpu_beyond_llvmpipes_loop_limit() {
     let dy = random(&mut r, n, m, 0.0, 1.0);
     let zeros = |rows, cols| Tensor::new(&[rows, cols], vec![0.0; rows * cols]).unwrap();
     let got = linear_backward(&gpu, &x, &w, &dy, &zeros(m, k), &zeros(1, m));
-    let want = linear_backward(&Cpu, &x, &w, &dy, &zeros(m, k), &zeros(1, m));
+    let want = linear_backward(&Reference, &x, &w, &dy, &zeros(m, k), &zeros(1, m));
     let mut dw_mag = vec![0.0f64; m * k];
     reference::linear_backward_weight(&abs64(&dy), &abs64(&x), &mut dw_mag, n, k, m);
     let bound: Vec<f64> = dw_mag.iter().map(|v| 2.0 * gamma(n) * v).collect();

@@ -14,7 +14,7 @@ use common::{
 };
 use minidl::backend::gpu::linear::MatmulKernel;
 use minidl::backend::reference;
-use minidl::{Act, Backend, Cpu, Ops, Tensor};
+use minidl::{Act, Backend, Ops, Reference, Tensor};
 
 /// Input shapes (rows × cols) every op is run on.
 const SHAPES: [(usize, usize); 5] = [(1, 1), (10, 25), (1000, 2), (257, 129), (3, 300)];
@@ -29,7 +29,7 @@ fn linear_forward_matches_cpu() {
             let w = random(&mut r, m, k, -1.0, 1.0);
             let b = random(&mut r, 1, m, -1.0, 1.0);
             let got = linear_forward(&gpu, &x, &w, &b);
-            let want = linear_forward(&Cpu, &x, &w, &b);
+            let want = linear_forward(&Reference, &x, &w, &b);
             // Σ|x||w| + |b| per output, scaled by 2γ_{k+1}.
             let mut mag = vec![0.0f64; n * m];
             reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
@@ -57,7 +57,7 @@ fn both_matmul_kernels_match_cpu_on_any_shape() {
             let x = random(&mut r, n, k, -1.0, 1.0);
             let w = random(&mut r, m, k, -1.0, 1.0);
             let b = random(&mut r, 1, m, -1.0, 1.0);
-            let want = linear_forward(&Cpu, &x, &w, &b);
+            let want = linear_forward(&Reference, &x, &w, &b);
             let mut mag = vec![0.0f64; n * m];
             reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
             let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
@@ -95,7 +95,7 @@ fn linear_backward_matches_cpu() {
             let dw0 = random(&mut r, m, k, -1.0, 1.0);
             let db0 = random(&mut r, 1, m, -1.0, 1.0);
             let got = linear_backward(&gpu, &x, &w, &dy, &dw0, &db0);
-            let want = linear_backward(&Cpu, &x, &w, &dy, &dw0, &db0);
+            let want = linear_backward(&Reference, &x, &w, &dy, &dw0, &db0);
             let what = |t: &str| format!("linear_backward {t} {n}×{k}→{m}");
 
             let mut mag = vec![0.0f64; n * k];
@@ -170,9 +170,9 @@ fn fused_linear_activation_matches_cpu() {
                 let bias = random(&mut r, 1, m, -1.0, 1.0);
                 let dy = random(&mut r, n, m, -1.0, 1.0);
                 // The forward output both backwards gate with: the CPU's.
-                let (y, ..) = linear_act(&Cpu, act, &x, &w, &bias, &dy, &dy);
+                let (y, ..) = linear_act(&Reference, act, &x, &w, &bias, &dy, &dy);
                 let got = linear_act(&gpu, act, &x, &w, &bias, &y, &dy);
-                let want = linear_act(&Cpu, act, &x, &w, &bias, &y, &dy);
+                let want = linear_act(&Reference, act, &x, &w, &bias, &y, &dy);
                 let what = |t: &str| format!("{act:?} {t} {n}×{k}→{m}");
                 // Forward: the linear bound (the activations are 1-Lipschitz) plus
                 // tanh's or the sigmoid's own error (2⁻²⁰ absolute and a few
@@ -206,7 +206,7 @@ fn empty_batches_are_fine() {
     let w = random(&mut r, 4, 3, -1.0, 1.0);
     let b = random(&mut r, 1, 4, -1.0, 1.0);
     let got = linear_forward(&gpu, &x, &w, &b);
-    assert_eq!(got, linear_forward(&Cpu, &x, &w, &b));
+    assert_eq!(got, linear_forward(&Reference, &x, &w, &b));
     assert_eq!(got.shape(), [0, 4]);
     // A weight gradient over no rows adds nothing.
     let dy = Tensor::new(&[0, 4], vec![]).unwrap();
@@ -228,7 +228,7 @@ fn fused_tanh_and_sigmoid_hold_for_pre_activations_up_to_90() {
     for act in [Act::Tanh, Act::Sigmoid] {
         let y = Tensor::new(&[n, 1], vec![0.5; n]).unwrap();
         let got = linear_act(&gpu, act, &x, &w, &bias, &y, &y).0;
-        let want = linear_act(&Cpu, act, &x, &w, &bias, &y, &y).0;
+        let want = linear_act(&Reference, act, &x, &w, &bias, &y, &y).0;
         // Within tanh's or the sigmoid's own error (2⁻²⁰ absolute and a few roundings).
         let bound: Vec<f64> = want
             .data()

@@ -22,7 +22,7 @@ fn shapes_whose_size_overflows_are_errors_not_panics() {
             usize::MAX
         )
     );
-    let e = Cpu.alloc(usize::MAX / 2, 4).unwrap_err();
+    let e = Cpu::new().alloc(usize::MAX / 2, 4).unwrap_err();
     assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
     assert!(
         e.to_string()
@@ -39,14 +39,16 @@ fn shapes_whose_size_overflows_are_errors_not_panics() {
 fn a_linear_layer_rejects_weights_that_are_not_finite() {
     let bias = Tensor::new(&[2], vec![0.0, 0.0]).unwrap();
     let w = Tensor::new(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, f32::NAN, 6.0]).unwrap();
-    let e = Linear::from_tensors(&Cpu, &w, &bias).err().unwrap();
+    let e = Linear::from_tensors(&Cpu::new(), &w, &bias).err().unwrap();
     assert_eq!(
         e.to_string(),
         "invalid argument: Linear(3→2): weight element [1, 1] is NaN"
     );
     let w = Tensor::new(&[2, 3], vec![0.0; 6]).unwrap();
     let inf_bias = Tensor::new(&[2], vec![0.0, f32::INFINITY]).unwrap();
-    let e = Linear::from_tensors(&Cpu, &w, &inf_bias).err().unwrap();
+    let e = Linear::from_tensors(&Cpu::new(), &w, &inf_bias)
+        .err()
+        .unwrap();
     assert_eq!(
         e.to_string(),
         "invalid argument: Linear(3→2): bias element [0, 1] is inf"
@@ -65,7 +67,7 @@ fn nan_prediction<B: Backend>(b: &B) -> Error {
 #[test]
 fn predict_rejects_nan_outputs_instead_of_answering_class_0() {
     let want = "invalid argument: predict: the model's output for row 1, column 0 is NaN (have its parameters diverged?)";
-    assert_eq!(nan_prediction(&Cpu).to_string(), want);
+    assert_eq!(nan_prediction(&Cpu::new()).to_string(), want);
     if let Some(gpu) = gpu() {
         assert_eq!(nan_prediction(&gpu).to_string(), want);
     }
@@ -73,11 +75,11 @@ fn predict_rejects_nan_outputs_instead_of_answering_class_0() {
 
 #[test]
 fn an_optimizer_refuses_the_parameters_of_another_model() {
-    let first = seed::network(&Cpu, &mut rng(1)).unwrap();
-    let second = seed::network(&Cpu, &mut rng(2)).unwrap();
+    let first = seed::network(&Cpu::new(), &mut rng(1)).unwrap();
+    let second = seed::network(&Cpu::new(), &mut rng(2)).unwrap();
     let mut adam = Adam::new(0.001).unwrap();
-    adam.step(&Cpu, &first.parameters()).unwrap();
-    let e = adam.step(&Cpu, &second.parameters()).unwrap_err();
+    adam.step(&Cpu::new(), &first.parameters()).unwrap();
+    let e = adam.step(&Cpu::new(), &second.parameters()).unwrap_err();
     assert_eq!(
         e.to_string(),
         "invalid argument: the optimizer's state was made for another model's parameters (parameter 0, \"0.weight\", is not the one it was made for): use one optimizer per model"
@@ -89,10 +91,10 @@ fn an_optimizer_refuses_the_parameters_of_another_model() {
         nesterov: false,
     })
     .unwrap();
-    momentum.step(&Cpu, &first.parameters()).unwrap();
-    assert!(momentum.step(&Cpu, &second.parameters()).is_err());
+    momentum.step(&Cpu::new(), &first.parameters()).unwrap();
+    assert!(momentum.step(&Cpu::new(), &second.parameters()).is_err());
     // The same model again is fine.
-    adam.step(&Cpu, &first.parameters()).unwrap();
+    adam.step(&Cpu::new(), &first.parameters()).unwrap();
 }
 
 #[test]
@@ -100,7 +102,7 @@ fn classes_that_do_not_match_the_outputs_are_named_where_the_targets_are_built()
     let (train, test) = disc_train_test(0).unwrap();
     let one_output = || -> Sequential<Cpu> {
         Sequential::new(vec![Box::new(
-            Linear::new(&Cpu, 2, 1, &mut rng(0)).unwrap(),
+            Linear::new(&Cpu::new(), 2, 1, &mut rng(0)).unwrap(),
         )])
         .unwrap()
     };
@@ -110,7 +112,7 @@ fn classes_that_do_not_match_the_outputs_are_named_where_the_targets_are_built()
     };
     let mut sgd = Sgd::new(0.01).unwrap();
     let e = fit(
-        &Cpu,
+        &Cpu::new(),
         &mut one_output(),
         &mut MseLoss::new(Reduction::Sum),
         &mut sgd,
@@ -124,7 +126,7 @@ fn classes_that_do_not_match_the_outputs_are_named_where_the_targets_are_built()
         "shape mismatch in fit: the data has 2 classes but the model outputs 1 values (MSE compares one-hot targets with the outputs: they must be as many)"
     );
     let e = fit(
-        &Cpu,
+        &Cpu::new(),
         &mut one_output(),
         &mut CrossEntropyLoss::default(),
         &mut sgd,
@@ -137,7 +139,7 @@ fn classes_that_do_not_match_the_outputs_are_named_where_the_targets_are_built()
         e.to_string(),
         "shape mismatch in fit: the data has 2 classes but the model outputs 1 values (each class needs an output)"
     );
-    let e = count_errors(&Cpu, &mut one_output(), &test).unwrap_err();
+    let e = count_errors(&Cpu::new(), &mut one_output(), &test).unwrap_err();
     assert_eq!(
         e.to_string(),
         "shape mismatch in count_errors: the data has 2 classes but the model outputs 1 values (each class needs an output)"
@@ -270,7 +272,7 @@ fn the_epoch_hook_stops_training_and_what_it_did_to_the_model_stays() {
             );
         }
     }
-    check(&Cpu);
+    check(&Cpu::new());
     if let Some(gpu) = gpu() {
         check(&gpu);
     }

@@ -8,7 +8,7 @@ use common::{adam_bound, assert_within, gpu, momentum_bound, random, rng, run_ad
 use minidl::backend::reference;
 use minidl::nn::{Linear, Module};
 use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
-use minidl::{Cpu, Error, Tensor};
+use minidl::{Error, Reference, Tensor};
 
 const STEPS: usize = 4;
 const SHAPES: [(usize, usize); 4] = [(1, 1), (25, 2), (257, 129), (1, 1000)];
@@ -71,7 +71,7 @@ fn momentum_step_matches_cpu() {
             .collect();
         for h in momentum_configs() {
             let got = run_momentum(&gpu, &p, &grads, &h);
-            let want = run_momentum(&Cpu, &p, &grads, &h);
+            let want = run_momentum(&Reference, &p, &grads, &h);
             let bound: Vec<f64> = p
                 .data()
                 .iter()
@@ -98,7 +98,7 @@ fn adam_step_matches_cpu() {
             .collect();
         for h in adam_configs() {
             let got = run_adam(&gpu, &p, &grads, &h);
-            let want = run_adam(&Cpu, &p, &grads, &h);
+            let want = run_adam(&Reference, &p, &grads, &h);
             let bound: Vec<f64> = p
                 .data()
                 .iter()
@@ -209,13 +209,13 @@ fn adam_reference_follows_pytorch_adam() {
 fn optimizers_reject_bad_hyperparameters() {
     let bad_lr = [0.0f32, -0.1, f32::NAN, f32::INFINITY];
     for lr in bad_lr {
-        let sgd = Sgd::<Cpu>::new(lr);
+        let sgd = Sgd::<Reference>::new(lr);
         assert!(
             matches!(&sgd, Err(Error::InvalidArgument(m)) if m.contains("learning rate")),
             "lr {lr}"
         );
         assert!(
-            matches!(Adam::<Cpu>::new(lr), Err(Error::InvalidArgument(m)) if m.contains("learning rate"))
+            matches!(Adam::<Reference>::new(lr), Err(Error::InvalidArgument(m)) if m.contains("learning rate"))
         );
     }
     let base = MomentumStep {
@@ -249,7 +249,7 @@ fn optimizers_reject_bad_hyperparameters() {
         ),
     ] {
         assert!(
-            matches!(Sgd::<Cpu>::with(h), Err(Error::InvalidArgument(m)) if m.contains(says)),
+            matches!(Sgd::<Reference>::with(h), Err(Error::InvalidArgument(m)) if m.contains(says)),
             "{h:?}"
         );
     }
@@ -266,7 +266,7 @@ fn optimizers_reject_bad_hyperparameters() {
         (AdamStep { eps: -1.0, ..base }, "eps"),
     ] {
         assert!(
-            matches!(Adam::<Cpu>::with(h), Err(Error::InvalidArgument(m)) if m.contains(says)),
+            matches!(Adam::<Reference>::with(h), Err(Error::InvalidArgument(m)) if m.contains(says)),
             "{h:?}"
         );
     }
@@ -275,11 +275,11 @@ fn optimizers_reject_bad_hyperparameters() {
 #[test]
 fn an_optimizer_refuses_another_models_parameters() {
     let mut r = rng(35);
-    let a = Linear::new(&Cpu, 3, 2, &mut r).unwrap();
-    let b = Linear::new(&Cpu, 4, 2, &mut r).unwrap();
+    let a = Linear::new(&Reference, 3, 2, &mut r).unwrap();
+    let b = Linear::new(&Reference, 4, 2, &mut r).unwrap();
     let mut adam = Adam::new(0.01).unwrap();
-    adam.step(&Cpu, &a.parameters()).unwrap();
-    let e = adam.step(&Cpu, &b.parameters()).unwrap_err();
+    adam.step(&Reference, &a.parameters()).unwrap();
+    let e = adam.step(&Reference, &b.parameters()).unwrap_err();
     assert!(
         matches!(&e, Error::InvalidArgument(m) if m.contains("one optimizer per model")),
         "{e}"
@@ -288,13 +288,19 @@ fn an_optimizer_refuses_another_models_parameters() {
 
 #[test]
 fn plain_sgd_is_what_the_fused_trainer_runs() {
-    assert_eq!(Sgd::<Cpu>::new(0.5).unwrap().plain_sgd_lr(), Some(0.5));
+    assert_eq!(
+        Sgd::<Reference>::new(0.5).unwrap().plain_sgd_lr(),
+        Some(0.5)
+    );
     let momentum = MomentumStep {
         lr: 0.5,
         momentum: 0.9,
         weight_decay: 0.0,
         nesterov: false,
     };
-    assert_eq!(Sgd::<Cpu>::with(momentum).unwrap().plain_sgd_lr(), None);
-    assert_eq!(Adam::<Cpu>::new(0.5).unwrap().plain_sgd_lr(), None);
+    assert_eq!(
+        Sgd::<Reference>::with(momentum).unwrap().plain_sgd_lr(),
+        None
+    );
+    assert_eq!(Adam::<Reference>::new(0.5).unwrap().plain_sgd_lr(), None);
 }

@@ -15,7 +15,7 @@ use minidl::nn::{
     CrossEntropyLoss, LeakyReLU, Linear, Loss, Module, MseLoss, ReLU, Sequential, Sigmoid, Tanh,
 };
 use minidl::optim::{AdamStep, MomentumStep};
-use minidl::{Act, Backend, Cpu, DeviceTensor, Reduction, Tensor};
+use minidl::{Act, Backend, DeviceTensor, Reduction, Reference, Tensor};
 use minidl::{LossKind, Ops};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -79,7 +79,7 @@ fn linear_act<B: Backend>(
 fn elementwise(
     inputs: &[&Tensor],
     f_gpu: impl Fn(&minidl::Gpu, &[DeviceTensor<minidl::Gpu>], &DeviceTensor<minidl::Gpu>),
-    f_cpu: impl Fn(&Cpu, &[DeviceTensor<Cpu>], &DeviceTensor<Cpu>),
+    f_cpu: impl Fn(&Reference, &[DeviceTensor<Reference>], &DeviceTensor<Reference>),
 ) -> Option<(Tensor, Tensor)> {
     let gpu = gpu()?;
     let [rows, cols] = [inputs[0].shape()[0], inputs[0].shape()[1]];
@@ -87,10 +87,13 @@ fn elementwise(
     let out = gpu.alloc(rows, cols).unwrap();
     f_gpu(&gpu, &on_gpu, &out);
     let got = gpu.download(&out).unwrap();
-    let on_cpu: Vec<_> = inputs.iter().map(|t| Cpu.upload(t).unwrap()).collect();
-    let out = Cpu.alloc(rows, cols).unwrap();
-    f_cpu(&Cpu, &on_cpu, &out);
-    Some((got, Cpu.download(&out).unwrap()))
+    let on_cpu: Vec<_> = inputs
+        .iter()
+        .map(|t| Reference.upload(t).unwrap())
+        .collect();
+    let out = Reference.alloc(rows, cols).unwrap();
+    f_cpu(&Reference, &on_cpu, &out);
+    Some((got, Reference.download(&out).unwrap()))
 }
 
 proptest! {
@@ -108,10 +111,10 @@ proptest! {
         let w = random(&mut r, m, k, -1.0, 1.0);
         let b = random(&mut r, 1, m, -scale, scale);
         let dy = random(&mut r, n, m, -1.0, 1.0);
-        let (want_y, _) = linear_act(&Cpu, act, [&x, &w, &b, &dy], None);
+        let (want_y, _) = linear_act(&Reference, act, [&x, &w, &b, &dy], None);
         // Both backwards gate with the CPU's output, as in gpu_vs_cpu.rs.
         let (got_y, got) = linear_act(&gpu, act, [&x, &w, &b, &dy], Some(&want_y));
-        let (_, want) = linear_act(&Cpu, act, [&x, &w, &b, &dy], Some(&want_y));
+        let (_, want) = linear_act(&Reference, act, [&x, &w, &b, &dy], Some(&want_y));
         let mut mag = vec![0.0f64; n * m];
         reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
         let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v + act_error(act, *v)).collect();
@@ -179,14 +182,14 @@ proptest! {
         let p = random(&mut r, n, c, shift - 3.0, shift + 3.0);
         let t = random(&mut r, n, c, shift - 1.0, shift + 1.0);
         let l = labels(&mut r, n, c);
-        let (got, want) = (mse(&gpu, &p, &t, reduction), mse(&Cpu, &p, &t, reduction));
+        let (got, want) = (mse(&gpu, &p, &t, reduction), mse(&Reference, &p, &t, reduction));
         let sq: f64 = p.data().iter().zip(t.data()).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
         let bound = 2.0 * gamma(n * c + 2) * sq * reduction.loss_scale(n * c) as f64;
         assert_within("mse_loss", &[got.0], &[want.0], &[bound]);
         let factor = reduction.grad_scale(n * c) as f64;
         let bound: Vec<f64> = p.data().iter().zip(t.data()).map(|(&a, &b)| 5.0 * U * ((a - b) as f64).abs() * factor).collect();
         assert_within("mse_grad", got.1.data(), want.1.data(), &bound);
-        let (got, want) = (cross_entropy(&gpu, &p, &l, reduction), cross_entropy(&Cpu, &p, &l, reduction));
+        let (got, want) = (cross_entropy(&gpu, &p, &l, reduction), cross_entropy(&Reference, &p, &l, reduction));
         let (loss_bound, grad_bound) = cross_entropy_bounds(&p, &l, reduction.loss_scale(n) as f64);
         assert_within("cross_entropy_loss", &[got.0], &[want.0], &[loss_bound]);
         assert_within("cross_entropy_grad", got.1.data(), want.1.data(), &grad_bound);
@@ -204,15 +207,15 @@ proptest! {
         let p = random(&mut r, n, k, -1.0, 1.0);
         let grads: Vec<Tensor> = (0..steps).map(|_| random(&mut r, n, k, -10.0, 10.0)).collect();
         let g = random(&mut r, n, k, -10.0, 10.0);
-        let (got, want) = (sgd(&gpu, &p, &g, lr), sgd(&Cpu, &p, &g, lr));
+        let (got, want) = (sgd(&gpu, &p, &g, lr), sgd(&Reference, &p, &g, lr));
         let bound: Vec<f64> = p.data().iter().zip(g.data()).map(|(&p, &g)| 4.0 * U * ((p as f64).abs() + (lr as f64 * g as f64).abs())).collect();
         assert_within("sgd_step", got.data(), want.data(), &bound);
         let h = MomentumStep { lr, momentum, weight_decay, nesterov: nesterov && momentum > 0.0 };
-        let (got, want) = (run_momentum(&gpu, &p, &grads, &h), run_momentum(&Cpu, &p, &grads, &h));
+        let (got, want) = (run_momentum(&gpu, &p, &grads, &h), run_momentum(&Reference, &p, &grads, &h));
         let bound: Vec<f64> = p.data().iter().map(|&p0| momentum_bound(p0, steps, 10.0, &h)).collect();
         assert_within(&format!("momentum {h:?}"), got.data(), want.data(), &bound);
         let h = AdamStep { lr, beta1, beta2, eps: 1e-8, weight_decay };
-        let (got, want) = (run_adam(&gpu, &p, &grads, &h), run_adam(&Cpu, &p, &grads, &h));
+        let (got, want) = (run_adam(&gpu, &p, &grads, &h), run_adam(&Reference, &p, &grads, &h));
         let bound: Vec<f64> = p.data().iter().map(|&p0| adam_bound(p0, steps, &h)).collect();
         assert_within(&format!("adam {h:?}"), got.data(), want.data(), &bound);
     }
@@ -337,7 +340,7 @@ proptest! {
         let Some(gpu) = gpu() else { return Ok(()) };
         let (got_loss, got, ..) = one_step(&gpu, &widths, &acts, batch, cross_entropy, seed);
         let (want_loss, want, pred, target) =
-            one_step(&Cpu, &widths, &acts, batch, cross_entropy, seed);
+            one_step(&Reference, &widths, &acts, batch, cross_entropy, seed);
         let what = format!("{widths:?} {acts:?} batch {batch} ce {cross_entropy}");
         let bound = loss_bound(want_loss, &pred, &target, cross_entropy);
         assert_within(&format!("{what} loss"), &[got_loss], &[want_loss], &[bound]);

@@ -10,7 +10,7 @@ use minidl::data::disc_train_test;
 use minidl::nn::{Module, MseLoss};
 use minidl::optim::{LrSchedule, Optimizer, Schedule, Sgd};
 use minidl::train::{fit, EpochReport, FitConfig};
-use minidl::{seed, Backend, Cpu, Ops, Reduction};
+use minidl::{seed, Backend, Ops, Reduction, Reference};
 
 /// The rates PyTorch's schedulers give epochs `0..epochs` (a `LinearLR` warm-up with
 /// `start_factor = 1 / warmup` for `warmup` epochs, then `kind`), by their recursive
@@ -161,10 +161,10 @@ fn fit_trains_each_epoch_at_its_scheduled_rate_on_both_paths() {
         warmup: 1,
     };
     let want: Vec<f32> = (0..4).map(|e| schedule.lr(0.01, e, 4)).collect();
-    // On the CPU both paths are the same composition of reference ops: bit for bit,
+    // On the reference backend both paths are the same composition of reference ops: bit for bit,
     // so the fused epoch did take each epoch's rate.
-    let (step_reports, step_params) = scheduled_fit(&Cpu, schedule, false);
-    let (fused_reports, fused_params) = scheduled_fit(&Cpu, schedule, true);
+    let (step_reports, step_params) = scheduled_fit(&Reference, schedule, false);
+    let (fused_reports, fused_params) = scheduled_fit(&Reference, schedule, true);
     for reports in [&step_reports, &fused_reports] {
         let rates: Vec<f32> = reports.iter().map(|r| r.lr).collect();
         assert_eq!(rates, want);
@@ -172,7 +172,7 @@ fn fit_trains_each_epoch_at_its_scheduled_rate_on_both_paths() {
     assert!(fused_reports.iter().all(|r| r.fused));
     assert_eq!(fused_params, step_params);
     // A constant schedule trains to other parameters: the rates changed the training.
-    let (_, constant_params) = scheduled_fit(&Cpu, Schedule::constant(), false);
+    let (_, constant_params) = scheduled_fit(&Reference, Schedule::constant(), false);
     assert_ne!(constant_params, step_params);
     if let Some(gpu) = gpu() {
         for fused in [false, true] {

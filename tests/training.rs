@@ -11,7 +11,7 @@ use minidl::nn::{Loss, Module, MseLoss, Sequential};
 use minidl::optim::{Optimizer, Sgd};
 use minidl::train::{count_errors, fit, FitConfig};
 use minidl::Ops;
-use minidl::{seed, Backend, Cpu, Gpu, Tensor};
+use minidl::{seed, Backend, Gpu, Reference, Tensor};
 
 /// GPU-vs-CPU tolerance for whole-network quantities, relative to the largest magnitude
 /// in each tensor. A step chains 8 reductions of at most 25 terms (each within
@@ -76,7 +76,7 @@ fn run_steps<B: Backend>(b: &B, steps: usize) -> (Vec<f32>, Vec<(String, Tensor,
 fn one_training_step_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let (gpu_loss, gpu_params) = run_steps(&gpu, 1);
-    let (cpu_loss, cpu_params) = run_steps(&Cpu, 1);
+    let (cpu_loss, cpu_params) = run_steps(&Reference, 1);
     let rel = ((gpu_loss[0] - cpu_loss[0]) / cpu_loss[0]).abs() as f64;
     assert!(
         rel <= NETWORK_RTOL,
@@ -99,7 +99,7 @@ fn one_training_step_matches_cpu() {
 fn ten_sgd_steps_match_cpu() {
     let Some(gpu) = gpu() else { return };
     let (gpu_loss, gpu_params) = run_steps(&gpu, 10);
-    let (cpu_loss, cpu_params) = run_steps(&Cpu, 10);
+    let (cpu_loss, cpu_params) = run_steps(&Reference, 10);
     for (s, (g, c)) in gpu_loss.iter().zip(&cpu_loss).enumerate() {
         assert!(
             ((g - c) / c).abs() as f64 <= NETWORK_RTOL,
@@ -143,7 +143,7 @@ const SHORT_RUN_MAX_TEST_ERRORS: usize = 100;
 
 #[test]
 fn short_training_run_learns_the_disc_on_cpu() {
-    let (first, last, errors) = short_run(&Cpu, SHORT_RUN_EPOCHS);
+    let (first, last, errors) = short_run(&Reference, SHORT_RUN_EPOCHS);
     println!("cpu: loss {first:.2} → {last:.2}, {errors} test errors");
     assert!(last < first / 4.0, "loss fell only from {first} to {last}");
     assert!(errors <= SHORT_RUN_MAX_TEST_ERRORS, "{errors} test errors");
@@ -263,7 +263,9 @@ fn epochs_report_device_time_where_the_backend_has_a_timer() {
         )
         .unwrap()
     }
-    assert!(reports(&Cpu, true).iter().all(|r| r.gpu_millis.is_none()));
+    assert!(reports(&Reference, true)
+        .iter()
+        .all(|r| r.gpu_millis.is_none()));
     let Some(gpu) = gpu() else { return };
     for fused in [false, true] {
         for r in reports(&gpu, fused) {
@@ -354,9 +356,9 @@ fn every_loss_and_optimizer_trains_alike_on_gpu_and_cpu() {
                 (loss, optimizer)
             }
             let (mut gl, mut go) = parts::<Gpu>(ce, adam, momentum);
-            let (mut cl, mut co) = parts::<Cpu>(ce, adam, momentum);
+            let (mut cl, mut co) = parts::<Reference>(ce, adam, momentum);
             let got = every_layer_epoch(&gpu, gl.as_mut(), go.as_mut());
-            let want = every_layer_epoch(&Cpu, cl.as_mut(), co.as_mut());
+            let want = every_layer_epoch(&Reference, cl.as_mut(), co.as_mut());
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert_close_rel(&format!("ce {ce} adam {adam} parameter {i}"), g, w);
             }

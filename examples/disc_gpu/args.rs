@@ -13,7 +13,8 @@ pub const USAGE: &str =
                 [--nesterov] [--weight-decay X] [--lr-schedule S] [--warmup N]
                 [--save PATH] [--load PATH] [--plot DIR] [--json] [--list-adapters]
 
-  --backend B        auto (default: the GPU if an adapter exists, else the CPU), gpu, cpu
+  --backend B        auto (default: a hardware GPU if one exists, else the CPU), gpu, cpu
+                     (the CPU backend uses every core; MINIDL_THREADS=N sets the count)
   --adapter NAME     the first GPU adapter whose name contains NAME (also MINIDL_ADAPTER)
   --epochs N         passes over the 1000 training points (default 300; 0 only evaluates)
   --lr X             learning rate (default 0.01; 0.001 with momentum or adam)
@@ -43,7 +44,7 @@ pub enum BackendChoice {
     Auto,
     /// The GPU, or an error.
     Gpu,
-    /// The CPU reference.
+    /// The CPU backend.
     Cpu,
 }
 

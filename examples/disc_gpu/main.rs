@@ -1,4 +1,4 @@
-//! Trains the seed network on the disc task, on the GPU (or the CPU reference), and
+//! Trains the seed network on the disc task, on the GPU (or the CPU backend), and
 //! reports the loss and test error per epoch and the final train and test errors; it
 //! can save and load the network (safetensors, PyTorch names) and plot the run.
 //!
@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use args::{Args, BackendChoice, LossChoice, OptimizerChoice, USAGE};
+use minidl::backend::auto::{self, Chosen};
 use minidl::data::{disc_train_test, Dataset, DISC_POINTS, DISC_RADIUS};
 use minidl::nn::{CrossEntropyLoss, Loss, MseLoss, Sequential};
 use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
@@ -285,10 +286,10 @@ fn run(args: &Args) -> Result<(), String> {
         BackendChoice::Gpu => {
             Some(Gpu::with_adapter(args.adapter.as_deref()).map_err(|e| e.to_string())?)
         }
-        BackendChoice::Auto => match Gpu::with_adapter(args.adapter.as_deref()) {
-            Ok(gpu) => Some(gpu),
-            Err(e @ Error::NoAdapter(_)) => {
-                eprintln!("note: {e}; running on the CPU reference backend");
+        BackendChoice::Auto => match auto::choose(args.adapter.as_deref()) {
+            Ok(Chosen::Gpu(gpu)) => Some(gpu),
+            Ok(Chosen::Cpu { why, .. }) => {
+                eprintln!("note: {why}; running on the CPU backend");
                 None
             }
             Err(e) => return Err(e.to_string()),
@@ -302,7 +303,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
         None => {
             progress.say("backend cpu");
-            train(&Cpu, "cpu", args, &progress)?
+            train(&Cpu::new(), "cpu", args, &progress)?
         }
     };
     progress.say(&format!(

@@ -1,5 +1,6 @@
 //! The [`Backend`] trait: what a backend implements (storage, transfer and its
-//! unchecked kernels), for the CPU reference ([`Cpu`]) and the wgpu backend ([`Gpu`]).
+//! unchecked kernels), for the fast CPU backend ([`Cpu`]), the wgpu backend ([`Gpu`])
+//! and the plain-loop oracle both are tested against ([`Reference`]).
 //! Modules call the checked op set, [`Ops`], which every backend has: each op checks
 //! its arguments once ([`check`]) and then runs the backend's kernel. The fused MLP
 //! trainer ([`MlpTrainer`]) and device timing ([`DeviceTimer`]) are traits of their
@@ -10,15 +11,18 @@
 //! accumulate (`+=`) as in PyTorch; [`Ops::zero`] clears them.
 
 pub mod act;
+pub mod auto;
 pub mod check;
 pub mod cpu;
 mod device_tensor;
 pub mod gpu;
+pub mod host;
 pub mod mlp;
 mod mlp_trainer;
 mod ops;
 pub mod optim;
 pub mod reference;
+mod reference_backend;
 mod timer;
 
 pub use act::Act;
@@ -29,6 +33,7 @@ pub use mlp::{MlpEpoch, MlpLayer, MlpSpec};
 pub use mlp_trainer::MlpTrainer;
 pub use ops::Ops;
 pub use optim::{AdamStep, MomentumStep};
+pub use reference_backend::Reference;
 pub use timer::DeviceTimer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,7 +118,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn name(&self) -> String;
 
     /// The device this backend's buffers live on: equal for backends that can use each
-    /// other's tensors (every `Cpu`; clones of one `Gpu`), distinct otherwise.
+    /// other's tensors (every `Cpu` and `Reference`; clones of one `Gpu`), distinct
+    /// otherwise.
     fn device_id(&self) -> u64;
 
     /// A new zero-filled `rows × cols` tensor.

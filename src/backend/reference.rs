@@ -1,5 +1,6 @@
 //! The definition of every op: plain loops over row-major slices, generic over the
-//! float type so that the same code runs in `f32` (the [`Cpu`](crate::Cpu) backend)
+//! float type so that the same code runs in `f32` (the [`Reference`](crate::Reference)
+//! backend, the oracle of the tests; the [`Cpu`](crate::Cpu) backend's elementwise ops)
 //! and in `f64` (the finite-difference checks of the tests).
 //!
 //! Dimensions follow [`Backend`](crate::Backend): `x: n×k`, `w: m×k`, `y: n×m`.
@@ -21,6 +22,8 @@ pub trait Real:
     + Mul<Output = Self>
     + Div<Output = Self>
     + AddAssign
+    + Send
+    + Sync
     + std::fmt::Debug
 {
     /// Zero.
@@ -257,11 +260,15 @@ fn pairwise_blocks<T: Real>(first: usize, count: usize, n: usize, term: &impl Fn
 
 /// `scale · Σ (p − t)²`, summed by [`blocked_sum`].
 pub fn mse_loss<T: Real>(pred: &[T], target: &[T], scale: T) -> T {
-    let n = pred.len().min(target.len());
-    blocked_sum(n, |i| {
+    blocked_sum(pred.len().min(target.len()), mse_term(pred, target)) * scale
+}
+
+/// Term `i` of [`mse_loss`]'s sum: `(p − t)²`.
+pub fn mse_term<'a, T: Real>(pred: &'a [T], target: &'a [T]) -> impl Fn(usize) -> T + Sync + 'a {
+    |i| {
         let d = pred[i] - target[i];
         d * d
-    }) * scale
+    }
 }
 
 /// `grad = factor · (p − t)`.
@@ -298,7 +305,17 @@ fn log_sum_exp<T: Real>(z: &[T]) -> (T, T) {
 /// below `classes` makes the result NaN.
 pub fn cross_entropy_loss<T: Real>(logits: &[T], labels: &[T], classes: usize, scale: T) -> T {
     let n = labels.len().min(logits.len() / classes.max(1));
-    blocked_sum(n, |r| {
+    blocked_sum(n, cross_entropy_term(logits, labels, classes)) * scale
+}
+
+/// Term `r` of [`cross_entropy_loss`]'s sum: row `r`'s loss, NaN where its label is
+/// invalid.
+pub fn cross_entropy_term<'a, T: Real>(
+    logits: &'a [T],
+    labels: &'a [T],
+    classes: usize,
+) -> impl Fn(usize) -> T + Sync + 'a {
+    move |r| {
         let z = &logits[r * classes..(r + 1) * classes];
         match class_of(labels[r], classes) {
             None => T::NAN,
@@ -307,7 +324,7 @@ pub fn cross_entropy_loss<T: Real>(logits: &[T], labels: &[T], classes: usize, s
                 lse + max - z[t]
             }
         }
-    }) * scale
+    }
 }
 
 /// The gradient of [`cross_entropy_loss`] with respect to the logits:
@@ -373,18 +390,35 @@ pub fn momentum_update<T: Real>(param: &mut [T], grad: &[T], velocity: &[T], hyp
 /// `1 − βᵗ` computed from a power would cancel most of its digits).
 pub fn adam_moments<T: Real>(state: &mut [T], grad: &[T], param: &[T], hyper: &AdamStep) {
     let n = grad.len();
+    let (m, rest) = state.split_at_mut(n);
+    let (v, c) = rest.split_at_mut(n);
+    adam_moments_of(m, v, grad, param, hyper);
+    adam_corrections(c, hyper);
+}
+
+/// The moments of [`adam_moments`] on matching slices of `m`, `v`, `grad`, `param`.
+pub fn adam_moments_of<T: Real>(
+    m: &mut [T],
+    v: &mut [T],
+    grad: &[T],
+    param: &[T],
+    hyper: &AdamStep,
+) {
     let (b1, b2, wd) = (
         T::from_f32(hyper.beta1),
         T::from_f32(hyper.beta2),
         T::from_f32(hyper.weight_decay),
     );
-    let (m, rest) = state.split_at_mut(n);
-    let (v, c) = rest.split_at_mut(n);
-    for i in 0..n {
-        let g = grad[i] + wd * param[i];
-        m[i] += (T::ONE - b1) * (g - m[i]);
-        v[i] = b2 * v[i] + (T::ONE - b2) * (g * g);
+    for (((m, v), &g), &p) in m.iter_mut().zip(v.iter_mut()).zip(grad).zip(param) {
+        let g = g + wd * p;
+        *m += (T::ONE - b1) * (g - *m);
+        *v = b2 * *v + (T::ONE - b2) * (g * g);
     }
+}
+
+/// The bias corrections `c = [c₁, c₂]` of [`adam_moments`], one step on.
+pub fn adam_corrections<T: Real>(c: &mut [T], hyper: &AdamStep) {
+    let (b1, b2) = (T::from_f32(hyper.beta1), T::from_f32(hyper.beta2));
     c[0] = (T::ONE - b1) + b1 * c[0];
     c[1] = (T::ONE - b2) + b2 * c[1];
 }
@@ -393,12 +427,20 @@ pub fn adam_moments<T: Real>(state: &mut [T], grad: &[T], param: &[T], hyper: &A
 /// state: `param −= lr / c₁ · m / (√v / √c₂ + ε)`.
 pub fn adam_update<T: Real>(param: &mut [T], state: &[T], hyper: &AdamStep) {
     let n = param.len();
+    let (m, rest) = state.split_at(n);
+    let (v, c) = rest.split_at(n);
+    adam_update_of(param, m, v, [c[0], c[1]], hyper);
+}
+
+/// The update of [`adam_update`] on matching slices of `param`, `m` and `v`, with the
+/// bias corrections `c = [c₁, c₂]`.
+pub fn adam_update_of<T: Real>(param: &mut [T], m: &[T], v: &[T], c: [T; 2], hyper: &AdamStep) {
     let (lr, eps) = (T::from_f32(hyper.lr), T::from_f32(hyper.eps));
-    let step_size = lr / state[2 * n];
-    let correction = state[2 * n + 1].sqrt();
-    for (i, p) in param.iter_mut().enumerate() {
-        let denom = state[n + i].sqrt() / correction + eps;
-        *p = *p - step_size * (state[i] / denom);
+    let step_size = lr / c[0];
+    let correction = c[1].sqrt();
+    for ((p, &m), &v) in param.iter_mut().zip(m).zip(v) {
+        let denom = v.sqrt() / correction + eps;
+        *p = *p - step_size * (m / denom);
     }
 }
 

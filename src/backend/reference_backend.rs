@@ -1,85 +1,23 @@
-//! The CPU reference backend: host buffers and the plain loops of
-//! [`super::reference`] run in `f32`. It defines what every op means; the
-//! GPU backend is tested against it.
+//! The reference backend: host buffers and the plain loops of [`super::reference`]
+//! run in `f32`, one thread, in the order the reference defines. It is the oracle
+//! that the fast backends ([`Reference`](crate::Reference) and [`Gpu`](crate::Gpu)) are tested
+//! against; use [`Reference`](crate::Reference) to train.
 
 use std::cell::RefCell;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
 
+use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
+use crate::backend::BufferHandle;
 use crate::backend::{
-    next_buffer_id, reference, Act, AdamStep, Backend, BufferHandle, DeviceTensor, LossKind,
-    MlpEpoch, MlpSpec, MlpTrainer, MomentumStep, Reduction,
+    reference, Act, AdamStep, Backend, DeviceTensor, LossKind, MlpEpoch, MlpSpec, MlpTrainer,
+    MomentumStep, Reduction,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
 
-/// The CPU reference backend. Stateless; clones are interchangeable.
+/// The reference backend: every op as [`reference`](mod@reference) defines it, on one thread.
+/// Stateless; its tensors live in host memory, like [`Reference`](crate::Reference)'s.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Cpu;
-
-/// A host buffer shared by the [`DeviceTensor`]s that view it.
-#[derive(Debug, Clone)]
-pub struct CpuBuffer {
-    data: Arc<RwLock<Vec<f32>>>,
-    len: usize,
-    id: u64,
-}
-
-impl BufferHandle for CpuBuffer {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn device(&self) -> u64 {
-        CPU_DEVICE
-    }
-}
-
-/// The device of every CPU buffer: host memory, which every `Cpu` can use.
-const CPU_DEVICE: u64 = 0;
-
-impl CpuBuffer {
-    fn new(data: Vec<f32>) -> Self {
-        CpuBuffer {
-            len: data.len(),
-            data: Arc::new(RwLock::new(data)),
-            id: next_buffer_id(),
-        }
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Vec<f32>> {
-        self.data.read().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Runs `f` on the `N` input slices with each distinct buffer read-locked once (two
-/// views of one buffer must not take its lock twice), and `out`'s slice write-locked.
-/// Allocates nothing.
-fn with_slices<const N: usize, R>(
-    inputs: [&DeviceTensor<Cpu>; N],
-    out: &DeviceTensor<Cpu>,
-    f: impl FnOnce([&[f32]; N], &mut [f32]) -> R,
-) -> R {
-    // For each input, the first input that views the same buffer (itself if none).
-    let owner: [usize; N] = std::array::from_fn(|i| {
-        (0..i)
-            .find(|&j| inputs[j].buffer().id == inputs[i].buffer().id)
-            .unwrap_or(i)
-    });
-    let guards: [Option<RwLockReadGuard<'_, Vec<f32>>>; N] =
-        std::array::from_fn(|i| (owner[i] == i).then(|| inputs[i].buffer().read()));
-    let slices: [&[f32]; N] = std::array::from_fn(|i| {
-        let guard = guards[owner[i]].as_ref().expect("locked above");
-        let t = inputs[i];
-        &guard[t.offset()..t.offset() + t.len()]
-    });
-    let mut out_guard = out.buffer().data.write().unwrap_or_else(|e| e.into_inner());
-    f(
-        slices,
-        &mut out_guard[out.offset()..out.offset() + out.len()],
-    )
-}
+pub struct Reference;
 
 thread_local! {
     /// The gated output gradient of a linear backward, reused from call to call so that
@@ -87,47 +25,28 @@ thread_local! {
     static GATED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-impl Backend for Cpu {
-    type Buffer = CpuBuffer;
+impl Backend for Reference {
+    type Buffer = HostBuffer;
 
     fn name(&self) -> String {
-        "cpu".to_string()
+        "reference".to_string()
     }
 
     fn device_id(&self) -> u64 {
-        CPU_DEVICE
+        HOST_DEVICE
     }
 
     fn alloc(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Self>> {
-        let too_large = |bytes: u64| Error::TooLarge {
-            what: format!("a {rows}×{cols} tensor"),
-            bytes,
-            limit: isize::MAX as u64,
-        };
-        let len = rows
-            .checked_mul(cols)
-            .filter(|&n| n <= isize::MAX as usize / 4)
-            .ok_or_else(|| {
-                too_large((rows as u64).saturating_mul(cols as u64).saturating_mul(4))
-            })?;
-        let mut data = Vec::new();
-        data.try_reserve_exact(len)
-            .map_err(|_| too_large(len as u64 * 4))?;
-        data.resize(len, 0.0);
-        DeviceTensor::new(CpuBuffer::new(data), 0, rows, cols)
+        DeviceTensor::new(host::alloc_zeroed(rows, cols)?, 0, rows, cols)
     }
 
     fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor<Self>> {
         let (rows, cols) = tensor.matrix_dims()?;
-        DeviceTensor::new(CpuBuffer::new(tensor.data().to_vec()), 0, rows, cols)
+        DeviceTensor::new(HostBuffer::new(tensor.data().to_vec()), 0, rows, cols)
     }
 
     fn download_unchecked(&self, src: &DeviceTensor<Self>) -> Result<Tensor> {
-        let guard = src.buffer().read();
-        Tensor::new(
-            &src.shape(),
-            guard[src.offset()..src.offset() + src.len()].to_vec(),
-        )
+        host::download(src)
     }
 
     fn zero_unchecked(&self, dst: &DeviceTensor<Self>) -> Result<()> {
@@ -204,7 +123,7 @@ impl Backend for Cpu {
                     // One read lock per buffer, as in `with_slices`.
                     let dy_guard = dy.buffer().read();
                     let y_guard;
-                    let y_data = if y.buffer().id == dy.buffer().id {
+                    let y_data = if y.buffer().id() == dy.buffer().id() {
                         &dy_guard
                     } else {
                         y_guard = y.buffer().read();
@@ -341,10 +260,10 @@ impl Backend for Cpu {
     }
 }
 
-/// The CPU's fused epoch: the reference's composition of the ops ([`reference::mlp_epoch`]),
+/// The reference's fused epoch: its composition of the ops ([`reference::mlp_epoch`]),
 /// so that it equals the step-by-step path bit for bit.
-impl MlpTrainer<Cpu> for Cpu {
-    fn backend(&self) -> &Cpu {
+impl MlpTrainer<Reference> for Reference {
+    fn backend(&self) -> &Reference {
         self
     }
 

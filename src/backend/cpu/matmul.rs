@@ -1,0 +1,263 @@
+//! The three products of a linear layer on the [`Cpu`](crate::Cpu) backend:
+//! `y = act(x·wᵀ + b)`, `dx = dz·w` and `dw += dzᵀ·x`, plus the bias gradient. Large
+//! products go to the `gemm` crate (packed, vectorized, threaded); small ones run in
+//! the plain kernels below on the calling thread, which allocate nothing and, for the
+//! gradients, add in the reference's order.
+//!
+//! Dimensions follow [`Backend`](crate::Backend): `x: n×k`, `w: m×k`, `y: n×m`,
+//! row-major.
+
+use rayon::ThreadPool;
+
+use crate::backend::cpu::parallel::for_each_rows;
+use crate::backend::reference::activate;
+use crate::backend::Act;
+
+/// Products of fewer multiply-adds than this run in the small kernels: below it,
+/// `gemm`'s packing costs more than it saves (and it allocates its packing buffers).
+pub(crate) const SMALL_PRODUCT: usize = 1 << 16;
+
+/// Products of at least this many multiply-adds use the pool, when there is one.
+const PAR_MIN_PRODUCT: usize = 1 << 20;
+
+/// Lanes of the small kernels' accumulators: a multiple of every x86 and ARM vector
+/// width for `f32` up to 512 bits, so that the compiler vectorizes them.
+const LANES: usize = 16;
+
+/// The threads a product of `macs` multiply-adds runs on.
+fn threads_for(pool: Option<&ThreadPool>, macs: usize) -> Option<&ThreadPool> {
+    pool.filter(|_| macs >= PAR_MIN_PRODUCT)
+}
+
+/// `dst (rows × cols, row-major) = [dst +] lhs·rhs` through `gemm`, where `lhs` is
+/// `rows × inner` and `rhs` is `inner × cols`, each given as (slice, row stride,
+/// column stride). Runs on `pool` when given.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(
+    pool: Option<&ThreadPool>,
+    (rows, cols, inner): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
+    (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
+) {
+    // The bounds `gemm` relies on, checked here once so that the call below is sound.
+    let last = |r: usize, c: usize, rs: usize, cs: usize| (r - 1) * rs + (c - 1) * cs;
+    assert!(rows > 0 && cols > 0 && inner > 0);
+    assert!(dst.len() >= rows * cols);
+    assert!(lhs.len() > last(rows, inner, lhs_rs, lhs_cs));
+    assert!(rhs.len() > last(inner, cols, rhs_rs, rhs_cs));
+    let mut call = |parallelism| {
+        // SAFETY: every index `gemm` reads or writes is below the lengths asserted
+        // above; `dst` is borrowed mutably, so it overlaps neither input.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                inner,
+                dst.as_mut_ptr(),
+                1,
+                cols as isize,
+                accumulate,
+                lhs.as_ptr(),
+                lhs_cs as isize,
+                lhs_rs as isize,
+                rhs.as_ptr(),
+                rhs_cs as isize,
+                rhs_rs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            )
+        }
+    };
+    match pool {
+        Some(pool) => pool.install(|| call(gemm::Parallelism::Rayon(pool.current_num_threads()))),
+        None => call(gemm::Parallelism::None),
+    }
+}
+
+/// `Σ a[i]·b[i]` in [`LANES`] interleaved partial sums (which the compiler keeps in
+/// vector registers), then the rest in order.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (a_rest, b_rest) = (
+        a.chunks_exact(LANES).remainder(),
+        b.chunks_exact(LANES).remainder(),
+    );
+    for (a, b) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for j in 0..LANES {
+            acc[j] += a[j] * b[j];
+        }
+    }
+    let mut sum = acc.iter().sum::<f32>();
+    for (a, b) in a_rest.iter().zip(b_rest) {
+        sum += a * b;
+    }
+    sum
+}
+
+/// `y = act(x·wᵀ + b)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward(
+    pool: Option<&ThreadPool>,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    act: Act,
+    y: &mut [f32],
+    (n, k, m): (usize, usize, usize),
+) {
+    let macs = n * k * m;
+    if macs < SMALL_PRODUCT || k == 0 || m == 0 {
+        return forward_small(x, w, b, act, y, (n, k, m));
+    }
+    let pool = threads_for(pool, macs);
+    gemm_into(pool, (n, m, k), y, false, (x, k, 1), (w, 1, k));
+    // The bias and activation in one pass over each chunk of rows.
+    for_each_rows(pool, n, [], [], m, y, |[], y| {
+        for row in y.chunks_exact_mut(m) {
+            for (v, &b) in row.iter_mut().zip(b) {
+                *v = activate(*v + b, act);
+            }
+        }
+    });
+}
+
+/// [`forward`] for small products: one [`dot`] per output.
+pub(crate) fn forward_small(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    act: Act,
+    y: &mut [f32],
+    (n, k, m): (usize, usize, usize),
+) {
+    for (xr, yr) in x.chunks_exact(k.max(1)).zip(y.chunks_exact_mut(m)).take(n) {
+        for ((v, wc), &b) in yr.iter_mut().zip(w.chunks_exact(k.max(1))).zip(b) {
+            let z = if k == 0 { 0.0 } else { dot(xr, wc) };
+            *v = activate(z + b, act);
+        }
+    }
+}
+
+/// `dx = dz·w` (overwrites `dx`).
+pub(crate) fn backward_input(
+    pool: Option<&ThreadPool>,
+    dz: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    (n, k, m): (usize, usize, usize),
+) {
+    let macs = n * k * m;
+    if macs < SMALL_PRODUCT || m == 0 {
+        return backward_input_small(dz, w, dx, (n, k, m));
+    }
+    gemm_into(
+        threads_for(pool, macs),
+        (n, k, m),
+        dx,
+        false,
+        (dz, m, 1),
+        (w, k, 1),
+    );
+}
+
+/// [`backward_input`] for small products: each output a sum over `c` in order, as the
+/// reference adds it, [`LANES`] outputs at a time.
+pub(crate) fn backward_input_small(
+    dz: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    (n, k, m): (usize, usize, usize),
+) {
+    for r in 0..n {
+        let dzr = &dz[r * m..(r + 1) * m];
+        let dxr = &mut dx[r * k..(r + 1) * k];
+        for i0 in (0..k).step_by(LANES) {
+            let width = LANES.min(k - i0);
+            let mut acc = [0.0f32; LANES];
+            for (c, &d) in dzr.iter().enumerate() {
+                let wc = &w[c * k + i0..c * k + i0 + width];
+                for (a, &wv) in acc.iter_mut().zip(wc) {
+                    *a += d * wv;
+                }
+            }
+            dxr[i0..i0 + width].copy_from_slice(&acc[..width]);
+        }
+    }
+}
+
+/// `dw += dzᵀ·x`.
+pub(crate) fn backward_weight(
+    pool: Option<&ThreadPool>,
+    dz: &[f32],
+    x: &[f32],
+    dw: &mut [f32],
+    (n, k, m): (usize, usize, usize),
+) {
+    let macs = n * k * m;
+    if macs < SMALL_PRODUCT || n == 0 {
+        return backward_weight_small(dz, x, dw, (n, k, m), |dw, sum| *dw += sum);
+    }
+    gemm_into(
+        threads_for(pool, macs),
+        (m, k, n),
+        dw,
+        true,
+        (dz, 1, m),
+        (x, k, 1),
+    );
+}
+
+/// The sums `Σ_r dz[r][c] · x[r][i]` of [`backward_weight`] for small products, each in
+/// order of `r` as the reference adds it, handed to `apply` with its element of `dw`
+/// (`+=` for the gradient; the fused epoch subtracts `lr ·` the sum from the weight).
+pub(crate) fn backward_weight_small(
+    dz: &[f32],
+    x: &[f32],
+    dw: &mut [f32],
+    (n, k, m): (usize, usize, usize),
+    apply: impl Fn(&mut f32, f32),
+) {
+    for c in 0..m {
+        for i0 in (0..k).step_by(LANES) {
+            let width = LANES.min(k - i0);
+            let mut acc = [0.0f32; LANES];
+            for r in 0..n {
+                let d = dz[r * m + c];
+                let xr = &x[r * k + i0..r * k + i0 + width];
+                for (a, &xv) in acc.iter_mut().zip(xr) {
+                    *a += d * xv;
+                }
+            }
+            for (dw, &sum) in dw[c * k + i0..c * k + i0 + width].iter_mut().zip(&acc) {
+                apply(dw, sum);
+            }
+        }
+    }
+}
+
+/// `db += Σ_r dz[r]`, each column summed in order of `r` as the reference adds it.
+pub(crate) fn backward_bias(
+    dz: &[f32],
+    db: &mut [f32],
+    (n, m): (usize, usize),
+    apply: impl Fn(&mut f32, f32),
+) {
+    for c0 in (0..m).step_by(LANES) {
+        let width = LANES.min(m - c0);
+        let mut acc = [0.0f32; LANES];
+        for r in 0..n {
+            for (a, &d) in acc.iter_mut().zip(&dz[r * m + c0..r * m + c0 + width]) {
+                *a += d;
+            }
+        }
+        for (db, &sum) in db[c0..c0 + width].iter_mut().zip(&acc) {
+            apply(db, sum);
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! The fast CPU backend: host buffers, the linear layer's products through the
+//! `gemm` crate, large elementwise ops, losses and optimizer steps in parallel chunks,
+//! and a fused epoch for narrow MLPs. Every op is tested against
+//! [`Reference`](crate::Reference), the plain loops that define it.
+
+mod matmul;
+mod mlp_epoch;
+mod parallel;
+
+pub use parallel::THREADS_VAR;
+
+use std::cell::RefCell;
+
+use rayon::ThreadPool;
+
+use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
+use crate::backend::reference;
+use crate::backend::BufferHandle;
+use crate::backend::{
+    Act, AdamStep, Backend, DeviceTensor, LossKind, MlpEpoch, MlpSpec, MlpTrainer, MomentumStep,
+    Reduction,
+};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// The CPU backend. Large products and elementwise ops run on a pool of threads
+/// (every core by default; [`THREADS_VAR`] or [`Cpu::with_threads`] sets the count),
+/// small ones on the calling thread. Cheap to copy; its tensors live in host memory.
+#[derive(Clone, Copy)]
+pub struct Cpu {
+    threads: usize,
+    pool: Option<&'static ThreadPool>,
+}
+
+impl std::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cpu")
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl Default for Cpu {
+    /// [`Cpu::new`].
+    fn default() -> Self {
+        Cpu::new()
+    }
+}
+
+impl Cpu {
+    /// A backend on the thread count [`THREADS_VAR`] (`MINIDL_THREADS`) asks for, else
+    /// on every core. Where the variable is not a count, or the threads cannot start,
+    /// it logs a warning and runs on one thread; [`Cpu::from_env`] returns the error
+    /// instead.
+    pub fn new() -> Self {
+        Cpu::from_env().unwrap_or_else(|e| {
+            log::warn!("{e}; the CPU backend runs on one thread");
+            Cpu::single_threaded()
+        })
+    }
+
+    /// [`Cpu::new`], failing where `MINIDL_THREADS` is set to something other than a
+    /// whole number of at least 1, or where the threads cannot start.
+    pub fn from_env() -> Result<Self> {
+        Cpu::with_threads(parallel::threads_from_env()?)
+    }
+
+    /// A backend on `threads` threads (1: every op on the calling thread). Fails on 0,
+    /// or where the threads cannot start. Backends with the same count share one pool.
+    pub fn with_threads(threads: usize) -> Result<Self> {
+        match threads {
+            0 => Err(Error::InvalidArgument(
+                "the CPU backend needs at least 1 thread".into(),
+            )),
+            1 => Ok(Cpu::single_threaded()),
+            n => Ok(Cpu {
+                threads: n,
+                pool: Some(parallel::pool(n)?),
+            }),
+        }
+    }
+
+    fn single_threaded() -> Self {
+        Cpu {
+            threads: 1,
+            pool: None,
+        }
+    }
+
+    /// The number of threads large ops run on.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Every core the process may use: the default thread count.
+    pub fn all_cores() -> usize {
+        parallel::all_cores()
+    }
+
+    /// The pool for elementwise work over `len` elements, if it is worth one.
+    fn pool_for(&self, len: usize) -> Option<&'static ThreadPool> {
+        self.pool.filter(|_| len >= parallel::PAR_MIN_ELEMENTS)
+    }
+}
+
+thread_local! {
+    /// The gated output gradient of a linear backward, reused from call to call so that
+    /// a training step allocates nothing once it has grown to the largest batch.
+    static GATED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Backend for Cpu {
+    type Buffer = HostBuffer;
+
+    fn name(&self) -> String {
+        "cpu".to_string()
+    }
+
+    fn device_id(&self) -> u64 {
+        HOST_DEVICE
+    }
+
+    fn alloc(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Self>> {
+        DeviceTensor::new(host::alloc_zeroed(rows, cols)?, 0, rows, cols)
+    }
+
+    fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor<Self>> {
+        let (rows, cols) = tensor.matrix_dims()?;
+        DeviceTensor::new(HostBuffer::new(tensor.data().to_vec()), 0, rows, cols)
+    }
+
+    fn download_unchecked(&self, src: &DeviceTensor<Self>) -> Result<Tensor> {
+        host::download(src)
+    }
+
+    fn zero_unchecked(&self, dst: &DeviceTensor<Self>) -> Result<()> {
+        with_slices([], dst, |_, out| {
+            parallel::for_each_chunk(self.pool, [], out, |[], o| o.fill(0.0))
+        });
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn write_unchecked(&self, dst: &DeviceTensor<Self>, data: &[f32]) -> Result<()> {
+        with_slices([], dst, |_, out| {
+            parallel::for_each_chunk(self.pool, [data], out, |[d], o| o.copy_from_slice(d))
+        });
+        Ok(())
+    }
+
+    fn copy_unchecked(&self, src: &DeviceTensor<Self>, dst: &DeviceTensor<Self>) -> Result<()> {
+        with_slices([src], dst, |[s], out| {
+            parallel::for_each_chunk(self.pool, [s], out, |[s], o| o.copy_from_slice(s))
+        });
+        Ok(())
+    }
+
+    fn linear_forward_unchecked(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        act: Act,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        let [n, k] = x.shape();
+        let m = w.rows();
+        with_slices([x, w, b], y, |[x, w, b], out| {
+            matmul::forward(self.pool, x, w, b, act, out, (n, k, m))
+        });
+        Ok(())
+    }
+
+    fn linear_backward_unchecked(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        y: Option<&DeviceTensor<Self>>,
+        dy: &DeviceTensor<Self>,
+        act: Act,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        let [n, k] = x.shape();
+        let m = w.rows();
+        let dims = (n, k, m);
+        // The three products and the bias sums from the gated gradient `dz`.
+        let products = |dz: &[f32]| {
+            if let Some(dx) = dx {
+                with_slices([w], dx, |[w], out| {
+                    matmul::backward_input(self.pool, dz, w, out, dims)
+                });
+            }
+            with_slices([x], dw, |[x], out| {
+                matmul::backward_weight(self.pool, dz, x, out, dims)
+            });
+            with_slices([], db, |_, out| {
+                matmul::backward_bias(dz, out, (n, m), |db, sum| *db += sum)
+            });
+        };
+        match y {
+            // The identity: dz is dy itself.
+            None => {
+                let guard = dy.buffer().read();
+                products(&guard[dy.offset()..dy.offset() + dy.len()]);
+            }
+            Some(y) => GATED.with_borrow_mut(|dz| {
+                dz.resize(dy.len(), 0.0);
+                {
+                    // One read lock per buffer, as in `with_slices`.
+                    let dy_guard = dy.buffer().read();
+                    let y_guard;
+                    let y_data = if y.buffer().id() == dy.buffer().id() {
+                        &dy_guard
+                    } else {
+                        y_guard = y.buffer().read();
+                        &y_guard
+                    };
+                    parallel::for_each_chunk(
+                        self.pool_for(dz.len()),
+                        [
+                            &dy_guard[dy.offset()..dy.offset() + dy.len()],
+                            &y_data[y.offset()..y.offset() + y.len()],
+                        ],
+                        dz,
+                        |[dy, y], dz| reference::gate(dy, y, act, dz),
+                    );
+                }
+                products(dz);
+            }),
+        }
+        Ok(())
+    }
+
+    fn activation_forward_unchecked(
+        &self,
+        act: Act,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x], y, |[x], out| {
+            parallel::for_each_chunk(self.pool, [x], out, |[x], y| {
+                reference::activation_forward(act, x, y)
+            })
+        });
+        Ok(())
+    }
+
+    fn activation_backward_unchecked(
+        &self,
+        act: Act,
+        saved: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([saved, dy], dx, |[s, dy], out| {
+            parallel::for_each_chunk(self.pool, [s, dy], out, |[s, dy], dx| {
+                reference::activation_backward(act, s, dy, dx)
+            })
+        });
+        Ok(())
+    }
+
+    fn loss_unchecked(
+        &self,
+        kind: LossKind,
+        pred: &DeviceTensor<Self>,
+        target: &DeviceTensor<Self>,
+        reduction: Reduction,
+        out: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([pred, target], out, |[p, t], out| {
+            out[0] = match kind {
+                LossKind::Mse => {
+                    let sum =
+                        parallel::blocked_sum(self.pool, p.len(), 1, reference::mse_term(p, t));
+                    sum * reduction.loss_scale(pred.len())
+                }
+                LossKind::CrossEntropy => {
+                    let [n, c] = pred.shape();
+                    let term = reference::cross_entropy_term(p, t, c);
+                    parallel::blocked_sum(self.pool, n, c, term) * reduction.loss_scale(n)
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn loss_grad_unchecked(
+        &self,
+        kind: LossKind,
+        pred: &DeviceTensor<Self>,
+        target: &DeviceTensor<Self>,
+        reduction: Reduction,
+        grad: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([pred, target], grad, |[p, t], out| match kind {
+            LossKind::Mse => {
+                let factor = reduction.grad_scale(pred.len());
+                parallel::for_each_chunk(self.pool, [p, t], out, |[p, t], g| {
+                    reference::mse_grad(p, t, factor, g)
+                })
+            }
+            LossKind::CrossEntropy => {
+                let [n, c] = pred.shape();
+                let scale = reduction.loss_scale(n);
+                parallel::for_each_rows(self.pool, n, [c, 1], [p, t], c, out, |[z, l], g| {
+                    reference::cross_entropy_grad(z, l, c, scale, g)
+                })
+            }
+        });
+        Ok(())
+    }
+
+    fn sgd_step_unchecked(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        lr: f32,
+    ) -> Result<()> {
+        with_slices([grad], param, |[g], p| {
+            parallel::for_each_chunk(self.pool, [g], p, |[g], p| reference::sgd_step(p, g, lr))
+        });
+        Ok(())
+    }
+
+    fn momentum_step_unchecked(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        velocity: &DeviceTensor<Self>,
+        hyper: &MomentumStep,
+    ) -> Result<()> {
+        with_slices([grad, param], velocity, |[g, p], v| {
+            parallel::for_each_chunk(self.pool, [g, p], v, |[g, p], v| {
+                reference::momentum_velocity(v, g, p, hyper)
+            })
+        });
+        with_slices([grad, velocity], param, |[g, v], p| {
+            parallel::for_each_chunk(self.pool, [g, v], p, |[g, v], p| {
+                reference::momentum_update(p, g, v, hyper)
+            })
+        });
+        Ok(())
+    }
+
+    fn adam_step_unchecked(
+        &self,
+        param: &DeviceTensor<Self>,
+        grad: &DeviceTensor<Self>,
+        state: &DeviceTensor<Self>,
+        hyper: &AdamStep,
+    ) -> Result<()> {
+        let n = param.len();
+        with_slices([grad, param], state, |[g, p], s| {
+            let (m, rest) = s.split_at_mut(n);
+            let (v, c) = rest.split_at_mut(n);
+            parallel::for_each_chunk_pair(self.pool, [g, p], m, v, |[g, p], m, v| {
+                reference::adam_moments_of(m, v, g, p, hyper)
+            });
+            reference::adam_corrections(c, hyper);
+        });
+        with_slices([state], param, |[s], p| {
+            let (m, rest) = s.split_at(n);
+            let (v, c) = rest.split_at(n);
+            let c = [c[0], c[1]];
+            parallel::for_each_chunk(self.pool, [m, v], p, |[m, v], p| {
+                reference::adam_update_of(p, m, v, c, hyper)
+            })
+        });
+        Ok(())
+    }
+
+    fn mlp_trainer(&self) -> Option<&dyn MlpTrainer<Self>> {
+        Some(self)
+    }
+}
+
+/// The CPU's fused epoch (`src/backend/cpu/mlp_epoch.rs`) for networks whose every product is small;
+/// wider ones train step by step, where the products use `gemm` and the threads.
+impl MlpTrainer<Cpu> for Cpu {
+    fn backend(&self) -> &Cpu {
+        self
+    }
+
+    fn mlp_fits(&self, spec: &MlpSpec, batch_size: usize) -> bool {
+        mlp_epoch::fits(spec, batch_size)
+    }
+
+    fn why_not(&self, spec: &MlpSpec, batch_size: usize) -> String {
+        format!(
+            "the CPU's fused epoch takes networks whose layers each multiply fewer than \
+             {} values per batch (batch × inputs × outputs); {spec:?} with batches of \
+             {batch_size} is wider: train it step by step",
+            matmul::SMALL_PRODUCT
+        )
+    }
+
+    fn mlp_epoch_unchecked(
+        &self,
+        spec: &MlpSpec,
+        params: &DeviceTensor<Self>,
+        inputs: &DeviceTensor<Self>,
+        targets: &DeviceTensor<Self>,
+        epoch: &MlpEpoch,
+        losses: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([inputs, targets], params, |[x, t], p| {
+            with_slices([], losses, |_, l| {
+                mlp_epoch::run(spec, p, x, t, inputs.rows(), epoch, l)
+            })
+        });
+        Ok(())
+    }
+}

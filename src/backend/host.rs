@@ -1,0 +1,114 @@
+//! Host memory for the CPU backends ([`Cpu`](crate::Cpu) and
+//! [`Reference`](crate::Reference)): a shared `f32` buffer and the locking that
+//! hands an op its input and output slices.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::backend::{next_buffer_id, Backend, BufferHandle, DeviceTensor};
+
+/// The device of every host buffer: host memory, which every CPU backend can use.
+pub(crate) const HOST_DEVICE: u64 = 0;
+
+/// A host buffer shared by the [`DeviceTensor`]s that view it.
+#[derive(Debug, Clone)]
+pub struct HostBuffer {
+    data: Arc<RwLock<Vec<f32>>>,
+    len: usize,
+    id: u64,
+}
+
+impl BufferHandle for HostBuffer {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn device(&self) -> u64 {
+        HOST_DEVICE
+    }
+}
+
+impl HostBuffer {
+    /// A buffer holding `data`, with a fresh id.
+    pub(crate) fn new(data: Vec<f32>) -> Self {
+        HostBuffer {
+            len: data.len(),
+            data: Arc::new(RwLock::new(data)),
+            id: next_buffer_id(),
+        }
+    }
+
+    /// The buffer's data, read-locked (a poisoned lock is taken over: every op leaves
+    /// the data valid `f32`s).
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Vec<f32>> {
+        self.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The buffer's data, write-locked.
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Vec<f32>> {
+        self.data.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs `f` on the `N` input slices with each distinct buffer read-locked once (two
+/// views of one buffer must not take its lock twice), and `out`'s slice write-locked.
+/// `out` shares no buffer with an input (the checked ops refuse aliasing). Allocates
+/// nothing.
+pub(crate) fn with_slices<B, const N: usize, R>(
+    inputs: [&DeviceTensor<B>; N],
+    out: &DeviceTensor<B>,
+    f: impl FnOnce([&[f32]; N], &mut [f32]) -> R,
+) -> R
+where
+    B: Backend<Buffer = HostBuffer>,
+{
+    // For each input, the first input that views the same buffer (itself if none).
+    let owner: [usize; N] = std::array::from_fn(|i| {
+        (0..i)
+            .find(|&j| inputs[j].buffer().id == inputs[i].buffer().id)
+            .unwrap_or(i)
+    });
+    let guards: [Option<RwLockReadGuard<'_, Vec<f32>>>; N] =
+        std::array::from_fn(|i| (owner[i] == i).then(|| inputs[i].buffer().read()));
+    let slices: [&[f32]; N] = std::array::from_fn(|i| {
+        let guard = guards[owner[i]].as_ref().expect("locked above");
+        let t = inputs[i];
+        &guard[t.offset()..t.offset() + t.len()]
+    });
+    let mut out_guard = out.buffer().write();
+    f(
+        slices,
+        &mut out_guard[out.offset()..out.offset() + out.len()],
+    )
+}
+
+/// Allocates a zero-filled `rows × cols` host buffer, failing with
+/// [`Error::TooLarge`](crate::Error::TooLarge) instead of aborting when it cannot.
+pub(crate) fn alloc_zeroed(rows: usize, cols: usize) -> crate::Result<HostBuffer> {
+    let too_large = |bytes: u64| crate::Error::TooLarge {
+        what: format!("a {rows}×{cols} tensor"),
+        bytes,
+        limit: isize::MAX as u64,
+    };
+    let len = rows
+        .checked_mul(cols)
+        .filter(|&n| n <= isize::MAX as usize / 4)
+        .ok_or_else(|| too_large((rows as u64).saturating_mul(cols as u64).saturating_mul(4)))?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(len)
+        .map_err(|_| too_large(len as u64 * 4))?;
+    data.resize(len, 0.0);
+    Ok(HostBuffer::new(data))
+}
+
+/// A copy of the tensor's elements as a host [`Tensor`](crate::Tensor).
+pub(crate) fn download<B: Backend<Buffer = HostBuffer>>(
+    src: &DeviceTensor<B>,
+) -> crate::Result<crate::Tensor> {
+    let guard = src.buffer().read();
+    crate::Tensor::new(
+        &src.shape(),
+        guard[src.offset()..src.offset() + src.len()].to_vec(),
+    )
+}
