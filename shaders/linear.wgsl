@@ -50,7 +50,9 @@ fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
     out[params.offs.w + r * k + i] = acc;
 }
 
-// dw[c][i] += Σ_r dz[r][c] x[r][i].  in0 = dy, in1 = x, in2 = y, out = dw (accumulated).
+// dw[c][i] = Σ_r dz[r][c] x[r][i], added to dw where params.scalars.y is 1, written
+// over it where it is 0 (no clear needed before a step's first backward). in0 = dy,
+// in1 = x, in2 = y, out = dw.
 @compute @workgroup_size(TILE, TILE)
 fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = params.dims.x;
@@ -66,10 +68,11 @@ fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc += dz_at(r, c, m) * in1[params.offs.y + r * k + i];
     }
     let o = params.offs.w + c * k + i;
-    out[o] = out[o] + acc;
+    out[o] = select(acc, out[o] + acc, params.scalars.y != 0.0);
 }
 
-// db[c] += Σ_r dz[r][c].  in0 = dy, in1 = y (dy for IDENTITY), out = db (accumulated).
+// db[c] = Σ_r dz[r][c], added or written as linear_backward_weight. in0 = dy, in1 = y
+// (dy for IDENTITY), out = db.
 @compute @workgroup_size(WG_FLAT)
 fn linear_backward_bias(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -87,7 +90,7 @@ fn linear_backward_bias(
         acc += gate(in0[params.offs.x + e], in1[params.offs.y + e], params.dims.w, params.scalars.x);
     }
     let o = params.offs.w + c;
-    out[o] = out[o] + acc;
+    out[o] = select(acc, out[o] + acc, params.scalars.y != 0.0);
 }
 
 // The forward of linear_forward with workgroup-memory tiles and register blocking:

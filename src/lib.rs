@@ -12,6 +12,8 @@ pub mod seed;
 pub mod tensor;
 pub mod train;
 
-pub use backend::{Act, Backend, Cpu, DeviceTensor, Gpu, LossKind, Ops, Reduction, Reference};
+pub use backend::{
+    Act, Backend, Cpu, DeviceTensor, Gpu, GradMode, LossKind, Ops, Reduction, Reference,
+};
 pub use error::{Error, Result};
 pub use tensor::Tensor;

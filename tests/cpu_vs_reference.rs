@@ -11,8 +11,9 @@
 mod common;
 
 use common::{
-    abs64, assert_within, cross_entropy, gamma, labels, linear_act_backward_bounds,
-    linear_backward, linear_forward, random, rng, run_adam, run_momentum, sgd,
+    abs64, assert_overwrite_is_clear_then_accumulate, assert_within, cross_entropy, gamma, labels,
+    linear_act_backward_bounds, linear_backward, linear_forward, random, rng, run_adam,
+    run_momentum, sgd,
 };
 use minidl::backend::reference;
 use minidl::optim::{AdamStep, MomentumStep};
@@ -296,6 +297,16 @@ fn storage_ops_are_exact() {
             assert!(cpu.download(&dst).unwrap().data().iter().all(|&v| v == 0.0));
             cpu.write(&dst, a.data()).unwrap();
             assert_eq!(cpu.download(&dst).unwrap(), a, "write {n}×{k}");
+        }
+    }
+}
+
+#[test]
+fn an_overwriting_backward_is_a_clear_then_an_accumulating_one() {
+    for (n, k, m) in [(10, 25, 7), (257, 1000, 130), (1, 1, 1)] {
+        assert_overwrite_is_clear_then_accumulate(&Reference, n, k, m);
+        for cpu in cpus() {
+            assert_overwrite_is_clear_then_accumulate(&cpu, n, k, m);
         }
     }
 }

@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    abs64, assert_within, gamma, gpu, linear_act_backward_bounds, linear_backward, linear_forward,
-    random, rng, U,
+    abs64, assert_overwrite_is_clear_then_accumulate, assert_within, gamma, gpu,
+    linear_act_backward_bounds, linear_backward, linear_forward, random, rng, U,
 };
 use minidl::backend::gpu::linear::MatmulKernel;
 use minidl::backend::reference;
@@ -195,6 +195,16 @@ fn fused_linear_activation_matches_cpu() {
                 assert_within(&what("db"), got.3.data(), want.3.data(), &db);
             }
         }
+    }
+}
+
+#[test]
+fn an_overwriting_backward_is_a_clear_then_an_accumulating_one() {
+    let Some(gpu) = gpu() else { return };
+    for (n, k, m) in [(10, 25, 7), (257, 129, 130), (1, 1, 1)] {
+        assert_overwrite_is_clear_then_accumulate(&gpu, n, k, m);
+        // Rows in chunks of 7: the first chunk writes, the others add.
+        assert_overwrite_is_clear_then_accumulate(&gpu.with_loop_budget(Some(7)), n, k, m);
     }
 }
 

@@ -8,7 +8,8 @@
 //!
 //! Ops write into tensors the caller allocated, so that a training step allocates
 //! nothing: a module allocates its buffers once and reuses them. Parameter gradients
-//! accumulate (`+=`) as in PyTorch; [`Ops::zero`] clears them.
+//! accumulate (`+=`) as in PyTorch, and [`Ops::zero`] clears them; or a backward
+//! writes over them ([`GradMode::Overwrite`]), which spares a training step its clears.
 
 pub mod act;
 pub mod auto;
@@ -73,6 +74,18 @@ pub enum LossKind {
     /// stored as a float), with the stable log-sum-exp. A label that is not a whole
     /// number below `classes` makes the loss NaN.
     CrossEntropy,
+}
+
+/// What a backward does with the parameter gradients it computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GradMode {
+    /// Adds them to what the gradient tensors hold, as PyTorch does; a training step
+    /// clears the gradients first ([`Ops::zero`]).
+    #[default]
+    Accumulate,
+    /// Writes them over what the gradient tensors hold: the same numbers as a clear
+    /// followed by an accumulating backward, without the clear.
+    Overwrite,
 }
 
 /// How a loss reduces its terms, as PyTorch's `reduction`.
@@ -156,8 +169,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
         y: &DeviceTensor<Self>,
     ) -> Result<()>;
 
-    /// The kernel of [`Ops::linear_act_backward`]; `y` is `Some` exactly when `act` is
-    /// not the identity.
+    /// The kernel of [`Ops::linear_act_backward_mode`]; `y` is `Some` exactly when
+    /// `act` is not the identity.
     #[allow(clippy::too_many_arguments)]
     fn linear_backward_unchecked(
         &self,
@@ -169,6 +182,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         dx: Option<&DeviceTensor<Self>>,
         dw: &DeviceTensor<Self>,
         db: &DeviceTensor<Self>,
+        mode: GradMode,
     ) -> Result<()>;
 
     /// The kernel of [`Ops::activation_forward`].

@@ -5,7 +5,7 @@
 //! same errors, and a backend only computes.
 
 use crate::backend::{
-    check, Act, AdamStep, Backend, DeviceTensor, LossKind, MomentumStep, Reduction,
+    check, Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MomentumStep, Reduction,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -103,11 +103,30 @@ pub trait Ops: Backend {
         dw: &DeviceTensor<Self>,
         db: &DeviceTensor<Self>,
     ) -> Result<()> {
+        self.linear_act_backward_mode(x, w, y, dy, act, dx, dw, db, GradMode::Accumulate)
+    }
+
+    /// [`Ops::linear_act_backward`] with the parameter gradients added to `dw` and `db`
+    /// ([`GradMode::Accumulate`]) or written over them ([`GradMode::Overwrite`], which
+    /// spares a training step the clear before it).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_act_backward_mode(
+        &self,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        y: Option<&DeviceTensor<Self>>,
+        dy: &DeviceTensor<Self>,
+        act: Act,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+        mode: GradMode,
+    ) -> Result<()> {
         let all = [Some(x), Some(w), y, Some(dy), dx, Some(dw), Some(db)];
         check::same_device(self, "linear_backward", &all)?;
         check::linear_act_backward(x, w, y, dy, act, dx, dw, db)?;
         let y = y.filter(|_| act != Act::Identity);
-        self.linear_backward_unchecked(x, w, y, dy, act, dx, dw, db)
+        self.linear_backward_unchecked(x, w, y, dy, act, dx, dw, db, mode)
     }
 
     /// `y = act(x)`, elementwise (see [`reference::activate`](super::reference::activate)).

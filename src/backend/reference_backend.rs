@@ -8,8 +8,8 @@ use std::cell::RefCell;
 use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
 use crate::backend::BufferHandle;
 use crate::backend::{
-    reference, Act, AdamStep, Backend, DeviceTensor, LossKind, MlpEpoch, MlpSpec, MlpTrainer,
-    MomentumStep, Reduction,
+    reference, Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpEpoch, MlpSpec,
+    MlpTrainer, MomentumStep, Reduction,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -99,9 +99,15 @@ impl Backend for Reference {
         dx: Option<&DeviceTensor<Self>>,
         dw: &DeviceTensor<Self>,
         db: &DeviceTensor<Self>,
+        mode: GradMode,
     ) -> Result<()> {
         let [n, k] = x.shape();
         let m = w.rows();
+        // Overwriting is clearing, then accumulating: 0 + Σ is Σ exactly.
+        if mode == GradMode::Overwrite {
+            self.zero_unchecked(dw)?;
+            self.zero_unchecked(db)?;
+        }
         match y {
             // The identity: dz is dy itself.
             None => {

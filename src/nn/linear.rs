@@ -5,7 +5,7 @@ use rand::{Rng, RngExt};
 
 use super::module::{LayerKind, Module, Parameter};
 use super::scratch::Scratch;
-use crate::backend::{Act, Backend, DeviceTensor, Ops};
+use crate::backend::{Act, Backend, DeviceTensor, GradMode, Ops};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -22,6 +22,8 @@ pub struct Linear<B: Backend> {
     output_view: Option<DeviceTensor<B>>,
     grad_input: Scratch<B>,
     grad_input_view: Option<DeviceTensor<B>>,
+    /// Whether `backward` adds to the gradients or writes over them.
+    grad_mode: GradMode,
 }
 
 impl<B: Backend> Linear<B> {
@@ -97,6 +99,7 @@ impl<B: Backend> Linear<B> {
             output_view: None,
             grad_input: Scratch::new(),
             grad_input_view: None,
+            grad_mode: GradMode::Accumulate,
         })
     }
 
@@ -150,7 +153,7 @@ impl<B: Backend> Linear<B> {
             ));
         }
         let dx = self.grad_input.get(backend, x.rows(), self.in_features)?;
-        backend.linear_act_backward(
+        backend.linear_act_backward_mode(
             x,
             &self.weight,
             Some(y),
@@ -159,6 +162,7 @@ impl<B: Backend> Linear<B> {
             Some(&dx),
             &self.weight_grad,
             &self.bias_grad,
+            self.grad_mode,
         )?;
         Ok(self.grad_input_view.insert(dx))
     }
@@ -231,6 +235,11 @@ impl<B: Backend> Module<B> for Linear<B> {
                 grad: &self.bias_grad,
             },
         ]
+    }
+
+    fn set_grad_mode(&mut self, mode: GradMode) -> bool {
+        self.grad_mode = mode;
+        true
     }
 
     fn zero_grad(&self, backend: &B) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The [`Module`] trait: a layer with its own `forward` and `backward` (no autograd),
 //! written once over any [`Backend`].
 
-use crate::backend::{Act, Backend, DeviceTensor, Ops};
+use crate::backend::{Act, Backend, DeviceTensor, GradMode, Ops};
 use crate::error::Result;
 
 /// A trainable parameter and its accumulated gradient, both on the backend.
@@ -85,6 +85,16 @@ pub trait Module<B: Backend>: Send {
     /// The trainable parameters, in a stable order.
     fn parameters(&self) -> Vec<Parameter<'_, B>> {
         Vec::new()
+    }
+
+    /// Sets whether [`Module::backward`] adds the parameter gradients it computes to
+    /// what they hold ([`GradMode::Accumulate`], the default, as PyTorch) or writes over
+    /// them ([`GradMode::Overwrite`]: a loop with one backward per step then needs no
+    /// [`Module::zero_grad`]). Returns whether the module now works in `mode`. The
+    /// default, for modules without the choice, takes `Overwrite` only where there are
+    /// no parameters.
+    fn set_grad_mode(&mut self, mode: GradMode) -> bool {
+        mode == GradMode::Accumulate || self.parameters().is_empty()
     }
 
     /// Sets every parameter gradient to zero. The default asks [`Module::parameters`];

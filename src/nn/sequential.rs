@@ -2,7 +2,7 @@
 //! reverse, with widths checked when it is built.
 
 use super::module::{LayerKind, Module, Parameter};
-use crate::backend::{Act, Backend, DeviceTensor};
+use crate::backend::{Act, Backend, DeviceTensor, GradMode};
 use crate::error::{Error, Result};
 
 /// A chain of layers. Parameter names are prefixed with the layer's index, as in
@@ -141,6 +141,21 @@ impl<B: Backend> Module<B> for Sequential<B> {
                 })
             })
             .collect()
+    }
+
+    fn set_grad_mode(&mut self, mode: GradMode) -> bool {
+        // Every layer is told, not only those before the first that cannot.
+        let mut all = true;
+        for layer in &mut self.layers {
+            all &= layer.set_grad_mode(mode);
+        }
+        // Where a layer cannot overwrite, every layer accumulates (and the caller clears).
+        if !all {
+            for layer in &mut self.layers {
+                layer.set_grad_mode(GradMode::Accumulate);
+            }
+        }
+        all
     }
 
     fn zero_grad(&self, backend: &B) -> Result<()> {

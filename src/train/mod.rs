@@ -20,7 +20,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::backend::{Backend, DeviceTensor, MlpEpoch, Ops};
+use crate::backend::{Backend, DeviceTensor, GradMode, MlpEpoch, Ops};
 use crate::data::{batches, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Module, Parameter};
@@ -348,17 +348,28 @@ impl<B: Backend> Steps<'_, B> {
                 &self.losses.slice_rows(0, count)?,
             );
         }
-        for (i, range) in self.ranges[..count].iter().enumerate() {
-            let x = self.inputs.slice_rows(range.start, range.len())?;
-            let t = self.targets.slice_rows(range.start, range.len())?;
-            model.zero_grad(backend)?;
-            let pred = model.forward(backend, &x)?.clone();
-            loss.forward(backend, &pred, &t, &self.losses.slice_rows(i, 1)?)?;
-            let grad = loss.backward(backend, &pred, &t)?.clone();
-            model.backward(backend, &grad)?;
-            optimizer.step(backend, params)?;
-        }
-        Ok(())
+        // One backward per step: where the model can, it writes its gradients over the
+        // last step's instead of adding to them after a clear (fewer commands). The
+        // model accumulates again once the steps are recorded, also after an error.
+        let overwrite = model.set_grad_mode(GradMode::Overwrite);
+        let mut steps = || -> Result<()> {
+            for (i, range) in self.ranges[..count].iter().enumerate() {
+                let x = self.inputs.slice_rows(range.start, range.len())?;
+                let t = self.targets.slice_rows(range.start, range.len())?;
+                if !overwrite {
+                    model.zero_grad(backend)?;
+                }
+                let pred = model.forward(backend, &x)?.clone();
+                loss.forward(backend, &pred, &t, &self.losses.slice_rows(i, 1)?)?;
+                let grad = loss.backward(backend, &pred, &t)?.clone();
+                model.backward(backend, &grad)?;
+                optimizer.step(backend, params)?;
+            }
+            Ok(())
+        };
+        let result = steps();
+        model.set_grad_mode(GradMode::Accumulate);
+        result
     }
 
     /// After step `bad` (0-based) of an epoch gave a non-finite loss: restores the

@@ -315,3 +315,32 @@ pub fn linear_backward<B: Backend>(
         b.download(&db).unwrap(),
     )
 }
+
+/// Asserts that a linear + activation backward in [`minidl::GradMode::Overwrite`] over
+/// gradients holding garbage gives, bit for bit, what clearing them and accumulating
+/// gives on the same backend (0 + Σ is Σ exactly), for every activation.
+pub fn assert_overwrite_is_clear_then_accumulate<B: Backend>(b: &B, n: usize, k: usize, m: usize) {
+    use minidl::{Act, GradMode};
+    let mut r = rng(40);
+    let x = b.upload(&random(&mut r, n, k, -1.0, 1.0)).unwrap();
+    let w = b.upload(&random(&mut r, m, k, -1.0, 1.0)).unwrap();
+    let dy = b.upload(&random(&mut r, n, m, -1.0, 1.0)).unwrap();
+    let y = b.upload(&random(&mut r, n, m, -1.0, 1.0)).unwrap();
+    let garbage_w = random(&mut r, m, k, -9.0, 9.0);
+    let garbage_b = random(&mut r, 1, m, -9.0, 9.0);
+    for act in Act::ALL {
+        let y = (act != Act::Identity).then_some(&y);
+        let grads = |mode: GradMode| {
+            let (dw, db) = (b.upload(&garbage_w).unwrap(), b.upload(&garbage_b).unwrap());
+            if mode == GradMode::Accumulate {
+                b.zero(&dw).unwrap();
+                b.zero(&db).unwrap();
+            }
+            b.linear_act_backward_mode(&x, &w, y, &dy, act, None, &dw, &db, mode)
+                .unwrap();
+            (b.download(&dw).unwrap(), b.download(&db).unwrap())
+        };
+        let (want, got) = (grads(GradMode::Accumulate), grads(GradMode::Overwrite));
+        assert_eq!(got, want, "{} {act:?} {n}×{k}→{m}", b.name());
+    }
+}

@@ -191,23 +191,29 @@ pub(crate) fn backward_input_small(
     }
 }
 
-/// `dw += dzᵀ·x`.
+/// `dw += dzᵀ·x`, or `dw = dzᵀ·x` where `accumulate` is false.
 pub(crate) fn backward_weight(
     pool: Option<&ThreadPool>,
     dz: &[f32],
     x: &[f32],
     dw: &mut [f32],
     (n, k, m): (usize, usize, usize),
+    accumulate: bool,
 ) {
     let macs = n * k * m;
     if macs < SMALL_PRODUCT || n == 0 {
-        return backward_weight_small(dz, x, dw, (n, k, m), |dw, sum| *dw += sum);
+        return if accumulate {
+            backward_weight_small(dz, x, dw, (n, k, m), |dw, sum| *dw += sum)
+        } else {
+            backward_weight_small(dz, x, dw, (n, k, m), |dw, sum| *dw = sum)
+        };
     }
+    let dims = (m, k, n);
     gemm_into(
         threads_for(pool, macs),
-        (m, k, n),
+        dims,
         dw,
-        true,
+        accumulate,
         (dz, 1, m),
         (x, k, 1),
     );

@@ -17,8 +17,8 @@ use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
 use crate::backend::reference;
 use crate::backend::BufferHandle;
 use crate::backend::{
-    Act, AdamStep, Backend, DeviceTensor, LossKind, MlpEpoch, MlpSpec, MlpTrainer, MomentumStep,
-    Reduction,
+    Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpEpoch, MlpSpec, MlpTrainer,
+    MomentumStep, Reduction,
 };
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -188,10 +188,12 @@ impl Backend for Cpu {
         dx: Option<&DeviceTensor<Self>>,
         dw: &DeviceTensor<Self>,
         db: &DeviceTensor<Self>,
+        mode: GradMode,
     ) -> Result<()> {
         let [n, k] = x.shape();
         let m = w.rows();
         let dims = (n, k, m);
+        let accumulate = mode == GradMode::Accumulate;
         // The three products and the bias sums from the gated gradient `dz`.
         let products = |dz: &[f32]| {
             if let Some(dx) = dx {
@@ -200,10 +202,14 @@ impl Backend for Cpu {
                 });
             }
             with_slices([x], dw, |[x], out| {
-                matmul::backward_weight(self.pool, dz, x, out, dims)
+                matmul::backward_weight(self.pool, dz, x, out, dims, accumulate)
             });
             with_slices([], db, |_, out| {
-                matmul::backward_bias(dz, out, (n, m), |db, sum| *db += sum)
+                if accumulate {
+                    matmul::backward_bias(dz, out, (n, m), |db, sum| *db += sum)
+                } else {
+                    matmul::backward_bias(dz, out, (n, m), |db, sum| *db = sum)
+                }
             });
         };
         match y {

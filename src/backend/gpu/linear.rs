@@ -3,7 +3,7 @@
 
 use super::kernels::Kernel;
 use super::{Gpu, Grid};
-use crate::backend::{Act, DeviceTensor};
+use crate::backend::{Act, DeviceTensor, GradMode};
 use crate::error::Result;
 
 type T = DeviceTensor<Gpu>;
@@ -64,10 +64,10 @@ pub(super) fn forward(
 }
 
 /// With `dz = dy ⊙ act'(y)` taken on the fly from `dy` and the forward output `y`:
-/// `dx = dz · w` (when asked), `dw += dzᵀ · x`, `db += Σ_rows dz`. Three launches,
-/// independent of each other; `y` is bound only where `act` is not the identity. The
-/// sums over rows (dw, db) run in chunks of rows within the adapter's loop budget, each
-/// chunk adding to the gradients.
+/// `dx = dz · w` (when asked), then `dw` and `db` from `dzᵀ · x` and `Σ_rows dz`, added
+/// to the gradients or written over them (`mode`). `y` is bound only
+/// where `act` is not the identity. The sums over rows run in chunks of rows within
+/// the adapter's loop budget, every chunk after the first adding to the gradients.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward(
     gpu: &Gpu,
@@ -79,6 +79,7 @@ pub(super) fn backward(
     dx: Option<&T>,
     dw: &T,
     db: &T,
+    mode: GradMode,
 ) -> Result<()> {
     let [n, k] = x.shape();
     let m = w.rows();
@@ -102,7 +103,8 @@ pub(super) fn backward(
     }
     let chunk = gpu.loop_budget().unwrap_or(n).max(1);
     let mut first = 0;
-    while first < n {
+    let mut accumulate = mode == GradMode::Accumulate;
+    loop {
         let rows = chunk.min(n - first);
         let (dy, x, y) = (
             dy.slice_rows(first, rows)?,
@@ -110,6 +112,7 @@ pub(super) fn backward(
             y.slice_rows(first, rows)?,
         );
         let dims = [rows, k, m, act.code() as usize];
+        let scalars = [act.slope(), if accumulate { 1.0 } else { 0.0 }, 0.0, 0.0];
         gpu.launch(
             Kernel::LinearBackwardWeight,
             &[&dy, &x, &y],
@@ -126,7 +129,12 @@ pub(super) fn backward(
             scalars,
             Grid::Flat(m),
         )?;
+        accumulate = true;
         first += rows;
+        // An empty batch still writes its zero sums where the gradients are overwritten.
+        if first >= n {
+            break;
+        }
     }
     Ok(())
 }

@@ -29,8 +29,8 @@ pub use buffer::GpuBuffer;
 pub use recorder::GpuStats;
 
 use crate::backend::{
-    Act, AdamStep, Backend, DeviceTensor, DeviceTimer, LossKind, MlpTrainer, MomentumStep,
-    Reduction,
+    Act, AdamStep, Backend, DeviceTensor, DeviceTimer, GradMode, LossKind, MlpTrainer,
+    MomentumStep, Reduction,
 };
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -178,8 +178,9 @@ impl Backend for Gpu {
         dx: Option<&DeviceTensor<Self>>,
         dw: &DeviceTensor<Self>,
         db: &DeviceTensor<Self>,
+        mode: GradMode,
     ) -> Result<()> {
-        linear::backward(self, x, w, y, dy, act, dx, dw, db)
+        linear::backward(self, x, w, y, dy, act, dx, dw, db, mode)
     }
 
     fn activation_forward_unchecked(
