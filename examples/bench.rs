@@ -12,13 +12,14 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use minidl::backend::gpu::linear::MatmulKernel;
+use minidl::backend::gpu::gemm::Product;
+use minidl::backend::gpu::tuner::Choice;
 use minidl::backend::{MlpLayer, MlpSpec, MlpTrainer};
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential};
 use minidl::optim::Sgd;
 use minidl::train::{fit, FitConfig};
-use minidl::{seed, Act, Backend, Cpu, DeviceTensor, Error, Gpu, Ops, Reduction, Tensor};
+use minidl::{seed, Act, Backend, Cpu, DeviceTensor, Error, Gpu, GradMode, Ops, Reduction, Tensor};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
@@ -31,6 +32,7 @@ const USAGE: &str = "usage: bench [--json] [--epochs N] [--steps N] [--reps N] [
   --threads LIST  CPU thread counts, comma-separated (default: 1 and every core)
   --adapter NAME  the GPU adapter whose name contains NAME
   --no-gpu        CPU figures only (also when no GPU adapter exists)
+  --products-only only the GPU's tuned products (stderr; no JSON)
   --json          end with one JSON line of results";
 
 /// Seed epochs run before the timed ones (the first few are slower on llvmpipe).
@@ -44,6 +46,7 @@ struct Args {
     threads: Vec<usize>,
     adapter: Option<String>,
     no_gpu: bool,
+    products_only: bool,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -55,6 +58,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         threads: vec![1, Cpu::all_cores()],
         adapter: None,
         no_gpu: false,
+        products_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,6 +86,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "--adapter" => args.adapter = Some(it.next().ok_or("--adapter needs a value")?),
             "--no-gpu" => args.no_gpu = true,
+            "--products-only" => args.products_only = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -210,6 +215,27 @@ fn matmul_gflops<B: Backend>(
     Ok(2.0 * (n as f64).powi(3) / median(times) / 1e9)
 }
 
+/// GFLOPS of `product` with `choice` for square `n × n` operands (2n³ operations):
+/// the median of `reps` timed runs after a warm-up, each waited for.
+fn product_gflops(
+    gpu: &Gpu,
+    product: Product,
+    choice: Choice,
+    n: usize,
+    reps: usize,
+) -> Result<f64, Error> {
+    matmul_gflops(gpu, n, reps, |a, w, bias, c| match product {
+        Product::Forward => gpu.linear_forward_with(choice, a, w, bias, Act::Identity, c),
+        Product::GradInput => gpu.grad_input_with(choice, a, w, None, Act::Identity, c),
+        Product::GradWeight => {
+            gpu.grad_weight_with(choice, a, w, None, Act::Identity, c, GradMode::Overwrite)
+        }
+    })
+}
+
+/// The sizes at which the tuned products are timed.
+const TUNED_SIZES: [usize; 4] = [256, 1024, 2048, 4096];
+
 /// The sizes of the square products timed.
 const MATMUL_SIZES: [usize; 3] = [256, 1024, 2048];
 
@@ -308,6 +334,19 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
         Err(e) => return Err(e),
     };
     eprintln!("bench on {}", gpu.adapter());
+    if args.products_only {
+        for product in Product::ALL {
+            for n in TUNED_SIZES {
+                let start = Instant::now();
+                let choice = gpu.product_choice(product, n, n, n)?;
+                let ms = start.elapsed().as_secs_f64() * 1e3;
+                eprintln!("{} {n}: chosen in {ms:.0} ms", product.name());
+                let g = product_gflops(&gpu, product, choice, n, args.reps)?;
+                eprintln!("{} {n}: {g:.2} GFLOPS ({})", product.name(), choice.label());
+            }
+        }
+        return Ok(None);
+    }
     let build_seed = fused_build_ms(args.adapter.as_deref(), &seed::WIDTHS)?;
     let build_wide = fused_build_ms(args.adapter.as_deref(), &[8, 64, 64, 3])?;
     eprintln!("fused trainer build: seed {build_seed:.1} ms, 8-64-64-3 {build_wide:.1} ms");
@@ -319,14 +358,28 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
     let wide_gpu = wide_step_ms(&gpu, args.steps)?;
     eprintln!("wide step, gpu: {wide_gpu:.1} ms");
     let mut matmul = Vec::new();
-    for kernel in [MatmulKernel::Tiled, MatmulKernel::Naive] {
-        let name = format!("{kernel:?}").to_lowercase();
-        let sizes = matmul_sizes(&name, |n| {
-            matmul_gflops(&gpu, n, args.reps, |a, w, bias, c| {
-                gpu.linear_forward_with(kernel, a, w, bias, c)
-            })
+    // The tuned kernel of each product, named, at every size.
+    let mut tuned = Vec::new();
+    for product in Product::ALL {
+        let mut sizes = Vec::new();
+        for n in TUNED_SIZES {
+            let choice = gpu.product_choice(product, n, n, n)?;
+            let g = product_gflops(&gpu, product, choice, n, args.reps)?;
+            eprintln!("{} {n}: {g:.2} GFLOPS ({})", product.name(), choice.label());
+            sizes.push(format!(
+                "\"{n}\":{{\"gflops\":{g},\"kernel\":\"{}\"}}",
+                choice.label()
+            ));
+        }
+        tuned.push(format!("\"{}\":{{{}}}", product.name(), sizes.join(",")));
+    }
+    matmul.push(format!("\"gpu\":{{{}}}", tuned.join(",")));
+    // The plain kernels, kept for the comparison: the forward product.
+    for choice in [Choice::Tiled, Choice::Naive] {
+        let sizes = matmul_sizes(&choice.label(), |n| {
+            product_gflops(&gpu, Product::Forward, choice, n, args.reps)
         })?;
-        matmul.push(format!("\"{name}\":{sizes}"));
+        matmul.push(format!("\"{}\":{sizes}", choice.label()));
     }
     Ok(Some([
         format!(
@@ -343,6 +396,9 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
 
 fn run(args: &Args) -> Result<String, Error> {
     let gpu = gpu_figures(args)?;
+    if args.products_only {
+        return Ok(String::new());
+    }
     let cpu = cpu_figures(args)?;
     let threads: Vec<String> = args.threads.iter().map(|t| t.to_string()).collect();
     let [head, seed_gpu, wide_gpu, matmul_gpu] = gpu.unwrap_or_else(|| {

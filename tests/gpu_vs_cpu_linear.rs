@@ -12,9 +12,10 @@ use common::{
     abs64, assert_overwrite_is_clear_then_accumulate, assert_within, gamma, gpu,
     linear_act_backward_bounds, linear_backward, linear_forward, random, rng, U,
 };
-use minidl::backend::gpu::linear::MatmulKernel;
+use minidl::backend::gpu::gemm::Product;
+use minidl::backend::gpu::tuner::Choice;
 use minidl::backend::reference;
-use minidl::{Act, Backend, Ops, Reference, Tensor};
+use minidl::{Act, Backend, GradMode, Ops, Reference, Tensor};
 
 /// Input shapes (rows × cols) every op is run on.
 const SHAPES: [(usize, usize); 5] = [(1, 1), (10, 25), (1000, 2), (257, 129), (3, 300)];
@@ -44,42 +45,132 @@ fn linear_forward_matches_cpu() {
     }
 }
 
+/// Shapes `(n, k, m)` (`x: n×k`, `w: m×k`) on which every candidate kernel of every
+/// product runs: the plain kernels on any, the generated ones where the contiguous
+/// dimensions are multiples of 4 (none of these is a multiple of a tile), and the wide
+/// step's layers.
+const CANDIDATE_SHAPES: [(usize, usize, usize); 10] = [
+    (1, 1, 1),
+    (3, 300, 7),
+    (257, 129, 130),
+    (1000, 2, 25),
+    (1025, 1023, 3),
+    (1, 4, 4),
+    (3, 300, 132),
+    (257, 128, 68),
+    (1025, 1020, 36),
+    (256, 784, 1024),
+];
+
 #[test]
-fn both_matmul_kernels_match_cpu_on_any_shape() {
+fn every_candidate_kernel_of_every_product_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng(11);
-    let shapes = SHAPES
-        .iter()
-        .copied()
-        .chain([(64, 64), (100, 77), (33, 300)]);
-    for (n, k) in shapes {
-        for m in [1, 25, 64, 130] {
-            let x = random(&mut r, n, k, -1.0, 1.0);
-            let w = random(&mut r, m, k, -1.0, 1.0);
-            let b = random(&mut r, 1, m, -1.0, 1.0);
-            let want = linear_forward(&Reference, &x, &w, &b);
-            let mut mag = vec![0.0f64; n * m];
-            reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
-            let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
-            for kernel in [MatmulKernel::Naive, MatmulKernel::Tiled] {
-                let y = gpu.alloc(n, m).unwrap();
-                gpu.linear_forward_with(
-                    kernel,
-                    &gpu.upload(&x).unwrap(),
-                    &gpu.upload(&w).unwrap(),
-                    &gpu.upload(&b).unwrap(),
-                    &y,
-                )
-                .unwrap();
-                let got = gpu.download(&y).unwrap();
+    for (n, k, m) in CANDIDATE_SHAPES {
+        let x = random(&mut r, n, k, -1.0, 1.0);
+        let w = random(&mut r, m, k, -1.0, 1.0);
+        let b = random(&mut r, 1, m, -1.0, 1.0);
+        let dy = random(&mut r, n, m, -1.0, 1.0);
+        let dw0 = random(&mut r, m, k, -1.0, 1.0);
+        let (xd, wd, bd, dyd) = (
+            gpu.upload(&x).unwrap(),
+            gpu.upload(&w).unwrap(),
+            gpu.upload(&b).unwrap(),
+            gpu.upload(&dy).unwrap(),
+        );
+        let mut mag = vec![0.0f64; n * m];
+        reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
+        let forward_bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
+        for act in [Act::Identity, Act::Relu, Act::Sigmoid] {
+            // The forward's epilogue, within the sum bound (the activations applied are
+            // 1-Lipschitz, and both sides evaluate ReLU and the sigmoid alike up to a
+            // few roundings, which the bound's slack covers at these magnitudes).
+            let (y, ..) = linear_act(&Reference, act, &x, &w, &b, &dy, &dy);
+            let want = linear_act(&Reference, act, &x, &w, &b, &y, &dy);
+            let [dx_bound, dw_bound, _] = linear_act_backward_bounds(&x, &w, &y, &dy, act);
+            let yd = gpu.upload(&y).unwrap();
+            let y_arg = (act != Act::Identity).then_some(&yd);
+            let what =
+                |p: Product, c: Choice| format!("{} {} {act:?} {n}×{k}→{m}", p.name(), c.label());
+            for choice in gpu.product_candidates(Product::Forward, n, k, m) {
+                let out = gpu.alloc(n, m).unwrap();
+                gpu.linear_forward_with(choice, &xd, &wd, &bd, act, &out)
+                    .unwrap();
+                let got = gpu.download(&out).unwrap();
+                let bound: Vec<f64> = forward_bound
+                    .iter()
+                    .map(|v| {
+                        v + if act == Act::Sigmoid {
+                            2f64.powi(-20)
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
                 assert_within(
-                    &format!("{kernel:?} linear_forward {n}×{k}→{m}"),
+                    &what(Product::Forward, choice),
                     got.data(),
-                    want.data(),
+                    want.0.data(),
                     &bound,
                 );
             }
+            for choice in gpu.product_candidates(Product::GradInput, n, k, m) {
+                let dx = gpu.alloc(n, k).unwrap();
+                gpu.grad_input_with(choice, &dyd, &wd, y_arg, act, &dx)
+                    .unwrap();
+                let got = gpu.download(&dx).unwrap();
+                assert_within(
+                    &what(Product::GradInput, choice),
+                    got.data(),
+                    want.1.data(),
+                    &dx_bound,
+                );
+            }
+            // The weight gradient added to what dw0 holds, and written over it.
+            let mut dw_acc = dw0.data().to_vec();
+            for (a, g) in dw_acc.iter_mut().zip(want.2.data()) {
+                *a += g;
+            }
+            let acc_bound: Vec<f64> = dw_bound
+                .iter()
+                .zip(dw0.data())
+                .map(|(b, v)| b + U * (v.abs() as f64 + 1.0))
+                .collect();
+            for choice in gpu.product_candidates(Product::GradWeight, n, k, m) {
+                for mode in [GradMode::Overwrite, GradMode::Accumulate] {
+                    let dw = gpu.upload(&dw0).unwrap();
+                    gpu.grad_weight_with(choice, &dyd, &xd, y_arg, act, &dw, mode)
+                        .unwrap();
+                    let got = gpu.download(&dw).unwrap();
+                    let (want, bound) = match mode {
+                        GradMode::Overwrite => (want.2.data(), &dw_bound),
+                        GradMode::Accumulate => (&dw_acc[..], &acc_bound),
+                    };
+                    let label = format!("{} {mode:?}", what(Product::GradWeight, choice));
+                    assert_within(&label, got.data(), want, bound);
+                }
+            }
         }
+    }
+}
+
+#[test]
+fn the_tuner_chooses_the_fastest_of_the_candidates() {
+    let Some(gpu) = gpu() else { return };
+    for product in Product::ALL {
+        let (best, rates) = gpu.measure(product, 256, 512, 256).unwrap();
+        let candidates = gpu.product_candidates(product, 256, 512, 256);
+        assert!(
+            candidates.contains(&best),
+            "{product:?}: {best:?} is not a candidate"
+        );
+        let measured: Vec<Choice> = rates.iter().map(|r| r.0).collect();
+        assert_eq!(
+            measured, candidates,
+            "{product:?}: every candidate measured"
+        );
+        let fastest = rates.iter().map(|r| r.1).fold(0.0, f64::max);
+        assert!(fastest > 0.0 && rates.iter().any(|&(c, r)| c == best && r == fastest));
     }
 }
 

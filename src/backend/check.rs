@@ -119,6 +119,60 @@ pub fn linear_backward<B: Backend>(
     Ok(())
 }
 
+/// The input-gradient product alone: `dy: n×m`, `w: m×k`, `dx: n×k` distinct from the
+/// inputs, and `y` shaped like `dy` unless `act` is the identity.
+pub fn grad_input<B: Backend>(
+    dy: &DeviceTensor<B>,
+    w: &DeviceTensor<B>,
+    y: Option<&DeviceTensor<B>>,
+    act: Act,
+    dx: &DeviceTensor<B>,
+) -> Result<()> {
+    const OP: &str = "grad_input";
+    fused_act(OP, act)?;
+    let [n, m] = dy.shape();
+    expect_shape(OP, "weight", w, [m, w.cols()])?;
+    expect_shape(OP, "input gradient", dx, [n, w.cols()])?;
+    forward_output(OP, y, dy, act)?;
+    no_alias(OP, dx, &[dy, w])?;
+    y.map_or(Ok(()), |y| no_alias(OP, dx, &[y]))
+}
+
+/// The weight-gradient product alone: `dy: n×m`, `x: n×k`, `dw: m×k` distinct from the
+/// inputs, and `y` shaped like `dy` unless `act` is the identity.
+pub fn grad_weight<B: Backend>(
+    dy: &DeviceTensor<B>,
+    x: &DeviceTensor<B>,
+    y: Option<&DeviceTensor<B>>,
+    act: Act,
+    dw: &DeviceTensor<B>,
+) -> Result<()> {
+    const OP: &str = "grad_weight";
+    fused_act(OP, act)?;
+    let [n, m] = dy.shape();
+    expect_shape(OP, "input", x, [n, x.cols()])?;
+    expect_shape(OP, "weight gradient", dw, [m, x.cols()])?;
+    forward_output(OP, y, dy, act)?;
+    no_alias(OP, dw, &[dy, x])?;
+    y.map_or(Ok(()), |y| no_alias(OP, dw, &[y]))
+}
+
+/// `y` shaped like `dy`, required unless `act` is the identity.
+fn forward_output<B: Backend>(
+    op: &'static str,
+    y: Option<&DeviceTensor<B>>,
+    dy: &DeviceTensor<B>,
+    act: Act,
+) -> Result<()> {
+    match y {
+        Some(y) => expect_shape(op, "forward output", y, dy.shape()),
+        None if act == Act::Identity => Ok(()),
+        None => Err(Error::InvalidArgument(format!(
+            "{op}: the backward of {act:?} needs the forward output"
+        ))),
+    }
+}
+
 /// [`linear_backward`], plus the forward output `y` shaped like `dy` and distinct
 /// from the outputs, required unless `act` is the identity.
 #[allow(clippy::too_many_arguments)]

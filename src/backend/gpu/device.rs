@@ -1,11 +1,13 @@
 //! Opening a device on an adapter, and the device's state: its health (errors and
 //! loss), submissions, waits and read-backs, limits and counters.
 
+use super::gemm::Product;
+use super::tuner::Choice;
 use super::{
     adapter, kernels::Pipelines, lock, timer, AdapterSummary, Context, Gpu, GpuStats, Recorder,
     LOOP_BUDGET, MAP_TIMEOUT, OPTIONAL_FEATURES,
 };
-use crate::backend::{check, Act, DeviceTensor};
+use crate::backend::{check, Act, DeviceTensor, GradMode};
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,6 +81,7 @@ impl Gpu {
                 lost,
                 staging: Mutex::new(None),
                 fused: Mutex::new(Default::default()),
+                tuner: Mutex::new(Default::default()),
                 subgroup_size,
                 cpu_adapter,
                 timer: Mutex::new(timer),
@@ -172,18 +175,73 @@ impl Gpu {
         }
     }
 
-    /// [`Ops::linear_forward`](crate::backend::Ops::linear_forward) with a chosen kernel
-    /// (for benchmarks and tests; the op picks by shape).
+    /// [`Ops::linear_act_forward`](crate::backend::Ops::linear_act_forward) with a
+    /// chosen kernel (for benchmarks and tests; the op asks the tuner). A generated
+    /// kernel that cannot take the shape or the views' offsets falls back to the naive
+    /// one.
+    #[allow(clippy::too_many_arguments)]
     pub fn linear_forward_with(
         &self,
-        kernel: super::linear::MatmulKernel,
+        choice: Choice,
         x: &DeviceTensor<Gpu>,
         w: &DeviceTensor<Gpu>,
         b: &DeviceTensor<Gpu>,
+        act: Act,
         y: &DeviceTensor<Gpu>,
     ) -> Result<()> {
-        check::linear_forward(x, w, b, Act::Identity, y)?;
-        super::linear::forward(self, kernel, x, w, b, Act::Identity, y)
+        check::linear_forward(x, w, b, act, y)?;
+        let choice = self.usable(choice, Product::Forward, x.rows(), x.cols(), w.rows());
+        super::linear::forward_with(self, choice, x, w, b, act, y)
+    }
+
+    /// The linear + activation backward's input gradient `dx = (dy ⊙ act'(y))·w` with a
+    /// chosen kernel (see [`Gpu::linear_forward_with`]); `y` is needed unless `act` is
+    /// the identity.
+    pub fn grad_input_with(
+        &self,
+        choice: Choice,
+        dy: &DeviceTensor<Gpu>,
+        w: &DeviceTensor<Gpu>,
+        y: Option<&DeviceTensor<Gpu>>,
+        act: Act,
+        dx: &DeviceTensor<Gpu>,
+    ) -> Result<()> {
+        check::grad_input(dy, w, y, act, dx)?;
+        let [n, m] = dy.shape();
+        let k = w.cols();
+        let choice = self.usable(choice, Product::GradInput, n, k, m);
+        super::linear::grad_input_with(self, choice, dy, w, y.unwrap_or(dy), act, dx)
+    }
+
+    /// The linear + activation backward's weight gradient `dw (+)= (dy ⊙ act'(y))ᵀ·x`
+    /// with a chosen kernel (see [`Gpu::linear_forward_with`]), over rows within the
+    /// loop budget.
+    #[allow(clippy::too_many_arguments)]
+    pub fn grad_weight_with(
+        &self,
+        choice: Choice,
+        dy: &DeviceTensor<Gpu>,
+        x: &DeviceTensor<Gpu>,
+        y: Option<&DeviceTensor<Gpu>>,
+        act: Act,
+        dw: &DeviceTensor<Gpu>,
+        mode: GradMode,
+    ) -> Result<()> {
+        check::grad_weight(dy, x, y, act, dw)?;
+        let [n, k] = x.shape();
+        let m = dy.cols();
+        self.check_loop("grad_weight_with", n, 1, || format!("{n} rows"))?;
+        let choice = self.usable(choice, Product::GradWeight, n, k, m);
+        super::linear::grad_weight_with(self, choice, dy, x, y.unwrap_or(dy), act, dw, mode)
+    }
+
+    /// `choice` where this device can run it for the shape, else the naive kernel.
+    fn usable(&self, choice: Choice, product: Product, n: usize, k: usize, m: usize) -> Choice {
+        if self.product_candidates(product, n, k, m).contains(&choice) {
+            choice
+        } else {
+            Choice::Naive
+        }
     }
 
     /// [`Error::DeviceLost`] once the device is lost, else the first error the device

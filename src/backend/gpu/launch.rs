@@ -18,6 +18,8 @@ pub(super) enum Grid {
     Blocks { rows: usize, cols: usize },
     /// A single workgroup.
     Single,
+    /// `x × y` workgroups.
+    Groups { x: usize, y: usize },
 }
 
 /// The most inputs a built-in kernel binds (bindings 1 to 3 of `common.wgsl`).
@@ -84,6 +86,12 @@ impl Gpu {
             Grid::Tiles { rows, cols } => (cols.div_ceil(TILE), rows.div_ceil(TILE)),
             Grid::Blocks { rows, cols } => (cols.div_ceil(BLOCK), rows.div_ceil(BLOCK)),
             Grid::Single => (1, 1),
+            Grid::Groups { x, y } => {
+                if x == 0 || y == 0 {
+                    return Ok(());
+                }
+                (x, y)
+            }
         };
         if groups.0 > max || groups.1 > max {
             return Err(Error::InvalidArgument(format!(

@@ -12,6 +12,7 @@ pub mod adapter;
 mod buffer;
 mod cross_entropy;
 mod device;
+pub mod gemm;
 pub mod kernels;
 mod launch;
 pub mod linear;
@@ -21,6 +22,7 @@ mod optim;
 mod recorder;
 mod timer;
 mod transfer;
+pub mod tuner;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -85,6 +87,8 @@ struct Context {
     staging: Mutex<Option<wgpu::Buffer>>,
     /// The fused trainers compiled so far.
     fused: Mutex<mlp_fused::FusedPipelines>,
+    /// The generated matrix-product kernels compiled so far and the tuner's choices.
+    tuner: Mutex<tuner::Tuner>,
     /// The subgroup size, where the device has subgroups of one fixed size.
     subgroup_size: Option<u32>,
     /// Whether the adapter is a CPU (llvmpipe), decided once: it gets a loop budget
@@ -164,8 +168,7 @@ impl Backend for Gpu {
         act: Act,
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
-        let kernel = linear::MatmulKernel::for_shape(x.rows(), x.cols(), w.rows());
-        linear::forward(self, kernel, x, w, b, act, y)
+        linear::forward(self, x, w, b, act, y)
     }
 
     fn linear_backward_unchecked(

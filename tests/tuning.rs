@@ -1,0 +1,91 @@
+//! The tuner's cache file: a damaged, foreign or stale file means measuring again and
+//! rewriting it, never a wrong kernel; a good file is used as it is; `MINIDL_TUNE=off`
+//! measures nothing. One test, alone in its binary, because the cache's place is an
+//! environment variable of the process.
+
+mod common;
+
+use common::gpu;
+use minidl::backend::gpu::gemm::Product;
+use minidl::backend::gpu::tuner::{Choice, TUNE_CACHE_ENV, TUNE_ENV};
+use minidl::Gpu;
+
+#[test]
+fn the_tuning_cache_survives_damage_and_is_used_when_sound() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("minidl-tuning-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tuning.txt");
+    // This binary's only test sets them.
+    std::env::set_var(TUNE_CACHE_ENV, &file);
+    std::env::remove_var(TUNE_ENV);
+    let (n, k, m) = (256, 512, 256);
+    let header = format!("minidl tuning cache 1 {}", env!("CARGO_PKG_VERSION"));
+    let adapter = {
+        let a = Gpu::new().unwrap().adapter().clone();
+        format!("{}|{}|{}", a.name, a.backend, a.driver)
+    };
+    let damaged: [(&str, String); 5] = [
+        ("garbage", "\u{0}\u{1}not a cache at all\n".into()),
+        (
+            "another version",
+            format!("minidl tuning cache 1 0.0.0-other\n{adapter}\tforward 256x512x256\ttiled\n"),
+        ),
+        (
+            "a truncated line",
+            format!("{header}\n{adapter}\tforward 256x51"),
+        ),
+        (
+            "a kernel this device cannot run",
+            format!("{header}\n{adapter}\tforward 256x512x256\t999x12/7\n"),
+        ),
+        (
+            "another adapter's entry",
+            format!("{header}\nsome other GPU|Vulkan|x\tforward 256x512x256\tnaive\n"),
+        ),
+    ];
+    for (what, text) in damaged {
+        std::fs::write(&file, text).unwrap();
+        // A fresh device: nothing chosen in memory yet.
+        let gpu = Gpu::new().unwrap();
+        let choice = gpu.product_choice(Product::Forward, n, k, m).unwrap();
+        assert!(
+            gpu.product_candidates(Product::Forward, n, k, m)
+                .contains(&choice),
+            "{what}: {choice:?} is not a candidate"
+        );
+        let rewritten = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            rewritten.starts_with(&header)
+                && rewritten.contains(&format!(
+                    "{adapter}\tforward 256x512x256\t{}",
+                    choice.label()
+                )),
+            "{what}: the file was not rewritten with the measured choice:\n{rewritten}"
+        );
+    }
+    // A sound entry is taken as it is, without measuring: the naive kernel the file
+    // names comes back.
+    std::fs::write(
+        &file,
+        format!("{header}\n{adapter}\tforward 256x512x256\tnaive\n"),
+    )
+    .unwrap();
+    let gpu = Gpu::new().unwrap();
+    assert_eq!(
+        gpu.product_choice(Product::Forward, n, k, m).unwrap(),
+        Choice::Naive
+    );
+    // Measuring off: a fixed rule, and the file is not touched.
+    std::fs::remove_file(&file).unwrap();
+    std::env::set_var(TUNE_ENV, "off");
+    let gpu = Gpu::new().unwrap();
+    let choice = gpu.product_choice(Product::Forward, n, k, m).unwrap();
+    assert!(gpu
+        .product_candidates(Product::Forward, n, k, m)
+        .contains(&choice));
+    assert!(!file.exists(), "MINIDL_TUNE=off wrote the cache");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
