@@ -16,8 +16,12 @@ top-level keys, so the two outputs can be compared side by side:
                  in [0,1), fixed one-hot random targets, MSELoss(mean), SGD lr
                  0.01.  3 warm-up steps, then --steps steps timed one by one
                  (synchronised on CUDA); median ms per step.
-  matmul_gflops  square float32 torch.mm for n = 256, 1024, 2048; warm-up, then
-                 the median over several repetitions; GFLOPS = 2 n^3 / s / 1e9.
+  matmul_gflops  CPU: square float32 torch.mm for n = 256, 1024, 2048; warm-up,
+                 then the median over several repetitions; GFLOPS = 2 n^3 / s / 1e9.
+                 CUDA: the linear layer's three products as minidl's bench names
+                 them (forward x @ w.T, grad_input dy @ w, grad_weight dy.T @ x) for
+                 square n = 256, 1024, 2048, 4096, each {"gflops", "kernel"}, with
+                 TF32 off so that both sides compute in FP32.
 
 Each step is zero_grad, forward, loss, backward, step, as in minidl.  Data
 tensors are on the device before timing starts; batches are slices (views).
@@ -123,6 +127,38 @@ def matmul_gflops(dev):
     return out
 
 
+def product_gflops(dev):
+    """The three products of a linear layer on square n x n operands (CUDA)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    products = {
+        "forward": lambda a, b: torch.mm(a, b.t()),
+        "grad_input": lambda a, b: torch.mm(a, b),
+        "grad_weight": lambda a, b: torch.mm(a.t(), b),
+    }
+    out = {}
+    for name, f in products.items():
+        out[name] = {}
+        for n, reps in ((256, 50), (1024, 20), (2048, 10), (4096, 5)):
+            torch.manual_seed(0)
+            a = torch.rand(n, n, device=dev)
+            b = torch.rand(n, n, device=dev)
+            for _ in range(3):
+                f(a, b)
+            sync(dev)
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                f(a, b)
+                sync(dev)
+                times.append(time.perf_counter() - t0)
+            g = 2.0 * n ** 3 / statistics.median(times) / 1e9
+            out[name][str(n)] = {"gflops": g, "kernel": "cuBLAS (FP32, TF32 off)"}
+            log(f"  {name:11s} {dev.type}: n={n:5d} {g:10.1f} GFLOPS")
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true",
@@ -171,7 +207,7 @@ def main():
         log("[cuda]")
         result["seed_epoch_ms"]["cuda"] = seed_epoch_ms(cuda, args.epochs)
         result["wide_step_ms"]["cuda"] = wide_step_ms(cuda, args.steps)
-        result["matmul_gflops"]["cuda"] = matmul_gflops(cuda)
+        result["matmul_gflops"]["cuda"] = product_gflops(cuda)
 
     if not args.json:
         log(f"\n{result['adapter']}")
@@ -181,7 +217,8 @@ def main():
             log(f"  cpu, {t} thread(s): seed {result['seed_epoch_ms']['cpu'][k]:.3f} ms/epoch | "
                 f"wide {result['wide_step_ms']['cpu'][k]:.3f} ms/step | matmul GFLOPS {mm}")
         if run_cuda:
-            mm = ", ".join(f"n={n}: {g:.1f}" for n, g in result["matmul_gflops"]["cuda"].items())
+            fwd = result["matmul_gflops"]["cuda"]["forward"]
+            mm = ", ".join(f"n={n}: {g['gflops']:.1f}" for n, g in fwd.items())
             log(f"  cuda seed {result['seed_epoch_ms']['cuda']:.3f} ms/epoch | "
                 f"wide {result['wide_step_ms']['cuda']:.3f} ms/step | matmul GFLOPS {mm}")
     print(json.dumps(result), flush=True)

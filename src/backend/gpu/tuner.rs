@@ -34,11 +34,10 @@ const RUNS: usize = 3;
 const PLAIN_OUTPUTS: usize = 128;
 const PLAIN_SUM: usize = 1024;
 
-/// The same for the generated kernels: the outputs of the real shape up to 2048 along
-/// each side (their strides and cache traffic decide which tile wins), a short sum
-/// (the work and the traffic along it scale alike).
-const GENERATED_OUTPUTS: usize = 512;
-const GENERATED_SUM: usize = 2048;
+/// The generated kernels' slice: output rows, and the most along each other side
+/// (multiples of 4 and of every configuration's rows).
+const GENERATED_ROWS: usize = 128;
+const GENERATED_SIDE: usize = 2048;
 
 /// A kernel that computes one product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -360,10 +359,13 @@ impl Gpu {
     /// Measures every candidate for `product` on zero operands of a slice of the shape
     /// and returns the fastest, with every candidate's rate in multiply-adds per
     /// nanosecond. The plain kernels, slow, run on a small slice (at most
-    /// `PLAIN_OUTPUTS` outputs along each side, `PLAIN_SUM` along the sum); the
-    /// generated ones on the real outputs with a short sum (at most
-    /// `GENERATED_OUTPUTS` and `GENERATED_SUM`). Each candidate: one untimed run (which also compiles a generated
-    /// kernel), then the median of `RUNS`, each waited for.
+    /// `PLAIN_OUTPUTS` outputs along each side, `PLAIN_SUM` along the sum). The
+    /// generated ones run on the real shape (each side at most `GENERATED_SIDE`) with
+    /// only `GENERATED_ROWS` of the output's rows: each block of rows streams the whole
+    /// of the other operand, as in the real product, so the slice keeps the memory
+    /// traffic per output that decides between tile heights. Each candidate: one
+    /// untimed run (which also compiles a generated kernel), then the median of
+    /// `RUNS`, each waited for.
     pub fn measure(
         &self,
         product: Product,
@@ -371,16 +373,23 @@ impl Gpu {
         k: usize,
         m: usize,
     ) -> Result<(Choice, Vec<(Choice, f64)>)> {
-        let cut = |outputs: usize, sum: usize| match product {
-            Product::Forward => [n.min(outputs), k.min(sum), m.min(outputs)],
-            Product::GradInput => [n.min(outputs), k.min(outputs), m.min(sum)],
-            Product::GradWeight => [n.min(sum), k.min(outputs), m.min(outputs)],
+        let plain = match product {
+            Product::Forward => [n.min(PLAIN_OUTPUTS), k.min(PLAIN_SUM), m.min(PLAIN_OUTPUTS)],
+            Product::GradInput => [n.min(PLAIN_OUTPUTS), k.min(PLAIN_OUTPUTS), m.min(PLAIN_SUM)],
+            Product::GradWeight => [n.min(PLAIN_SUM), k.min(PLAIN_OUTPUTS), m.min(PLAIN_OUTPUTS)],
+        };
+        let side = |d: usize| d.min(GENERATED_SIDE);
+        let generated = match product {
+            // The output's rows are n for the forward and the input gradient, m (the
+            // weight's rows) for the weight gradient.
+            Product::Forward | Product::GradInput => [n.min(GENERATED_ROWS), side(k), side(m)],
+            Product::GradWeight => [side(n), side(k), m.min(GENERATED_ROWS)],
         };
         let mut rates = Vec::new();
         for choice in self.product_candidates(product, n, k, m) {
             let [n, k, m] = match choice {
-                Choice::Generated(_) => cut(GENERATED_OUTPUTS, GENERATED_SUM),
-                _ => cut(PLAIN_OUTPUTS, PLAIN_SUM),
+                Choice::Generated(_) => generated,
+                _ => plain,
             };
             let millis = self.time(product, choice, n, k, m)?;
             rates.push((choice, (n * k * m) as f64 / (millis.max(1e-6) * 1e6)));
