@@ -28,8 +28,9 @@ pub const USAGE: &str =
   --momentum X       the momentum of --optimizer momentum (default 0.9)
   --nesterov         Nesterov momentum (with --optimizer momentum)
   --weight-decay X   L2 penalty of the optimizer (default 0)
-  --lr-schedule S    constant (default), cosine (annealed to 0 over the epochs) or step
-                     (×0.1 after each third of the epochs), as PyTorch's schedulers
+  --lr-schedule S    cosine (default: annealed to 0 over the epochs), constant (the
+                     report's recipe) or step (×0.1 after each third of the epochs), as
+                     PyTorch's schedulers
   --warmup N         epochs of linear warm-up before the schedule (default 0)
   --save PATH        save the trained network as safetensors (PyTorch state_dict names)
   --load PATH        start from the network saved in PATH
@@ -165,7 +166,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
         momentum: 0.9,
         nesterov: false,
         weight_decay: 0.0,
-        schedule: Schedule::constant(),
+        // The default recipe anneals the rate; `--lr-schedule constant` is the
+        // report's recipe.
+        schedule: Schedule {
+            kind: LrSchedule::Cosine { eta_min: 0.0 },
+            warmup: 0,
+        },
         save: None,
         load: None,
         plot: None,

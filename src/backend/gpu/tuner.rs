@@ -1,7 +1,7 @@
 //! Choosing the kernel of each matrix product by measuring it on the device. On first
 //! use of a (product, shape class) the candidates — the plain kernels and the
-//! generated ones of [`gemm`] that the adapter can run — are timed on
-//! the real shape, and the fastest is kept: in memory for the device, and in a file
+//! generated ones of [`gemm`] that the adapter can run — are timed on slices of the
+//! shape ([`Gpu::measure`]), and the fastest is kept: in memory for the device, and in a file
 //! under the user's cache directory for later runs (`MINIDL_TUNE_CACHE` names the
 //! file; `MINIDL_TUNE=off` uses a fixed rule instead of measuring). A missing,
 //! unreadable, damaged or foreign file means measuring again, never a wrong kernel: an
