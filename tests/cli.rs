@@ -284,3 +284,42 @@ fn auto_takes_a_hardware_gpu_and_otherwise_the_cpu_with_a_notice() {
         }
     }
 }
+
+#[test]
+fn runs_print_every_run_and_the_distribution() {
+    let out = run(&[
+        "--backend",
+        "cpu",
+        "--epochs",
+        "2",
+        "--runs",
+        "3",
+        "--seed",
+        "5",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    for key in [
+        "\"runs\":[{\"seed\":5,",
+        "{\"seed\":6,",
+        "{\"seed\":7,",
+        "\"test_errors_median\":",
+        "\"test_errors_min\":",
+        "\"test_errors_max\":",
+    ] {
+        assert!(stdout.contains(key), "{key} missing from {stdout}");
+    }
+    for (args, says) in [
+        (&["--runs", "0"][..], "--runs: must be at least 1"),
+        (
+            &["--runs", "2", "--save", "x.safetensors"][..],
+            "--runs above 1 takes no --save",
+        ),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+}

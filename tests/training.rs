@@ -440,3 +440,54 @@ fn a_2000_step_epoch_creates_nothing_after_the_first() {
         "uniform blocks, bind groups and buffers created in the second epoch of 2000 steps"
     );
 }
+
+/// The seed network trained for `epochs` on seed `seed`'s data (weights from seed + 1),
+/// on `b`: its parameters afterwards.
+fn seed_run<B: Backend>(b: &B, seed: u64, epochs: usize, fused: bool) -> minidl::Result<Vec<f32>> {
+    let (train, _) = disc_train_test(seed)?;
+    let mut model = seed::network(b, &mut rng(seed + 1))?;
+    let config = FitConfig {
+        epochs,
+        fused,
+        ..FitConfig::default()
+    };
+    fit(
+        b,
+        &mut model,
+        &mut MseLoss::new(seed::REDUCTION),
+        &mut Sgd::new(seed::LR)?,
+        &train,
+        &config,
+        |_, _| Ok(()),
+    )?;
+    let mut params = Vec::new();
+    for p in model.parameters() {
+        params.extend(b.download(p.value)?.into_data());
+    }
+    Ok(params)
+}
+
+#[test]
+fn runs_on_several_threads_equal_each_run_trained_alone_bit_for_bit() {
+    use minidl::train::run_many;
+    use minidl::Cpu;
+    let cpu = Cpu::with_threads(1).unwrap();
+    for fused in [true, false] {
+        let alone: Vec<Vec<f32>> = (0..5)
+            .map(|i| seed_run(&cpu, 50 + i, 3, fused).unwrap())
+            .collect();
+        for threads in [1, 2, 3] {
+            let together =
+                run_many(5, threads, |i| seed_run(&cpu, 50 + i as u64, 3, fused)).unwrap();
+            assert_eq!(together, alone, "{threads} threads, fused {fused}");
+        }
+    }
+    // The error of the lowest failing run, whichever thread ran it.
+    let e = run_many(4, 2, |i| match i {
+        1 | 3 => Err(minidl::Error::InvalidArgument(format!("run {i} failed"))),
+        _ => Ok(i),
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("run 1 failed"), "{e}");
+    assert!(run_many(3, 0, Ok).is_err());
+}

@@ -8,7 +8,7 @@ use minidl::seed;
 /// The usage message, printed with `--help` and after a bad flag.
 pub const USAGE: &str =
     "usage: disc_gpu [--backend auto|gpu|cpu] [--adapter NAME] [--epochs N] [--lr X]
-                [--batch-size N] [--seed N] [--shuffle] [--no-fused]
+                [--batch-size N] [--seed N] [--runs R] [--shuffle] [--no-fused]
                 [--loss mse|ce] [--optimizer sgd|momentum|adam] [--momentum X]
                 [--nesterov] [--weight-decay X] [--lr-schedule S] [--warmup N]
                 [--save PATH] [--load PATH] [--plot DIR] [--json] [--list-adapters]
@@ -20,6 +20,8 @@ pub const USAGE: &str =
   --lr X             learning rate (default 0.01; 0.001 with momentum or adam)
   --batch-size N     points per mini-batch (default 10)
   --seed N           seed of the data (N) and of the initial weights (N + 1) (default 12)
+  --runs R           train seeds N … N + R − 1 and print each run's errors and their
+                     distribution (default 1; on the CPU the runs share the cores)
   --shuffle          shuffle the training points every epoch (default: in order)
   --no-fused         train step by step, even where the fully fused trainer could run
   --loss L           mse (default: MSE on one-hot targets after a final Tanh) or ce
@@ -91,7 +93,7 @@ impl OptimizerChoice {
 }
 
 /// The parsed command line.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Args {
     /// `--backend`.
     pub backend: BackendChoice,
@@ -131,6 +133,8 @@ pub struct Args {
     pub json: bool,
     /// `--list-adapters`.
     pub list_adapters: bool,
+    /// `--runs R`: seeds `seed` … `seed + R − 1`.
+    pub runs: usize,
 }
 
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
@@ -177,6 +181,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
         plot: None,
         json: false,
         list_adapters: false,
+        runs: 1,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -242,6 +247,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
                 }
             }
             "--seed" => parsed.seed = number(&flag, &value()?)?,
+            "--runs" => {
+                parsed.runs = number(&flag, &value()?)?;
+                if parsed.runs == 0 {
+                    return Err("--runs: must be at least 1".into());
+                }
+            }
             "--save" => parsed.save = Some(value()?.into()),
             "--load" => parsed.load = Some(value()?.into()),
             "--plot" => parsed.plot = Some(value()?.into()),
@@ -253,6 +264,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if parsed.runs > 1 && (parsed.save.is_some() || parsed.load.is_some() || parsed.plot.is_some())
+    {
+        return Err("--runs above 1 takes no --save, --load or --plot".into());
     }
     if parsed.nesterov && (parsed.optimizer != OptimizerChoice::Momentum || parsed.momentum == 0.0)
     {

@@ -19,7 +19,7 @@ use minidl::backend::auto::{self, Chosen};
 use minidl::data::{disc_train_test, Dataset, DISC_POINTS, DISC_RADIUS};
 use minidl::nn::{CrossEntropyLoss, Loss, MseLoss, Sequential};
 use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
-use minidl::train::{count_errors, fit, predict, FitConfig};
+use minidl::train::{count_errors, fit, predict, run_many, FitConfig};
 use minidl::{checkpoint, seed, Backend, Cpu, Error, Gpu, Tensor};
 use progress::{EpochLine, Progress};
 use rand::rngs::ChaCha8Rng;
@@ -295,6 +295,9 @@ fn run(args: &Args) -> Result<(), String> {
             Err(e) => return Err(e.to_string()),
         },
     };
+    if args.runs > 1 {
+        return many_runs(args, gpu.as_ref(), start);
+    }
     let progress = Progress::new(args.epochs, args.json);
     let summary = match &gpu {
         Some(gpu) => {
@@ -329,6 +332,101 @@ fn run(args: &Args) -> Result<(), String> {
             json_number(summary.epoch_gpu_ms_median),
             summary.fused,
             json_number(start.elapsed().as_secs_f64()),
+        );
+    }
+    Ok(())
+}
+
+/// `--runs R`: seeds `args.seed` … `args.seed + R − 1`, each trained as a run of its
+/// own would be (data from the seed, weights from the seed + 1); on the CPU the runs
+/// share the cores (one thread each), on the GPU they run one after another. Prints
+/// each run and the distribution of the test errors.
+fn many_runs(args: &Args, gpu: Option<&Gpu>, start: Instant) -> Result<(), String> {
+    let one = |i: usize| -> minidl::Result<Summary> {
+        // `json`: no test count after every epoch, which nothing would show.
+        let run = Args {
+            seed: args.seed + i as u64,
+            json: true,
+            ..args.clone()
+        };
+        let quiet = Progress::Silent;
+        let summary = match gpu {
+            Some(gpu) => train(gpu, "gpu", &run, &quiet),
+            None => train(&Cpu::with_threads(1)?, "cpu", &run, &quiet),
+        };
+        summary.map_err(Error::InvalidArgument)
+    };
+    let threads = match gpu {
+        Some(_) => 1,
+        None => Cpu::new().threads(),
+    };
+    if !args.json {
+        let on = gpu.map_or(format!("the CPU ({threads} at a time)"), |g| {
+            g.adapter().to_string()
+        });
+        println!("{} runs on {on}", args.runs);
+    }
+    let summaries = run_many(args.runs, threads, one).map_err(|e| match e {
+        Error::InvalidArgument(why) => why,
+        e => e.to_string(),
+    })?;
+    let mut errors: Vec<usize> = summaries.iter().map(|s| s.test_errors).collect();
+    errors.sort_unstable();
+    let median = match errors.len() {
+        n if n % 2 == 1 => errors[n / 2] as f64,
+        n => (errors[n / 2 - 1] + errors[n / 2]) as f64 / 2.0,
+    };
+    let mean = errors.iter().sum::<usize>() as f64 / errors.len() as f64;
+    let (min, max) = (errors[0], errors[errors.len() - 1]);
+    if args.json {
+        let runs: Vec<String> = summaries
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    "{{\"seed\":{},\"test_errors\":{},\"train_errors\":{},\"final_loss\":{}}}",
+                    args.seed + i as u64,
+                    s.test_errors,
+                    s.train_errors,
+                    json_number(s.final_loss)
+                )
+            })
+            .collect();
+        let first = &summaries[0];
+        println!(
+            "{{\"backend\":{},\"adapter\":{},\"epochs\":{},\"lr\":{},\"batch_size\":{},\"seed\":{},\"loss\":{},\"optimizer\":{},\"test_points\":{},\"fused\":{},\"runs\":[{}],\"test_errors_median\":{},\"test_errors_mean\":{},\"test_errors_min\":{},\"test_errors_max\":{},\"total_s\":{}}}",
+            json_string(first.backend),
+            json_string(&first.adapter),
+            args.epochs,
+            args.lr,
+            args.batch_size,
+            args.seed,
+            json_string(args.loss.flag()),
+            json_string(args.optimizer.flag()),
+            DISC_POINTS,
+            first.fused,
+            runs.join(","),
+            json_number(median),
+            json_number(mean),
+            min,
+            max,
+            json_number(start.elapsed().as_secs_f64()),
+        );
+    } else {
+        for (i, s) in summaries.iter().enumerate() {
+            println!(
+                "seed {}: test errors {}/{}, train errors {}/{}, final loss {:.3}",
+                args.seed + i as u64,
+                s.test_errors,
+                DISC_POINTS,
+                s.train_errors,
+                DISC_POINTS,
+                s.final_loss
+            );
+        }
+        println!(
+            "test errors over {} runs: median {median}, mean {mean:.1}, min {min}, max {max}",
+            args.runs
         );
     }
     Ok(())

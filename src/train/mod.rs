@@ -7,9 +7,11 @@
 
 mod fused;
 mod predict;
+mod runs;
 
 pub use fused::mlp_spec;
 pub use predict::{count_errors, predict};
+pub use runs::run_many;
 
 use predict::check_classes;
 
