@@ -24,6 +24,8 @@ pub struct Linear<B: Backend> {
     grad_input_view: Option<DeviceTensor<B>>,
     /// Whether `backward` adds to the gradients or writes over them.
     grad_mode: GradMode,
+    /// Whether `backward` computes the input gradient.
+    input_grad: bool,
 }
 
 impl<B: Backend> Linear<B> {
@@ -100,6 +102,7 @@ impl<B: Backend> Linear<B> {
             grad_input: Scratch::new(),
             grad_input_view: None,
             grad_mode: GradMode::Accumulate,
+            input_grad: true,
         })
     }
 
@@ -159,7 +162,7 @@ impl<B: Backend> Linear<B> {
             Some(y),
             grad_output,
             act,
-            Some(&dx),
+            self.input_grad.then_some(&dx),
             &self.weight_grad,
             &self.bias_grad,
             self.grad_mode,
@@ -240,6 +243,11 @@ impl<B: Backend> Module<B> for Linear<B> {
     fn set_grad_mode(&mut self, mode: GradMode) -> bool {
         self.grad_mode = mode;
         true
+    }
+
+    fn set_input_grad(&mut self, needed: bool) -> bool {
+        self.input_grad = needed;
+        !needed
     }
 
     fn zero_grad(&self, backend: &B) -> Result<()> {

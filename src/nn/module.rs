@@ -97,6 +97,17 @@ pub trait Module<B: Backend>: Send {
         mode == GradMode::Accumulate || self.parameters().is_empty()
     }
 
+    /// Sets whether [`Module::backward`] computes the gradient with respect to the
+    /// input (the default). A training loop that discards the network's input gradient
+    /// turns it off, which spares the first layer a matrix product; `backward` then
+    /// returns a tensor of the right shape whose values are unspecified. Returns
+    /// whether the module now skips it; the default, for modules without the choice,
+    /// never does.
+    fn set_input_grad(&mut self, needed: bool) -> bool {
+        let _ = needed;
+        false
+    }
+
     /// Sets every parameter gradient to zero. The default asks [`Module::parameters`];
     /// layers override it to clear their gradients without building that list (a
     /// training step calls it and allocates nothing).

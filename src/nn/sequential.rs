@@ -158,6 +158,14 @@ impl<B: Backend> Module<B> for Sequential<B> {
         all
     }
 
+    /// Passed on to the first layer: the others' input gradients are the gradients of
+    /// the layers before them.
+    fn set_input_grad(&mut self, needed: bool) -> bool {
+        self.layers
+            .first_mut()
+            .is_some_and(|first| first.set_input_grad(needed))
+    }
+
     fn zero_grad(&self, backend: &B) -> Result<()> {
         for layer in &self.layers {
             layer.zero_grad(backend)?;

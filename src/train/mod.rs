@@ -354,6 +354,8 @@ impl<B: Backend> Steps<'_, B> {
         // last step's instead of adding to them after a clear (fewer commands). The
         // model accumulates again once the steps are recorded, also after an error.
         let overwrite = model.set_grad_mode(GradMode::Overwrite);
+        // Nothing reads the network's input gradient: spare the first layer its product.
+        model.set_input_grad(false);
         let mut steps = || -> Result<()> {
             for (i, range) in self.ranges[..count].iter().enumerate() {
                 let x = self.inputs.slice_rows(range.start, range.len())?;
@@ -371,6 +373,7 @@ impl<B: Backend> Steps<'_, B> {
         };
         let result = steps();
         model.set_grad_mode(GradMode::Accumulate);
+        model.set_input_grad(true);
         result
     }
 

@@ -96,11 +96,6 @@ impl Cpu {
     pub fn all_cores() -> usize {
         parallel::all_cores()
     }
-
-    /// The pool for elementwise work over `len` elements, if it is worth one.
-    fn pool_for(&self, len: usize) -> Option<&'static ThreadPool> {
-        self.pool.filter(|_| len >= parallel::PAR_MIN_ELEMENTS)
-    }
 }
 
 thread_local! {
@@ -231,7 +226,7 @@ impl Backend for Cpu {
                         &y_guard
                     };
                     parallel::for_each_chunk(
-                        self.pool_for(dz.len()),
+                        self.pool,
                         [
                             &dy_guard[dy.offset()..dy.offset() + dy.len()],
                             &y_data[y.offset()..y.offset() + y.len()],

@@ -12,7 +12,7 @@ use crate::backend::reference::{self, Real, SUM_BLOCK};
 use crate::error::{Error, Result};
 
 /// Elementwise work below this many elements runs on the calling thread.
-pub(crate) const PAR_MIN_ELEMENTS: usize = 1 << 15;
+const PAR_MIN_ELEMENTS: usize = 1 << 15;
 
 /// Output elements per chunk of elementwise work (32 KiB of `f32`).
 const CHUNK_ELEMENTS: usize = 1 << 13;
