@@ -11,9 +11,9 @@
 mod common;
 
 use common::{
-    abs64, assert_overwrite_is_clear_then_accumulate, assert_within, cross_entropy, gamma, labels,
-    linear_act_backward_bounds, linear_backward, linear_forward, random, rng, run_adam,
-    run_momentum, sgd,
+    abs64, assert_overwrite_is_clear_then_accumulate, assert_within, cross_entropy, elementwise,
+    gamma, labels, linear_act, linear_act_backward_bounds, linear_backward, linear_forward, random,
+    rng, run_adam, run_momentum, sgd,
 };
 use minidl::backend::reference;
 use minidl::optim::{AdamStep, MomentumStep};
@@ -44,19 +44,6 @@ fn widths(n: usize, k: usize) -> &'static [usize] {
     } else {
         &[1, 25, 130, 300]
     }
-}
-
-/// Applies `f` to `inputs` uploaded to `b`, into a fresh tensor shaped like the first.
-fn elementwise<B: Backend>(
-    b: &B,
-    inputs: &[&Tensor],
-    f: impl Fn(&B, &[minidl::DeviceTensor<B>], &minidl::DeviceTensor<B>),
-) -> Tensor {
-    let (rows, cols) = inputs[0].matrix_dims().unwrap();
-    let dev: Vec<_> = inputs.iter().map(|t| b.upload(t).unwrap()).collect();
-    let out = b.alloc(rows, cols).unwrap();
-    f(b, &dev, &out);
-    b.download(&out).unwrap()
 }
 
 #[test]
@@ -110,36 +97,6 @@ fn linear_backward_is_within_the_sum_bounds() {
     }
 }
 
-/// The fused linear + activation ops on `b`: the forward output, and dx, dw, db of the
-/// backward from the same host `y`.
-#[allow(clippy::type_complexity)]
-fn linear_act<B: Backend>(
-    b: &B,
-    act: Act,
-    [x, w, bias, y, dy]: [&Tensor; 5],
-) -> (Tensor, Tensor, Tensor, Tensor) {
-    let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[0]);
-    let (xd, wd) = (b.upload(x).unwrap(), b.upload(w).unwrap());
-    let out = b.alloc(n, m).unwrap();
-    b.linear_act_forward(&xd, &wd, &b.upload(bias).unwrap(), act, &out)
-        .unwrap();
-    let (dx, dw, db) = (
-        b.alloc(n, k).unwrap(),
-        b.alloc(m, k).unwrap(),
-        b.alloc(1, m).unwrap(),
-    );
-    let yd = b.upload(y).unwrap();
-    let dyd = b.upload(dy).unwrap();
-    b.linear_act_backward(&xd, &wd, Some(&yd), &dyd, act, Some(&dx), &dw, &db)
-        .unwrap();
-    (
-        b.download(&out).unwrap(),
-        b.download(&dx).unwrap(),
-        b.download(&dw).unwrap(),
-        b.download(&db).unwrap(),
-    )
-}
-
 #[test]
 fn fused_linear_activation_is_within_the_sum_bounds() {
     let mut r = rng(12);
@@ -150,15 +107,15 @@ fn fused_linear_activation_is_within_the_sum_bounds() {
             let w = random(&mut r, m, k, -1.0, 1.0);
             let bias = random(&mut r, 1, m, -1.0, 1.0);
             let dy = random(&mut r, n, m, -1.0, 1.0);
-            let (y, ..) = linear_act(&Reference, act, [&x, &w, &bias, &dy, &dy]);
-            let want = linear_act(&Reference, act, [&x, &w, &bias, &y, &dy]);
+            let (y, ..) = linear_act(&Reference, act, &x, &w, &bias, &dy, &dy);
+            let want = linear_act(&Reference, act, &x, &w, &bias, &y, &dy);
             // Forward: the linear bound, carried through a 1-Lipschitz activation.
             let mut mag = vec![0.0f64; n * m];
             reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&bias), &mut mag, n, k, m);
             let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
             let [dx, dw, _] = linear_act_backward_bounds(&x, &w, &y, &dy, act);
             for cpu in cpus() {
-                let got = linear_act(&cpu, act, [&x, &w, &bias, &y, &dy]);
+                let got = linear_act(&cpu, act, &x, &w, &bias, &y, &dy);
                 let what = |t: &str| format!("{} threads: {act:?} {t} {n}×{k}→{m}", cpu.threads());
                 assert_within(&what("forward"), got.0.data(), want.0.data(), &bound);
                 assert_within(&what("dx"), got.1.data(), want.1.data(), &dx);

@@ -10,8 +10,8 @@
 mod common;
 
 use common::{
-    abs64, assert_within, cross_entropy, cross_entropy_bounds, gamma, gpu, labels, linear_backward,
-    random, rng, sgd, U, ULP1,
+    abs64, assert_within, cross_entropy, cross_entropy_bounds, elementwise, gamma, gpu, labels,
+    linear_backward, random, rng, sgd, U, ULP1,
 };
 use minidl::backend::gpu::LOOP_BUDGET;
 use minidl::backend::reference;
@@ -19,19 +19,6 @@ use minidl::{Act, Backend, LossKind, Ops, Reduction, Reference, Tensor};
 
 /// Input shapes (rows × cols) every op is run on.
 const SHAPES: [(usize, usize); 5] = [(1, 1), (10, 25), (1000, 2), (257, 129), (3, 300)];
-
-/// Runs an elementwise op `f(backend, inputs, out)` and returns `out`.
-fn elementwise<B: Backend>(
-    b: &B,
-    inputs: &[&Tensor],
-    f: impl Fn(&B, &[minidl::DeviceTensor<B>], &minidl::DeviceTensor<B>),
-) -> Tensor {
-    let (rows, cols) = inputs[0].matrix_dims().unwrap();
-    let dev: Vec<_> = inputs.iter().map(|t| b.upload(t).unwrap()).collect();
-    let out = b.alloc(rows, cols).unwrap();
-    f(b, &dev, &out);
-    b.download(&out).unwrap()
-}
 
 #[test]
 fn relu_matches_cpu_exactly() {

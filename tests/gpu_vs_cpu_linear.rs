@@ -9,7 +9,7 @@
 mod common;
 
 use common::{
-    abs64, assert_overwrite_is_clear_then_accumulate, assert_within, gamma, gpu,
+    abs64, assert_overwrite_is_clear_then_accumulate, assert_within, gamma, gpu, linear_act,
     linear_act_backward_bounds, linear_backward, linear_forward, random, rng, U,
 };
 use minidl::backend::gpu::gemm::Product;
@@ -209,48 +209,6 @@ fn linear_backward_matches_cpu() {
             assert_within(&what("db"), got.2.data(), want.2.data(), &bound);
         }
     }
-}
-
-/// The fused linear + activation ops on `b`: the forward output, and dx, dw, db of
-/// the backward from the same host `y` (so both backends gate identically).
-#[allow(clippy::type_complexity)]
-fn linear_act<B: Backend>(
-    b: &B,
-    act: Act,
-    x: &Tensor,
-    w: &Tensor,
-    bias: &Tensor,
-    y: &Tensor,
-    dy: &Tensor,
-) -> (Tensor, Tensor, Tensor, Tensor) {
-    let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[0]);
-    let (xd, wd) = (b.upload(x).unwrap(), b.upload(w).unwrap());
-    let out = b.alloc(n, m).unwrap();
-    b.linear_act_forward(&xd, &wd, &b.upload(bias).unwrap(), act, &out)
-        .unwrap();
-    let (dx, dw, db) = (
-        b.alloc(n, k).unwrap(),
-        b.alloc(m, k).unwrap(),
-        b.alloc(1, m).unwrap(),
-    );
-    let yd = b.upload(y).unwrap();
-    b.linear_act_backward(
-        &xd,
-        &wd,
-        Some(&yd),
-        &b.upload(dy).unwrap(),
-        act,
-        Some(&dx),
-        &dw,
-        &db,
-    )
-    .unwrap();
-    (
-        b.download(&out).unwrap(),
-        b.download(&dx).unwrap(),
-        b.download(&dw).unwrap(),
-        b.download(&db).unwrap(),
-    )
 }
 
 #[test]

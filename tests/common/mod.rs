@@ -344,3 +344,58 @@ pub fn assert_overwrite_is_clear_then_accumulate<B: Backend>(b: &B, n: usize, k:
         assert_eq!(got, want, "{} {act:?} {n}×{k}→{m}", b.name());
     }
 }
+
+/// Runs an elementwise op `f(backend, inputs, out)` and returns `out`.
+pub fn elementwise<B: Backend>(
+    b: &B,
+    inputs: &[&Tensor],
+    f: impl Fn(&B, &[minidl::DeviceTensor<B>], &minidl::DeviceTensor<B>),
+) -> Tensor {
+    let (rows, cols) = inputs[0].matrix_dims().unwrap();
+    let dev: Vec<_> = inputs.iter().map(|t| b.upload(t).unwrap()).collect();
+    let out = b.alloc(rows, cols).unwrap();
+    f(b, &dev, &out);
+    b.download(&out).unwrap()
+}
+
+/// The fused linear + activation ops on `b`: the forward output, and dx, dw, db of
+/// the backward from the same host `y` (so both backends gate identically).
+#[allow(clippy::type_complexity)]
+pub fn linear_act<B: Backend>(
+    b: &B,
+    act: minidl::Act,
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    y: &Tensor,
+    dy: &Tensor,
+) -> (Tensor, Tensor, Tensor, Tensor) {
+    let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let (xd, wd) = (b.upload(x).unwrap(), b.upload(w).unwrap());
+    let out = b.alloc(n, m).unwrap();
+    b.linear_act_forward(&xd, &wd, &b.upload(bias).unwrap(), act, &out)
+        .unwrap();
+    let (dx, dw, db) = (
+        b.alloc(n, k).unwrap(),
+        b.alloc(m, k).unwrap(),
+        b.alloc(1, m).unwrap(),
+    );
+    let yd = b.upload(y).unwrap();
+    b.linear_act_backward(
+        &xd,
+        &wd,
+        Some(&yd),
+        &b.upload(dy).unwrap(),
+        act,
+        Some(&dx),
+        &dw,
+        &db,
+    )
+    .unwrap();
+    (
+        b.download(&out).unwrap(),
+        b.download(&dx).unwrap(),
+        b.download(&dw).unwrap(),
+        b.download(&db).unwrap(),
+    )
+}
