@@ -233,6 +233,33 @@ fn product_gflops(
     })
 }
 
+/// `{"forward":{"256":{"gflops":…,"kernel":…},…},…}`: the kernel the tuner chooses for
+/// each product at each of [`TUNED_SIZES`] (how long choosing took on stderr), and its
+/// GFLOPS.
+fn tuned_products(gpu: &Gpu, reps: usize) -> Result<String, Error> {
+    let mut tuned = Vec::new();
+    for product in Product::ALL {
+        let mut sizes = Vec::new();
+        for n in TUNED_SIZES {
+            let start = Instant::now();
+            let choice = gpu.product_choice(product, n, n, n)?;
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            let g = product_gflops(gpu, product, choice, n, reps)?;
+            eprintln!(
+                "{} {n}: {g:.2} GFLOPS ({}, chosen in {ms:.0} ms)",
+                product.name(),
+                choice.label()
+            );
+            sizes.push(format!(
+                "\"{n}\":{{\"gflops\":{g},\"kernel\":\"{}\"}}",
+                choice.label()
+            ));
+        }
+        tuned.push(format!("\"{}\":{{{}}}", product.name(), sizes.join(",")));
+    }
+    Ok(format!("{{{}}}", tuned.join(",")))
+}
+
 /// The sizes at which the tuned products are timed.
 const TUNED_SIZES: [usize; 4] = [256, 1024, 2048, 4096];
 
@@ -335,16 +362,7 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
     };
     eprintln!("bench on {}", gpu.adapter());
     if args.products_only {
-        for product in Product::ALL {
-            for n in TUNED_SIZES {
-                let start = Instant::now();
-                let choice = gpu.product_choice(product, n, n, n)?;
-                let ms = start.elapsed().as_secs_f64() * 1e3;
-                eprintln!("{} {n}: chosen in {ms:.0} ms", product.name());
-                let g = product_gflops(&gpu, product, choice, n, args.reps)?;
-                eprintln!("{} {n}: {g:.2} GFLOPS ({})", product.name(), choice.label());
-            }
-        }
+        tuned_products(&gpu, args.reps)?;
         return Ok(None);
     }
     let build_seed = fused_build_ms(args.adapter.as_deref(), &seed::WIDTHS)?;
@@ -357,23 +375,7 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
     let number = |v: Option<f64>| v.map_or("null".to_string(), |v| v.to_string());
     let wide_gpu = wide_step_ms(&gpu, args.steps)?;
     eprintln!("wide step, gpu: {wide_gpu:.1} ms");
-    let mut matmul = Vec::new();
-    // The tuned kernel of each product, named, at every size.
-    let mut tuned = Vec::new();
-    for product in Product::ALL {
-        let mut sizes = Vec::new();
-        for n in TUNED_SIZES {
-            let choice = gpu.product_choice(product, n, n, n)?;
-            let g = product_gflops(&gpu, product, choice, n, args.reps)?;
-            eprintln!("{} {n}: {g:.2} GFLOPS ({})", product.name(), choice.label());
-            sizes.push(format!(
-                "\"{n}\":{{\"gflops\":{g},\"kernel\":\"{}\"}}",
-                choice.label()
-            ));
-        }
-        tuned.push(format!("\"{}\":{{{}}}", product.name(), sizes.join(",")));
-    }
-    matmul.push(format!("\"gpu\":{{{}}}", tuned.join(",")));
+    let mut matmul = vec![format!("\"gpu\":{}", tuned_products(&gpu, args.reps)?)];
     // The plain kernels, kept for the comparison: the forward product.
     for choice in [Choice::Tiled, Choice::Naive] {
         let sizes = matmul_sizes(&choice.label(), |n| {

@@ -157,14 +157,6 @@ fn train<B: Backend>(
             dir.join(BOUNDARY_PNG).display()
         ));
     }
-    let median = |mut times: Vec<f64>| {
-        times.sort_by(f64::total_cmp);
-        match times.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => times[n / 2],
-            n => (times[n / 2 - 1] + times[n / 2]) / 2.0,
-        }
-    };
     let gpu_times: Vec<f64> = reports.iter().filter_map(|r| r.gpu_millis).collect();
     let errors = |model: &mut Sequential<B>, data: &Dataset| {
         count_errors(backend, model, data).map_err(|e| e.to_string())
@@ -245,6 +237,16 @@ fn draw<B: Backend>(
         DISC_RADIUS,
         &points,
     )
+}
+
+/// The median of `values` (the mean of the middle two for an even count), NaN for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 fn json_string(s: &str) -> String {
@@ -370,14 +372,11 @@ fn many_runs(args: &Args, gpu: Option<&Gpu>, start: Instant) -> Result<(), Strin
         Error::InvalidArgument(why) => why,
         e => e.to_string(),
     })?;
-    let mut errors: Vec<usize> = summaries.iter().map(|s| s.test_errors).collect();
-    errors.sort_unstable();
-    let median = match errors.len() {
-        n if n % 2 == 1 => errors[n / 2] as f64,
-        n => (errors[n / 2 - 1] + errors[n / 2]) as f64 / 2.0,
-    };
+    let errors: Vec<usize> = summaries.iter().map(|s| s.test_errors).collect();
+    let median = median(errors.iter().map(|&e| e as f64).collect());
     let mean = errors.iter().sum::<usize>() as f64 / errors.len() as f64;
-    let (min, max) = (errors[0], errors[errors.len() - 1]);
+    let min = errors.iter().copied().min().unwrap_or(0);
+    let max = errors.iter().copied().max().unwrap_or(0);
     if args.json {
         let runs: Vec<String> = summaries
             .iter()

@@ -189,19 +189,13 @@ pub fn linear_act_backward<B: Backend>(
     const OP: &str = "linear_act_backward";
     fused_act(OP, act)?;
     linear_backward(x, w, dy, dx, dw, db)?;
-    match y {
-        Some(y) => {
-            expect_shape(OP, "forward output", y, dy.shape())?;
-            for out in [Some(dw), Some(db), dx].into_iter().flatten() {
-                no_alias(OP, out, &[y])?;
-            }
-            Ok(())
+    forward_output(OP, y, dy, act)?;
+    if let Some(y) = y {
+        for out in [Some(dw), Some(db), dx].into_iter().flatten() {
+            no_alias(OP, out, &[y])?;
         }
-        None if act == Act::Identity => Ok(()),
-        None => Err(Error::InvalidArgument(format!(
-            "{OP}: the backward of {act:?} needs the forward output"
-        ))),
     }
+    Ok(())
 }
 
 /// An elementwise op: every tensor shaped like the first input, the output distinct

@@ -2,6 +2,7 @@
 //! [`Reference`](crate::Reference)): a shared `f32` buffer and the locking that
 //! hands an op its input and output slices.
 
+use std::cell::RefCell;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::backend::{next_buffer_id, Backend, BufferHandle, DeviceTensor};
@@ -52,13 +53,10 @@ impl HostBuffer {
 }
 
 /// Runs `f` on the `N` input slices with each distinct buffer read-locked once (two
-/// views of one buffer must not take its lock twice), and `out`'s slice write-locked.
-/// `out` shares no buffer with an input (the checked ops refuse aliasing). Allocates
-/// nothing.
-pub(crate) fn with_slices<B, const N: usize, R>(
+/// views of one buffer must not take its lock twice). Allocates nothing.
+pub(crate) fn with_inputs<B, const N: usize, R>(
     inputs: [&DeviceTensor<B>; N],
-    out: &DeviceTensor<B>,
-    f: impl FnOnce([&[f32]; N], &mut [f32]) -> R,
+    f: impl FnOnce([&[f32]; N]) -> R,
 ) -> R
 where
     B: Backend<Buffer = HostBuffer>,
@@ -76,16 +74,60 @@ where
         let t = inputs[i];
         &guard[t.offset()..t.offset() + t.len()]
     });
-    let mut out_guard = out.buffer().write();
-    f(
-        slices,
-        &mut out_guard[out.offset()..out.offset() + out.len()],
-    )
+    f(slices)
 }
 
-/// Allocates a zero-filled `rows × cols` host buffer, failing with
+/// [`with_inputs`], with `out`'s slice write-locked too. `out` shares no buffer with an
+/// input (the checked ops refuse aliasing). Allocates nothing.
+pub(crate) fn with_slices<B, const N: usize, R>(
+    inputs: [&DeviceTensor<B>; N],
+    out: &DeviceTensor<B>,
+    f: impl FnOnce([&[f32]; N], &mut [f32]) -> R,
+) -> R
+where
+    B: Backend<Buffer = HostBuffer>,
+{
+    with_inputs(inputs, |slices| {
+        let mut out_guard = out.buffer().write();
+        f(
+            slices,
+            &mut out_guard[out.offset()..out.offset() + out.len()],
+        )
+    })
+}
+
+thread_local! {
+    /// The gated output gradient of a linear backward, reused from call to call so that
+    /// a training step allocates nothing once it has grown to the largest batch.
+    static GATED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the gated output gradient `dz`, which `gate(dy, y, dz)` writes into a
+/// scratch buffer of the thread (reused from call to call). `dy` and `y` are locked
+/// only while `gate` runs, so that `f` may lock any tensor. Not reentrant: `f` must not
+/// call it again.
+pub(crate) fn with_gated<B, R>(
+    dy: &DeviceTensor<B>,
+    y: &DeviceTensor<B>,
+    gate: impl FnOnce(&[f32], &[f32], &mut [f32]),
+    f: impl FnOnce(&[f32]) -> R,
+) -> R
+where
+    B: Backend<Buffer = HostBuffer>,
+{
+    GATED.with_borrow_mut(|dz| {
+        dz.resize(dy.len(), 0.0);
+        with_inputs([dy, y], |[dy, y]| gate(dy, y, dz));
+        f(dz)
+    })
+}
+
+/// A zero-filled `rows × cols` tensor in a host buffer of its own, failing with
 /// [`Error::TooLarge`](crate::Error::TooLarge) instead of aborting when it cannot.
-pub(crate) fn alloc_zeroed(rows: usize, cols: usize) -> crate::Result<HostBuffer> {
+pub(crate) fn alloc<B: Backend<Buffer = HostBuffer>>(
+    rows: usize,
+    cols: usize,
+) -> crate::Result<DeviceTensor<B>> {
     let too_large = |bytes: u64| crate::Error::TooLarge {
         what: format!("a {rows}×{cols} tensor"),
         bytes,
@@ -99,7 +141,16 @@ pub(crate) fn alloc_zeroed(rows: usize, cols: usize) -> crate::Result<HostBuffer
     data.try_reserve_exact(len)
         .map_err(|_| too_large(len as u64 * 4))?;
     data.resize(len, 0.0);
-    Ok(HostBuffer::new(data))
+    DeviceTensor::new(HostBuffer::new(data), 0, rows, cols)
+}
+
+/// A copy of a host tensor of rank 1 or 2 in a host buffer of its own (`[n]` becomes
+/// `1 × n`).
+pub(crate) fn upload<B: Backend<Buffer = HostBuffer>>(
+    tensor: &crate::Tensor,
+) -> crate::Result<DeviceTensor<B>> {
+    let (rows, cols) = tensor.matrix_dims()?;
+    DeviceTensor::new(HostBuffer::new(tensor.data().to_vec()), 0, rows, cols)
 }
 
 /// A copy of the tensor's elements as a host [`Tensor`](crate::Tensor).

@@ -3,10 +3,7 @@
 //! that the fast backends ([`Reference`](crate::Reference) and [`Gpu`](crate::Gpu)) are tested
 //! against; use [`Reference`](crate::Reference) to train.
 
-use std::cell::RefCell;
-
 use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
-use crate::backend::BufferHandle;
 use crate::backend::{
     reference, Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpEpoch, MlpSpec,
     MlpTrainer, MomentumStep, Reduction,
@@ -15,15 +12,9 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// The reference backend: every op as [`reference`](mod@reference) defines it, on one thread.
-/// Stateless; its tensors live in host memory, like [`Reference`](crate::Reference)'s.
+/// Stateless; its tensors live in host memory, like [`Cpu`](crate::Cpu)'s.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reference;
-
-thread_local! {
-    /// The gated output gradient of a linear backward, reused from call to call so that
-    /// a training step allocates nothing once it has grown to the largest batch.
-    static GATED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
 
 impl Backend for Reference {
     type Buffer = HostBuffer;
@@ -37,12 +28,11 @@ impl Backend for Reference {
     }
 
     fn alloc(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Self>> {
-        DeviceTensor::new(host::alloc_zeroed(rows, cols)?, 0, rows, cols)
+        host::alloc(rows, cols)
     }
 
     fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor<Self>> {
-        let (rows, cols) = tensor.matrix_dims()?;
-        DeviceTensor::new(HostBuffer::new(tensor.data().to_vec()), 0, rows, cols)
+        host::upload(tensor)
     }
 
     fn download_unchecked(&self, src: &DeviceTensor<Self>) -> Result<Tensor> {
@@ -108,53 +98,22 @@ impl Backend for Reference {
             self.zero_unchecked(dw)?;
             self.zero_unchecked(db)?;
         }
-        match y {
-            // The identity: dz is dy itself.
-            None => {
-                if let Some(dx) = dx {
-                    with_slices([dy, w], dx, |[dz, w], out| {
-                        reference::linear_backward_input(dz, w, out, n, k, m)
-                    });
-                }
-                with_slices([dy, x], dw, |[dz, x], out| {
-                    reference::linear_backward_weight(dz, x, out, n, k, m)
-                });
-                with_slices([dy], db, |[dz], out| {
-                    reference::linear_backward_bias(dz, out, n, m)
+        // For the identity the gate gives dy itself (y is dy there).
+        let y = y.unwrap_or(dy);
+        let gate = |dy: &[f32], y: &[f32], dz: &mut [f32]| reference::gate(dy, y, act, dz);
+        host::with_gated(dy, y, gate, |dz| {
+            if let Some(dx) = dx {
+                with_slices([w], dx, |[w], out| {
+                    reference::linear_backward_input(dz, w, out, n, k, m)
                 });
             }
-            Some(y) => GATED.with_borrow_mut(|dz| {
-                dz.resize(dy.len(), 0.0);
-                {
-                    // One read lock per buffer, as in `with_slices`.
-                    let dy_guard = dy.buffer().read();
-                    let y_guard;
-                    let y_data = if y.buffer().id() == dy.buffer().id() {
-                        &dy_guard
-                    } else {
-                        y_guard = y.buffer().read();
-                        &y_guard
-                    };
-                    reference::gate(
-                        &dy_guard[dy.offset()..dy.offset() + dy.len()],
-                        &y_data[y.offset()..y.offset() + y.len()],
-                        act,
-                        dz,
-                    );
-                }
-                if let Some(dx) = dx {
-                    with_slices([w], dx, |[w], out| {
-                        reference::linear_backward_input(dz, w, out, n, k, m)
-                    });
-                }
-                with_slices([x], dw, |[x], out| {
-                    reference::linear_backward_weight(dz, x, out, n, k, m)
-                });
-                with_slices([], db, |_, out| {
-                    reference::linear_backward_bias(dz, out, n, m)
-                });
-            }),
-        }
+            with_slices([x], dw, |[x], out| {
+                reference::linear_backward_weight(dz, x, out, n, k, m)
+            });
+            with_slices([], db, |_, out| {
+                reference::linear_backward_bias(dz, out, n, m)
+            });
+        });
         Ok(())
     }
 

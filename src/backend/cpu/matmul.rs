@@ -128,7 +128,7 @@ pub(crate) fn forward(
 }
 
 /// [`forward`] for small products: one [`dot`] per output.
-pub(crate) fn forward_small(
+fn forward_small(
     x: &[f32],
     w: &[f32],
     b: &[f32],
@@ -168,12 +168,7 @@ pub(crate) fn backward_input(
 
 /// [`backward_input`] for small products: each output a sum over `c` in order, as the
 /// reference adds it, [`LANES`] outputs at a time.
-pub(crate) fn backward_input_small(
-    dz: &[f32],
-    w: &[f32],
-    dx: &mut [f32],
-    (n, k, m): (usize, usize, usize),
-) {
+fn backward_input_small(dz: &[f32], w: &[f32], dx: &mut [f32], (n, k, m): (usize, usize, usize)) {
     for r in 0..n {
         let dzr = &dz[r * m..(r + 1) * m];
         let dxr = &mut dx[r * k..(r + 1) * k];
@@ -202,11 +197,7 @@ pub(crate) fn backward_weight(
 ) {
     let macs = n * k * m;
     if macs < SMALL_PRODUCT || n == 0 {
-        return if accumulate {
-            backward_weight_small(dz, x, dw, (n, k, m), |dw, sum| *dw += sum)
-        } else {
-            backward_weight_small(dz, x, dw, (n, k, m), |dw, sum| *dw = sum)
-        };
+        return backward_weight_small(dz, x, dw, (n, k, m), accumulate);
     }
     let dims = (m, k, n);
     gemm_into(
@@ -219,15 +210,15 @@ pub(crate) fn backward_weight(
     );
 }
 
-/// The sums `Σ_r dz[r][c] · x[r][i]` of [`backward_weight`] for small products, each in
-/// order of `r` as the reference adds it, handed to `apply` with its element of `dw`
-/// (`+=` for the gradient; the fused epoch subtracts `lr ·` the sum from the weight).
-pub(crate) fn backward_weight_small(
+/// [`backward_weight`] for small products: each sum `Σ_r dz[r][c] · x[r][i]` in order
+/// of `r`, as the reference adds it, then added to its element of `dw` (or written over
+/// it where `accumulate` is false).
+fn backward_weight_small(
     dz: &[f32],
     x: &[f32],
     dw: &mut [f32],
     (n, k, m): (usize, usize, usize),
-    apply: impl Fn(&mut f32, f32),
+    accumulate: bool,
 ) {
     for c in 0..m {
         for i0 in (0..k).step_by(LANES) {
@@ -240,20 +231,25 @@ pub(crate) fn backward_weight_small(
                     *a += d * xv;
                 }
             }
-            for (dw, &sum) in dw[c * k + i0..c * k + i0 + width].iter_mut().zip(&acc) {
-                apply(dw, sum);
-            }
+            store(&mut dw[c * k + i0..c * k + i0 + width], &acc, accumulate);
         }
     }
 }
 
-/// `db += Σ_r dz[r]`, each column summed in order of `r` as the reference adds it.
-pub(crate) fn backward_bias(
-    dz: &[f32],
-    db: &mut [f32],
-    (n, m): (usize, usize),
-    apply: impl Fn(&mut f32, f32),
-) {
+/// `out += sums` (or `out = sums` where `accumulate` is false), elementwise.
+fn store(out: &mut [f32], sums: &[f32], accumulate: bool) {
+    for (o, &sum) in out.iter_mut().zip(sums) {
+        if accumulate {
+            *o += sum;
+        } else {
+            *o = sum;
+        }
+    }
+}
+
+/// `db += Σ_r dz[r]` (or `db = …` where `accumulate` is false), each column summed in
+/// order of `r` as the reference adds it.
+pub(crate) fn backward_bias(dz: &[f32], db: &mut [f32], (n, m): (usize, usize), accumulate: bool) {
     for c0 in (0..m).step_by(LANES) {
         let width = LANES.min(m - c0);
         let mut acc = [0.0f32; LANES];
@@ -262,8 +258,6 @@ pub(crate) fn backward_bias(
                 *a += d;
             }
         }
-        for (db, &sum) in db[c0..c0 + width].iter_mut().zip(&acc) {
-            apply(db, sum);
-        }
+        store(&mut db[c0..c0 + width], &acc, accumulate);
     }
 }

@@ -9,13 +9,10 @@ mod parallel;
 
 pub use parallel::THREADS_VAR;
 
-use std::cell::RefCell;
-
 use rayon::ThreadPool;
 
 use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
 use crate::backend::reference;
-use crate::backend::BufferHandle;
 use crate::backend::{
     Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpEpoch, MlpSpec, MlpTrainer,
     MomentumStep, Reduction,
@@ -98,12 +95,6 @@ impl Cpu {
     }
 }
 
-thread_local! {
-    /// The gated output gradient of a linear backward, reused from call to call so that
-    /// a training step allocates nothing once it has grown to the largest batch.
-    static GATED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
 impl Backend for Cpu {
     type Buffer = HostBuffer;
 
@@ -116,12 +107,11 @@ impl Backend for Cpu {
     }
 
     fn alloc(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Self>> {
-        DeviceTensor::new(host::alloc_zeroed(rows, cols)?, 0, rows, cols)
+        host::alloc(rows, cols)
     }
 
     fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor<Self>> {
-        let (rows, cols) = tensor.matrix_dims()?;
-        DeviceTensor::new(HostBuffer::new(tensor.data().to_vec()), 0, rows, cols)
+        host::upload(tensor)
     }
 
     fn download_unchecked(&self, src: &DeviceTensor<Self>) -> Result<Tensor> {
@@ -189,8 +179,15 @@ impl Backend for Cpu {
         let m = w.rows();
         let dims = (n, k, m);
         let accumulate = mode == GradMode::Accumulate;
+        // For the identity the gate gives dy itself (y is dy there).
+        let y = y.unwrap_or(dy);
+        let gate = |dy: &[f32], y: &[f32], dz: &mut [f32]| {
+            parallel::for_each_chunk(self.pool, [dy, y], dz, |[dy, y], dz| {
+                reference::gate(dy, y, act, dz)
+            })
+        };
         // The three products and the bias sums from the gated gradient `dz`.
-        let products = |dz: &[f32]| {
+        host::with_gated(dy, y, gate, |dz| {
             if let Some(dx) = dx {
                 with_slices([w], dx, |[w], out| {
                     matmul::backward_input(self.pool, dz, w, out, dims)
@@ -200,44 +197,9 @@ impl Backend for Cpu {
                 matmul::backward_weight(self.pool, dz, x, out, dims, accumulate)
             });
             with_slices([], db, |_, out| {
-                if accumulate {
-                    matmul::backward_bias(dz, out, (n, m), |db, sum| *db += sum)
-                } else {
-                    matmul::backward_bias(dz, out, (n, m), |db, sum| *db = sum)
-                }
+                matmul::backward_bias(dz, out, (n, m), accumulate)
             });
-        };
-        match y {
-            // The identity: dz is dy itself.
-            None => {
-                let guard = dy.buffer().read();
-                products(&guard[dy.offset()..dy.offset() + dy.len()]);
-            }
-            Some(y) => GATED.with_borrow_mut(|dz| {
-                dz.resize(dy.len(), 0.0);
-                {
-                    // One read lock per buffer, as in `with_slices`.
-                    let dy_guard = dy.buffer().read();
-                    let y_guard;
-                    let y_data = if y.buffer().id() == dy.buffer().id() {
-                        &dy_guard
-                    } else {
-                        y_guard = y.buffer().read();
-                        &y_guard
-                    };
-                    parallel::for_each_chunk(
-                        self.pool,
-                        [
-                            &dy_guard[dy.offset()..dy.offset() + dy.len()],
-                            &y_data[y.offset()..y.offset() + y.len()],
-                        ],
-                        dz,
-                        |[dy, y], dz| reference::gate(dy, y, act, dz),
-                    );
-                }
-                products(dz);
-            }),
-        }
+        });
         Ok(())
     }
 

@@ -19,6 +19,15 @@ fn aligned(views: &[&T]) -> bool {
     views.iter().all(|t| t.offset().is_multiple_of(4))
 }
 
+/// The kernels' `params.scalars.y` for `mode`: 1 to add to the output, 0 to write
+/// over it.
+fn accumulate_flag(mode: GradMode) -> f32 {
+    match mode {
+        GradMode::Accumulate => 1.0,
+        GradMode::Overwrite => 0.0,
+    }
+}
+
 /// Records a generated kernel over `inputs` into `output`, `config.rows` output rows
 /// per workgroup along `rows` and `config.block_cols()` columns along `cols`.
 #[allow(clippy::too_many_arguments)]
@@ -222,7 +231,7 @@ pub(super) fn backward(
     let weight_choice = gpu.product_choice(Product::GradWeight, n, k, m)?;
     let chunk = gpu.loop_budget().unwrap_or(n).max(1);
     let mut first = 0;
-    let mut accumulate = mode == GradMode::Accumulate;
+    let mut mode = mode;
     loop {
         let rows = chunk.min(n - first);
         let (dy, x, y) = (
@@ -231,22 +240,16 @@ pub(super) fn backward(
             y.slice_rows(first, rows)?,
         );
         let dims = [rows, k, m, act.code() as usize];
-        let mode = if accumulate {
-            GradMode::Accumulate
-        } else {
-            GradMode::Overwrite
-        };
         grad_weight_with(gpu, weight_choice, &dy, &x, &y, act, dw, mode)?;
-        let scalars = [act.slope(), if accumulate { 1.0 } else { 0.0 }, 0.0, 0.0];
         gpu.launch(
             Kernel::LinearBackwardBias,
             &[&dy, &y],
             db,
             dims,
-            scalars,
+            [act.slope(), accumulate_flag(mode), 0.0, 0.0],
             Grid::Flat(m),
         )?;
-        accumulate = true;
+        mode = GradMode::Accumulate;
         first += rows;
         // An empty batch still writes its zero sums where the gradients are overwritten.
         if first >= n {

@@ -153,6 +153,24 @@ fn file_header() -> String {
     format!("minidl tuning cache 1 {}", env!("CARGO_PKG_VERSION"))
 }
 
+/// The entry lines of the cache file at `path`, after its header; `None` where it is
+/// missing, unreadable, or of another format or version.
+fn cache_lines(path: &std::path::Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut lines = text.lines();
+    (lines.next()? == file_header()).then(|| lines.map(str::to_string).collect())
+}
+
+/// One entry line: the adapter, the shape class and the choice; `None` where damaged.
+fn parse_entry(line: &str) -> Option<(&str, &str, Choice)> {
+    let mut fields = line.split('\t');
+    let (adapter, key, label) = (fields.next()?, fields.next()?, fields.next()?);
+    match fields.next() {
+        None => Choice::parse(label).map(|c| (adapter, key, c)),
+        Some(_) => None,
+    }
+}
+
 impl Gpu {
     /// The identity of this adapter in the cache file.
     fn tuning_adapter(&self) -> String {
@@ -291,24 +309,13 @@ impl Gpu {
     /// This adapter's entries of the cache file; empty where it is missing, unreadable,
     /// of another format or version, or damaged (then it will be rewritten).
     fn read_cache_file(&self) -> HashMap<String, Choice> {
-        let Some(path) = cache_path() else {
-            return HashMap::new();
-        };
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return HashMap::new();
-        };
-        let mut lines = text.lines();
-        if lines.next() != Some(file_header().as_str()) {
-            return HashMap::new();
-        }
         let adapter = self.tuning_adapter();
+        let Some(lines) = cache_path().and_then(|path| cache_lines(&path)) else {
+            return HashMap::new();
+        };
         let mut entries = HashMap::new();
-        for line in lines {
-            let fields: Vec<&str> = line.split('\t').collect();
-            let [a, key, label] = fields[..] else {
-                return HashMap::new();
-            };
-            let Some(choice) = Choice::parse(label) else {
+        for line in &lines {
+            let Some((a, key, choice)) = parse_entry(line) else {
                 return HashMap::new();
             };
             if a == adapter {
@@ -324,20 +331,14 @@ impl Gpu {
     fn remember_in_file(&self, class: &ShapeClass, choice: Choice) {
         let Some(path) = cache_path() else { return };
         let adapter = self.tuning_adapter();
-        let mut kept: Vec<String> = match std::fs::read_to_string(&path) {
-            Ok(text) if text.lines().next() == Some(file_header().as_str()) => text
-                .lines()
-                .skip(1)
-                .filter(|l| {
-                    let f: Vec<&str> = l.split('\t').collect();
-                    f.len() == 3
-                        && Choice::parse(f[2]).is_some()
-                        && !(f[0] == adapter && f[1] == class.key())
-                })
-                .map(str::to_string)
-                .collect(),
-            _ => Vec::new(),
-        };
+        // The sound entries of the other adapters and shape classes.
+        let mut kept: Vec<String> = cache_lines(&path)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|line| {
+                parse_entry(line).is_some_and(|(a, key, _)| !(a == adapter && key == class.key()))
+            })
+            .collect();
         kept.push(format!("{adapter}\t{}\t{}", class.key(), choice.label()));
         let text = format!("{}\n{}\n", file_header(), kept.join("\n"));
         let write = || -> std::io::Result<()> {
