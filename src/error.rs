@@ -64,6 +64,14 @@ pub enum Error {
         /// What went wrong.
         detail: String,
     },
+    /// A data file could not be read or does not hold what was asked of it.
+    #[error("data file {path}: {detail}")]
+    Data {
+        /// The file.
+        path: String,
+        /// What went wrong, and where in the file (line or row, column).
+        detail: String,
+    },
     /// A tensor made by one backend (one GPU device) was given to another.
     #[error("{op}: a tensor of another device; tensors belong to the backend that made them (upload the data to this one)")]
     WrongDevice {

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod schedule;

@@ -3,32 +3,12 @@
 //! message or backtrace. Runs the example binary that `cargo test` builds beside the
 //! test binaries.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// `target/<profile>/examples/disc_gpu`, next to this test's `deps` folder.
-fn disc_gpu() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = profile
-        .join("examples")
-        .join(format!("disc_gpu{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples",
-        path.display()
-    );
-    path
-}
+mod common;
 
 fn run(args: &[&str]) -> Output {
-    let mut command = Command::new(disc_gpu());
-    command.args(args).env("RUST_BACKTRACE", "1");
-    // Without a runtime folder libwayland prints a warning when adapters are listed.
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    }
-    command.output().unwrap()
+    common::run_example("disc_gpu", args)
 }
 
 fn stderr(out: &Output) -> String {
@@ -257,7 +237,7 @@ fn auto_takes_a_hardware_gpu_and_otherwise_the_cpu_with_a_notice() {
             "DiscreteGpu" | "IntegratedGpu" | "VirtualGpu"
         )
     });
-    let mut command = Command::new(disc_gpu());
+    let mut command = Command::new(common::example("disc_gpu"));
     command.args(["--epochs", "1", "--json"]);
     command.env_remove("MINIDL_ADAPTER");
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use minidl::optim::{LrSchedule, Schedule};
 use minidl::seed;
 
+use crate::cli::{
+    non_negative, number, schedule_kind, step_every_third, BackendChoice, OptimizerChoice,
+    OptimizerFlags,
+};
+
 /// The usage message, printed with `--help` and after a bad flag.
 pub const USAGE: &str =
     "usage: disc_gpu [--backend auto|gpu|cpu] [--adapter NAME] [--epochs N] [--lr X]
@@ -40,17 +45,6 @@ pub const USAGE: &str =
   --json             print nothing but one JSON line of results at the end
   --list-adapters    print the usable GPU adapters and exit";
 
-/// Which backend trains.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum BackendChoice {
-    /// The GPU when an adapter exists, else the CPU.
-    Auto,
-    /// The GPU, or an error.
-    Gpu,
-    /// The CPU backend.
-    Cpu,
-}
-
 /// The loss function.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LossChoice {
@@ -66,28 +60,6 @@ impl LossChoice {
         match self {
             LossChoice::Mse => "mse",
             LossChoice::CrossEntropy => "ce",
-        }
-    }
-}
-
-/// The optimizer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum OptimizerChoice {
-    /// Plain SGD (with weight decay if asked).
-    Sgd,
-    /// SGD with momentum.
-    Momentum,
-    /// Adam.
-    Adam,
-}
-
-impl OptimizerChoice {
-    /// The flag value that selects it.
-    pub fn flag(self) -> &'static str {
-        match self {
-            OptimizerChoice::Sgd => "sgd",
-            OptimizerChoice::Momentum => "momentum",
-            OptimizerChoice::Adam => "adam",
         }
     }
 }
@@ -137,19 +109,16 @@ pub struct Args {
     pub runs: usize,
 }
 
-fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("{flag}: {v:?} is not a valid value"))
-}
-
-/// A float flag's value, which must be finite and at least 0 (above 0 if `positive`).
-fn non_negative(flag: &str, v: &str, positive: bool) -> Result<f32, String> {
-    let x: f32 = number(flag, v)?;
-    if x.is_finite() && x >= 0.0 && (!positive || x > 0.0) {
-        Ok(x)
-    } else {
-        let want = if positive { "positive" } else { "non-negative" };
-        Err(format!("{flag}: must be a {want} finite number, got {v}"))
+impl Args {
+    /// The optimizer the flags describe.
+    pub fn optimizer_flags(&self) -> OptimizerFlags {
+        OptimizerFlags {
+            choice: self.optimizer,
+            lr: self.lr,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
+        }
     }
 }
 
@@ -187,18 +156,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
-            "--backend" => {
-                parsed.backend = match value()?.as_str() {
-                    "auto" => BackendChoice::Auto,
-                    "gpu" => BackendChoice::Gpu,
-                    "cpu" => BackendChoice::Cpu,
-                    other => {
-                        return Err(format!(
-                            "--backend: expected auto, gpu or cpu, got {other:?}"
-                        ))
-                    }
-                }
-            }
+            "--backend" => parsed.backend = value()?.parse()?,
             "--loss" => {
                 parsed.loss = match value()?.as_str() {
                     "mse" => LossChoice::Mse,
@@ -206,34 +164,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
                     other => return Err(format!("--loss: expected mse or ce, got {other:?}")),
                 }
             }
-            "--optimizer" => {
-                parsed.optimizer = match value()?.as_str() {
-                    "sgd" => OptimizerChoice::Sgd,
-                    "momentum" => OptimizerChoice::Momentum,
-                    "adam" => OptimizerChoice::Adam,
-                    other => {
-                        return Err(format!(
-                            "--optimizer: expected sgd, momentum or adam, got {other:?}"
-                        ))
-                    }
-                }
-            }
-            "--lr-schedule" => {
-                parsed.schedule.kind = match value()?.as_str() {
-                    "constant" => LrSchedule::Constant,
-                    "cosine" => LrSchedule::Cosine { eta_min: 0.0 },
-                    // The step size follows --epochs once every flag is read.
-                    "step" => LrSchedule::Step {
-                        step_size: 0,
-                        gamma: 0.1,
-                    },
-                    other => {
-                        return Err(format!(
-                            "--lr-schedule: expected constant, cosine or step, got {other:?}"
-                        ))
-                    }
-                }
-            }
+            "--optimizer" => parsed.optimizer = value()?.parse()?,
+            "--lr-schedule" => parsed.schedule.kind = schedule_kind(&value()?)?,
             "--warmup" => parsed.schedule.warmup = number(&flag, &value()?)?,
             "--adapter" => parsed.adapter = Some(value()?),
             "--epochs" => parsed.epochs = number(&flag, &value()?)?,
@@ -269,13 +201,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
     {
         return Err("--runs above 1 takes no --save, --load or --plot".into());
     }
-    if parsed.nesterov && (parsed.optimizer != OptimizerChoice::Momentum || parsed.momentum == 0.0)
-    {
-        return Err("--nesterov needs --optimizer momentum with a momentum above 0".into());
-    }
-    if let LrSchedule::Step { step_size, .. } = &mut parsed.schedule.kind {
-        *step_size = (parsed.epochs.saturating_sub(parsed.schedule.warmup) / 3).max(1);
-    }
+    parsed.optimizer_flags().validate()?;
+    step_every_third(
+        &mut parsed.schedule.kind,
+        parsed.epochs,
+        parsed.schedule.warmup,
+    );
     if parsed.lr.is_nan() {
         parsed.lr = match parsed.optimizer {
             OptimizerChoice::Sgd => seed::LR,

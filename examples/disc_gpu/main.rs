@@ -7,18 +7,22 @@
 //! (with one line saying what failed).
 
 mod args;
+#[path = "../shared/cli.rs"]
+mod cli;
+#[path = "../shared/curve.rs"]
+mod curve;
 mod plot;
+#[path = "../shared/progress.rs"]
 mod progress;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use args::{Args, BackendChoice, LossChoice, OptimizerChoice, USAGE};
-use minidl::backend::auto::{self, Chosen};
+use args::{Args, LossChoice, USAGE};
+use cli::{json_number, json_string, median};
 use minidl::data::{disc_train_test, Dataset, DISC_POINTS, DISC_RADIUS};
 use minidl::nn::{CrossEntropyLoss, Loss, MseLoss, Sequential};
-use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
 use minidl::train::{count_errors, fit, predict, run_many, FitConfig};
 use minidl::{checkpoint, seed, Backend, Cpu, Error, Gpu, Tensor};
 use progress::{EpochLine, Progress};
@@ -58,25 +62,6 @@ fn loss<B: Backend>(args: &Args) -> Box<dyn Loss<B>> {
     }
 }
 
-fn optimizer<B: Backend>(args: &Args) -> Result<Box<dyn Optimizer<B>>, Error> {
-    let momentum = match args.optimizer {
-        OptimizerChoice::Adam => {
-            return Ok(Box::new(Adam::with(AdamStep {
-                weight_decay: args.weight_decay,
-                ..AdamStep::with_lr(args.lr)
-            })?))
-        }
-        OptimizerChoice::Sgd => 0.0,
-        OptimizerChoice::Momentum => args.momentum,
-    };
-    Ok(Box::new(Sgd::with(MomentumStep {
-        lr: args.lr,
-        momentum,
-        weight_decay: args.weight_decay,
-        nesterov: args.nesterov,
-    })?))
-}
-
 fn train<B: Backend>(
     backend: &B,
     kind: &'static str,
@@ -89,7 +74,10 @@ fn train<B: Backend>(
         checkpoint::load(backend, &model, path).map_err(|e| e.to_string())?;
     }
     let mut loss = loss::<B>(args);
-    let mut optimizer = optimizer::<B>(args).map_err(|e| e.to_string())?;
+    let mut optimizer = args
+        .optimizer_flags()
+        .build::<B>()
+        .map_err(|e| e.to_string())?;
     let config = FitConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -98,6 +86,7 @@ fn train<B: Backend>(
         fused: args.fused,
         gpu_timing: true,
         schedule: args.schedule,
+        start_epoch: 0,
     };
     let evaluate = !args.json || args.plot.is_some();
     let mut curve = Vec::new();
@@ -118,13 +107,13 @@ fn train<B: Backend>(
                 loss: r.loss,
                 millis: r.millis,
                 gpu_millis: r.gpu_millis,
-                test_errors,
-                test_points: test_set.len(),
+                error: test_errors
+                    .map(|e| ("test error", 100.0 * e as f64 / test_set.len() as f64)),
             });
-            curve.push(plot::CurvePoint {
+            curve.push(curve::CurvePoint {
                 epoch: r.epoch,
                 loss: r.loss,
-                test_error_percent: test_errors
+                error_percent: test_errors
                     .map_or(f64::NAN, |e| 100.0 * e as f64 / test_set.len() as f64),
             });
             Ok(())
@@ -183,7 +172,7 @@ fn draw<B: Backend>(
     backend: &B,
     model: &mut Sequential<B>,
     dir: &Path,
-    curve: &[plot::CurvePoint],
+    curve: &[curve::CurvePoint],
     test_set: &Dataset,
     args: &Args,
 ) -> Result<(), String> {
@@ -197,7 +186,12 @@ fn draw<B: Backend>(
         args.lr
     );
     if !curve.is_empty() {
-        plot::training_curve(&dir.join(CURVE_PNG), &format!("disc task: {setup}"), curve)?;
+        curve::training_curve(
+            &dir.join(CURVE_PNG),
+            &format!("disc task: {setup}"),
+            "test error (%)",
+            curve,
+        )?;
     }
     let cells: Vec<f32> = (0..GRID * GRID)
         .flat_map(|i| {
@@ -239,38 +233,6 @@ fn draw<B: Backend>(
     )
 }
 
-/// The median of `values` (the mean of the middle two for an even count), NaN for none.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn json_number(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        "null".into()
-    }
-}
-
 fn run(args: &Args) -> Result<(), String> {
     let start = Instant::now();
     if args.list_adapters {
@@ -283,20 +245,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
         return Ok(());
     }
-    let gpu = match args.backend {
-        BackendChoice::Cpu => None,
-        BackendChoice::Gpu => {
-            Some(Gpu::with_adapter(args.adapter.as_deref()).map_err(|e| e.to_string())?)
-        }
-        BackendChoice::Auto => match auto::choose(args.adapter.as_deref()) {
-            Ok(Chosen::Gpu(gpu)) => Some(gpu),
-            Ok(Chosen::Cpu { why, .. }) => {
-                eprintln!("note: {why}; running on the CPU backend");
-                None
-            }
-            Err(e) => return Err(e.to_string()),
-        },
-    };
+    let gpu = cli::choose_gpu(args.backend, args.adapter.as_deref())?;
     if args.runs > 1 {
         return many_runs(args, gpu.as_ref(), start);
     }
@@ -432,41 +381,5 @@ fn many_runs(args: &Args, gpu: Option<&Gpu>, start: Instant) -> Result<(), Strin
 }
 
 fn main() -> ExitCode {
-    // Warnings, but not the Vulkan loader's and layers' messages, which wgpu forwards
-    // as errors (a loader without any driver says "Found no drivers!"): a missing
-    // adapter is reported once, as an error of minidl's. RUST_LOG overrides this.
-    let filter = "warn,wgpu_hal::vulkan::instance=off";
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter)).init();
-    // A panic is a bug in minidl: report it in one line and fail, without a backtrace.
-    std::panic::set_hook(Box::new(|info| {
-        let what = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        let at = info
-            .location()
-            .map_or(String::new(), |l| format!(" at {l}"));
-        eprintln!("disc_gpu: internal error{at}: {what} (please report it)");
-        std::process::exit(1);
-    }));
-    let args = match args::parse(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("disc_gpu: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("disc_gpu: {e}");
-            ExitCode::from(1)
-        }
-    }
+    cli::main("disc_gpu", USAGE, args::parse, run)
 }

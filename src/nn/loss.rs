@@ -87,7 +87,7 @@ impl LossFunction for CrossEntropy {
     const NAME: &'static str = "cross-entropy";
     const KIND: LossKind = LossKind::CrossEntropy;
     fn targets(data: &Dataset) -> Result<Tensor> {
-        Ok(data.class_indices())
+        data.class_indices()
     }
 }
 

@@ -10,7 +10,7 @@ mod predict;
 mod runs;
 
 pub use fused::mlp_spec;
-pub use predict::{count_errors, predict};
+pub use predict::{count_errors, outputs, predict};
 pub use runs::run_many;
 
 use predict::check_classes;
@@ -50,6 +50,12 @@ pub struct FitConfig {
     /// The learning rate of each epoch, from the optimizer's rate at the start of the
     /// fit ([`Schedule`]); the constant rate by default.
     pub schedule: Schedule,
+    /// Epochs already trained, for a run resumed from a checkpoint: `fit` trains epochs
+    /// `start_epoch + 1 ..= epochs`, each at the schedule's rate for it, and first
+    /// replays the shuffles of the epochs before, so that the shuffling stream and the
+    /// order of the points continue as in a run that was never interrupted. 0 (the
+    /// default) trains from the first epoch.
+    pub start_epoch: usize,
 }
 
 impl Default for FitConfig {
@@ -64,6 +70,7 @@ impl Default for FitConfig {
             fused: true,
             gpu_timing: false,
             schedule: Schedule::constant(),
+            start_epoch: 0,
         }
     }
 }
@@ -147,7 +154,18 @@ where
     let losses = backend.alloc(ranges.len(), 1)?;
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut reports = Vec::with_capacity(config.epochs);
+    if config.start_epoch > config.epochs {
+        return Err(Error::InvalidArgument(format!(
+            "fit: start epoch {} is past the last epoch {}",
+            config.start_epoch, config.epochs
+        )));
+    }
+    if config.shuffle {
+        for _ in 0..config.start_epoch {
+            order.shuffle(&mut rng);
+        }
+    }
+    let mut reports = Vec::with_capacity(config.epochs - config.start_epoch);
     optimizer.prepare(backend, &model.parameters())?;
     let packed = match config.fused {
         true => fused::Packed::plan(backend, model, loss, optimizer, config.batch_size)?,
@@ -190,7 +208,7 @@ where
         // The parameters as handles of their own, so that a step need not ask the model
         // (which builds their names); taken again after the hook, which may change it.
         let mut owned = OwnedParameters::of(model);
-        for epoch in 1..=config.epochs {
+        for epoch in config.start_epoch + 1..=config.epochs {
             let params = owned.parameters();
             let lr = config.schedule.lr(base_lr, epoch - 1, config.epochs);
             optimizer.set_lr(lr)?;

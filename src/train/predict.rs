@@ -20,12 +20,67 @@ pub fn predict<B: Backend, M: Module<B> + ?Sized>(
     model: &mut M,
     inputs: &Tensor,
 ) -> Result<Vec<usize>> {
+    let (rows, _) = inputs.matrix_dims()?;
+    let mut predicted = Vec::with_capacity(rows);
+    in_chunks(backend, model, inputs, |out, first| {
+        let classes = out.shape()[1];
+        if classes == 0 {
+            return Err(Error::InvalidArgument("the model has no outputs".into()));
+        }
+        if let Some(i) = out.data().iter().position(|v| v.is_nan()) {
+            return Err(Error::InvalidArgument(format!(
+                "predict: the model's output for row {}, column {} is NaN (have its parameters diverged?)",
+                first + i / classes,
+                i % classes
+            )));
+        }
+        predicted.extend(out.data().chunks(classes).map(|row| {
+            let mut best = 0;
+            for (j, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = j;
+                }
+            }
+            best
+        }));
+        Ok(())
+    })?;
+    Ok(predicted)
+}
+
+/// The model's outputs for each row of `inputs` (`[n, outputs]`), for regression or
+/// to look at the scores. Runs in chunks of rows as [`predict`] does; fails on a NaN
+/// or infinite input.
+pub fn outputs<B: Backend, M: Module<B> + ?Sized>(
+    backend: &B,
+    model: &mut M,
+    inputs: &Tensor,
+) -> Result<Tensor> {
+    let (rows, _) = inputs.matrix_dims()?;
+    let mut values = Vec::new();
+    let mut width = 0;
+    in_chunks(backend, model, inputs, |out, _| {
+        width = out.shape()[1];
+        values.extend_from_slice(out.data());
+        Ok(())
+    })?;
+    Tensor::new(&[rows, width], values)
+}
+
+/// Runs the model over `inputs` in chunks of rows and hands each chunk's outputs to
+/// `each`, with the index of the chunk's first row. A chunk too large for the backend
+/// is halved until it fits.
+fn in_chunks<B: Backend, M: Module<B> + ?Sized>(
+    backend: &B,
+    model: &mut M,
+    inputs: &Tensor,
+    mut each: impl FnMut(&Tensor, usize) -> Result<()>,
+) -> Result<()> {
     check_finite("predict", inputs)?;
     let (rows, cols) = inputs.matrix_dims()?;
-    let mut predicted = Vec::with_capacity(rows);
     let mut chunk = PREDICT_ROWS.min(rows).max(1);
     let mut first = 0;
-    loop {
+    while first < rows {
         let n = chunk.min(rows - first);
         // One chunk of all rows is the input itself, uploaded without a host copy.
         let copy;
@@ -38,8 +93,11 @@ pub fn predict<B: Backend, M: Module<B> + ?Sized>(
             )?;
             &copy
         };
-        match predict_rows(backend, model, part, first) {
-            Ok(classes) => predicted.extend(classes),
+        let out = backend
+            .upload(part)
+            .and_then(|x| backend.download(model.forward(backend, &x)?));
+        match out {
+            Ok(out) => each(&out, first)?,
             Err(Error::TooLarge { .. }) if chunk > 1 => {
                 chunk /= 2;
                 continue;
@@ -47,45 +105,8 @@ pub fn predict<B: Backend, M: Module<B> + ?Sized>(
             Err(e) => return Err(e),
         }
         first += n;
-        if first >= rows {
-            return Ok(predicted);
-        }
     }
-}
-
-/// [`predict`] of the rows of `part`, the first of which is row `first` of the input.
-fn predict_rows<B: Backend, M: Module<B> + ?Sized>(
-    backend: &B,
-    model: &mut M,
-    part: &Tensor,
-    first: usize,
-) -> Result<Vec<usize>> {
-    let x = backend.upload(part)?;
-    let out = backend.download(model.forward(backend, &x)?)?;
-    let classes = out.shape()[1];
-    if classes == 0 {
-        return Err(Error::InvalidArgument("the model has no outputs".into()));
-    }
-    if let Some(i) = out.data().iter().position(|v| v.is_nan()) {
-        return Err(Error::InvalidArgument(format!(
-            "predict: the model's output for row {}, column {} is NaN (have its parameters diverged?)",
-            first + i / classes,
-            i % classes
-        )));
-    }
-    Ok(out
-        .data()
-        .chunks(classes)
-        .map(|row| {
-            let mut best = 0;
-            for (j, &v) in row.iter().enumerate() {
-                if v > row[best] {
-                    best = j;
-                }
-            }
-            best
-        })
-        .collect())
+    Ok(())
 }
 
 /// Fails where `data`'s classes cannot be compared with the `outputs` of a model
@@ -98,6 +119,21 @@ pub(super) fn check_classes(
     outputs: usize,
     data: &Dataset,
 ) -> Result<()> {
+    if data.is_regression() {
+        let width = data.targets().shape()[1];
+        return match kind {
+            Some(LossKind::Mse) if width == outputs => Ok(()),
+            Some(LossKind::Mse) => Err(Error::shape(
+                what,
+                format!(
+                    "the data has {width} target columns but the model outputs {outputs} values"
+                ),
+            )),
+            _ => Err(Error::InvalidArgument(format!(
+                "{what}: the data set holds regression targets; this needs class labels"
+            ))),
+        };
+    }
     let classes = data.classes();
     let fits = match kind {
         Some(LossKind::Mse) => classes == outputs,
@@ -126,6 +162,11 @@ pub fn count_errors<B: Backend, M: Module<B> + ?Sized>(
     model: &mut M,
     data: &Dataset,
 ) -> Result<usize> {
+    if data.is_regression() {
+        return Err(Error::InvalidArgument(
+            "count_errors: the data set holds regression targets; this needs class labels".into(),
+        ));
+    }
     if let Some((_, outputs)) = model.widths() {
         check_classes("count_errors", None, outputs, data)?;
     }

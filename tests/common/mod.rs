@@ -399,3 +399,31 @@ pub fn linear_act<B: Backend>(
         b.download(&db).unwrap(),
     )
 }
+
+/// `target/<profile>/examples/<name>`, the example binary `cargo test` builds beside
+/// the test binaries (next to this test's `deps` folder).
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = profile
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds the examples",
+        path.display()
+    );
+    path
+}
+
+/// Runs the example `name` with `args` (with a backtrace asked for, so that a panic
+/// would show, and a runtime folder, without which libwayland warns when the GPU
+/// adapters are listed).
+pub fn run_example(name: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(example(name));
+    command.args(args).env("RUST_BACKTRACE", "1");
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    command.output().unwrap()
+}

@@ -8,6 +8,10 @@
 //! [`save`] writes a temporary file beside the target and renames it over the target, so
 //! that a failed save never destroys the previous checkpoint. [`load`] checks every
 //! name, shape and dtype before it changes anything, and names each mismatch.
+//!
+//! A training checkpoint ([`save_training`], [`load_training`]) holds, besides the
+//! parameters, what a run needs to continue where it stopped: the optimizer's state,
+//! the epoch, and the input scaler.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -20,6 +24,10 @@ use crate::backend::{Backend, Ops};
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::Tensor;
+
+mod training;
+
+pub use training::{load_training, save_training, TrainingState};
 
 fn error(path: &Path, detail: impl Into<String>) -> Error {
     Error::Checkpoint {
@@ -53,9 +61,30 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Tensor>> {
     Ok(tensors)
 }
 
+/// The metadata of a safetensors file (its `__metadata__` strings; empty when it has
+/// none); `path` only names the source in messages.
+pub fn parse_metadata(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| error(path, format!("not a valid safetensors file: {e}")))?;
+    Ok(metadata
+        .metadata()
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect())
+}
+
 /// The safetensors bytes of named `f32` tensors, with PyTorch's `{"format": "pt"}`
 /// metadata.
 pub fn serialize(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
+    serialize_with(tensors, &BTreeMap::new())
+}
+
+/// [`serialize`] with more metadata strings beside `"format": "pt"`.
+pub fn serialize_with(
+    tensors: &BTreeMap<String, Tensor>,
+    extra: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(name, t)| {
@@ -71,7 +100,8 @@ pub fn serialize(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
                 .map_err(|e| Error::InvalidArgument(format!("tensor {name:?}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let mut metadata: HashMap<String, String> = extra.clone().into_iter().collect();
+    metadata.insert("format".to_string(), "pt".to_string());
     safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::InvalidArgument(format!("serializing tensors: {e}")))
 }
@@ -170,8 +200,44 @@ pub fn load_bytes<B: Backend, M: Module<B> + ?Sized>(
     path: &Path,
 ) -> Result<()> {
     let mut tensors = parse(bytes, path)?;
-    let params = model.parameters();
     let mut problems = Vec::new();
+    let values = take_parameters(model, &mut tensors, &mut problems);
+    refuse_mismatch(path, model, problems, &tensors)?;
+    write_parameters(backend, model, &values)
+}
+
+/// `Ok` when there are no `problems` and no `left` tensors, else one error listing
+/// the problems and each left tensor as unexpected.
+fn refuse_mismatch<B: Backend, M: Module<B> + ?Sized>(
+    path: &Path,
+    model: &M,
+    mut problems: Vec<String>,
+    left: &BTreeMap<String, Tensor>,
+) -> Result<()> {
+    for name in left.keys() {
+        problems.push(format!(
+            "unexpected tensor {name:?} (not a parameter of the model)"
+        ));
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(error(
+            path,
+            format!("does not match {}: {}", model.name(), problems.join("; ")),
+        )),
+    }
+}
+
+/// Takes the model's parameters out of `tensors`, each checked for its shape and for
+/// finite values; each mismatch (a missing, misshapen or non-finite tensor) is added
+/// to `problems`. The values are in the order of [`Module::parameters`] when
+/// `problems` stays empty.
+fn take_parameters<B: Backend, M: Module<B> + ?Sized>(
+    model: &M,
+    tensors: &mut BTreeMap<String, Tensor>,
+    problems: &mut Vec<String>,
+) -> Vec<Tensor> {
+    let params = model.parameters();
     let mut values = Vec::with_capacity(params.len());
     for p in &params {
         match tensors.remove(&p.name) {
@@ -192,18 +258,16 @@ pub fn load_bytes<B: Backend, M: Module<B> + ?Sized>(
             },
         }
     }
-    for name in tensors.keys() {
-        problems.push(format!(
-            "unexpected tensor {name:?} (not a parameter of the model)"
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(error(
-            path,
-            format!("does not match {}: {}", model.name(), problems.join("; ")),
-        ));
-    }
-    for (p, t) in params.iter().zip(&values) {
+    values
+}
+
+/// Writes `values` (from [`take_parameters`]) into the model's parameters.
+fn write_parameters<B: Backend, M: Module<B> + ?Sized>(
+    backend: &B,
+    model: &M,
+    values: &[Tensor],
+) -> Result<()> {
+    for (p, t) in model.parameters().iter().zip(values) {
         backend.write(p.value, t.data())?;
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! How disc_gpu reports each epoch: a progress bar on a terminal, plain lines when
+//! How the examples report each epoch: a progress bar on a terminal, plain lines when
 //! stdout is not one, and nothing with `--json`.
 
 use std::io::IsTerminal;
@@ -15,10 +15,9 @@ pub struct EpochLine {
     pub millis: f64,
     /// Device time of the epoch, where the adapter has timestamps.
     pub gpu_millis: Option<f64>,
-    /// Test errors after the epoch, out of `test_points`.
-    pub test_errors: Option<usize>,
-    /// The size of the test set.
-    pub test_points: usize,
+    /// The error metric after the epoch, in percent, and its name ("test error",
+    /// "validation error"), where it was measured.
+    pub error: Option<(&'static str, f64)>,
 }
 
 /// Where the epoch lines go.
@@ -52,12 +51,9 @@ impl Progress {
 
     /// Shows one finished epoch.
     pub fn epoch(&self, line: &EpochLine) {
-        let errors = line.test_errors.map_or(String::new(), |e| {
-            format!(
-                "  test error {:5.2} %",
-                100.0 * e as f64 / line.test_points as f64
-            )
-        });
+        let errors = line
+            .error
+            .map_or(String::new(), |(name, e)| format!("  {name} {e:5.2} %"));
         match self {
             Progress::Bar(bar) => {
                 bar.set_message(format!("loss {:10.4}{errors}", line.loss));

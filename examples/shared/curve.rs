@@ -1,0 +1,293 @@
+//! The training-curve picture shared by the examples (loss and an error metric per
+//! epoch, drawn with `plotters`), and the font and tick helpers their other pictures
+//! use.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+
+use plotters::style::{register_font, FontStyle};
+
+/// One epoch of the training curve.
+pub struct CurvePoint {
+    /// The epoch number (the x coordinate).
+    pub epoch: usize,
+    /// The training loss of that epoch.
+    pub loss: f64,
+    /// The error metric after that epoch (test or validation error in percent, say);
+    /// NaN where it was not measured.
+    pub error_percent: f64,
+}
+
+/// The family every text uses; DejaVu Sans is registered under this name.
+pub const FONT: &str = "sans-serif";
+
+/// The training-loss line.
+const LOSS_COLOUR: RGBColor = RGBColor(31, 119, 180);
+/// The test-error line.
+const ERROR_COLOUR: RGBColor = RGBColor(214, 39, 40);
+/// Curve values beyond this magnitude are left out like NaN, so that axis ranges stay finite.
+const MAX_PLOTTED: f64 = 1e300;
+
+/// Registers DejaVu Sans (regular and bold) as [`FONT`], once per process.
+pub fn ensure_font() -> Result<(), String> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
+            && register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err("cannot register the DejaVu Sans font with plotters".to_string())
+    }
+}
+
+/// The message for a drawing error while writing `path`.
+pub fn draw_error(path: &Path, e: impl std::fmt::Display) -> String {
+    format!("cannot draw {}: {e}", path.display())
+}
+
+/// A short tick label: up to five significant digits, plain decimals for moderate
+/// magnitudes, else scientific notation (`2.5e-5`).
+pub fn tick(v: f64) -> String {
+    fn trim(s: &str) -> &str {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            s
+        }
+    }
+    let a = v.abs();
+    if a == 0.0 || !a.is_finite() {
+        if a == 0.0 {
+            "0".to_string()
+        } else {
+            v.to_string()
+        }
+    } else if (1e-3..1e5).contains(&a) {
+        let decimals = (4.0 - a.log10().floor()).max(0.0) as usize;
+        trim(&format!("{v:.decimals$}")).to_string()
+    } else {
+        let s = format!("{v:.4e}");
+        match s.split_once('e') {
+            Some((mantissa, exponent)) => format!("{}e{exponent}", trim(mantissa)),
+            None => s,
+        }
+    }
+}
+
+/// Whether a curve value is drawn: finite and at most [`MAX_PLOTTED`] in magnitude.
+fn plottable(v: f64) -> bool {
+    v.is_finite() && v.abs() <= MAX_PLOTTED
+}
+
+/// The smallest and largest plottable values of `values`, if any.
+fn finite_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    values
+        .filter(|&v| plottable(v))
+        .fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
+}
+
+/// The runs of consecutive points whose value is plottable (a NaN or infinity breaks the line).
+fn finite_runs(
+    points: &[CurvePoint],
+    value: impl Fn(&CurvePoint) -> f64,
+) -> Vec<Vec<(usize, f64)>> {
+    let mut runs = Vec::new();
+    let mut run = Vec::new();
+    for p in points {
+        let v = value(p);
+        if plottable(v) {
+            run.push((p.epoch, v));
+        } else if !run.is_empty() {
+            runs.push(std::mem::take(&mut run));
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs
+}
+
+/// Writes the training curve PNG: loss (left y axis, log scale if all losses > 0, else
+/// linear) and the error metric `metric` (its axis label, say "test error (%)") on the
+/// right y axis (secondary coordinates) against epoch, with axis labels ("epoch",
+/// "training loss", `metric`), a caption `title`, and a
+/// legend. 1000×600 pixels.
+///
+/// Values that are NaN or infinite (or beyond ±1e300) are left out: they break the line and
+/// do not count for the axis ranges or for the log-scale test. Errors: an empty `points`, or
+/// a failure to draw or write the file.
+pub fn training_curve(
+    path: &Path,
+    title: &str,
+    metric: &str,
+    points: &[CurvePoint],
+) -> Result<(), String> {
+    if points.is_empty() {
+        return Err(format!(
+            "cannot draw the training curve {}: no points",
+            path.display()
+        ));
+    }
+    ensure_font()?;
+
+    let first = points.iter().map(|p| p.epoch).min().unwrap_or(0);
+    let last = points.iter().map(|p| p.epoch).max().unwrap_or(0);
+    // A single epoch sits in the middle of a two-epoch-wide axis.
+    let epochs = if last > first {
+        first..last
+    } else {
+        first.saturating_sub(1)..first.saturating_add(1)
+    };
+
+    let (err_lo, err_hi) =
+        finite_range(points.iter().map(|p| p.error_percent)).unwrap_or((0.0, 1.0));
+    let err_top = if err_hi > 0.0 { err_hi * 1.05 } else { 1.0 };
+    let errors = err_lo.min(0.0)..err_top;
+
+    let (loss_lo, loss_hi) = finite_range(points.iter().map(|p| p.loss)).unwrap_or((0.0, 1.0));
+    // Whole decades, so that the log axis always has labelled ticks; more than 200 decades
+    // (which plotters cannot lay out) falls back to the linear axis.
+    let decades = (
+        loss_lo.log10().floor(),
+        loss_hi.log10().ceil().max(loss_lo.log10().floor() + 1.0),
+    );
+    if loss_lo > 0.0 && decades.1 - decades.0 <= 200.0 {
+        // The lower end is nudged down so that rounding cannot drop its tick.
+        let lo = 10f64.powf(decades.0) * (1.0 - 1e-9);
+        let hi = 10f64.powf(decades.1);
+        draw_curve(
+            path,
+            title,
+            metric,
+            points,
+            epochs,
+            (lo..hi).log_scale(),
+            errors,
+        )
+    } else {
+        let lo = loss_lo.min(0.0);
+        let hi = if loss_hi > lo {
+            loss_hi + 0.05 * (loss_hi - lo)
+        } else {
+            lo + 1.0
+        };
+        draw_curve(path, title, metric, points, epochs, lo..hi, errors)
+    }
+}
+
+/// Draws the training curve with the loss axis `loss` (linear or logarithmic).
+fn draw_curve<Y>(
+    path: &Path,
+    title: &str,
+    metric: &str,
+    points: &[CurvePoint],
+    epochs: Range<usize>,
+    loss: Y,
+    errors: Range<f64>,
+) -> Result<(), String>
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let err = |e| draw_error(path, e);
+    let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 26, FontStyle::Bold))
+        .margin(15)
+        .x_label_area_size(55)
+        .y_label_area_size(80)
+        .right_y_label_area_size(80)
+        .build_cartesian_2d(epochs.clone(), loss)
+        .map_err(err)?
+        .set_secondary_coord(epochs, errors);
+
+    let label_font = (FONT, 15).into_font();
+    let desc_font = (FONT, 19).into_font();
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("training loss")
+        .x_labels(12)
+        .y_labels(10)
+        .x_label_style(label_font.clone())
+        .y_label_style(label_font.color(&LOSS_COLOUR))
+        .axis_desc_style(desc_font.clone())
+        .y_label_formatter(&|v| tick(*v))
+        .light_line_style(RGBColor(0, 0, 0).mix(0.04))
+        .bold_line_style(RGBColor(0, 0, 0).mix(0.12))
+        .draw()
+        .map_err(err)?;
+    chart
+        .configure_secondary_axes()
+        .y_desc(metric)
+        .y_labels(10)
+        .y_label_formatter(&|v| tick(*v))
+        .label_style(label_font.color(&ERROR_COLOUR))
+        .axis_desc_style(desc_font)
+        .draw()
+        .map_err(err)?;
+
+    let markers = points.len() <= 60;
+    let loss_style = LOSS_COLOUR.stroke_width(2);
+    chart
+        .draw_series(
+            finite_runs(points, |p| p.loss)
+                .into_iter()
+                .map(|run| PathElement::new(run, loss_style)),
+        )
+        .map_err(err)?
+        .label("training loss (left axis)")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], loss_style));
+    let error_style = ERROR_COLOUR.stroke_width(2);
+    chart
+        .draw_secondary_series(
+            finite_runs(points, |p| p.error_percent)
+                .into_iter()
+                .map(|run| PathElement::new(run, error_style)),
+        )
+        .map_err(err)?
+        .label(format!("{metric} (right axis)"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], error_style));
+    if markers {
+        chart
+            .draw_series(
+                finite_runs(points, |p| p.loss)
+                    .into_iter()
+                    .flatten()
+                    .map(|p| Circle::new(p, 3, LOSS_COLOUR.filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_secondary_series(
+                finite_runs(points, |p| p.error_percent)
+                    .into_iter()
+                    .flatten()
+                    .map(|p| Circle::new(p, 3, ERROR_COLOUR.filled())),
+            )
+            .map_err(err)?;
+    }
+
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(0, 0, 0).mix(0.4))
+        .margin(12)
+        .draw()
+        .map_err(err)?;
+
+    root.present().map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,335 @@
+//! train's command line: the flags, their defaults and their checks.
+
+use std::path::PathBuf;
+
+use minidl::data::{Column, Header, SplitFractions, Target};
+use minidl::optim::Schedule;
+
+use crate::cli::{
+    non_negative, number, schedule_kind, step_every_third, BackendChoice, OptimizerChoice,
+    OptimizerFlags,
+};
+
+/// The usage message, printed with `--help` and after a bad flag.
+pub const USAGE: &str =
+    "usage: train --data FILE [--label COL | --targets COL,...] [--header auto|yes|no]
+             [--hidden LIST] [--activation relu|tanh|sigmoid] [--loss ce|mse]
+             [--optimizer sgd|momentum|adam] [--lr X] [--momentum X] [--nesterov]
+             [--weight-decay X] [--lr-schedule S] [--warmup N] [--batch-size N]
+             [--epochs N] [--split TRAIN,VAL,TEST] [--seed N] [--no-scale]
+             [--backend auto|gpu|cpu] [--adapter NAME] [--save PATH] [--plot DIR]
+             [--json] [--checkpoint-every N] [--checkpoint PATH] [--resume PATH]
+             [--split-out PATH]
+
+  --data FILE           the data: .csv or .csv.gz (numbers, a header line optional), .npy
+                        (a 2-D array) or .safetensors (1-D and 2-D tensors of equal rows)
+  --label COL           classification: the column of class indices 0, 1, … by header
+                        name or 0-based index (default: the last column)
+  --targets COL,...     regression instead: the columns to predict (MSE loss)
+  --header H            whether a CSV file's first line names the columns (default auto)
+  --hidden LIST         hidden layer widths, comma-separated, or none (default 64)
+  --activation A        relu (default), tanh or sigmoid after each hidden layer
+  --loss L              ce (softmax cross-entropy, the default for labels) or mse (on
+                        one-hot targets for labels; always for --targets); batch means
+  --optimizer O         adam (default), sgd or momentum
+  --lr X                learning rate (default 0.001 for adam, 0.01 otherwise)
+  --momentum X          the momentum of --optimizer momentum (default 0.9)
+  --nesterov            Nesterov momentum (with --optimizer momentum)
+  --weight-decay X      L2 penalty of the optimizer (default 0)
+  --lr-schedule S       constant (default), cosine (annealed to 0 over the epochs) or step
+                        (×0.1 after each third of the epochs)
+  --warmup N            epochs of linear warm-up before the schedule (default 0)
+  --batch-size N        rows per mini-batch (default 32); the rows are shuffled each epoch
+  --epochs N            passes over the training rows (default 60)
+  --split T,V,E         fractions of the rows for training, validation and test
+                        (default 0.6,0.2,0.2), dealt by a permutation seeded with --seed
+  --seed N              seed of the split (N), the initial weights (N + 1) and the
+                        shuffling (N + 2) (default 0)
+  --no-scale            keep the inputs as they are (default: standardize each column
+                        with the training rows' mean and standard deviation)
+  --backend B           auto (default: a hardware GPU if one exists, else the CPU), gpu, cpu
+  --adapter NAME        the first GPU adapter whose name contains NAME
+  --save PATH           save the trained network and its scaler (safetensors; PyTorch's
+                        load_state_dict(..., strict=False) reads the network)
+  --plot DIR            write DIR/training_curve.png and, for labels,
+                        DIR/confusion_matrix.png (of the test rows)
+  --json                print nothing but one JSON line of results at the end
+  --checkpoint-every N  write a training checkpoint after every N epochs (atomically)
+  --checkpoint PATH     where (default checkpoint.safetensors)
+  --resume PATH         continue the run saved in the training checkpoint PATH (the same
+                        flags as the run that wrote it)
+  --split-out PATH      write the split's row indices to PATH as JSON";
+
+/// The loss function.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LossChoice {
+    /// Softmax cross-entropy on the logits.
+    CrossEntropy,
+    /// Mean-squared error (on one-hot targets for labels).
+    Mse,
+}
+
+impl LossChoice {
+    /// The flag value that selects it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            LossChoice::CrossEntropy => "ce",
+            LossChoice::Mse => "mse",
+        }
+    }
+}
+
+/// The activation after each hidden layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ActivationChoice {
+    /// ReLU.
+    Relu,
+    /// Tanh.
+    Tanh,
+    /// Sigmoid.
+    Sigmoid,
+}
+
+impl ActivationChoice {
+    /// The flag value that selects it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            ActivationChoice::Relu => "relu",
+            ActivationChoice::Tanh => "tanh",
+            ActivationChoice::Sigmoid => "sigmoid",
+        }
+    }
+}
+
+/// The parsed command line.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// `--data FILE`.
+    pub data: PathBuf,
+    /// `--label COL` or `--targets COL,...`.
+    pub target: Target,
+    /// `--header`.
+    pub header: Header,
+    /// `--hidden LIST`.
+    pub hidden: Vec<usize>,
+    /// `--activation`.
+    pub activation: ActivationChoice,
+    /// `--loss`.
+    pub loss: LossChoice,
+    /// `--optimizer`, `--lr`, `--momentum`, `--nesterov`, `--weight-decay`.
+    pub optimizer: OptimizerFlags,
+    /// `--lr-schedule S` and `--warmup N`.
+    pub schedule: Schedule,
+    /// `--batch-size N`.
+    pub batch_size: usize,
+    /// `--epochs N`.
+    pub epochs: usize,
+    /// `--split`.
+    pub split: SplitFractions,
+    /// `--seed N`.
+    pub seed: u64,
+    /// Off with `--no-scale`.
+    pub scale: bool,
+    /// `--backend`.
+    pub backend: BackendChoice,
+    /// `--adapter NAME`.
+    pub adapter: Option<String>,
+    /// `--save PATH`.
+    pub save: Option<PathBuf>,
+    /// `--plot DIR`.
+    pub plot: Option<PathBuf>,
+    /// `--json`.
+    pub json: bool,
+    /// `--checkpoint-every N` (0: never).
+    pub checkpoint_every: usize,
+    /// `--checkpoint PATH`.
+    pub checkpoint: PathBuf,
+    /// `--resume PATH`.
+    pub resume: Option<PathBuf>,
+    /// `--split-out PATH`.
+    pub split_out: Option<PathBuf>,
+}
+
+/// The three split fractions of `--split`, which must sum to 1.
+fn split_fractions(v: &str) -> Result<SplitFractions, String> {
+    let parts: Vec<f64> = v
+        .split(',')
+        .map(|p| number::<f64>("--split", p.trim()))
+        .collect::<Result<_, _>>()?;
+    let [train, validation, test] = parts[..] else {
+        return Err(format!(
+            "--split: expected three fractions TRAIN,VAL,TEST, got {v:?}"
+        ));
+    };
+    let fractions = SplitFractions { train, validation };
+    let sums_to_one = (train + validation + test - 1.0).abs() < 1e-6;
+    match fractions.validate() {
+        Ok(()) if sums_to_one && test >= 0.0 => Ok(fractions),
+        _ => Err(format!(
+            "--split: the fractions must be at least 0, the first above 0, and sum to 1; got {v:?}"
+        )),
+    }
+}
+
+/// Parses the arguments after the program name; `Ok(None)` for `--help`, `Err` with a
+/// one-line reason for anything not understood.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut data = None;
+    let mut loss = None;
+    let mut parsed = Args {
+        data: PathBuf::new(),
+        target: Target::Label(Column::Last),
+        header: Header::Auto,
+        hidden: vec![64],
+        activation: ActivationChoice::Relu,
+        loss: LossChoice::CrossEntropy,
+        optimizer: OptimizerFlags {
+            choice: OptimizerChoice::Adam,
+            lr: f32::NAN,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+        },
+        schedule: Schedule::constant(),
+        batch_size: 32,
+        epochs: 60,
+        split: SplitFractions {
+            train: 0.6,
+            validation: 0.2,
+        },
+        seed: 0,
+        scale: true,
+        backend: BackendChoice::Auto,
+        adapter: None,
+        save: None,
+        plot: None,
+        json: false,
+        checkpoint_every: 0,
+        checkpoint: PathBuf::from("checkpoint.safetensors"),
+        resume: None,
+        split_out: None,
+    };
+    let mut label_given = false;
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--data" => data = Some(PathBuf::from(value()?)),
+            "--label" => {
+                let v = value()?;
+                parsed.target = Target::Label(Column::from(v.as_str()));
+                label_given = true;
+            }
+            "--targets" => {
+                let columns = value()?
+                    .split(',')
+                    .map(|c| Column::from(c.trim()))
+                    .collect();
+                parsed.target = Target::Values(columns);
+            }
+            "--header" => {
+                parsed.header = match value()?.as_str() {
+                    "auto" => Header::Auto,
+                    "yes" => Header::Yes,
+                    "no" => Header::No,
+                    other => {
+                        return Err(format!("--header: expected auto, yes or no, got {other:?}"))
+                    }
+                }
+            }
+            "--hidden" => {
+                let v = value()?;
+                parsed.hidden = match v.as_str() {
+                    "none" | "" => Vec::new(),
+                    _ => v
+                        .split(',')
+                        .map(|w| number::<usize>("--hidden", w.trim()))
+                        .collect::<Result<_, _>>()?,
+                };
+                if parsed.hidden.contains(&0) {
+                    return Err("--hidden: every width must be at least 1".into());
+                }
+            }
+            "--activation" => {
+                parsed.activation = match value()?.as_str() {
+                    "relu" => ActivationChoice::Relu,
+                    "tanh" => ActivationChoice::Tanh,
+                    "sigmoid" => ActivationChoice::Sigmoid,
+                    other => {
+                        return Err(format!(
+                            "--activation: expected relu, tanh or sigmoid, got {other:?}"
+                        ))
+                    }
+                }
+            }
+            "--loss" => {
+                loss = Some(match value()?.as_str() {
+                    "ce" => LossChoice::CrossEntropy,
+                    "mse" => LossChoice::Mse,
+                    other => return Err(format!("--loss: expected ce or mse, got {other:?}")),
+                })
+            }
+            "--optimizer" => parsed.optimizer.choice = value()?.parse()?,
+            "--lr" => parsed.optimizer.lr = non_negative(&flag, &value()?, true)?,
+            "--momentum" => parsed.optimizer.momentum = non_negative(&flag, &value()?, false)?,
+            "--nesterov" => parsed.optimizer.nesterov = true,
+            "--weight-decay" => {
+                parsed.optimizer.weight_decay = non_negative(&flag, &value()?, false)?
+            }
+            "--lr-schedule" => parsed.schedule.kind = schedule_kind(&value()?)?,
+            "--warmup" => parsed.schedule.warmup = number(&flag, &value()?)?,
+            "--batch-size" => {
+                parsed.batch_size = number(&flag, &value()?)?;
+                if parsed.batch_size == 0 {
+                    return Err("--batch-size: must be at least 1".into());
+                }
+            }
+            "--epochs" => parsed.epochs = number(&flag, &value()?)?,
+            "--split" => parsed.split = split_fractions(&value()?)?,
+            "--seed" => parsed.seed = number(&flag, &value()?)?,
+            "--no-scale" => parsed.scale = false,
+            "--backend" => parsed.backend = value()?.parse()?,
+            "--adapter" => parsed.adapter = Some(value()?),
+            "--save" => parsed.save = Some(value()?.into()),
+            "--plot" => parsed.plot = Some(value()?.into()),
+            "--json" => parsed.json = true,
+            "--checkpoint-every" => {
+                parsed.checkpoint_every = number(&flag, &value()?)?;
+                if parsed.checkpoint_every == 0 {
+                    return Err("--checkpoint-every: must be at least 1".into());
+                }
+            }
+            "--checkpoint" => parsed.checkpoint = value()?.into(),
+            "--resume" => parsed.resume = Some(value()?.into()),
+            "--split-out" => parsed.split_out = Some(value()?.into()),
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    parsed.data = data.ok_or("--data FILE is required")?;
+    let regression = matches!(parsed.target, Target::Values(_));
+    if regression && label_given {
+        return Err("give either --label (classification) or --targets (regression)".into());
+    }
+    parsed.loss = match (loss, regression) {
+        (Some(LossChoice::CrossEntropy), true) => {
+            return Err("--loss ce needs class labels; --targets trains with mse".into())
+        }
+        (Some(l), _) => l,
+        (None, true) => LossChoice::Mse,
+        (None, false) => LossChoice::CrossEntropy,
+    };
+    parsed.optimizer.validate()?;
+    if parsed.optimizer.lr.is_nan() {
+        parsed.optimizer.lr = match parsed.optimizer.choice {
+            OptimizerChoice::Adam => 0.001,
+            OptimizerChoice::Sgd | OptimizerChoice::Momentum => 0.01,
+        };
+    }
+    step_every_third(
+        &mut parsed.schedule.kind,
+        parsed.epochs,
+        parsed.schedule.warmup,
+    );
+    Ok(Some(parsed))
+}

@@ -1,0 +1,201 @@
+//! [`Dataset`]: inputs with class labels (and their one-hot targets) or with regression
+//! targets.
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Inputs with their targets: class labels (with one-hot targets) for classification,
+/// or rows of values for regression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    inputs: Tensor,
+    labels: Vec<usize>,
+    targets: Tensor,
+    regression: bool,
+}
+
+impl Dataset {
+    /// A data set of `inputs` (`[n, features]`) labelled with `labels` (`n` values below
+    /// `classes`). Fails when it is empty, when the lengths differ, when a label is out
+    /// of range, or when an input is not finite.
+    pub fn new(inputs: Tensor, labels: Vec<usize>, classes: usize) -> Result<Self> {
+        let n = rows_of(&inputs)?;
+        if labels.len() != n {
+            return Err(Error::shape(
+                "Dataset",
+                format!("{n} inputs but {} labels", labels.len()),
+            ));
+        }
+        check_finite("Dataset", &inputs)?;
+        let targets = one_hot(&labels, classes)?;
+        Ok(Dataset {
+            inputs,
+            labels,
+            targets,
+            regression: false,
+        })
+    }
+
+    /// A regression data set: `inputs` (`[n, features]`) with `targets` (`[n, k]`), both
+    /// finite. Fails when it is empty, when the row counts differ, or on a value that is
+    /// not finite.
+    pub fn regression(inputs: Tensor, targets: Tensor) -> Result<Self> {
+        let n = rows_of(&inputs)?;
+        let [rows, _] = targets.shape()[..] else {
+            return Err(Error::shape(
+                "Dataset",
+                format!("targets must be [n, k], got {:?}", targets.shape()),
+            ));
+        };
+        if rows != n {
+            return Err(Error::shape(
+                "Dataset",
+                format!("{n} inputs but {rows} rows of targets"),
+            ));
+        }
+        check_finite("Dataset", &inputs)?;
+        check_finite("Dataset targets", &targets)?;
+        Ok(Dataset {
+            inputs,
+            labels: Vec::new(),
+            targets,
+            regression: true,
+        })
+    }
+
+    /// The rows `rows` (indices, in that order, repeats allowed) as a data set of the
+    /// same kind. Fails on an index out of range or an empty selection.
+    pub fn select(&self, rows: &[usize]) -> Result<Self> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "row {bad} is out of range: the data set has {} rows",
+                self.len()
+            )));
+        }
+        let inputs = gather(&self.inputs, rows)?;
+        if self.regression {
+            return Self::regression(inputs, gather(&self.targets, rows)?);
+        }
+        let labels = rows.iter().map(|&r| self.labels[r]).collect();
+        Self::new(inputs, labels, self.classes())
+    }
+
+    /// The same targets with other inputs of as many rows (the inputs after a scaler,
+    /// say). Fails as [`Dataset::new`] does.
+    pub fn with_inputs(&self, inputs: Tensor) -> Result<Self> {
+        if self.regression {
+            return Self::regression(inputs, self.targets.clone());
+        }
+        Self::new(inputs, self.labels.clone(), self.classes())
+    }
+
+    /// The inputs, `[n, features]`.
+    pub fn inputs(&self) -> &Tensor {
+        &self.inputs
+    }
+
+    /// The class of each point (empty for a regression data set).
+    pub fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+
+    /// The targets: one-hot rows of [`Dataset::classes`] values for classification, the
+    /// values for regression.
+    pub fn targets(&self) -> &Tensor {
+        &self.targets
+    }
+
+    /// The labels as an `n × 1` column of floats, the targets of a cross-entropy loss
+    /// (exact: labels are far below 2²⁴). Fails for a regression data set.
+    pub fn class_indices(&self) -> Result<Tensor> {
+        if self.regression {
+            return Err(Error::InvalidArgument(
+                "the data set holds regression targets, not class labels".into(),
+            ));
+        }
+        let column = self.labels.iter().map(|&l| l as f32).collect();
+        Tensor::new(&[self.labels.len(), 1], column)
+    }
+
+    /// The number of points.
+    pub fn len(&self) -> usize {
+        self.inputs.shape()[0]
+    }
+
+    /// Whether there are no points (never true for a constructed data set).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of features per point.
+    pub fn features(&self) -> usize {
+        self.inputs.shape()[1]
+    }
+
+    /// The number of classes (0 for a regression data set).
+    pub fn classes(&self) -> usize {
+        match self.regression {
+            true => 0,
+            false => self.targets.shape()[1],
+        }
+    }
+
+    /// Whether the targets are regression values rather than class labels.
+    pub fn is_regression(&self) -> bool {
+        self.regression
+    }
+}
+
+/// The row count of a non-empty `[n, features]` input matrix.
+fn rows_of(inputs: &Tensor) -> Result<usize> {
+    let [n, _] = inputs.shape()[..] else {
+        return Err(Error::shape(
+            "Dataset",
+            format!("inputs must be [n, features], got {:?}", inputs.shape()),
+        ));
+    };
+    if n == 0 {
+        return Err(Error::InvalidArgument("the data set is empty".into()));
+    }
+    Ok(n)
+}
+
+/// The rows `rows` of the matrix `t`, in that order.
+fn gather(t: &Tensor, rows: &[usize]) -> Result<Tensor> {
+    let cols = t.shape()[1];
+    let data = rows
+        .iter()
+        .flat_map(|&r| &t.data()[r * cols..(r + 1) * cols])
+        .copied()
+        .collect();
+    Tensor::new(&[rows.len(), cols], data)
+}
+
+/// `Ok` when every value of the matrix `inputs` is finite, else an
+/// [`Error::InvalidArgument`] naming `what`, the first bad value and its row and column.
+pub fn check_finite(what: &str, inputs: &Tensor) -> Result<()> {
+    let Some(i) = inputs.data().iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    let cols = inputs.shape().last().copied().unwrap_or(1).max(1);
+    Err(Error::InvalidArgument(format!(
+        "{what}: input row {}, column {} is {}",
+        i / cols,
+        i % cols,
+        inputs.data()[i]
+    )))
+}
+
+/// `labels` as rows of `classes` values, 1 at the label and 0 elsewhere.
+pub fn one_hot(labels: &[usize], classes: usize) -> Result<Tensor> {
+    let mut t = Tensor::zeros(&[labels.len(), classes]);
+    for (i, &l) in labels.iter().enumerate() {
+        if l >= classes {
+            return Err(Error::InvalidArgument(format!(
+                "label {l} of point {i} is not below {classes} classes"
+            )));
+        }
+        t.data_mut()[i * classes + l] = 1.0;
+    }
+    Ok(t)
+}

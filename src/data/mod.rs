@@ -1,0 +1,38 @@
+//! Data: labelled data sets ([`Dataset`]), the seed's disc task, tables read from
+//! CSV, NPY and safetensors files, a seeded train/validation/test split, a
+//! standardizing scaler, and mini-batch ranges.
+
+mod dataset;
+mod disc;
+mod file_csv;
+mod file_npy;
+mod file_safetensors;
+mod scaler;
+mod split;
+mod table;
+
+pub use dataset::{check_finite, one_hot, Dataset};
+pub use disc::{disc, disc_train_test, DISC_POINTS, DISC_RADIUS};
+pub use file_csv::{read_csv, CsvOptions, Header};
+pub use file_npy::read_npy;
+pub use file_safetensors::read_safetensors;
+pub use scaler::Standardizer;
+pub use split::{split, Split, SplitFractions};
+pub use table::{load, Column, LoadOptions, Table, Target};
+
+use std::ops::Range;
+
+use crate::error::{Error, Result};
+
+/// The row ranges of consecutive mini-batches of `batch_size` over `len` rows (the
+/// last one may be shorter). Fails for a batch size of 0.
+pub fn batches(len: usize, batch_size: usize) -> Result<impl Iterator<Item = Range<usize>>> {
+    if batch_size == 0 {
+        return Err(Error::InvalidArgument(
+            "batch size must be at least 1".into(),
+        ));
+    }
+    Ok((0..len)
+        .step_by(batch_size)
+        .map(move |s| s..(s + batch_size).min(len)))
+}

@@ -1,0 +1,129 @@
+//! The `train` example's command line as a user meets it: a bad flag or value exits
+//! with code 2 and the usage, a bad data file or checkpoint with code 1 and one line
+//! naming it, never a panic; a good run prints its JSON line.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+fn run(args: &[&str]) -> Output {
+    common::run_example("train", args)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn digits() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("datasets/digits/digits.csv.gz")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn bad_flags_exit_2_with_the_usage() {
+    let d = digits();
+    let cases: [(Vec<&str>, &str); 9] = [
+        (vec![], "--data FILE is required"),
+        (
+            vec!["--data", &d, "--frobnicate"],
+            "unknown argument \"--frobnicate\"",
+        ),
+        (
+            vec!["--data", &d, "--hidden", "64,0"],
+            "--hidden: every width must be at least 1",
+        ),
+        (
+            vec!["--data", &d, "--hidden", "wide"],
+            "--hidden: \"wide\" is not a valid value",
+        ),
+        (
+            vec!["--data", &d, "--split", "0.5,0.5"],
+            "--split: expected three fractions",
+        ),
+        (
+            vec!["--data", &d, "--split", "0.5,0.4,0.3"],
+            "--split: the fractions must",
+        ),
+        (
+            vec!["--data", &d, "--targets", "3", "--loss", "ce"],
+            "--loss ce needs class labels",
+        ),
+        (
+            vec!["--data", &d, "--checkpoint-every", "0"],
+            "--checkpoint-every: must be at least 1",
+        ),
+        (
+            vec!["--data", &d, "--activation", "gelu"],
+            "--activation: expected relu, tanh or sigmoid",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(err.contains("usage: train --data FILE"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_files_exit_1_with_one_line_naming_them() {
+    let dir = std::env::temp_dir().join(format!("minidl-train-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ragged = dir.join("ragged.csv");
+    std::fs::write(&ragged, "1,2,0\n3,1\n").unwrap();
+    let not_checkpoint = dir.join("not.safetensors");
+    std::fs::write(&not_checkpoint, "nothing").unwrap();
+    let (ragged_s, not_s, d) = (
+        ragged.display().to_string(),
+        not_checkpoint.display().to_string(),
+        digits(),
+    );
+    let cases: [(Vec<&str>, &str); 3] = [
+        (
+            vec!["--data", &ragged_s, "--backend", "cpu"],
+            "line 2 has 2 fields, expected 3",
+        ),
+        (
+            vec!["--data", "/nonexistent/data.csv", "--backend", "cpu"],
+            "data file /nonexistent/data.csv: cannot open",
+        ),
+        (
+            vec!["--data", &d, "--backend", "cpu", "--resume", &not_s],
+            "not a valid safetensors file",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("train: ") && err.contains(expected),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_run_on_the_digits_prints_its_results_as_json() {
+    let d = digits();
+    let out = run(&["--data", &d, "--backend", "cpu", "--epochs", "3", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap();
+    for key in [
+        "\"test_accuracy\":",
+        "\"validation_accuracy\":",
+        "\"test_confusion\":[[",
+        "\"test_per_class_accuracy\":[",
+        "\"rows\":{\"train\":1078,\"validation\":359,\"test\":360}",
+    ] {
+        assert!(line.contains(key), "{key} missing from {line}");
+    }
+}
