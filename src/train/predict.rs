@@ -1,5 +1,5 @@
-//! Prediction and error counting: a model's class for each row, in chunks of rows, and
-//! the check that a data set's classes fit the model's outputs.
+//! Prediction and error counting: a model's class (or its raw outputs) for each row,
+//! in chunks of rows, and the check that a data set's classes fit the model's outputs.
 
 use crate::backend::{Backend, LossKind, Ops};
 use crate::data::{check_finite, Dataset};
