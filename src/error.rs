@@ -87,6 +87,14 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// An [`Error::Data`] about the file at `path`.
+    pub fn data(path: &std::path::Path, detail: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.display().to_string(),
+            detail: detail.into(),
+        }
+    }
+
     /// A [`Error::Shape`] for `context` with the given detail.
     pub fn shape(context: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::Shape {

@@ -95,4 +95,20 @@ impl Tensor {
         }
         Ok(&self.data[i * cols..(i + 1) * cols])
     }
+
+    /// The values of the rows `rows` of a matrix, in that order (repeats allowed), row
+    /// after row. Fails for a tensor that is not a matrix or a row out of range.
+    pub fn gather_rows(&self, rows: &[usize]) -> Result<Vec<f32>> {
+        let (n, cols) = self.matrix_dims()?;
+        if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
+            return Err(Error::InvalidArgument(format!(
+                "row {bad} of a tensor with {n} rows"
+            )));
+        }
+        Ok(rows
+            .iter()
+            .flat_map(|&r| &self.data[r * cols..(r + 1) * cols])
+            .copied()
+            .collect())
+    }
 }

@@ -160,15 +160,9 @@ fn rows_of(inputs: &Tensor) -> Result<usize> {
     Ok(n)
 }
 
-/// The rows `rows` of the matrix `t`, in that order.
+/// The rows `rows` of the matrix `t`, in that order, as a matrix.
 fn gather(t: &Tensor, rows: &[usize]) -> Result<Tensor> {
-    let cols = t.shape()[1];
-    let data = rows
-        .iter()
-        .flat_map(|&r| &t.data()[r * cols..(r + 1) * cols])
-        .copied()
-        .collect();
-    Tensor::new(&[rows.len(), cols], data)
+    Tensor::new(&[rows.len(), t.shape()[1]], t.gather_rows(rows)?)
 }
 
 /// `Ok` when every value of the matrix `inputs` is finite, else an

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use flate2::read::GzDecoder;
 
+use super::table::column_label;
 use super::Table;
 use crate::error::{Error, Result};
 
@@ -29,13 +30,6 @@ pub struct CsvOptions {
     pub header: Header,
 }
 
-fn error(path: &Path, detail: impl Into<String>) -> Error {
-    Error::Data {
-        path: path.display().to_string(),
-        detail: detail.into(),
-    }
-}
-
 /// Reads a comma-separated file of numbers (gzip-compressed when its name ends in
 /// `.gz`): an optional header line, then rows of equally many fields, each a finite
 /// number (spaces around a field are ignored). Fails, naming the line and column, on
@@ -43,7 +37,7 @@ fn error(path: &Path, detail: impl Into<String>) -> Error {
 /// and on a file with no data rows.
 pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| error(path, format!("cannot open: {e}")))?;
+    let file = File::open(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
     let reader: Box<dyn Read> = match path.extension().is_some_and(|e| e == "gz") {
         true => Box::new(GzDecoder::new(BufReader::new(file))),
         false => Box::new(BufReader::new(file)),
@@ -56,17 +50,17 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
     let mut names: Option<Vec<String>> = None;
     let mut values = Vec::new();
     let mut cols = 0;
-    let mut rows = 0;
-    let mut first_row = 0;
+    // The line of each data row.
+    let mut lines = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
         match csv.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(error(path, format!("reading failed: {e}"))),
+            Err(e) => return Err(Error::data(path, format!("reading failed: {e}"))),
         }
         let line = record.position().map_or(0, |p| p.line()) as usize;
-        if rows == 0 && names.is_none() {
+        if lines.is_empty() && names.is_none() {
             // An empty field is a missing number, not a name.
             let all_numbers = record
                 .iter()
@@ -82,11 +76,8 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
                 continue;
             }
         }
-        if rows == 0 {
-            first_row = line;
-        }
         if record.len() != cols {
-            return Err(error(
+            return Err(Error::data(
                 path,
                 format!(
                     "line {line} has {} fields, expected {cols} as on the first line",
@@ -96,17 +87,14 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
         }
         for (c, field) in record.iter().enumerate() {
             values.push(parse_field(field).map_err(|what| {
-                let column = match &names {
-                    Some(n) => format!("column {c} ({:?})", n[c]),
-                    None => format!("column {c}"),
-                };
-                error(path, format!("line {line}, {column}: {what}"))
+                let column = column_label(names.as_deref(), c);
+                Error::data(path, format!("line {line}, {column}: {what}"))
             })?);
         }
-        rows += 1;
+        lines.push(line);
     }
-    if rows == 0 {
-        return Err(error(
+    if lines.is_empty() {
+        return Err(Error::data(
             path,
             match names {
                 Some(_) => "the file has a header but no data rows",
@@ -115,13 +103,12 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
         ));
     }
     Ok(Table {
-        source: path.display().to_string(),
+        source: path.to_path_buf(),
         names,
-        rows,
+        rows: lines.len(),
         cols,
         values,
-        row_word: "line",
-        first_row,
+        lines: Some(lines),
     })
 }
 

@@ -10,21 +10,14 @@ use npyz::{NpyFile, Order};
 use super::Table;
 use crate::error::{Error, Result};
 
-fn error(path: &Path, detail: impl Into<String>) -> Error {
-    Error::Data {
-        path: path.display().to_string(),
-        detail: detail.into(),
-    }
-}
-
 /// Reads a `.npy` array of floats or integers (any byte order, C or Fortran order),
 /// `[rows, cols]` or `[rows]` (one column). Fails on another dtype or rank, an empty
 /// array, and a value that is NaN or infinite (naming its row and column).
 pub fn read_npy(path: impl AsRef<Path>) -> Result<Table> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| error(path, format!("cannot open: {e}")))?;
+    let file = File::open(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
     let npy = NpyFile::new(BufReader::new(file))
-        .map_err(|e| error(path, format!("not a valid .npy file: {e}")))?;
+        .map_err(|e| Error::data(path, format!("not a valid .npy file: {e}")))?;
     let shape = npy.shape().to_vec();
     let order = npy.order();
     let dtype = npy.dtype().descr();
@@ -32,18 +25,21 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Table> {
         [r] => (r as usize, 1),
         [r, c] => (r as usize, c as usize),
         _ => {
-            return Err(error(
+            return Err(Error::data(
                 path,
                 format!("the array has shape {shape:?}; expected [rows, columns] or [rows]"),
             ))
         }
     };
     if rows == 0 || cols == 0 {
-        return Err(error(path, format!("the array is empty (shape {shape:?})")));
+        return Err(Error::data(
+            path,
+            format!("the array is empty (shape {shape:?})"),
+        ));
     }
     let stored = read_as_f64(npy).map_err(|e| match e {
-        Some(e) => error(path, format!("reading failed: {e}")),
-        None => error(
+        Some(e) => Error::data(path, format!("reading failed: {e}")),
+        None => Error::data(
             path,
             format!("dtype {dtype} is not a real or integer number type"),
         ),
@@ -55,7 +51,7 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Table> {
             .collect(),
     };
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        return Err(error(
+        return Err(Error::data(
             path,
             format!(
                 "row {}, column {}: {} is not a finite number",
@@ -66,13 +62,12 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Table> {
         ));
     }
     Ok(Table {
-        source: path.display().to_string(),
+        source: path.to_path_buf(),
         names: None,
         rows,
         cols,
         values,
-        row_word: "row",
-        first_row: 0,
+        lines: None,
     })
 }
 

@@ -8,13 +8,6 @@ use safetensors::tensor::{Dtype, SafeTensors};
 use super::Table;
 use crate::error::{Error, Result};
 
-fn error(path: &Path, detail: impl Into<String>) -> Error {
-    Error::Data {
-        path: path.display().to_string(),
-        detail: detail.into(),
-    }
-}
-
 /// Reads a safetensors file whose tensors all have the same number of rows, as one
 /// table: the tensors in name order, a 1-D tensor `name` as the column `name`, a 2-D
 /// tensor `name` of `k` columns as the columns `name.0` … `name.{k−1}`. So a file with
@@ -24,13 +17,13 @@ fn error(path: &Path, detail: impl Into<String>) -> Error {
 /// (naming the tensor, row and column).
 pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Table> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| error(path, format!("cannot open: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
     let file = SafeTensors::deserialize(&bytes)
-        .map_err(|e| error(path, format!("not a valid safetensors file: {e}")))?;
+        .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
     let mut tensors = file.tensors();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     if tensors.is_empty() {
-        return Err(error(path, "the file holds no tensors"));
+        return Err(Error::data(path, "the file holds no tensors"));
     }
     let mut rows = None;
     let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
@@ -39,7 +32,7 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Table> {
             [n] => (*n, None),
             [n, k] => (*n, Some(*k)),
             shape => {
-                return Err(error(
+                return Err(Error::data(
                     path,
                     format!(
                         "tensor {name:?} has shape {shape:?}; expected [rows] or [rows, columns]"
@@ -50,7 +43,7 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Table> {
         match rows {
             None => rows = Some(n),
             Some(r) if r != n => {
-                return Err(error(
+                return Err(Error::data(
                     path,
                     format!("tensor {name:?} has {n} rows, the tensors before it {r}"),
                 ))
@@ -58,7 +51,7 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Table> {
             Some(_) => {}
         }
         let values = decode(view.dtype(), view.data()).ok_or_else(|| {
-            error(
+            Error::data(
                 path,
                 format!(
                     "tensor {name:?} has dtype {}; expected a float (F32, F64) or integer type",
@@ -68,7 +61,7 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Table> {
         })?;
         let width = k.unwrap_or(1);
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(error(
+            return Err(Error::data(
                 path,
                 format!(
                     "tensor {name:?}, row {}, column {}: {} is not a finite number",
@@ -90,20 +83,19 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Table> {
     }
     let rows = rows.unwrap_or(0);
     if rows == 0 || columns.is_empty() {
-        return Err(error(path, "the tensors have no rows or no columns"));
+        return Err(Error::data(path, "the tensors have no rows or no columns"));
     }
     let cols = columns.len();
     let values = (0..rows)
         .flat_map(|r| columns.iter().map(move |(_, c)| c[r]))
         .collect();
     Ok(Table {
-        source: path.display().to_string(),
+        source: path.to_path_buf(),
         names: Some(columns.into_iter().map(|(name, _)| name).collect()),
         rows,
         cols,
         values,
-        row_word: "row",
-        first_row: 0,
+        lines: None,
     })
 }
 

@@ -1,7 +1,7 @@
 //! [`Table`]: the numbers of a data file, row by row, with column names where the file
 //! has them, and how its columns become a [`Dataset`] ([`Target`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{read_csv, read_npy, read_safetensors, CsvOptions, Dataset, Header};
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ impl Default for LoadOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     /// The file the table was read from, for messages.
-    pub source: String,
+    pub source: PathBuf,
     /// The columns' names (a CSV header), if the file has them.
     pub names: Option<Vec<String>>,
     /// The number of rows.
@@ -72,26 +72,34 @@ pub struct Table {
     pub cols: usize,
     /// The values, row-major.
     pub values: Vec<f64>,
-    /// What a row is called in messages ("line" for CSV, "row" otherwise), and the line
-    /// or row number of the first row.
-    pub row_word: &'static str,
-    /// The 1-based line (CSV) or 0-based row number of the first row, for messages.
-    pub first_row: usize,
+    /// The 1-based line of each row in a text file (CSV), for messages; `None` where
+    /// rows are named by their 0-based index.
+    pub lines: Option<Vec<usize>>,
+}
+
+/// The name of column `c` in messages: its header name and index, or its index.
+pub(super) fn column_label(names: Option<&[String]>, c: usize) -> String {
+    match names {
+        Some(names) => format!("column {c} ({:?})", names[c]),
+        None => format!("column {c}"),
+    }
 }
 
 impl Table {
     fn error(&self, detail: impl Into<String>) -> Error {
-        Error::Data {
-            path: self.source.clone(),
-            detail: detail.into(),
-        }
+        Error::data(&self.source, detail)
     }
 
     /// The name of column `c` in messages: its header name and index, or its index.
     pub fn column_name(&self, c: usize) -> String {
-        match &self.names {
-            Some(names) => format!("column {c} ({:?})", names[c]),
-            None => format!("column {c}"),
+        column_label(self.names.as_deref(), c)
+    }
+
+    /// The name of row `r` in messages: its line in a text file, else its index.
+    pub fn row_name(&self, r: usize) -> String {
+        match &self.lines {
+            Some(lines) => format!("line {}", lines[r]),
+            None => format!("row {r}"),
         }
     }
 
@@ -150,9 +158,8 @@ impl Table {
             let v = at(r, c);
             if v < 0.0 || v.fract() != 0.0 || v >= (1 << 24) as f64 {
                 return Err(self.error(format!(
-                    "{} {}, {}: the label {v} is not a class index (a whole number from 0)",
-                    self.row_word,
-                    self.first_row + r,
+                    "{}, {}: the label {v} is not a class index (a whole number from 0)",
+                    self.row_name(r),
                     self.column_name(c)
                 )));
             }
@@ -181,11 +188,10 @@ pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
     } else if name.ends_with(".safetensors") {
         read_safetensors(path)?
     } else {
-        return Err(Error::Data {
-            path: path.display().to_string(),
-            detail: "unknown format: the name should end in .csv, .csv.gz, .npy or .safetensors"
-                .into(),
-        });
+        return Err(Error::data(
+            path,
+            "unknown format: the name should end in .csv, .csv.gz, .npy or .safetensors",
+        ));
     };
     table.dataset(&options.target)
 }

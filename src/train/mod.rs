@@ -27,7 +27,6 @@ use crate::data::{batches, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Module, Parameter};
 use crate::optim::{Optimizer, Schedule};
-use crate::tensor::Tensor;
 
 /// How [`fit`] runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,8 +215,8 @@ where
             let start = Instant::now();
             if config.shuffle {
                 order.shuffle(&mut rng);
-                backend.write(&inputs, &gather_rows(data.inputs(), &order))?;
-                backend.write(&targets, &gather_rows(&targets_host, &order))?;
+                backend.write(&inputs, &data.inputs().gather_rows(&order)?)?;
+                backend.write(&targets, &targets_host.gather_rows(&order)?)?;
             }
             for (t, s) in trained.iter().zip(&snapshot) {
                 backend.copy(t, s)?;
@@ -432,13 +431,4 @@ impl<B: Backend> Steps<'_, B> {
             kept -= 1;
         }
     }
-}
-
-fn gather_rows(t: &Tensor, order: &[usize]) -> Vec<f32> {
-    let cols = t.shape()[1];
-    order
-        .iter()
-        .flat_map(|&r| &t.data()[r * cols..(r + 1) * cols])
-        .copied()
-        .collect()
 }
