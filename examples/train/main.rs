@@ -36,41 +36,23 @@ use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 use report::{Part, Summary};
 
-/// The data after the split and the scaler.
-struct Prepared {
-    split: Split,
-    scaler: Option<Standardizer>,
-}
-
-/// Reads the file, splits it, and fits the scaler to the training rows (or takes the
-/// one a resumed checkpoint holds, so that the inputs are scaled as before).
-fn prepare(args: &Args, resumed: Option<&Standardizer>) -> Result<Prepared, String> {
+/// Reads the file and splits it.
+fn read_and_split(args: &Args) -> Result<Split, String> {
     let options = LoadOptions {
         header: args.header,
         target: args.target.clone(),
     };
     let all = data::load(&args.data, &options).map_err(|e| e.to_string())?;
-    let mut split = data::split(&all, args.split, args.seed).map_err(|e| e.to_string())?;
-    let scaler = match (args.scale, resumed) {
-        (false, _) => None,
-        (true, Some(s)) => Some(s.clone()),
-        (true, None) => Some(Standardizer::fit(split.train.inputs()).map_err(|e| e.to_string())?),
-    };
-    if let Some(scaler) = &scaler {
-        let scale = |d: &Dataset| -> minidl::Result<Dataset> {
-            d.with_inputs(scaler.transform(d.inputs())?)
-        };
-        let e = |e: Error| e.to_string();
-        split.train = scale(&split.train).map_err(e)?;
-        split.validation = split
-            .validation
-            .as_ref()
-            .map(scale)
-            .transpose()
-            .map_err(e)?;
-        split.test = split.test.as_ref().map(scale).transpose().map_err(e)?;
-    }
-    Ok(Prepared { split, scaler })
+    data::split(&all, args.split, args.seed).map_err(|e| e.to_string())
+}
+
+/// The three parts of `split` with their inputs through `scaler`.
+fn scale(split: &mut Split, scaler: &Standardizer) -> minidl::Result<()> {
+    let scaled = |d: &Dataset| d.with_inputs(scaler.transform(d.inputs())?);
+    split.train = scaled(&split.train)?;
+    split.validation = split.validation.as_ref().map(scaled).transpose()?;
+    split.test = split.test.as_ref().map(scaled).transpose()?;
+    Ok(())
 }
 
 /// The network: `inputs`, the hidden widths with the activation after each, `outputs`;
@@ -131,21 +113,15 @@ fn train<B: Backend>(
     progress: &Progress,
 ) -> Result<Summary, String> {
     let err = |e: Error| e.to_string();
-    // A resumed run reads its checkpoint's scaler before it prepares the data.
-    let resumed_scaler = match &args.resume {
-        Some(path) if args.scale => peek_scaler(path)?,
-        _ => None,
-    };
-    let Prepared { split, scaler } = prepare(args, resumed_scaler.as_ref())?;
+    let mut split = read_and_split(args)?;
     if let Some(path) = &args.split_out {
         report::write_split(path, &split.rows)?;
     }
-    let train_set = &split.train;
-    let outputs = match train_set.is_regression() {
-        true => train_set.targets().shape()[1],
-        false => train_set.classes(),
+    let outputs = match split.train.is_regression() {
+        true => split.train.targets().shape()[1],
+        false => split.train.classes(),
     };
-    let mut model = model(backend, args, train_set.features(), outputs).map_err(err)?;
+    let mut model = model(backend, args, split.train.features(), outputs).map_err(err)?;
     let mut loss: Box<dyn Loss<B>> = match args.loss {
         LossChoice::CrossEntropy => Box::new(CrossEntropyLoss::new(Reduction::Mean)),
         LossChoice::Mse => Box::new(MseLoss::new(Reduction::Mean)),
@@ -159,6 +135,7 @@ fn train<B: Backend>(
     let state: Vec<DeviceTensor<B>> = optimizer.state().into_iter().cloned().collect();
     let state_refs: Vec<&DeviceTensor<B>> = state.iter().collect();
     let mut start_epoch = 0;
+    let mut saved_scaler = None;
     if let Some(path) = &args.resume {
         let saved =
             checkpoint::load_training(backend, &model, Some(&state_refs), path).map_err(err)?;
@@ -171,11 +148,23 @@ fn train<B: Backend>(
             ));
         }
         start_epoch = saved.epoch;
+        saved_scaler = saved.scaler;
         progress.say(&format!(
             "resumed {} after epoch {start_epoch}",
             path.display()
         ));
     }
+    // The scaler fitted to the training rows, or a resumed run's, so that its inputs
+    // are scaled as before.
+    let scaler = match (args.scale, saved_scaler) {
+        (false, _) => None,
+        (true, Some(s)) => Some(s),
+        (true, None) => Some(Standardizer::fit(split.train.inputs()).map_err(err)?),
+    };
+    if let Some(scaler) = &scaler {
+        scale(&mut split, scaler).map_err(err)?;
+    }
+    let train_set = &split.train;
     let config = FitConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -260,13 +249,6 @@ fn train<B: Backend>(
         progress.say(&format!("wrote the pictures into {}", dir.display()));
     }
     Ok(summary)
-}
-
-/// The scaler a training checkpoint holds, read before the model exists.
-fn peek_scaler(path: &std::path::Path) -> Result<Option<Standardizer>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tensors = checkpoint::parse(&bytes, path).map_err(|e| e.to_string())?;
-    Standardizer::from_tensors(&tensors).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn run(args: &Args) -> Result<(), String> {
