@@ -112,7 +112,7 @@ fn the_shipped_digits_load_with_ten_classes() {
 #[test]
 fn bad_csv_files_name_the_line_column_and_what_was_expected() {
     let dir = folder("csv-bad");
-    let cases: [(&str, &[u8], LoadOptions, &str); 12] = [
+    let cases: [(&str, &[u8], LoadOptions, &str); 13] = [
         ("empty.csv", b"", labels(), "the file is empty"),
         (
             "header_only.csv",
@@ -155,6 +155,12 @@ fn bad_csv_files_name_the_line_column_and_what_was_expected() {
             b"1,2,0\n3,4,1.5\n",
             labels(),
             "line 2, column 2: the label 1.5 is not a class index",
+        ),
+        (
+            "gaps.csv",
+            b"x,y,label\n\n1,2,0\r\n\r\n\n3,4,1.5\n",
+            labels(),
+            "line 6, column 2 (\"label\"): the label 1.5 is not a class index",
         ),
         (
             "negative.csv",

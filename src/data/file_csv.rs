@@ -38,15 +38,25 @@ pub struct CsvOptions {
 pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
-    let reader: Box<dyn Read> = match path.extension().is_some_and(|e| e == "gz") {
+    let mut reader: Box<dyn Read> = match path.extension().is_some_and(|e| e == "gz") {
         true => Box::new(GzDecoder::new(BufReader::new(file))),
         false => Box::new(BufReader::new(file)),
     };
+    // The whole text, so that a record's line can be counted from its byte offset.
+    let mut text = Vec::new();
+    reader
+        .read_to_end(&mut text)
+        .map_err(|e| Error::data(path, format!("reading failed: {e}")))?;
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(reader);
+        .from_reader(text.as_slice());
+    let mut counter = LineCounter {
+        text: &text,
+        offset: 0,
+        line: 1,
+    };
     let mut names: Option<Vec<String>> = None;
     let mut values = Vec::new();
     let mut cols = 0;
@@ -59,7 +69,7 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
             Ok(false) => break,
             Err(e) => return Err(Error::data(path, format!("reading failed: {e}"))),
         }
-        let line = record.position().map_or(0, |p| p.line()) as usize;
+        let line = counter.line_at(record.position().map_or(0, |p| p.byte() as usize));
         if lines.is_empty() && names.is_none() {
             // An empty field is a missing number, not a name.
             let all_numbers = record
@@ -121,5 +131,33 @@ fn parse_field(field: &str) -> std::result::Result<f64, String> {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(v) => Err(format!("{v} is not a finite number")),
         Err(_) => Err(format!("{field:?} is not a number")),
+    }
+}
+
+/// The 1-based line of each record, from the byte offset where the CSV reader began
+/// it; the reader skips blank lines without counting them in its own line numbers.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    /// Where the last count stopped, and the line there.
+    offset: usize,
+    line: usize,
+}
+
+impl LineCounter<'_> {
+    /// The line of the first byte at or after `offset` (which never decreases from call
+    /// to call) that is not a line break: where the record starting there really begins.
+    fn line_at(&mut self, offset: usize) -> usize {
+        let offset = offset.clamp(self.offset, self.text.len());
+        let start = offset
+            + self.text[offset..]
+                .iter()
+                .take_while(|&&b| b == b'\n' || b == b'\r')
+                .count();
+        self.line += self.text[self.offset..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.offset = start;
+        self.line
     }
 }
