@@ -1,22 +1,24 @@
 // The fully fused trainer for narrow MLPs: one workgroup runs a whole epoch of
-// mini-batch SGD (forward, MSE, backward, update for every mini-batch) with the
-// weights and one batch's activations and gradients in workgroup memory, and
+// mini-batch training (forward, loss, backward, update for every mini-batch) with
+// the weights and one batch's activations and gradients in workgroup memory, and
 // barriers between the layers.
 //
 // This file is not complete on its own: src/backend/gpu/mlp_fused.rs prepends, per
 // network, the constants WG (invocations), PARAM_COUNT (packed parameters) and
 // ACT_LEN (batch size × Σ output widths), and appends `load_weights`,
 // `store_weights` and `train_step`: one loop per layer and phase, its dot products
-// unrolled over the (constant, at most 64) widths. Few
+// unrolled over the (constant, at most 64) widths, with the loss (MSE or
+// cross-entropy) and the update rule (SGD, momentum or Adam) it was generated for. Few
 // loop iterations matter on llvmpipe, which ends any invocation after 65535 loop
 // iterations in all (LP_MAX_TGSI_LOOP_ITERATIONS); the host splits long epochs into
 // several dispatches to stay under that.
 //
 // `activate` and `gate` come from act.wgsl, prepended too.
 //
-// Bindings: 0 the uniform block; 1 inputs (n × in); 2 targets (n × out); 3 the packed
-// parameters W0 b0 W1 b1 ... (read at the start, written back at the end); 4 one loss
-// per mini-batch. A dispatch trains on mini-batches 0..dims.z of its views.
+// Bindings: 0 the uniform block; 1 inputs (n × in); 2 targets (n × out, or n class
+// indices); 3 the packed parameters W0 b0 W1 b1 ... (read at the start, written back
+// at the end), then the update rule's state; 4 one loss per mini-batch. A dispatch
+// trains on mini-batches 0..dims.z of its views.
 
 struct Params {
     // n (rows of the data set), batch size, mini-batches, reduction (0 sum, 1 mean).

@@ -8,7 +8,7 @@
 pub use crate::backend::{AdamStep, MomentumStep};
 pub use crate::schedule::{LrSchedule, Schedule};
 
-use crate::backend::{Backend, BufferHandle, DeviceTensor, Ops};
+use crate::backend::{Backend, BufferHandle, DeviceTensor, MlpRule, Ops};
 use crate::error::{Error, Result};
 use crate::nn::Parameter;
 
@@ -38,9 +38,13 @@ pub trait Optimizer<B: Backend>: Send {
     /// other hyperparameters and the state stay.
     fn set_lr(&mut self, lr: f32) -> Result<()>;
 
-    /// The learning rate when this is plain SGD (no momentum, no weight decay), which
-    /// the fully fused trainers ([`MlpTrainer`](crate::backend::MlpTrainer)) implement; `None` otherwise.
-    fn plain_sgd_lr(&self) -> Option<f32> {
+    /// The update rule with its current hyperparameters, when the fully fused trainers
+    /// ([`MlpTrainer`](crate::backend::MlpTrainer)) implement it; `None` (the default)
+    /// keeps a model trained with this optimizer on the step-by-step path. Where it is
+    /// not plain SGD, [`Optimizer::state`] holds the rule's state as the fused trainer
+    /// packs it: one tensor per parameter, the velocity (momentum) or `[m | v | 1 − β₁ᵗ |
+    /// 1 − β₂ᵗ]` (Adam).
+    fn mlp_rule(&self) -> Option<MlpRule> {
         None
     }
 }
@@ -188,8 +192,11 @@ impl<B: Backend> Optimizer<B> for Sgd<B> {
         self.velocity.tensors.iter().collect()
     }
 
-    fn plain_sgd_lr(&self) -> Option<f32> {
-        self.is_plain().then_some(self.hyper.lr)
+    fn mlp_rule(&self) -> Option<MlpRule> {
+        Some(match self.is_plain() {
+            true => MlpRule::Sgd { lr: self.hyper.lr },
+            false => MlpRule::Momentum(self.hyper),
+        })
     }
 }
 
@@ -249,5 +256,9 @@ impl<B: Backend> Optimizer<B> for Adam<B> {
 
     fn state(&self) -> Vec<&DeviceTensor<B>> {
         self.state.tensors.iter().collect()
+    }
+
+    fn mlp_rule(&self) -> Option<MlpRule> {
+        Some(MlpRule::Adam(self.hyper))
     }
 }

@@ -16,11 +16,12 @@ pub const EPOCHS: usize = 300;
 /// The loss reduction of the seed workload (sum, as the report's MSE).
 pub const REDUCTION: Reduction = Reduction::Sum;
 /// The default seed of `disc_gpu`: the data come from a ChaCha8 stream seeded with
-/// it, the initial weights from one seeded with `SEED + 1`. Test errors after 300
-/// epochs vary with the seed (16 to 68 out of 1000 over seeds 0–29 on the CPU, median
-/// about 30); 12 is one where the CPU and the GPU's step-by-step path end well under
-/// the report's 29 (the GPU's fused path ends at 43 there: see the README's results).
-pub const SEED: u64 = 12;
+/// it, the initial weights from one seeded with `SEED + 1`. It is 0, the first seed,
+/// fixed on 2026-12-02 before its result was seen; it had been 12, picked as a seed
+/// where both backends ended well under the report's 29 test errors with a constant
+/// learning rate. The test errors vary with the seed more than with the backend: the
+/// README gives their distribution over 32 seeds (`disc_gpu --runs 32`).
+pub const SEED: u64 = 0;
 /// Layer widths of the seed network.
 pub const WIDTHS: [usize; 5] = [2, 25, 25, 25, 2];
 

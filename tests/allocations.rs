@@ -1,7 +1,10 @@
 //! A steady-state training step allocates nothing on the host: a counting global
-//! allocator measures the allocations of one epoch after the first, and an epoch of
-//! twice the steps must make exactly as many (the per-epoch work, reading the losses
-//! and calling the hook, is the same). On the CPU backends this holds on both paths; on
+//! allocator measures the allocations of the epochs after the first two, and an epoch
+//! of twice the steps must make exactly as many (the per-epoch work, reading the
+//! losses and calling the hook, is the same). The fewest of three epochs are compared:
+//! how long the host waits for the device changes wgpu's own allocations by one now
+//! and then (199 against 198 in about one run in four on llvmpipe, 2026-12-02), while
+//! an allocation per step would show in every epoch. On the CPU backends this holds on both paths; on
 //! the GPU on the fused path, while a step-by-step step still allocates inside wgpu,
 //! which processes the recorded commands when an encoder is submitted, about one
 //! allocation per command (its count is printed, not asserted: it is wgpu's, not
@@ -56,19 +59,20 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(|c| c.get())
 }
 
-/// The allocations of this thread during the third epoch of training the seed network
-/// on `rows` points in mini-batches of 10, and whether it ran fused.
-fn third_epoch_allocations<B: Backend>(b: &B, rows: usize, fused: bool) -> (u64, bool) {
+/// The allocations of this thread during a steady epoch of training the seed network
+/// on `rows` points in mini-batches of 10 (the fewest of epochs 3, 4 and 5), and
+/// whether it ran fused.
+fn steady_epoch_allocations<B: Backend>(b: &B, rows: usize, fused: bool) -> (u64, bool) {
     let data = disc(rows, &mut rng(0)).unwrap();
     let mut model = seed::network(b, &mut rng(3)).unwrap();
     let mut loss = MseLoss::new(seed::REDUCTION);
     let mut sgd = Sgd::new(seed::LR).unwrap();
     let config = FitConfig {
-        epochs: 3,
+        epochs: 5,
         fused,
         ..FitConfig::default()
     };
-    let mut marks = [0u64; 3];
+    let mut marks = [0u64; 5];
     let reports = fit(
         b,
         &mut model,
@@ -82,15 +86,16 @@ fn third_epoch_allocations<B: Backend>(b: &B, rows: usize, fused: bool) -> (u64,
         },
     )
     .unwrap();
-    (marks[2] - marks[1], reports[2].fused)
+    let fewest = marks.windows(2).skip(1).map(|w| w[1] - w[0]).min();
+    (fewest.unwrap_or(0), reports[2].fused)
 }
 
 /// Asserts that an epoch of 200 steps allocates exactly as often as one of 100, on the
 /// paths given.
 fn assert_steps_allocate_nothing<B: Backend>(b: &B, paths: &[bool]) {
     for &fused in paths {
-        let (short, ran_fused) = third_epoch_allocations(b, 1000, fused);
-        let (long, _) = third_epoch_allocations(b, 2000, fused);
+        let (short, ran_fused) = steady_epoch_allocations(b, 1000, fused);
+        let (long, _) = steady_epoch_allocations(b, 2000, fused);
         assert_eq!(
             ran_fused, fused,
             "the fused path is taken exactly when asked"
@@ -116,8 +121,8 @@ fn a_steady_state_step_allocates_nothing_on_the_cpu() {
 fn a_steady_state_step_allocates_nothing_on_the_gpu() {
     if let Some(gpu) = gpu() {
         assert_steps_allocate_nothing(&gpu, &[true]);
-        let (short, _) = third_epoch_allocations(&gpu, 1000, false);
-        let (long, _) = third_epoch_allocations(&gpu, 2000, false);
+        let (short, _) = steady_epoch_allocations(&gpu, 1000, false);
+        let (long, _) = steady_epoch_allocations(&gpu, 2000, false);
         println!(
             "step by step on {}: {:.1} allocations per step (in wgpu's processing of the recorded commands at submission, about one per command)",
             gpu.name(),

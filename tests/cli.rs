@@ -266,7 +266,7 @@ fn auto_takes_a_hardware_gpu_and_otherwise_the_cpu_with_a_notice() {
 }
 
 #[test]
-fn runs_print_every_run_and_the_distribution() {
+fn runs_print_every_run_and_the_distribution_and_draw_them() {
     let out = run(&[
         "--backend",
         "cpu",
@@ -291,6 +291,28 @@ fn runs_print_every_run_and_the_distribution() {
     ] {
         assert!(stdout.contains(key), "{key} missing from {stdout}");
     }
+    // The pictures of several runs.
+    let plots = std::env::temp_dir().join(format!("minidl-cli-runs-{}", std::process::id()));
+    let out = run(&[
+        "--backend",
+        "cpu",
+        "--epochs",
+        "2",
+        "--runs",
+        "3",
+        "--plot",
+        plots.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for picture in ["test_errors.png", "training_curve.png"] {
+        let bytes = std::fs::read(plots.join(picture)).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{picture} is not a PNG"
+        );
+    }
+    assert!(!plots.join("decision_boundary.png").exists());
+    std::fs::remove_dir_all(&plots).unwrap();
     for (args, says) in [
         (&["--runs", "0"][..], "--runs: must be at least 1"),
         (

@@ -8,7 +8,7 @@ mod common;
 
 use common::{gpu, random, rng};
 use minidl::backend::MlpTrainer;
-use minidl::backend::{Act, MlpEpoch, MlpLayer, MlpSpec};
+use minidl::backend::{Act, MlpEpoch, MlpLayer, MlpRule, MlpSpec};
 use minidl::data::disc_train_test;
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential, Tanh};
 use minidl::optim::Sgd;
@@ -119,11 +119,7 @@ fn gpu_fused_epochs_match_the_cpu_reference() {
         ),
     ];
     for (i, (spec, rows, batch_size, reduction)) in cases.iter().enumerate() {
-        let hyper = MlpEpoch {
-            batch_size: *batch_size,
-            lr: 0.01,
-            reduction: *reduction,
-        };
+        let hyper = MlpEpoch::sgd_mse(*batch_size, 0.01, *reduction);
         assert!(gpu.mlp_fits(spec, *batch_size), "case {i} fits");
         let (gpu_params, gpu_losses) = epoch_on(&gpu, spec, *rows, &hyper, i as u64);
         let (cpu_params, cpu_losses) = epoch_on(&Reference, spec, *rows, &hyper, i as u64);
@@ -240,11 +236,7 @@ fn mlp_spec_recognises_linear_activation_chains_only() {
 fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
     fn errors<B: Backend>(b: &B) -> Vec<String> {
         let spec = spec(&[2, 3, 1], &[Act::Relu, Act::Tanh]);
-        let hyper = MlpEpoch {
-            batch_size: 2,
-            lr: 0.1,
-            reduction: Reduction::Sum,
-        };
+        let hyper = MlpEpoch::sgd_mse(2, 0.1, Reduction::Sum);
         let params = b.alloc(1, spec.param_count()).unwrap();
         let inputs = b.alloc(4, 2).unwrap();
         let targets = b.alloc(4, 1).unwrap();
@@ -259,7 +251,7 @@ fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
             ..hyper
         };
         let nan_lr = MlpEpoch {
-            lr: f32::NAN,
+            rule: MlpRule::Sgd { lr: f32::NAN },
             ..hyper
         };
         let found = [
@@ -290,11 +282,7 @@ fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
         let x = gpu.alloc(10, 2).unwrap();
         let t = gpu.alloc(10, 1).unwrap();
         let l = gpu.alloc(1, 1).unwrap();
-        let hyper = MlpEpoch {
-            batch_size: 10,
-            lr: 0.1,
-            reduction: Reduction::Sum,
-        };
+        let hyper = MlpEpoch::sgd_mse(10, 0.1, Reduction::Sum);
         let e = gpu
             .mlp_epoch(&too_wide, &params, &x, &t, &hyper, &l)
             .unwrap_err();
@@ -482,7 +470,7 @@ fn independent_epoch(
                 .collect();
         }
         for (p, s) in params.iter_mut().zip(steps) {
-            *p -= hyper.lr as f64 * s;
+            *p -= hyper.rule.lr() as f64 * s;
         }
     }
     losses
@@ -519,11 +507,7 @@ fn cpu_and_reference_fused_epochs_match_an_independent_f64_computation() {
         ),
     ];
     for (i, (spec, rows, batch_size, reduction)) in cases.iter().enumerate() {
-        let hyper = MlpEpoch {
-            batch_size: *batch_size,
-            lr: 0.01,
-            reduction: *reduction,
-        };
+        let hyper = MlpEpoch::sgd_mse(*batch_size, 0.01, *reduction);
         // The same draws as epoch_on, in f64.
         let mut r = rng(100 + i as u64);
         let to64 = |t: minidl::Tensor| t.data().iter().map(|&v| v as f64).collect::<Vec<_>>();

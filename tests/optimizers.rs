@@ -5,7 +5,7 @@
 mod common;
 
 use common::{adam_bound, assert_within, gpu, momentum_bound, random, rng, run_adam, run_momentum};
-use minidl::backend::reference;
+use minidl::backend::{reference, MlpRule};
 use minidl::nn::{Linear, Module};
 use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
 use minidl::{Error, Reference, Tensor};
@@ -287,10 +287,10 @@ fn an_optimizer_refuses_another_models_parameters() {
 }
 
 #[test]
-fn plain_sgd_is_what_the_fused_trainer_runs() {
+fn each_optimizer_names_its_rule_for_the_fused_trainer() {
     assert_eq!(
-        Sgd::<Reference>::new(0.5).unwrap().plain_sgd_lr(),
-        Some(0.5)
+        Sgd::<Reference>::new(0.5).unwrap().mlp_rule(),
+        Some(MlpRule::Sgd { lr: 0.5 })
     );
     let momentum = MomentumStep {
         lr: 0.5,
@@ -299,8 +299,11 @@ fn plain_sgd_is_what_the_fused_trainer_runs() {
         nesterov: false,
     };
     assert_eq!(
-        Sgd::<Reference>::with(momentum).unwrap().plain_sgd_lr(),
-        None
+        Sgd::<Reference>::with(momentum).unwrap().mlp_rule(),
+        Some(MlpRule::Momentum(momentum))
     );
-    assert_eq!(Adam::<Reference>::new(0.5).unwrap().plain_sgd_lr(), None);
+    assert_eq!(
+        Adam::<Reference>::new(0.5).unwrap().mlp_rule(),
+        Some(MlpRule::Adam(AdamStep::with_lr(0.5)))
+    );
 }

@@ -108,7 +108,8 @@ fn every_shader_translates_to_hlsl() {
 #[test]
 fn generated_fused_trainers_validate_and_translate() {
     use minidl::backend::gpu::mlp_fused::{source, Shape};
-    use minidl::backend::{Act, MlpLayer, MlpSpec};
+    use minidl::backend::{Act, AdamStep, LossKind, MlpEpoch, MlpLayer, MlpRule, MlpSpec};
+    use minidl::backend::{MomentumStep, Reduction};
     let layer = |inputs, outputs, act| MlpLayer {
         inputs,
         outputs,
@@ -132,13 +133,37 @@ fn generated_fused_trainers_validate_and_translate() {
             (10, 8, true),
             (7, 32, true),
         ];
-        for (batch, invocations, subgroup) in shapes {
+        let nesterov = MomentumStep {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            nesterov: true,
+        };
+        let recipes = [
+            (LossKind::Mse, MlpRule::Sgd { lr: 0.1 }),
+            (LossKind::CrossEntropy, MlpRule::Momentum(nesterov)),
+            (LossKind::Mse, MlpRule::Adam(AdamStep::with_lr(0.001))),
+            (
+                LossKind::CrossEntropy,
+                MlpRule::Adam(AdamStep::with_lr(0.001)),
+            ),
+        ];
+        for ((batch, invocations, subgroup), (loss, rule)) in shapes
+            .into_iter()
+            .flat_map(|shape| recipes.map(|recipe| (shape, recipe)))
+        {
             let shape = Shape {
                 invocations,
                 subgroup,
             };
-            let name = format!("mlp_fused for {spec:?}, batch {batch}, {shape:?}");
-            let code = source(spec, batch, shape);
+            let epoch = MlpEpoch {
+                batch_size: batch,
+                loss,
+                reduction: Reduction::Sum,
+                rule,
+            };
+            let name = format!("mlp_fused for {spec:?}, {epoch:?}, {shape:?}");
+            let code = source(spec, &epoch, shape);
             // Subgroup operations are an optional native feature, used only where the
             // adapter has it.
             let caps = if subgroup {

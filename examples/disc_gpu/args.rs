@@ -24,7 +24,7 @@ pub const USAGE: &str =
   --epochs N         passes over the 1000 training points (default 300; 0 only evaluates)
   --lr X             learning rate (default 0.01; 0.001 with momentum or adam)
   --batch-size N     points per mini-batch (default 10)
-  --seed N           seed of the data (N) and of the initial weights (N + 1) (default 12)
+  --seed N           seed of the data (N) and of the initial weights (N + 1) (default 0)
   --runs R           train seeds N … N + R − 1 and print each run's errors and their
                      distribution (default 1; on the CPU the runs share the cores)
   --shuffle          shuffle the training points every epoch (default: in order)
@@ -41,7 +41,9 @@ pub const USAGE: &str =
   --warmup N         epochs of linear warm-up before the schedule (default 0)
   --save PATH        save the trained network as safetensors (PyTorch state_dict names)
   --load PATH        start from the network saved in PATH
-  --plot DIR         write DIR/training_curve.png and DIR/decision_boundary.png
+  --plot DIR         write DIR/training_curve.png and DIR/decision_boundary.png; with
+                     --runs, DIR/test_errors.png (each run's test errors) and
+                     DIR/training_curve.png (the runs' medians and min–max bands)
   --json             print nothing but one JSON line of results at the end
   --list-adapters    print the usable GPU adapters and exit";
 
@@ -197,9 +199,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if parsed.runs > 1 && (parsed.save.is_some() || parsed.load.is_some() || parsed.plot.is_some())
-    {
-        return Err("--runs above 1 takes no --save, --load or --plot".into());
+    if parsed.runs > 1 && (parsed.save.is_some() || parsed.load.is_some()) {
+        return Err("--runs above 1 takes no --save or --load".into());
     }
     parsed.optimizer_flags().validate()?;
     step_every_third(

@@ -23,6 +23,7 @@ use args::{Args, LossChoice, USAGE};
 use cli::{json_number, json_string, median};
 use minidl::data::{disc_train_test, Dataset, DISC_POINTS, DISC_RADIUS};
 use minidl::nn::{CrossEntropyLoss, Loss, MseLoss, Sequential};
+use minidl::optim::LrSchedule;
 use minidl::train::{count_errors, fit, predict, run_many, FitConfig};
 use minidl::{checkpoint, seed, Backend, Cpu, Error, Gpu, Tensor};
 use progress::{EpochLine, Progress};
@@ -43,6 +44,8 @@ struct Summary {
     /// NaN (null in the JSON) where the device has no timestamps.
     epoch_gpu_ms_median: f64,
     fused: bool,
+    /// Loss and test error per epoch, where they were measured (else empty).
+    curve: Vec<curve::CurvePoint>,
 }
 
 /// The network the loss calls for: the seed network, without its final Tanh for a
@@ -62,11 +65,14 @@ fn loss<B: Backend>(args: &Args) -> Box<dyn Loss<B>> {
     }
 }
 
+/// Trains one run as `args` say; `keep_curve` measures the test errors after every
+/// epoch for the summary's curve even where nothing else needs them.
 fn train<B: Backend>(
     backend: &B,
     kind: &'static str,
     args: &Args,
     progress: &Progress,
+    keep_curve: bool,
 ) -> Result<Summary, String> {
     let (train_set, test_set) = disc_train_test(args.seed).map_err(|e| e.to_string())?;
     let mut model = model(backend, args).map_err(|e| e.to_string())?;
@@ -88,7 +94,7 @@ fn train<B: Backend>(
         schedule: args.schedule,
         start_epoch: 0,
     };
-    let evaluate = !args.json || args.plot.is_some();
+    let evaluate = !args.json || args.plot.is_some() || keep_curve;
     let mut curve = Vec::new();
     let fitted = fit(
         backend,
@@ -159,6 +165,10 @@ fn train<B: Backend>(
         epoch_ms_median: median(reports.iter().map(|r| r.millis).collect()),
         epoch_gpu_ms_median: median(gpu_times),
         fused: reports.first().is_some_and(|r| r.fused),
+        curve: match evaluate {
+            true => curve,
+            false => Vec::new(),
+        },
     })
 }
 
@@ -166,6 +176,61 @@ fn train<B: Backend>(
 const CURVE_PNG: &str = "training_curve.png";
 /// The decision boundary's file name under `--plot DIR`.
 const BOUNDARY_PNG: &str = "decision_boundary.png";
+
+/// The distribution of test errors over runs, under `--plot DIR` with `--runs R`.
+const DISTRIBUTION_PNG: &str = "test_errors.png";
+
+/// The recipe of `args` in words, for the pictures' titles and legends.
+fn recipe(args: &Args) -> String {
+    let schedule = match args.schedule.kind {
+        LrSchedule::Constant => "constant",
+        LrSchedule::Cosine { .. } => "cosine",
+        LrSchedule::Step { .. } => "step",
+    };
+    let warmup = match args.schedule.warmup {
+        0 => String::new(),
+        n => format!(" after {n} epochs of warm-up"),
+    };
+    format!(
+        "{} loss, {}, lr {} ({schedule}{warmup})",
+        args.loss.flag(),
+        args.optimizer.flag(),
+        args.lr
+    )
+}
+
+/// Writes the pictures of several runs into `dir` (created if needed): the test
+/// errors of each run, and the training curves as medians with min–max bands.
+fn draw_runs(dir: &Path, args: &Args, summaries: &[Summary]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let runs = summaries.len();
+    let backend = summaries
+        .first()
+        .map_or(String::new(), |s| s.adapter.clone());
+    plot::run_distribution(
+        &dir.join(DISTRIBUTION_PNG),
+        &format!(
+            "disc task, {runs} runs of {} epochs on {backend}",
+            args.epochs
+        ),
+        &[plot::Recipe {
+            name: recipe(args),
+            runs: summaries
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (args.seed + i as u64, s.test_errors))
+                .collect(),
+        }],
+        DISC_POINTS,
+    )?;
+    let curves: Vec<Vec<curve::CurvePoint>> = summaries.iter().map(|s| s.curve.clone()).collect();
+    plot::training_curve_of_runs(
+        &dir.join(CURVE_PNG),
+        &format!("disc task, {runs} runs: {}", recipe(args)),
+        "test error (%)",
+        &curves,
+    )
+}
 
 /// Writes the two pictures into `dir` (created if needed).
 fn draw<B: Backend>(
@@ -253,11 +318,11 @@ fn run(args: &Args) -> Result<(), String> {
     let summary = match &gpu {
         Some(gpu) => {
             progress.say(&format!("backend gpu: {}", gpu.adapter()));
-            train(gpu, "gpu", args, &progress)?
+            train(gpu, "gpu", args, &progress, false)?
         }
         None => {
             progress.say("backend cpu");
-            train(&Cpu::new(), "cpu", args, &progress)?
+            train(&Cpu::new(), "cpu", args, &progress, false)?
         }
     };
     progress.say(&format!(
@@ -291,19 +356,23 @@ fn run(args: &Args) -> Result<(), String> {
 /// `--runs R`: seeds `args.seed` … `args.seed + R − 1`, each trained as a run of its
 /// own would be (data from the seed, weights from the seed + 1); on the CPU the runs
 /// share the cores (one thread each), on the GPU they run one after another. Prints
-/// each run and the distribution of the test errors.
+/// each run and the distribution of the test errors; `--plot DIR` draws that
+/// distribution and the runs' training curves (median and min–max band).
 fn many_runs(args: &Args, gpu: Option<&Gpu>, start: Instant) -> Result<(), String> {
     let one = |i: usize| -> minidl::Result<Summary> {
-        // `json`: no test count after every epoch, which nothing would show.
+        // `json`: no test count after every epoch unless the curves are drawn; no
+        // pictures of each run.
         let run = Args {
             seed: args.seed + i as u64,
             json: true,
+            plot: None,
             ..args.clone()
         };
         let quiet = Progress::Silent;
+        let curves = args.plot.is_some();
         let summary = match gpu {
-            Some(gpu) => train(gpu, "gpu", &run, &quiet),
-            None => train(&Cpu::with_threads(1)?, "cpu", &run, &quiet),
+            Some(gpu) => train(gpu, "gpu", &run, &quiet, curves),
+            None => train(&Cpu::with_threads(1)?, "cpu", &run, &quiet, curves),
         };
         summary.map_err(Error::InvalidArgument)
     };
@@ -326,6 +395,16 @@ fn many_runs(args: &Args, gpu: Option<&Gpu>, start: Instant) -> Result<(), Strin
     let mean = errors.iter().sum::<usize>() as f64 / errors.len() as f64;
     let min = errors.iter().copied().min().unwrap_or(0);
     let max = errors.iter().copied().max().unwrap_or(0);
+    if let Some(dir) = &args.plot {
+        draw_runs(dir, args, &summaries)?;
+        if !args.json {
+            println!(
+                "wrote {} and {}",
+                dir.join(DISTRIBUTION_PNG).display(),
+                dir.join(CURVE_PNG).display()
+            );
+        }
+    }
     if args.json {
         let runs: Vec<String> = summaries
             .iter()

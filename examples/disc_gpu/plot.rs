@@ -1,5 +1,6 @@
-//! The decision-boundary picture of a disc_gpu run, drawn with `plotters`: the learned
-//! classes over the unit square, the true circle and the test points.
+//! The pictures of disc_gpu, drawn with `plotters`: the decision boundary of a run
+//! (the learned classes over the unit square, the true circle and the test points),
+//! and the test errors and training curves of several runs.
 
 use std::path::Path;
 
@@ -7,7 +8,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::curve::{draw_error, ensure_font, tick, FONT};
+use crate::curve::{
+    draw_error, draw_training_curve, ensure_font, plottable, tick, Band, CurvePoint, FONT,
+};
 
 /// One test point for the decision-boundary picture.
 pub struct TestPoint {
@@ -251,4 +254,164 @@ fn draw_boundary_legend<'a>(
         }
     }
     Ok(())
+}
+
+/// The runs of one recipe for [`run_distribution`].
+pub struct Recipe {
+    /// The recipe's name in the legend ("cosine schedule", say).
+    pub name: String,
+    /// Each run's seed and test errors.
+    pub runs: Vec<(u64, usize)>,
+}
+
+/// The colours of the recipes of [`run_distribution`], in turn.
+const RECIPE_COLOURS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+];
+
+/// Writes the distribution of test errors over runs as a PNG: one point per run at
+/// its seed (x) and test errors out of `points` (y), one colour per recipe, and each
+/// recipe's median as a dashed line, the legend giving median and range. 1000×600
+/// pixels. Errors: no runs at all, or a failure to draw or write the file.
+pub fn run_distribution(
+    path: &Path,
+    title: &str,
+    recipes: &[Recipe],
+    points: usize,
+) -> Result<(), String> {
+    let all = || recipes.iter().flat_map(|r| r.runs.iter());
+    let (Some(first), Some(last)) = (all().map(|r| r.0).min(), all().map(|r| r.0).max()) else {
+        return Err(format!("cannot draw {}: no runs", path.display()));
+    };
+    ensure_font()?;
+    let err = |e| draw_error(path, e);
+    let highest = all().map(|r| r.1).max().unwrap_or(0) as f64;
+    let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let seeds = first as f64 - 0.5..last as f64 + 0.5;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 24, FontStyle::Bold))
+        .margin(15)
+        .x_label_area_size(55)
+        .y_label_area_size(80)
+        .build_cartesian_2d(seeds.clone(), 0.0..(highest * 1.15).max(1.0))
+        .map_err(err)?;
+    let label_font = (FONT, 15).into_font();
+    chart
+        .configure_mesh()
+        .x_desc("seed (data from the seed, initial weights from the seed + 1)")
+        .y_desc(format!("test errors out of {points}"))
+        .x_labels(12)
+        .y_labels(10)
+        .x_label_style(label_font.clone())
+        .y_label_style(label_font)
+        .axis_desc_style((FONT, 19))
+        .x_label_formatter(&|v| tick(v.round()))
+        .y_label_formatter(&|v| tick(*v))
+        .light_line_style(RGBColor(0, 0, 0).mix(0.04))
+        .bold_line_style(RGBColor(0, 0, 0).mix(0.12))
+        .draw()
+        .map_err(err)?;
+    for (recipe, colour) in recipes.iter().zip(RECIPE_COLOURS.iter().cycle()) {
+        let mut errors: Vec<usize> = recipe.runs.iter().map(|r| r.1).collect();
+        if errors.is_empty() {
+            continue;
+        }
+        errors.sort_unstable();
+        let n = errors.len();
+        let median = (errors[(n - 1) / 2] + errors[n / 2]) as f64 / 2.0;
+        let colour = *colour;
+        chart
+            .draw_series(
+                recipe
+                    .runs
+                    .iter()
+                    .map(|&(seed, e)| Circle::new((seed as f64, e as f64), 5, colour.filled())),
+            )
+            .map_err(err)?
+            .label(format!(
+                "{}: median {} (min {}, max {}) over {n} runs",
+                recipe.name,
+                tick(median),
+                errors[0],
+                errors[n - 1]
+            ))
+            .legend(move |(x, y)| Circle::new((x + 12, y), 5, colour.filled()));
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(seeds.start, median), (seeds.end, median)],
+                8,
+                5,
+                colour.stroke_width(2),
+            ))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(0, 0, 0).mix(0.4))
+        .margin(12)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// Writes the training curves of several runs of the same recipe: per epoch, the
+/// median over the runs of the loss and of the error metric as lines, with a band from
+/// their minimum to their maximum, on the axes of [`training_curve`](crate::curve::training_curve). The runs' curves
+/// must cover the same epochs (those of the first run are used); values that are NaN
+/// or infinite in a run are left out of that epoch's median and range. Errors: no
+/// runs or an empty first run, or a failure to draw or write the file.
+pub fn training_curve_of_runs(
+    path: &Path,
+    title: &str,
+    metric: &str,
+    runs: &[Vec<CurvePoint>],
+) -> Result<(), String> {
+    let Some(first) = runs.first().filter(|r| !r.is_empty()) else {
+        return Err(format!(
+            "cannot draw the training curves {}: no points",
+            path.display()
+        ));
+    };
+    let spread = |i: usize, value: fn(&CurvePoint) -> f64| -> (f64, f64, f64) {
+        let mut values: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.get(i).map(value))
+            .filter(|&v| plottable(v))
+            .collect();
+        if values.is_empty() {
+            return (f64::NAN, f64::NAN, f64::NAN);
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = match n % 2 {
+            1 => values[n / 2],
+            _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        };
+        (median, values[0], values[n - 1])
+    };
+    let mut medians = Vec::new();
+    let mut bands = Vec::new();
+    for (i, p) in first.iter().enumerate() {
+        let (loss, loss_lo, loss_hi) = spread(i, |p| p.loss);
+        let (error, error_lo, error_hi) = spread(i, |p| p.error_percent);
+        medians.push(CurvePoint {
+            epoch: p.epoch,
+            loss,
+            error_percent: error,
+        });
+        bands.push(Band {
+            epoch: p.epoch,
+            loss: (loss_lo, loss_hi),
+            error: (error_lo, error_hi),
+        });
+    }
+    draw_training_curve(path, title, metric, &medians, &bands)
 }

@@ -1,6 +1,6 @@
 //! The training-curve picture shared by the examples (loss and an error metric per
-//! epoch, drawn with `plotters`), and the font and tick helpers their other pictures
-//! use.
+//! epoch, drawn with `plotters`, with min–max bands where it shows several runs), and
+//! the font and tick helpers their other pictures use.
 
 use std::ops::Range;
 use std::path::Path;
@@ -12,6 +12,7 @@ use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
 /// One epoch of the training curve.
+#[derive(Debug, Clone, Copy)]
 pub struct CurvePoint {
     /// The epoch number (the x coordinate).
     pub epoch: usize,
@@ -20,6 +21,16 @@ pub struct CurvePoint {
     /// The error metric after that epoch (test or validation error in percent, say);
     /// NaN where it was not measured.
     pub error_percent: f64,
+}
+
+/// The spread of several runs at one epoch: the smallest and largest loss and error.
+pub struct Band {
+    /// The epoch number.
+    pub epoch: usize,
+    /// The smallest and largest training loss.
+    pub loss: (f64, f64),
+    /// The smallest and largest error metric.
+    pub error: (f64, f64),
 }
 
 /// The family every text uses; DejaVu Sans is registered under this name.
@@ -81,7 +92,7 @@ pub fn tick(v: f64) -> String {
 }
 
 /// Whether a curve value is drawn: finite and at most [`MAX_PLOTTED`] in magnitude.
-fn plottable(v: f64) -> bool {
+pub fn plottable(v: f64) -> bool {
     v.is_finite() && v.abs() <= MAX_PLOTTED
 }
 
@@ -137,6 +148,18 @@ pub fn training_curve(
             path.display()
         ));
     }
+    draw_training_curve(path, title, metric, points, &[])
+}
+
+/// [`training_curve`] with the min–max `bands` of several runs behind the lines (none
+/// for one run); the axes cover the bands too.
+pub fn draw_training_curve(
+    path: &Path,
+    title: &str,
+    metric: &str,
+    points: &[CurvePoint],
+    bands: &[Band],
+) -> Result<(), String> {
     ensure_font()?;
 
     let first = points.iter().map(|p| p.epoch).min().unwrap_or(0);
@@ -148,12 +171,15 @@ pub fn training_curve(
         first.saturating_sub(1)..first.saturating_add(1)
     };
 
-    let (err_lo, err_hi) =
-        finite_range(points.iter().map(|p| p.error_percent)).unwrap_or((0.0, 1.0));
+    let band_errors = bands.iter().flat_map(|b| [b.error.0, b.error.1]);
+    let (err_lo, err_hi) = finite_range(points.iter().map(|p| p.error_percent).chain(band_errors))
+        .unwrap_or((0.0, 1.0));
     let err_top = if err_hi > 0.0 { err_hi * 1.05 } else { 1.0 };
     let errors = err_lo.min(0.0)..err_top;
 
-    let (loss_lo, loss_hi) = finite_range(points.iter().map(|p| p.loss)).unwrap_or((0.0, 1.0));
+    let band_losses = bands.iter().flat_map(|b| [b.loss.0, b.loss.1]);
+    let (loss_lo, loss_hi) =
+        finite_range(points.iter().map(|p| p.loss).chain(band_losses)).unwrap_or((0.0, 1.0));
     // Whole decades, so that the log axis always has labelled ticks; more than 200 decades
     // (which plotters cannot lay out) falls back to the linear axis.
     let decades = (
@@ -168,7 +194,7 @@ pub fn training_curve(
             path,
             title,
             metric,
-            points,
+            (points, bands),
             epochs,
             (lo..hi).log_scale(),
             errors,
@@ -180,16 +206,42 @@ pub fn training_curve(
         } else {
             lo + 1.0
         };
-        draw_curve(path, title, metric, points, epochs, lo..hi, errors)
+        draw_curve(path, title, metric, (points, bands), epochs, lo..hi, errors)
     }
 }
 
-/// Draws the training curve with the loss axis `loss` (linear or logarithmic).
+/// The polygons of a band: for each stretch of epochs where both ends are plottable,
+/// the upper edge forwards and the lower edge back.
+fn band_polygons(bands: &[Band], range: impl Fn(&Band) -> (f64, f64)) -> Vec<Vec<(usize, f64)>> {
+    let mut polygons = Vec::new();
+    let mut stretch: Vec<&Band> = Vec::new();
+    let close = |stretch: &mut Vec<&Band>, polygons: &mut Vec<Vec<(usize, f64)>>| {
+        if stretch.len() > 1 {
+            let upper = stretch.iter().map(|b| (b.epoch, range(b).1));
+            let lower = stretch.iter().rev().map(|b| (b.epoch, range(b).0));
+            polygons.push(upper.chain(lower).collect());
+        }
+        stretch.clear();
+    };
+    for b in bands {
+        let (lo, hi) = range(b);
+        if plottable(lo) && plottable(hi) {
+            stretch.push(b);
+        } else {
+            close(&mut stretch, &mut polygons);
+        }
+    }
+    close(&mut stretch, &mut polygons);
+    polygons
+}
+
+/// Draws the training curve, with the bands of several runs behind it, with the loss
+/// axis `loss` (linear or logarithmic).
 fn draw_curve<Y>(
     path: &Path,
     title: &str,
     metric: &str,
-    points: &[CurvePoint],
+    (points, bands): (&[CurvePoint], &[Band]),
     epochs: Range<usize>,
     loss: Y,
     errors: Range<f64>,
@@ -238,6 +290,30 @@ where
         .draw()
         .map_err(err)?;
 
+    let median = if bands.is_empty() { "" } else { "median " };
+    if !bands.is_empty() {
+        chart
+            .draw_series(
+                band_polygons(bands, |b| b.loss)
+                    .into_iter()
+                    .map(|p| Polygon::new(p, LOSS_COLOUR.mix(0.2).filled())),
+            )
+            .map_err(err)?
+            .label("min–max over the runs")
+            .legend(|(x, y)| {
+                Rectangle::new(
+                    [(x, y - 6), (x + 24, y + 6)],
+                    RGBColor(0, 0, 0).mix(0.2).filled(),
+                )
+            });
+        chart
+            .draw_secondary_series(
+                band_polygons(bands, |b| b.error)
+                    .into_iter()
+                    .map(|p| Polygon::new(p, ERROR_COLOUR.mix(0.2).filled())),
+            )
+            .map_err(err)?;
+    }
     let markers = points.len() <= 60;
     let loss_style = LOSS_COLOUR.stroke_width(2);
     chart
@@ -247,7 +323,7 @@ where
                 .map(|run| PathElement::new(run, loss_style)),
         )
         .map_err(err)?
-        .label("training loss (left axis)")
+        .label(format!("{median}training loss (left axis)"))
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], loss_style));
     let error_style = ERROR_COLOUR.stroke_width(2);
     chart
@@ -257,7 +333,7 @@ where
                 .map(|run| PathElement::new(run, error_style)),
         )
         .map_err(err)?
-        .label(format!("{metric} (right axis)"))
+        .label(format!("{median}{metric} (right axis)"))
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], error_style));
     if markers {
         chart

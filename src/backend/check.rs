@@ -392,9 +392,11 @@ pub fn copy<B: Backend>(src: &DeviceTensor<B>, dst: &DeviceTensor<B>) -> Result<
     no_alias("copy", dst, &[src])
 }
 
-/// Shapes of [`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch): `params` is `1 × P`,
-/// `inputs` and `targets` have one row per point and the spec's widths, `losses` one
-/// row per mini-batch; the written tensors are distinct from every other.
+/// Arguments of [`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch): valid
+/// hyperparameters; `params` is `1 ×` [`MlpRule::packed_len`](super::MlpRule::packed_len),
+/// `inputs` and `targets` have one row per point and the spec's widths (one class
+/// index per row for cross-entropy), `losses` one row per mini-batch; the written
+/// tensors are distinct from every other.
 pub fn mlp_epoch<B: Backend>(
     spec: &MlpSpec,
     params: &DeviceTensor<B>,
@@ -409,16 +411,11 @@ pub fn mlp_epoch<B: Backend>(
             "mlp_epoch: batch size must be at least 1".into(),
         ));
     }
-    if !epoch.lr.is_finite() {
-        return Err(Error::InvalidArgument(format!(
-            "mlp_epoch: learning rate must be finite, got {}",
-            epoch.lr
-        )));
-    }
+    epoch.rule.validate()?;
     let rows = inputs.rows();
-    expect_shape(OP, "parameters", params, [1, spec.param_count()])?;
+    expect_shape(OP, "parameters", params, [1, epoch.rule.packed_len(spec)])?;
     expect_shape(OP, "inputs", inputs, [rows, spec.inputs()])?;
-    expect_shape(OP, "targets", targets, [rows, spec.outputs()])?;
+    expect_shape(OP, "targets", targets, [rows, epoch.target_width(spec)])?;
     expect_shape(OP, "losses", losses, [rows.div_ceil(epoch.batch_size), 1])?;
     no_alias(OP, params, &[inputs, targets, losses])?;
     no_alias(OP, losses, &[inputs, targets])

@@ -1,8 +1,9 @@
 //! The description of a narrow multi-layer perceptron that a backend can train a
 //! whole epoch of in one op ([`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch)):
-//! its layers, the activation after each, and the packed parameter layout.
+//! its layers, the activation after each, the packed parameter layout, and the loss
+//! and update rule of an epoch.
 
-use crate::backend::{Act, Reduction};
+use crate::backend::{Act, AdamStep, LossKind, MomentumStep, Reduction};
 use crate::error::{Error, Result};
 
 /// One linear layer of an [`MlpSpec`] and the activation that follows it.
@@ -16,10 +17,11 @@ pub struct MlpLayer {
     pub act: Act,
 }
 
-/// A chain of linear layers with activations, trained with MSE and plain SGD.
+/// A chain of linear layers with activations.
 ///
-/// Its parameters travel packed in one `1 × P` tensor, layer by layer: the `[out, in]`
-/// weight row by row, then the bias (the order of a `Sequential`'s parameters).
+/// Its parameters travel packed in one tensor, layer by layer: the `[out, in]` weight
+/// row by row, then the bias (the order of a `Sequential`'s parameters); after the
+/// `P` parameters, the update rule's state (see [`MlpRule::packed_len`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MlpSpec {
     layers: Vec<MlpLayer>,
@@ -106,13 +108,130 @@ impl MlpSpec {
     }
 }
 
-/// The hyperparameters of one epoch of [`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch).
+/// The update rule of a fused epoch, with its hyperparameters: one of the optimizers
+/// of [`optim`](crate::optim), each step computed as its ops compute it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MlpRule {
+    /// Plain SGD with this learning rate: `p −= lr · ∇p`.
+    Sgd {
+        /// Learning rate.
+        lr: f32,
+    },
+    /// SGD with momentum, Nesterov momentum and weight decay
+    /// ([`Ops::momentum_step`](crate::Ops::momentum_step)); its state is one velocity
+    /// per parameter.
+    Momentum(MomentumStep),
+    /// Adam ([`Ops::adam_step`](crate::Ops::adam_step)); its state is the two running
+    /// moments per parameter and the two bias corrections `1 − β₁ᵗ`, `1 − β₂ᵗ`, which
+    /// all parameters share (they take every step together).
+    Adam(AdamStep),
+}
+
+impl MlpRule {
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        match self {
+            MlpRule::Sgd { lr } => *lr,
+            MlpRule::Momentum(h) => h.lr,
+            MlpRule::Adam(h) => h.lr,
+        }
+    }
+
+    /// The same rule with learning rate `lr` (a schedule's rate for an epoch).
+    pub fn with_lr(self, lr: f32) -> Self {
+        match self {
+            MlpRule::Sgd { .. } => MlpRule::Sgd { lr },
+            MlpRule::Momentum(h) => MlpRule::Momentum(MomentumStep { lr, ..h }),
+            MlpRule::Adam(h) => MlpRule::Adam(AdamStep { lr, ..h }),
+        }
+    }
+
+    /// Rows of per-parameter state after the parameters: 0 for SGD, 1 (the
+    /// velocities) with momentum, 2 (the first and second moments) for Adam.
+    pub fn state_rows(&self) -> usize {
+        match self {
+            MlpRule::Sgd { .. } => 0,
+            MlpRule::Momentum(_) => 1,
+            MlpRule::Adam(_) => 2,
+        }
+    }
+
+    /// How many `f32`s the packed tensor holds for `spec` with this rule: the `P`
+    /// parameters, [`MlpRule::state_rows`] rows of `P` state values laid out as the
+    /// parameters, and for Adam the two bias corrections.
+    pub fn packed_len(&self, spec: &MlpSpec) -> usize {
+        let extra = match self {
+            MlpRule::Adam(_) => 2,
+            _ => 0,
+        };
+        spec.param_count() * (1 + self.state_rows()) + extra
+    }
+
+    /// Checks the hyperparameters as the optimizers do, except that the learning rate
+    /// may be 0 (a schedule's last rate may be) but must be finite.
+    pub fn validate(&self) -> Result<()> {
+        let lr = self.lr();
+        if !lr.is_finite() || lr < 0.0 {
+            return Err(Error::InvalidArgument(format!(
+                "mlp_epoch: learning rate must be finite and at least 0, got {lr}"
+            )));
+        }
+        match self.with_lr(1.0) {
+            MlpRule::Sgd { .. } => Ok(()),
+            MlpRule::Momentum(h) => h.validate(),
+            MlpRule::Adam(h) => h.validate(),
+        }
+    }
+}
+
+/// What one epoch of [`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch) trains
+/// with: batch size, loss and its reduction, update rule and hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MlpEpoch {
     /// Rows per mini-batch (the last one may be smaller).
     pub batch_size: usize,
-    /// SGD learning rate.
-    pub lr: f32,
-    /// How the MSE loss is reduced.
+    /// The loss: MSE against targets of the output's width, or cross-entropy against
+    /// one class index per row.
+    pub loss: LossKind,
+    /// How the loss is reduced.
     pub reduction: Reduction,
+    /// The update rule and its hyperparameters.
+    pub rule: MlpRule,
+}
+
+impl MlpEpoch {
+    /// Plain SGD with learning rate `lr` on the MSE loss reduced by `reduction`.
+    pub fn sgd_mse(batch_size: usize, lr: f32, reduction: Reduction) -> Self {
+        MlpEpoch {
+            batch_size,
+            loss: LossKind::Mse,
+            reduction,
+            rule: MlpRule::Sgd { lr },
+        }
+    }
+
+    /// The factor of the loss of a batch of `rows` rows and `outputs` outputs, and
+    /// the factor of its gradient (MSE's `2 (p − t)`, cross-entropy's
+    /// `softmax − onehot`), as the loss ops compute them.
+    pub fn loss_factors(&self, rows: usize, outputs: usize) -> (f32, f32) {
+        match self.loss {
+            LossKind::Mse => (
+                self.reduction.loss_scale(rows * outputs),
+                self.reduction.grad_scale(rows * outputs),
+            ),
+            LossKind::CrossEntropy => (
+                self.reduction.loss_scale(rows),
+                self.reduction.loss_scale(rows),
+            ),
+        }
+    }
+
+    /// The width of a row of targets for `spec`: the outputs for MSE, one class index
+    /// for cross-entropy.
+    pub fn target_width(&self, spec: &MlpSpec) -> usize {
+        match self.loss {
+            LossKind::Mse => spec.outputs(),
+            LossKind::CrossEntropy => 1,
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! [`MlpTrainer`]: a whole epoch of mini-batch SGD on a narrow MLP in one op, beside
+//! [`MlpTrainer`]: a whole epoch of mini-batch training on a narrow MLP in one op, beside
 //! the op set rather than in it. A backend offers one through
 //! [`Backend::mlp_trainer`]; `fit` asks once per run.
 
@@ -27,10 +27,10 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         losses: &DeviceTensor<B>,
     ) -> Result<()>;
 
-    /// Builds what [`MlpTrainer::mlp_epoch`] needs for `spec` and batches of
-    /// `batch_size` (the GPU generates and compiles its kernel), so that the first
-    /// epoch does not pay for it; `mlp_epoch` builds it where this was not called.
-    fn prepare(&self, _spec: &MlpSpec, _batch_size: usize) -> Result<()> {
+    /// Builds what [`MlpTrainer::mlp_epoch`] needs for `spec` and epochs like `epoch`
+    /// (the GPU generates and compiles its kernel), so that the first epoch does not
+    /// pay for it; `mlp_epoch` builds it where this was not called.
+    fn prepare(&self, _spec: &MlpSpec, _epoch: &MlpEpoch) -> Result<()> {
         Ok(())
     }
 
@@ -40,10 +40,11 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         format!("the fused trainer cannot take {spec:?} with batches of {batch_size}")
     }
 
-    /// One whole epoch of mini-batch SGD on the MLP `spec`, in one op: mini-batches of
-    /// `epoch.batch_size` rows of `inputs`/`targets` in order, each one's MSE loss
-    /// written to its row of `losses`, the packed `params` updated in place (see
-    /// [`MlpSpec`]). Checks its arguments, and fails with
+    /// One whole epoch of mini-batch training on the MLP `spec`, in one op:
+    /// mini-batches of `epoch.batch_size` rows of `inputs`/`targets` in order, each
+    /// one's loss (`epoch.loss`) written to its row of `losses`, the packed `params`
+    /// and the update rule's state after them updated in place by `epoch.rule` (see
+    /// [`MlpRule::packed_len`](crate::backend::MlpRule::packed_len)). Checks its arguments, and fails with
     /// [`Error::InvalidArgument`] where [`MlpTrainer::mlp_fits`] is false. Do not
     /// override: a backend implements [`MlpTrainer::mlp_epoch_unchecked`].
     fn mlp_epoch(

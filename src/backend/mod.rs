@@ -30,7 +30,7 @@ pub use act::Act;
 pub use cpu::Cpu;
 pub use device_tensor::DeviceTensor;
 pub use gpu::Gpu;
-pub use mlp::{MlpEpoch, MlpLayer, MlpSpec};
+pub use mlp::{MlpEpoch, MlpLayer, MlpRule, MlpSpec};
 pub use mlp_trainer::MlpTrainer;
 pub use ops::Ops;
 pub use optim::{AdamStep, MomentumStep};

@@ -10,8 +10,9 @@
 use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
 use crate::backend::act::Act;
-use crate::backend::mlp::{MlpEpoch, MlpSpec};
+use crate::backend::mlp::{MlpEpoch, MlpRule, MlpSpec};
 use crate::backend::optim::{AdamStep, MomentumStep};
+use crate::backend::LossKind;
 
 /// The float types the reference runs in (`f32` and `f64`).
 pub trait Real:
@@ -451,14 +452,16 @@ pub fn sgd_step<T: Real>(param: &mut [T], grad: &[T], lr: T) {
     }
 }
 
-/// One epoch of mini-batch SGD on the MLP `spec` over `rows` rows of `inputs` and
-/// `targets`, composed of the ops above exactly as a `Sequential` trained step by step
-/// composes them (zero the gradients, forward, loss into `losses[step]`, backward,
-/// update), so that both give the same numbers. Its workspace is allocated once per
-/// call, not per step.
+/// One epoch of mini-batch training on the MLP `spec` over `rows` rows of `inputs`
+/// and `targets`, composed of the ops above exactly as a `Sequential` trained step by
+/// step composes them (zero the gradients, forward, loss into `losses[step]`, backward,
+/// the optimizer's step on each parameter), so that both give the same numbers. The
+/// update rule's state follows the parameters in `packed` ([`MlpRule::packed_len`]);
+/// Adam's bias corrections advance once per step, as each parameter's would. Its
+/// workspace is allocated once per call, not per step.
 pub fn mlp_epoch<T: Real>(
     spec: &MlpSpec,
-    params: &mut [T],
+    packed: &mut [T],
     inputs: &[T],
     targets: &[T],
     rows: usize,
@@ -466,9 +469,14 @@ pub fn mlp_epoch<T: Real>(
     losses: &mut [T],
 ) {
     let (width_in, width_out) = (spec.inputs(), spec.outputs());
+    let width_target = epoch.target_width(spec);
     let offsets = spec.offsets();
     let layers = spec.layers();
     let batch = epoch.batch_size.min(rows);
+    let count = spec.param_count();
+    let (params, state) = packed.split_at_mut(count);
+    let (first_state, rest) = state.split_at_mut(count.min(state.len()));
+    let (second_state, corrections) = rest.split_at_mut(count.min(rest.len()));
     // Each layer's output for one batch, its gradients, and two gradient buffers
     // wide enough for any layer.
     let mut ys: Vec<Vec<T>> = layers
@@ -482,7 +490,6 @@ pub fn mlp_epoch<T: Real>(
     let mut dbs: Vec<Vec<T>> = layers.iter().map(|l| vec![T::ZERO; l.outputs]).collect();
     let widest = batch * spec.max_width();
     let (mut grad, mut dz) = (vec![T::ZERO; widest], vec![T::ZERO; widest]);
-    let lr = T::from_f32(epoch.lr);
     for (step, first) in (0..rows).step_by(epoch.batch_size).enumerate() {
         let n = epoch.batch_size.min(rows - first);
         let x0 = &inputs[first * width_in..(first + n) * width_in];
@@ -495,16 +502,21 @@ pub fn mlp_epoch<T: Real>(
             linear_forward(x, &params[w..w + m * k], &params[b..b + m], y, n, k, m);
             activate_in_place(y, layer.act);
         }
-        let count = n * width_out;
-        let pred = &ys[layers.len() - 1][..count];
-        let target = &targets[first * width_out..(first + n) * width_out];
-        losses[step] = mse_loss(pred, target, T::from_f32(epoch.reduction.loss_scale(count)));
-        mse_grad(
-            pred,
-            target,
-            T::from_f32(epoch.reduction.grad_scale(count)),
-            &mut grad[..count],
-        );
+        let pred = &ys[layers.len() - 1][..n * width_out];
+        let target = &targets[first * width_target..(first + n) * width_target];
+        let (loss_scale, grad_scale) = epoch.loss_factors(n, width_out);
+        let (loss_scale, grad_scale) = (T::from_f32(loss_scale), T::from_f32(grad_scale));
+        let grad_out = &mut grad[..n * width_out];
+        losses[step] = match epoch.loss {
+            LossKind::Mse => {
+                mse_grad(pred, target, grad_scale, grad_out);
+                mse_loss(pred, target, loss_scale)
+            }
+            LossKind::CrossEntropy => {
+                cross_entropy_grad(pred, target, width_out, grad_scale, grad_out);
+                cross_entropy_loss(pred, target, width_out, loss_scale)
+            }
+        };
         // Backward through every layer from the pre-update weights, then update.
         for (l, (layer, &(w, _))) in layers.iter().zip(&offsets).enumerate().rev() {
             let (k, m) = (layer.inputs, layer.outputs);
@@ -519,9 +531,28 @@ pub fn mlp_epoch<T: Real>(
                 linear_backward_input(&dz[..n * m], weight, &mut grad[..n * k], n, k, m);
             }
         }
+        if let MlpRule::Adam(hyper) = &epoch.rule {
+            adam_corrections(corrections, hyper);
+        }
         for ((dw, db), &(w, b)) in dws.iter().zip(&dbs).zip(&offsets) {
-            sgd_step(&mut params[w..w + dw.len()], dw, lr);
-            sgd_step(&mut params[b..b + db.len()], db, lr);
+            for (at, g) in [(w, dw), (b, db)] {
+                let range = at..at + g.len();
+                let p = &mut params[range.clone()];
+                match &epoch.rule {
+                    MlpRule::Sgd { lr } => sgd_step(p, g, T::from_f32(*lr)),
+                    MlpRule::Momentum(hyper) => {
+                        let v = &mut first_state[range];
+                        momentum_velocity(v, g, p, hyper);
+                        momentum_update(p, g, v, hyper);
+                    }
+                    MlpRule::Adam(hyper) => {
+                        let (m, v) = (&mut first_state[range.clone()], &mut second_state[range]);
+                        adam_moments_of(m, v, g, p, hyper);
+                        let c = [corrections[0], corrections[1]];
+                        adam_update_of(p, m, v, c, hyper);
+                    }
+                }
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! parameters into and out of the packed tensor its epochs update.
 
 use crate::backend::{
-    Act, Backend, DeviceTensor, LossKind, MlpEpoch, MlpLayer, MlpSpec, MlpTrainer, Ops,
+    Act, Backend, DeviceTensor, MlpEpoch, MlpLayer, MlpRule, MlpSpec, MlpTrainer, Ops,
 };
 use crate::error::Result;
 use crate::nn::{LayerKind, Loss, Module};
@@ -47,22 +47,33 @@ pub fn mlp_spec<B: Backend, M: Module<B> + ?Sized>(model: &M) -> Option<MlpSpec>
 }
 
 /// The fused form of a run: the backend's trainer, the spec and the epoch's
-/// hyperparameters, and the model's parameters packed for it, with views of the packed
-/// tensor shaped like each parameter.
+/// hyperparameters, and the model's parameters and the optimizer's state packed for
+/// it, with views of the packed tensor shaped like each parameter and state tensor.
 pub(crate) struct Packed<'a, B: Backend> {
     pub trainer: &'a dyn MlpTrainer<B>,
     pub spec: MlpSpec,
     pub hyper: MlpEpoch,
     pub params: DeviceTensor<B>,
+    /// Each parameter's view.
     views: Vec<DeviceTensor<B>>,
+    state: Vec<StateView<B>>,
+}
+
+/// A part of an optimizer's state tensor and where it lives in the packed tensor.
+struct StateView<B: Backend> {
+    packed: DeviceTensor<B>,
+    own: DeviceTensor<B>,
+    /// Adam's bias corrections, which every parameter's state holds a copy of.
+    corrections: bool,
 }
 
 impl<'a, B: Backend> Packed<'a, B> {
     /// The fused form of training `model` with `loss` and `optimizer` in batches of
-    /// `batch_size`, asked once: the model is an MLP ([`mlp_spec`]), the loss is MSE,
-    /// the optimizer plain SGD, and the backend has a trainer that takes the spec.
-    /// `None` where any of these fails. Its contents are undefined until
-    /// [`Packed::pack`].
+    /// `batch_size`, asked once: the model is an MLP ([`mlp_spec`]), the loss MSE or
+    /// cross-entropy, the optimizer one whose rule the fused trainers run
+    /// ([`Optimizer::mlp_rule`]), with its state prepared, and the backend has a
+    /// trainer that takes the spec. `None` where any of these fails. Its contents are
+    /// undefined until [`Packed::pack`].
     pub fn plan<M, L, O>(
         backend: &'a B,
         model: &M,
@@ -75,54 +86,104 @@ impl<'a, B: Backend> Packed<'a, B> {
         L: Loss<B> + ?Sized,
         O: Optimizer<B> + ?Sized,
     {
-        let (Some((LossKind::Mse, reduction)), Some(lr)) = (loss.kind(), optimizer.plain_sgd_lr())
-        else {
+        let (Some((loss_kind, reduction)), Some(rule)) = (loss.kind(), optimizer.mlp_rule()) else {
             return Ok(None);
         };
         let (Some(spec), Some(trainer)) = (mlp_spec(model), backend.mlp_trainer()) else {
             return Ok(None);
         };
+        let hyper = MlpEpoch {
+            batch_size,
+            loss: loss_kind,
+            reduction,
+            rule,
+        };
         if !trainer.mlp_fits(&spec, batch_size) {
             return Ok(None);
         }
-        // Before the first epoch, whose time would otherwise include the build.
-        trainer.prepare(&spec, batch_size)?;
-        let params = backend.alloc(1, spec.param_count())?;
-        let column = params.reshape(spec.param_count(), 1)?;
+        let count = spec.param_count();
+        let params = backend.alloc(1, rule.packed_len(&spec))?;
+        let column = params.reshape(params.cols(), 1)?;
         let mut views = Vec::new();
         for (l, (w, b)) in spec.layers().iter().zip(spec.offsets()) {
-            views.push(
-                column
-                    .slice_rows(w, l.outputs * l.inputs)?
-                    .reshape(l.outputs, l.inputs)?,
-            );
-            views.push(column.slice_rows(b, l.outputs)?.reshape(1, l.outputs)?);
+            views.push((w, l.outputs * l.inputs));
+            views.push((b, l.outputs));
         }
+        // The state tensors' layout (see `Optimizer::mlp_rule`): per parameter, state
+        // row r at offset r · len of the tensor, and Adam's corrections after them.
+        let tensors = optimizer.state();
+        let rows = rule.state_rows();
+        let extra = rule.packed_len(&spec) - (rows + 1) * count;
+        if tensors.len() != if rows == 0 { 0 } else { views.len() } {
+            return Ok(None);
+        }
+        let mut state = Vec::new();
+        for (t, &(at, len)) in tensors.iter().zip(&views) {
+            if t.len() != rows * len + extra {
+                return Ok(None);
+            }
+            let own = t.reshape(t.len(), 1)?;
+            for r in 0..rows {
+                state.push(StateView {
+                    packed: column.slice_rows((r + 1) * count + at, len)?,
+                    own: own.slice_rows(r * len, len)?,
+                    corrections: false,
+                });
+            }
+            if matches!(rule, MlpRule::Adam(_)) {
+                state.push(StateView {
+                    packed: column.slice_rows((rows + 1) * count, 2)?,
+                    own: own.slice_rows(rows * len, 2)?,
+                    corrections: true,
+                });
+            }
+        }
+        // Before the first epoch, whose time would otherwise include the build.
+        trainer.prepare(&spec, &hyper)?;
+        let views = spec
+            .layers()
+            .iter()
+            .flat_map(|l| [[l.outputs, l.inputs], [1, l.outputs]])
+            .zip(&views)
+            .map(|([r, c], &(at, len))| column.slice_rows(at, len)?.reshape(r, c))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Some(Packed {
             trainer,
             spec,
-            hyper: MlpEpoch {
-                batch_size,
-                lr,
-                reduction,
-            },
+            hyper,
             params,
             views,
+            state,
         }))
     }
 
-    /// Copies the model's parameters into the packed tensor.
+    /// Copies the model's parameters and the optimizer's state into the packed tensor
+    /// (Adam's shared bias corrections from the first parameter's state).
     pub fn pack<M: Module<B> + ?Sized>(&self, backend: &B, model: &M) -> Result<()> {
         for (p, view) in model.parameters().iter().zip(&self.views) {
             backend.copy(p.value, view)?;
         }
+        let mut corrections_packed = false;
+        for s in &self.state {
+            if s.corrections {
+                if corrections_packed {
+                    continue;
+                }
+                corrections_packed = true;
+            }
+            backend.copy(&s.own, &s.packed)?;
+        }
         Ok(())
     }
 
-    /// Copies the packed tensor back into the model's parameters.
+    /// Copies the packed tensor back into the model's parameters and the optimizer's
+    /// state.
     pub fn unpack<M: Module<B> + ?Sized>(&self, backend: &B, model: &M) -> Result<()> {
         for (p, view) in model.parameters().iter().zip(&self.views) {
             backend.copy(view, p.value)?;
+        }
+        for s in &self.state {
+            backend.copy(&s.packed, &s.own)?;
         }
         Ok(())
     }

@@ -361,7 +361,7 @@ impl<B: Backend> Steps<'_, B> {
                 &self.inputs.slice_rows(0, rows)?,
                 &self.targets.slice_rows(0, rows)?,
                 &MlpEpoch {
-                    lr: self.lr,
+                    rule: packed.hyper.rule.with_lr(self.lr),
                     ..packed.hyper
                 },
                 &self.losses.slice_rows(0, count)?,

@@ -5,12 +5,15 @@
 //! layer's input gradient is computed, so no gradient buffer is kept.
 //!
 //! Every sum is taken in the reference's order, a row of outputs at a time (the
-//! vectorized loops run across outputs, not along a sum), so that it computes what
+//! vectorized loops run across outputs, not along a sum), and every update with the
+//! optimizer ops' formulas, so that it computes what
 //! [`reference::mlp_epoch`](crate::backend::reference::mlp_epoch) computes.
 
 use crate::backend::cpu::matmul::SMALL_PRODUCT;
-use crate::backend::reference::{activate, gate, mse_grad, mse_loss};
-use crate::backend::{MlpEpoch, MlpSpec};
+use crate::backend::reference::{
+    activate, adam_corrections, cross_entropy_grad, cross_entropy_loss, gate, mse_grad, mse_loss,
+};
+use crate::backend::{AdamStep, LossKind, MlpEpoch, MlpRule, MlpSpec, MomentumStep};
 
 /// Whether every layer's product for one batch is small enough for the fused epoch's
 /// single-threaded kernels; wider networks train faster step by step, where the
@@ -73,12 +76,80 @@ fn combine(
     }
 }
 
-/// One epoch of mini-batch SGD on `spec` (see
-/// [`MlpTrainer::mlp_epoch`](crate::backend::MlpTrainer::mlp_epoch)). Allocates its
-/// workspace once per call. Runs with AVX2 where the processor has it.
+/// The update of a run of parameters from their gradients, with the state the rule
+/// keeps for them (loops over slices, which the compiler vectorizes).
+trait Step {
+    /// Updates the parameters `p`, which start at index `at` of the parameters, from
+    /// their gradients `g` (as long as `p`).
+    fn apply(&mut self, at: usize, p: &mut [f32], g: &[f32]);
+}
+
+/// Plain SGD.
+struct Sgd(f32);
+
+impl Step for Sgd {
+    #[inline(always)]
+    fn apply(&mut self, _at: usize, p: &mut [f32], g: &[f32]) {
+        for (p, &g) in p.iter_mut().zip(g) {
+            *p -= self.0 * g;
+        }
+    }
+}
+
+/// SGD with momentum and weight decay, as `reference::momentum_velocity` and
+/// `momentum_update` compute it, on the velocities.
+struct Momentum<'a> {
+    hyper: MomentumStep,
+    velocity: &'a mut [f32],
+}
+
+impl Step for Momentum<'_> {
+    #[inline(always)]
+    fn apply(&mut self, at: usize, p: &mut [f32], g: &[f32]) {
+        let h = &self.hyper;
+        let velocity = &mut self.velocity[at..at + p.len()];
+        for ((p, &g), v) in p.iter_mut().zip(g).zip(velocity) {
+            let g = g + h.weight_decay * *p;
+            *v = h.momentum * *v + g;
+            let d = if h.nesterov { g + h.momentum * *v } else { *v };
+            *p -= h.lr * d;
+        }
+    }
+}
+
+/// Adam, as `reference::adam_moments_of` and `adam_update_of` compute it, on the
+/// moments, with this step's bias corrections.
+struct Adam<'a> {
+    hyper: AdamStep,
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    /// `lr / c₁` and `√c₂` of the step.
+    step_size: f32,
+    correction: f32,
+}
+
+impl Step for Adam<'_> {
+    #[inline(always)]
+    fn apply(&mut self, at: usize, p: &mut [f32], g: &[f32]) {
+        let h = &self.hyper;
+        let (m, v) = (&mut self.m[at..at + p.len()], &mut self.v[at..at + p.len()]);
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+            let g = g + h.weight_decay * *p;
+            *m += (1.0 - h.beta1) * (g - *m);
+            *v = h.beta2 * *v + (1.0 - h.beta2) * (g * g);
+            let denom = v.sqrt() / self.correction + h.eps;
+            *p -= self.step_size * (*m / denom);
+        }
+    }
+}
+
+/// One epoch of mini-batch training on `spec` (see
+/// [`MlpTrainer::mlp_epoch`](crate::backend::MlpTrainer::mlp_epoch)) on `packed`, the
+/// parameters and the rule's state. Allocates its workspace once per call. Runs with
+/// AVX2 where the processor has it.
 pub(crate) fn run(
     spec: &MlpSpec,
-    params: &mut [f32],
+    packed: &mut [f32],
     inputs: &[f32],
     targets: &[f32],
     rows: usize,
@@ -88,9 +159,9 @@ pub(crate) fn run(
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { run_avx2(spec, params, inputs, targets, rows, epoch, losses) };
+        return unsafe { run_avx2(spec, packed, inputs, targets, rows, epoch, losses) };
     }
-    run_portable(spec, params, inputs, targets, rows, epoch, losses)
+    run_portable(spec, packed, inputs, targets, rows, epoch, losses)
 }
 
 /// [`run`] compiled for AVX2.
@@ -98,22 +169,105 @@ pub(crate) fn run(
 #[target_feature(enable = "avx2")]
 unsafe fn run_avx2(
     spec: &MlpSpec,
-    params: &mut [f32],
+    packed: &mut [f32],
     inputs: &[f32],
     targets: &[f32],
     rows: usize,
     epoch: &MlpEpoch,
     losses: &mut [f32],
 ) {
-    run_portable(spec, params, inputs, targets, rows, epoch, losses)
+    run_portable(spec, packed, inputs, targets, rows, epoch, losses)
 }
 
 /// [`run`] for any processor; inlined into [`run_avx2`] so that it is compiled for
-/// AVX2 there.
+/// AVX2 there. Splits `packed` and hands [`run_rule`] the rule's update.
 #[inline(always)]
 fn run_portable(
     spec: &MlpSpec,
+    packed: &mut [f32],
+    inputs: &[f32],
+    targets: &[f32],
+    rows: usize,
+    epoch: &MlpEpoch,
+    losses: &mut [f32],
+) {
+    let count = spec.param_count();
+    let (params, state) = packed.split_at_mut(count);
+    match epoch.rule {
+        MlpRule::Sgd { lr } => {
+            run_rule(spec, params, Sgd(lr), inputs, targets, rows, epoch, losses)
+        }
+        MlpRule::Momentum(hyper) => {
+            let velocity = &mut state[..count];
+            let step = Momentum { hyper, velocity };
+            run_rule(spec, params, step, inputs, targets, rows, epoch, losses)
+        }
+        MlpRule::Adam(hyper) => {
+            let (m, rest) = state.split_at_mut(count);
+            let (v, corrections) = rest.split_at_mut(count);
+            let mut step = Adam {
+                hyper,
+                m,
+                v,
+                step_size: 0.0,
+                correction: 0.0,
+            };
+            // Each step advances the bias corrections before its updates.
+            let mut advance = |step: &mut Adam| {
+                adam_corrections(corrections, &hyper);
+                step.step_size = hyper.lr / corrections[0];
+                step.correction = corrections[1].sqrt();
+            };
+            run_steps(
+                spec,
+                params,
+                &mut step,
+                &mut advance,
+                inputs,
+                targets,
+                rows,
+                epoch,
+                losses,
+            )
+        }
+    }
+}
+
+/// [`run_steps`] for a rule with nothing to do at the start of a step.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run_rule<S: Step>(
+    spec: &MlpSpec,
     params: &mut [f32],
+    mut step: S,
+    inputs: &[f32],
+    targets: &[f32],
+    rows: usize,
+    epoch: &MlpEpoch,
+    losses: &mut [f32],
+) {
+    run_steps(
+        spec,
+        params,
+        &mut step,
+        &mut |_| {},
+        inputs,
+        targets,
+        rows,
+        epoch,
+        losses,
+    )
+}
+
+/// The epoch's mini-batches, each parameter updated by `update`; `start_step` runs
+/// at the start of each step, before its updates.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run_steps<S: Step>(
+    spec: &MlpSpec,
+    params: &mut [f32],
+    update: &mut S,
+    start_step: &mut impl FnMut(&mut S),
     inputs: &[f32],
     targets: &[f32],
     rows: usize,
@@ -126,9 +280,10 @@ fn run_portable(
     let batch = epoch.batch_size.min(rows);
     let mut ws = Workspace::new(spec, params, batch);
     let (in_pad, out_pad) = (padded(width_in), padded(width_out));
-    let lr = epoch.lr;
+    let width_target = epoch.target_width(spec);
     for (step, first) in (0..rows).step_by(epoch.batch_size).enumerate() {
         let n = epoch.batch_size.min(rows - first);
+        start_step(update);
         // The batch's inputs, padded.
         for (src, dst) in inputs[first * width_in..(first + n) * width_in]
             .chunks_exact(width_in)
@@ -172,15 +327,20 @@ fn run_portable(
         }
         let (pred, target) = (
             &ws.pred[..count],
-            &targets[first * width_out..(first + n) * width_out],
+            &targets[first * width_target..(first + n) * width_target],
         );
-        losses[step] = mse_loss(pred, target, epoch.reduction.loss_scale(count));
-        mse_grad(
-            pred,
-            target,
-            epoch.reduction.grad_scale(count),
-            &mut ws.pred_grad[..count],
-        );
+        let (loss_scale, grad_scale) = epoch.loss_factors(n, width_out);
+        let pred_grad = &mut ws.pred_grad[..count];
+        losses[step] = match epoch.loss {
+            LossKind::Mse => {
+                mse_grad(pred, target, grad_scale, pred_grad);
+                mse_loss(pred, target, loss_scale)
+            }
+            LossKind::CrossEntropy => {
+                cross_entropy_grad(pred, target, width_out, grad_scale, pred_grad);
+                cross_entropy_loss(pred, target, width_out, loss_scale)
+            }
+        };
         for (src, dst) in ws.pred_grad[..count]
             .chunks_exact(width_out)
             .zip(ws.grad.chunks_exact_mut(out_pad))
@@ -213,24 +373,22 @@ fn run_portable(
                     combine(dzr[..m].iter().copied(), weight, k_pad, dx);
                 }
             }
-            // w[c] −= lr · Σ_r dz[r][c] · x[r], the sum in order of r; the padded
+            // w[c] steps along Σ_r dz[r][c] · x[r], the sum in order of r; the padded
             // copies follow.
             let row = &mut ws.dw_row[..k_pad];
             for c in 0..m {
                 combine((0..n).map(|r| dz[r * m_pad + c]), x, k_pad, row);
                 let wc = &mut params[w + c * k..w + (c + 1) * k];
-                for (i, (p, &g)) in wc.iter_mut().zip(row.iter()).enumerate() {
-                    *p -= lr * g;
-                    ws.weights[l][c * k_pad + i] = *p;
-                    ws.transposed[l][i * m_pad + c] = *p;
+                update.apply(w + c * k, wc, &row[..k]);
+                for (i, &p) in wc.iter().enumerate() {
+                    ws.weights[l][c * k_pad + i] = p;
+                    ws.transposed[l][i * m_pad + c] = p;
                 }
             }
-            // b −= lr · Σ_r dz[r], in order of r (1 · dz is dz exactly).
+            // b steps along Σ_r dz[r], in order of r (1 · dz is dz exactly).
             let row = &mut ws.dw_row[..m_pad];
             combine(std::iter::repeat_n(1.0, n), dz, m_pad, row);
-            for (p, &g) in params[b..b + m].iter_mut().zip(row.iter()) {
-                *p -= lr * g;
-            }
+            update.apply(b, &mut params[b..b + m], &row[..m]);
             std::mem::swap(&mut ws.grad, &mut ws.next);
         }
     }

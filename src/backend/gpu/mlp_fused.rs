@@ -1,8 +1,8 @@
-//! The fully fused MLP trainer: generates, per network and batch size, the WGSL of
-//! `shaders/mlp_fused.wgsl` completed with its constants and its `train_step`, compiles
-//! it once, and launches a whole epoch as one single-workgroup dispatch (several where
-//! the epoch is too long for one: llvmpipe ends an invocation after 65 535
-//! loop iterations).
+//! The fully fused MLP trainer: generates, per network, batch size, loss and update
+//! rule, the WGSL of `shaders/mlp_fused.wgsl` completed with its constants and its
+//! `train_step`, compiles it once, and launches a whole epoch as one single-workgroup
+//! dispatch (several where the epoch is too long for one: llvmpipe ends an invocation
+//! after 65 535 loop iterations).
 //!
 //! One generator over 500 lines: its layout, phases and source assembly only make
 //! sense together.
@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::{kernels, lock, Gpu, Grid, LOOP_BUDGET};
-use crate::backend::{Act, DeviceTensor, MlpEpoch, MlpSpec, MlpTrainer, Reduction};
+use crate::backend::{
+    Act, DeviceTensor, LossKind, MlpEpoch, MlpRule, MlpSpec, MlpTrainer, Reduction,
+};
 use crate::error::{Error, Result};
 
 /// The widest layer the fused trainer takes: a design limit (beyond it one workgroup
@@ -28,9 +30,49 @@ const TEMPLATE: &str = concat!(
     include_str!("../../../shaders/mlp_fused.wgsl")
 );
 
-/// Compiled fused kernels, one per network and batch size.
+/// What a fused kernel is generated for: the network, the batch size, the loss, and
+/// the update rule's kind and constants (the learning rate is a parameter of each
+/// launch, not part of the code).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct KernelKey {
+    spec: MlpSpec,
+    batch: usize,
+    loss: LossKind,
+    /// The rule with a learning rate of 0, as bits.
+    rule: [u32; 5],
+}
+
+impl KernelKey {
+    fn new(spec: &MlpSpec, epoch: &MlpEpoch) -> Self {
+        let rule = match epoch.rule {
+            MlpRule::Sgd { .. } => [0; 5],
+            MlpRule::Momentum(h) => [
+                1,
+                h.momentum.to_bits(),
+                h.weight_decay.to_bits(),
+                h.nesterov as u32,
+                0,
+            ],
+            MlpRule::Adam(h) => [
+                2,
+                h.beta1.to_bits(),
+                h.beta2.to_bits(),
+                h.eps.to_bits(),
+                h.weight_decay.to_bits(),
+            ],
+        };
+        KernelKey {
+            spec: spec.clone(),
+            batch: epoch.batch_size,
+            loss: epoch.loss,
+            rule,
+        }
+    }
+}
+
+/// Compiled fused kernels, one per [`KernelKey`].
 #[derive(Default)]
-pub(super) struct FusedPipelines(HashMap<(MlpSpec, usize), (u64, wgpu::ComputePipeline)>);
+pub(super) struct FusedPipelines(HashMap<KernelKey, (u64, wgpu::ComputePipeline)>);
 
 /// Bytes of workgroup memory the fused kernel of `spec` needs for batches of `batch`:
 /// the parameters, and each layer's output and output gradient for one batch.
@@ -42,6 +84,11 @@ pub fn workgroup_bytes(spec: &MlpSpec, batch: usize) -> usize {
 /// after the value (the slope printed so that it parses back to the same `f32`).
 fn wgsl_args(act: Act) -> String {
     format!("{}u, {:?}", act.code(), act.slope())
+}
+
+/// `x` as a WGSL `f32` literal that parses back to the same value.
+fn lit(x: f32) -> String {
+    format!("{x:?}f")
 }
 
 /// How a fused kernel works on one network and batch size, and where it keeps what.
@@ -58,6 +105,9 @@ fn wgsl_args(act: Act) -> String {
 struct Layout<'a> {
     spec: &'a MlpSpec,
     batch: usize,
+    loss: LossKind,
+    /// The update rule (its learning rate unused: each launch passes one).
+    rule: MlpRule,
     /// Invocations of the workgroup.
     invocations: usize,
     /// The subgroup size, when the workgroup is one subgroup and row values travel
@@ -70,8 +120,9 @@ struct Layout<'a> {
 }
 
 impl<'a> Layout<'a> {
-    /// The layout for a workgroup of `shape` (see [`shape`]).
-    fn new(spec: &'a MlpSpec, batch: usize, shape: Shape) -> Self {
+    /// The layout for epochs like `epoch` on a workgroup of `shape` (see [`shape`]).
+    fn new(spec: &'a MlpSpec, epoch: &MlpEpoch, shape: Shape) -> Self {
+        let batch = epoch.batch_size;
         let mut outs = Vec::new();
         let mut at = 0;
         for l in spec.layers() {
@@ -81,8 +132,10 @@ impl<'a> Layout<'a> {
         Layout {
             spec,
             batch,
+            loss: epoch.loss,
+            rule: epoch.rule,
             invocations: shape.invocations,
-            subgroup: shape.subgroup.then_some(shape.invocations),
+            subgroup: (shape.subgroup && epoch.rule.state_rows() == 0).then_some(shape.invocations),
             params: spec.offsets(),
             outs,
         }
@@ -101,6 +154,51 @@ impl<'a> Layout<'a> {
         self.columns(count)
             .iter()
             .map(|(j, c)| format!("        let {c} = lid + {}u;\n", j * self.invocations))
+            .collect()
+    }
+
+    /// WGSL statements setting `target` to the parameter value `w` after one step
+    /// along the gradient `g` under the update rule, with the rule's state in the
+    /// places `state` names (one per row of state), computed as the optimizer ops
+    /// compute it. `w` is read before `target` is written, so both may name the same
+    /// place.
+    fn update(&self, target: &str, w: &str, g: &str, state: &[String]) -> String {
+        match self.rule {
+            MlpRule::Sgd { .. } => format!("{target} = {w} - params.scalars.x * {g};"),
+            MlpRule::Momentum(h) => {
+                let (v, mu) = (&state[0], lit(h.momentum));
+                let d = match h.nesterov {
+                    true => format!("gd + {mu} * {v}"),
+                    false => v.clone(),
+                };
+                format!(
+                    "{{ let gd = {g} + {} * {w}; {v} = {mu} * {v} + gd; \
+                     {target} = {w} - params.scalars.x * ({d}); }}",
+                    lit(h.weight_decay)
+                )
+            }
+            MlpRule::Adam(h) => {
+                let (m, v) = (&state[0], &state[1]);
+                format!(
+                    "{{ let gd = {g} + {} * {w}; {m} = {m} + {} * (gd - {m}); \
+                     {v} = {} * {v} + {} * (gd * gd); \
+                     {target} = {w} - adam_step * ({m} / (sqrt({v}) / adam_correction + {})); }}",
+                    lit(h.weight_decay),
+                    lit(1.0 - h.beta1),
+                    lit(h.beta2),
+                    lit(1.0 - h.beta2),
+                    lit(h.eps)
+                )
+            }
+        }
+    }
+
+    /// The places of the rule's state for the parameter at `index` (a WGSL
+    /// expression) of the packed parameters: storage, after the parameters.
+    fn stored_state(&self, index: &str) -> Vec<String> {
+        let count = self.spec.param_count();
+        (1..=self.rule.state_rows())
+            .map(|r| format!("weights[params.offs.z + {}u + {index}]", r * count))
             .collect()
     }
 
@@ -261,12 +359,80 @@ impl<'a> Layout<'a> {
         )
     }
 
+    /// The cross-entropy gradient into `grads`, and (invocation 0) the batch loss.
+    /// Every invocation takes each row's logits (broadcast on one subgroup, read by
+    /// all without), and computes its maximum and log-sum-exp as the reference does;
+    /// each writes the gradient of its own columns. Invocation 0 sums the rows' losses
+    /// in order. A label that is not a whole number below the classes makes the row's
+    /// gradient and the loss NaN, as the reference's.
+    fn cross_entropy(&self) -> String {
+        let last = self.spec.layers().len() - 1;
+        let m = self.spec.outputs();
+        let y = self.outs[last];
+        let act = wgsl_args(self.spec.layers()[last].act);
+        let rows = self.for_rows(|r| {
+            let mut t = self.row_values("z", m, |c| format!("acts[{y}u + {r} * {m}u + {c}]"));
+            t.push_str("            var mx = z0;\n");
+            for j in 1..m {
+                let _ = writeln!(t, "            if (z{j} > mx) {{ mx = z{j}; }}");
+            }
+            t.push_str("            var se = 0.0;\n");
+            for j in 0..m {
+                let _ = writeln!(t, "            se += exp(z{j} - mx);");
+            }
+            let _ = writeln!(
+                t,
+                "            let lse = log(se);
+            let label = targets[params.offs.y + first + {r}];
+            let valid = label >= 0.0 && label == floor(label) && label < {m}.0;
+            let t = select({m}u, u32(label), valid);
+            var zt = z0;"
+            );
+            for j in 1..m {
+                let _ = writeln!(t, "            if (t == {j}u) {{ zt = z{j}; }}");
+            }
+            let _ = writeln!(
+                t,
+                "            if (lid == 0u) {{ part += select(nan, lse + mx - zt, valid); }}"
+            );
+            for (_, c) in self.columns(m) {
+                let at = format!("{y}u + {r} * {m}u + {c}");
+                let _ = writeln!(
+                    t,
+                    "            if ({c} < {m}u) {{
+                let yv = acts[{at}];
+                let p = exp(yv - mx - lse);
+                let g = select(nan, select(p, p - 1.0, t == {c}) * scale, valid);
+                grads[{at}] = gate(g, yv, {act});
+            }}"
+                );
+            }
+            t
+        });
+        format!(
+            "    var scale = 1.0;
+    if (params.dims.w == 1u) {{
+        scale = 1.0 / f32(rows);
+    }}
+    let nan = bitcast<f32>(0x7fc00000u | (rows & 0u));
+    var part = 0.0;
+    {{
+{cols}{rows}    }}
+    if (lid == 0u) {{
+        losses[params.offs.w + step] = part * scale;
+    }}
+",
+            cols = self.declare_columns(m)
+        )
+    }
+
     /// The backward of layer `l` in one phase, each invocation owning input columns
     /// `i` (and one the bias, `i = k`): for `l > 0` the gradient with respect to its
     /// input, stored as layer `l − 1`'s dz (from the weights before the update), and
-    /// the SGD update of weight column `i` from Σ_rows dz ⊗ x. What an invocation
-    /// reads of the weights it alone writes (once, into registers, before it writes
-    /// them), so no barrier is needed between the two.
+    /// the update of weight column `i` from Σ_rows dz ⊗ x (the rule's state of the
+    /// column, where it has one, updated in place in storage by its owner alone).
+    /// What an invocation reads of the weights it alone writes (once, into
+    /// registers, before it writes them), so no barrier is needed between the two.
     fn backward(&self, l: usize) -> String {
         let layer = self.spec.layers()[l];
         let (k, m) = (layer.inputs, layer.outputs);
@@ -364,26 +530,23 @@ impl<'a> Layout<'a> {
             for (j, i) in &cols {
                 let _ = writeln!(s, "        if ({i} < {k}u) {{");
                 for c in 0..m {
-                    let _ = writeln!(
-                        s,
-                        "            wc{l}[{}u] = w{j}_{c} - params.scalars.x * a{j}_{c};",
-                        j * m + c
-                    );
+                    let at = j * m + c;
+                    let place = format!("wc{l}[{at}u]");
+                    let step = self.update(&place, &format!("w{j}_{c}"), &format!("a{j}_{c}"), &[]);
+                    let _ = writeln!(s, "            {step}");
                 }
                 s.push_str("        }\n");
             }
             for (j, _) in &out_cols {
                 for i in 0..k {
                     let at = j * k + i;
-                    let _ = writeln!(
-                        s,
-                        "        wr{l}[{at}u] = wr{l}[{at}u] - params.scalars.x * ar{j}_{i};"
-                    );
+                    let place = format!("wr{l}[{at}u]");
+                    let step = self.update(&place, &place, &format!("ar{j}_{i}"), &[]);
+                    let _ = writeln!(s, "        {step}");
                 }
-                let _ = writeln!(
-                    s,
-                    "        br{l}[{j}u] = br{l}[{j}u] - params.scalars.x * abr{j};"
-                );
+                let place = format!("br{l}[{j}u]");
+                let step = self.update(&place, &place, &format!("abr{j}"), &[]);
+                let _ = writeln!(s, "        {step}");
             }
             s.push_str("    }\n");
             return s;
@@ -391,17 +554,19 @@ impl<'a> Layout<'a> {
         for (j, i) in &cols {
             let _ = writeln!(s, "        if ({i} < {k}u) {{");
             for c in 0..m {
-                let _ = writeln!(
-                    s,
-                    "            wp[{w}u + {c}u * {k}u + {i}] = w{j}_{c} - params.scalars.x * a{j}_{c};"
-                );
+                let index = format!("{w}u + {c}u * {k}u + {i}");
+                let state = self.stored_state(&index);
+                let place = format!("wp[{index}]");
+                let step = self.update(&place, &format!("w{j}_{c}"), &format!("a{j}_{c}"), &state);
+                let _ = writeln!(s, "            {step}");
             }
             let _ = writeln!(s, "        }} else if ({i} == {k}u) {{");
             for c in 0..m {
-                let _ = writeln!(
-                    s,
-                    "            wp[{b}u + {c}u] = wp[{b}u + {c}u] - params.scalars.x * a{j}_{c};"
-                );
+                let index = format!("{b}u + {c}u");
+                let state = self.stored_state(&index);
+                let place = format!("wp[{index}]");
+                let step = self.update(&place, &place, &format!("a{j}_{c}"), &state);
+                let _ = writeln!(s, "            {step}");
             }
             s.push_str("        }\n");
         }
@@ -424,27 +589,43 @@ impl<'a> Layout<'a> {
     /// `load_weights` and `store_weights`: between storage and workgroup memory, or,
     /// with subgroups, between storage and each invocation's private copies (`wr`:
     /// the weight rows and biases of its output columns; `wc`: the weight columns of
-    /// its input columns).
+    /// its input columns); and Adam's bias corrections, which every invocation
+    /// advances alike and the first stores.
     fn weights_io(&self) -> String {
+        let count = self.spec.param_count();
+        let (mut decls, mut load, mut store) = (String::new(), String::new(), String::new());
+        if let MlpRule::Adam(_) = self.rule {
+            let at = (self.rule.state_rows() + 1) * count;
+            decls.push_str("var<private> adam_c1: f32;\nvar<private> adam_c2: f32;\n");
+            let _ = writeln!(
+                load,
+                "    adam_c1 = weights[params.offs.z + {at}u];\n    adam_c2 = weights[params.offs.z + {}u];",
+                at + 1
+            );
+            let _ = writeln!(
+                store,
+                "    if (lid == 0u) {{\n        weights[params.offs.z + {at}u] = adam_c1;\n        weights[params.offs.z + {}u] = adam_c2;\n    }}",
+                at + 1
+            );
+        }
         let Some(_) = self.subgroup else {
-            return "
-fn load_weights(lid: u32) {
-    for (var e = lid; e < PARAM_COUNT; e += WG) {
+            return format!(
+                "
+{decls}
+fn load_weights(lid: u32) {{
+    for (var e = lid; e < PARAM_COUNT; e += WG) {{
         wp[e] = weights[params.offs.z + e];
-    }
-}
+    }}
+{load}}}
 
-fn store_weights(lid: u32) {
-    for (var e = lid; e < PARAM_COUNT; e += WG) {
+fn store_weights(lid: u32) {{
+    for (var e = lid; e < PARAM_COUNT; e += WG) {{
         weights[params.offs.z + e] = wp[e];
-    }
-}
+    }}
+{store}}}
 "
-            .to_string();
+            );
         };
-        let mut decls = String::new();
-        let mut load = String::from("\nfn load_weights(lid: u32) {\n");
-        let mut store = String::from("\nfn store_weights(lid: u32) {\n");
         for (l, layer) in self.spec.layers().iter().enumerate() {
             let (k, m) = (layer.inputs, layer.outputs);
             let (w, b) = self.params[l];
@@ -501,7 +682,7 @@ fn store_weights(lid: u32) {
                 }
             }
         }
-        format!("\n{decls}{load}}}\n{store}}}\n")
+        format!("\n{decls}\nfn load_weights(lid: u32) {{\n{load}}}\n\nfn store_weights(lid: u32) {{\n{store}}}\n")
     }
 
     /// The complete WGSL.
@@ -523,6 +704,18 @@ fn store_weights(lid: u32) {
         s.push_str(&self.weights_io());
         s.push_str("\n// One mini-batch: forward, loss, backward and update, layer by layer.\n");
         s.push_str("fn train_step(lid: u32, rows: u32, first: u32, step: u32) {\n");
+        if let MlpRule::Adam(h) = self.rule {
+            // The step's bias corrections, before its updates.
+            let _ = writeln!(
+                s,
+                "    adam_c1 = {} + {} * adam_c1;\n    adam_c2 = {} + {} * adam_c2;\n    \
+                 let adam_step = params.scalars.x / adam_c1;\n    let adam_correction = sqrt(adam_c2);",
+                lit(1.0 - h.beta1),
+                lit(h.beta1),
+                lit(1.0 - h.beta2),
+                lit(h.beta2)
+            );
+        }
         // On one subgroup every invocation reads only workgroup memory it wrote itself
         // (what others computed arrives by broadcast): no barriers between phases.
         let barrier = match self.subgroup {
@@ -534,7 +727,10 @@ fn store_weights(lid: u32) {
             s.push_str(&self.forward(l));
             s.push_str(barrier);
         }
-        s.push_str(&self.loss());
+        s.push_str(&match self.loss {
+            LossKind::Mse => self.loss(),
+            LossKind::CrossEntropy => self.cross_entropy(),
+        });
         s.push_str(barrier);
         for l in (0..=last).rev() {
             s.push_str(&self.backward(l));
@@ -559,20 +755,35 @@ pub struct Shape {
 /// compile (see [`shape`]).
 const MAX_COLUMNS: usize = 4;
 
-/// The workgroup of the fused kernel for `spec` on an adapter that is a CPU
-/// (`cpu_adapter`, llvmpipe) or not, with subgroups of a fixed `subgroup_size` or none.
+/// The workgroup of the fused kernel for `spec` and epochs like `epoch` on an adapter
+/// that is a CPU (`cpu_adapter`, llvmpipe) or not, with subgroups of a fixed
+/// `subgroup_size` or none.
 ///
-/// - One subgroup, sharing row values by broadcast, when that gives each invocation
-///   at most `MAX_COLUMNS` (4) columns. On llvmpipe a broadcast is a register move,
-///   while every memory read is made one lane at a time, even when all lanes read
-///   the same address (a seed epoch: 14 ms without subgroups, about 6 with).
+/// - One subgroup, sharing row values by broadcast, when the update rule keeps no
+///   state and that gives each invocation at most `MAX_COLUMNS` (4) columns. On
+///   llvmpipe a broadcast is a register move, while every memory read is made one
+///   lane at a time, even when all lanes read the same address (a seed epoch: 14 ms
+///   without subgroups, about 6 with). The subgroup kernel keeps two private copies
+///   of the weights, rows and columns; with a copy of the momentum or Adam state
+///   beside each, llvmpipe took 35–95 s to compile it for the seed network without
+///   its shader cache, against 13 s for cross-entropy with plain SGD (2026-12-02), so
+///   a rule with state takes the layout below.
 /// - Else one invocation per unit of the widest layer plus the bias updater: in
 ///   SIMD groups of 8 on a CPU adapter, in warps of 32 elsewhere. (Several columns
 ///   per invocation save llvmpipe repeated reads but took it 10–20 s to compile for
 ///   64-wide layers, against 3 s with one.)
-pub fn shape(spec: &MlpSpec, cpu_adapter: bool, subgroup_size: Option<u32>) -> Shape {
+pub fn shape(
+    spec: &MlpSpec,
+    epoch: &MlpEpoch,
+    cpu_adapter: bool,
+    subgroup_size: Option<u32>,
+) -> Shape {
     let units = spec.max_width() + 1;
-    if let Some(size) = subgroup_size.map(|s| s as usize).filter(|&s| s > 0) {
+    let stateless = epoch.rule.state_rows() == 0;
+    if let Some(size) = subgroup_size
+        .map(|s| s as usize)
+        .filter(|&s| s > 0 && stateless)
+    {
         if units.div_ceil(size) <= MAX_COLUMNS {
             return Shape {
                 invocations: size,
@@ -587,16 +798,18 @@ pub fn shape(spec: &MlpSpec, cpu_adapter: bool, subgroup_size: Option<u32>) -> S
     }
 }
 
-/// The complete WGSL of the fused trainer for `spec`, batches of `batch` rows and a
+/// The complete WGSL of the fused trainer for `spec`, epochs like `epoch` (its batch
+/// size, loss and update rule; the learning rate is a parameter of each launch) and a
 /// workgroup of `shape` (any number of invocations from 1 up; with `subgroup`, that
-/// number must be the device's subgroup size).
-pub fn source(spec: &MlpSpec, batch: usize, shape: Shape) -> String {
-    Layout::new(spec, batch, shape).source()
+/// number must be the device's subgroup size; a rule with state ignores `subgroup`,
+/// see [`shape`]).
+pub fn source(spec: &MlpSpec, epoch: &MlpEpoch, shape: Shape) -> String {
+    Layout::new(spec, epoch, shape).source()
 }
 
 /// The fused kernel's workgroup on `gpu`.
-fn shape_on(gpu: &Gpu, spec: &MlpSpec) -> Shape {
-    shape(spec, gpu.ctx.cpu_adapter, gpu.ctx.subgroup_size)
+fn shape_on(gpu: &Gpu, spec: &MlpSpec, epoch: &MlpEpoch) -> Shape {
+    shape(spec, epoch, gpu.ctx.cpu_adapter, gpu.ctx.subgroup_size)
 }
 
 /// The GPU's fused trainer: one generated kernel per network and batch size.
@@ -610,12 +823,14 @@ impl MlpTrainer<Gpu> for Gpu {
             && spec.max_width() <= MAX_WIDTH
             && workgroup_bytes(spec, batch)
                 <= self.limits().max_compute_workgroup_storage_size as usize
-            && shape_on(self, spec).invocations
+            // The workgroup without subgroups, the larger (a rule with state takes it).
+            && shape(spec, &MlpEpoch::sgd_mse(batch, 0.0, Reduction::Sum), self.ctx.cpu_adapter, None)
+                .invocations
                 <= self.limits().max_compute_invocations_per_workgroup as usize
     }
 
-    fn prepare(&self, spec: &MlpSpec, batch: usize) -> Result<()> {
-        compiled(self, spec, batch).map(|_| ())
+    fn prepare(&self, spec: &MlpSpec, epoch: &MlpEpoch) -> Result<()> {
+        compiled(self, spec, epoch).map(|_| ())
     }
 
     fn why_not(&self, spec: &MlpSpec, batch: usize) -> String {
@@ -640,16 +855,16 @@ impl MlpTrainer<Gpu> for Gpu {
     }
 }
 
-/// The fused kernel for `spec` and batches of `batch` and its pipeline id, compiled on
-/// first use and cached.
-fn compiled(gpu: &Gpu, spec: &MlpSpec, batch: usize) -> Result<(u64, wgpu::ComputePipeline)> {
+/// The fused kernel for `spec` and epochs like `epoch` and its pipeline id, compiled
+/// on first use and cached.
+fn compiled(gpu: &Gpu, spec: &MlpSpec, epoch: &MlpEpoch) -> Result<(u64, wgpu::ComputePipeline)> {
     let ctx = &gpu.ctx;
-    let key = (spec.clone(), batch);
+    let key = KernelKey::new(spec, epoch);
     let mut cache = lock(&ctx.fused);
     if let Some((id, pipeline)) = cache.0.get(&key) {
         return Ok((*id, pipeline.clone()));
     }
-    let code = source(spec, batch, shape_on(gpu, spec));
+    let code = source(spec, epoch, shape_on(gpu, spec, epoch));
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = ctx
         .device
@@ -692,13 +907,12 @@ fn run_epoch(
     }
     // The bind-group cache is keyed by views' offsets: every chunk's views stay the
     // same from epoch to epoch, so nothing is created after the first.
-    let (id, pipeline) = compiled(gpu, spec, epoch.batch_size)?;
+    let (id, pipeline) = compiled(gpu, spec, epoch)?;
     let reduction = match epoch.reduction {
         Reduction::Sum => 0,
         Reduction::Mean => 1,
     };
-    let per_dispatch =
-        Layout::new(spec, epoch.batch_size, shape_on(gpu, spec)).steps_per_dispatch();
+    let per_dispatch = Layout::new(spec, epoch, shape_on(gpu, spec, epoch)).steps_per_dispatch();
     let mut first_step = 0;
     while first_step < steps {
         let count = per_dispatch.min(steps - first_step);
@@ -715,7 +929,7 @@ fn run_epoch(
             ],
             &losses.slice_rows(first_step, count)?,
             [rows, epoch.batch_size, count, reduction],
-            [epoch.lr, 0.0, 0.0, 0.0],
+            [epoch.rule.lr(), 0.0, 0.0, 0.0],
             Grid::Single,
         )?;
         first_step += count;
