@@ -1,10 +1,11 @@
 //! A steady-state training step allocates nothing on the host: a counting global
 //! allocator measures the allocations of the epochs after the first two, and an epoch
-//! of twice the steps must make exactly as many (the per-epoch work, reading the
-//! losses and calling the hook, is the same). The fewest of three epochs are compared:
-//! how long the host waits for the device changes wgpu's own allocations by one now
-//! and then (199 against 198 in about one run in four on llvmpipe, 2026-12-02), while
-//! an allocation per step would show in every epoch. On the CPU backends this holds on both paths; on
+//! of twice the steps must make as many (the per-epoch work, reading the losses and
+//! calling the hook, is the same), the fewest of three epochs compared. On the CPU
+//! backends exactly as many; on the GPU within one: how long the host waits for the
+//! device changes wgpu's own allocations by one, either way (an epoch of 200 fused
+//! steps against one of 100 on llvmpipe: 199 against 198 in about one run in four,
+//! 198 against 199 too, 2026-12-02), while an allocation per step would add 100. On the CPU backends this holds on both paths; on
 //! the GPU on the fused path, while a step-by-step step still allocates inside wgpu,
 //! which processes the recorded commands when an encoder is submitted, about one
 //! allocation per command (its count is printed, not asserted: it is wgpu's, not
@@ -90,9 +91,9 @@ fn steady_epoch_allocations<B: Backend>(b: &B, rows: usize, fused: bool) -> (u64
     (fewest.unwrap_or(0), reports[2].fused)
 }
 
-/// Asserts that an epoch of 200 steps allocates exactly as often as one of 100, on the
-/// paths given.
-fn assert_steps_allocate_nothing<B: Backend>(b: &B, paths: &[bool]) {
+/// Asserts that an epoch of 200 steps allocates as often as one of 100, give or take
+/// `jitter`, on the paths given.
+fn assert_steps_allocate_nothing<B: Backend>(b: &B, paths: &[bool], jitter: u64) {
     for &fused in paths {
         let (short, ran_fused) = steady_epoch_allocations(b, 1000, fused);
         let (long, _) = steady_epoch_allocations(b, 2000, fused);
@@ -100,9 +101,8 @@ fn assert_steps_allocate_nothing<B: Backend>(b: &B, paths: &[bool]) {
             ran_fused, fused,
             "the fused path is taken exactly when asked"
         );
-        assert_eq!(
-            long,
-            short,
+        assert!(
+            long.abs_diff(short) <= jitter,
             "{} on {}: an epoch of 200 steps allocated {long} times, one of 100 {short} times",
             if fused { "fused" } else { "step by step" },
             b.name()
@@ -112,15 +112,15 @@ fn assert_steps_allocate_nothing<B: Backend>(b: &B, paths: &[bool]) {
 
 #[test]
 fn a_steady_state_step_allocates_nothing_on_the_cpu() {
-    assert_steps_allocate_nothing(&Cpu::with_threads(1).unwrap(), &[false, true]);
-    assert_steps_allocate_nothing(&Cpu::with_threads(2).unwrap(), &[false, true]);
-    assert_steps_allocate_nothing(&Reference, &[false, true]);
+    assert_steps_allocate_nothing(&Cpu::with_threads(1).unwrap(), &[false, true], 0);
+    assert_steps_allocate_nothing(&Cpu::with_threads(2).unwrap(), &[false, true], 0);
+    assert_steps_allocate_nothing(&Reference, &[false, true], 0);
 }
 
 #[test]
 fn a_steady_state_step_allocates_nothing_on_the_gpu() {
     if let Some(gpu) = gpu() {
-        assert_steps_allocate_nothing(&gpu, &[true]);
+        assert_steps_allocate_nothing(&gpu, &[true], 1);
         let (short, _) = steady_epoch_allocations(&gpu, 1000, false);
         let (long, _) = steady_epoch_allocations(&gpu, 2000, false);
         println!(

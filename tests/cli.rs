@@ -300,11 +300,26 @@ fn runs_print_every_run_and_the_distribution_and_draw_them() {
         "2",
         "--runs",
         "3",
+        "--lr-schedule",
+        "cosine,constant",
         "--plot",
         plots.to_str().unwrap(),
+        "--json",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    for picture in ["test_errors.png", "training_curve.png"] {
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per schedule: {stdout}");
+    assert!(lines[0].contains("\"lr_schedule\":\"cosine\""), "{stdout}");
+    assert!(
+        lines[1].contains("\"lr_schedule\":\"constant\""),
+        "{stdout}"
+    );
+    for picture in [
+        "test_errors.png",
+        "training_curve.png",
+        "training_curve_constant.png",
+    ] {
         let bytes = std::fs::read(plots.join(picture)).unwrap();
         assert!(
             bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
@@ -318,6 +333,14 @@ fn runs_print_every_run_and_the_distribution_and_draw_them() {
         (
             &["--runs", "2", "--save", "x.safetensors"][..],
             "--runs above 1 takes no --save",
+        ),
+        (
+            &["--lr-schedule", "cosine,constant"][..],
+            "a list of schedules needs --runs above 1",
+        ),
+        (
+            &["--runs", "2", "--lr-schedule", "cosine,linear"][..],
+            "--lr-schedule: expected constant, cosine or step",
         ),
     ] {
         let out = run(args);

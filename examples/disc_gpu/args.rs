@@ -37,13 +37,15 @@ pub const USAGE: &str =
   --weight-decay X   L2 penalty of the optimizer (default 0)
   --lr-schedule S    cosine (default: annealed to 0 over the epochs), constant (the
                      report's recipe) or step (×0.1 after each third of the epochs), as
-                     PyTorch's schedulers
+                     PyTorch's schedulers; with --runs, a list (cosine,constant) trains
+                     the same seeds with each and compares them
   --warmup N         epochs of linear warm-up before the schedule (default 0)
   --save PATH        save the trained network as safetensors (PyTorch state_dict names)
   --load PATH        start from the network saved in PATH
   --plot DIR         write DIR/training_curve.png and DIR/decision_boundary.png; with
-                     --runs, DIR/test_errors.png (each run's test errors) and
-                     DIR/training_curve.png (the runs' medians and min–max bands)
+                     --runs, DIR/test_errors.png (each run's test errors, schedules
+                     side by side) and DIR/training_curve.png (the runs' medians and
+                     min–max bands; training_curve_S.png for each further schedule S)
   --json             print nothing but one JSON line of results at the end
   --list-adapters    print the usable GPU adapters and exit";
 
@@ -97,6 +99,9 @@ pub struct Args {
     pub weight_decay: f32,
     /// `--lr-schedule S` and `--warmup N`.
     pub schedule: Schedule,
+    /// `--lr-schedule A,B,...` with `--runs`: the schedules after the first, each
+    /// trained on the same seeds and compared with it.
+    pub compare: Vec<LrSchedule>,
     /// `--save PATH`.
     pub save: Option<PathBuf>,
     /// `--load PATH`.
@@ -147,6 +152,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
             kind: LrSchedule::Cosine { eta_min: 0.0 },
             warmup: 0,
         },
+        compare: Vec::new(),
         save: None,
         load: None,
         plot: None,
@@ -167,7 +173,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
                 }
             }
             "--optimizer" => parsed.optimizer = value()?.parse()?,
-            "--lr-schedule" => parsed.schedule.kind = schedule_kind(&value()?)?,
+            "--lr-schedule" => {
+                let list = value()?;
+                let mut kinds = list.split(',').map(schedule_kind);
+                parsed.schedule.kind = kinds.next().unwrap_or_else(|| schedule_kind(""))?;
+                parsed.compare = kinds.collect::<Result<_, _>>()?;
+            }
             "--warmup" => parsed.schedule.warmup = number(&flag, &value()?)?,
             "--adapter" => parsed.adapter = Some(value()?),
             "--epochs" => parsed.epochs = number(&flag, &value()?)?,
@@ -201,6 +212,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
     }
     if parsed.runs > 1 && (parsed.save.is_some() || parsed.load.is_some()) {
         return Err("--runs above 1 takes no --save or --load".into());
+    }
+    if parsed.runs < 2 && !parsed.compare.is_empty() {
+        return Err("--lr-schedule: a list of schedules needs --runs above 1".into());
+    }
+    for kind in &mut parsed.compare {
+        step_every_third(kind, parsed.epochs, parsed.schedule.warmup);
     }
     parsed.optimizer_flags().validate()?;
     step_every_third(

@@ -15,7 +15,7 @@ mod plot;
 #[path = "../shared/progress.rs"]
 mod progress;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -23,7 +23,7 @@ use args::{Args, LossChoice, USAGE};
 use cli::{json_number, json_string, median};
 use minidl::data::{disc_train_test, Dataset, DISC_POINTS, DISC_RADIUS};
 use minidl::nn::{CrossEntropyLoss, Loss, MseLoss, Sequential};
-use minidl::optim::LrSchedule;
+use minidl::optim::{LrSchedule, Schedule};
 use minidl::train::{count_errors, fit, predict, run_many, FitConfig};
 use minidl::{checkpoint, seed, Backend, Cpu, Error, Gpu, Tensor};
 use progress::{EpochLine, Progress};
@@ -180,13 +180,18 @@ const BOUNDARY_PNG: &str = "decision_boundary.png";
 /// The distribution of test errors over runs, under `--plot DIR` with `--runs R`.
 const DISTRIBUTION_PNG: &str = "test_errors.png";
 
-/// The recipe of `args` in words, for the pictures' titles and legends.
-fn recipe(args: &Args) -> String {
-    let schedule = match args.schedule.kind {
+/// The flag value of a schedule.
+fn schedule_name(kind: LrSchedule) -> &'static str {
+    match kind {
         LrSchedule::Constant => "constant",
         LrSchedule::Cosine { .. } => "cosine",
         LrSchedule::Step { .. } => "step",
-    };
+    }
+}
+
+/// The recipe of `args` in words, for the pictures' titles and legends.
+fn recipe(args: &Args) -> String {
+    let schedule = schedule_name(args.schedule.kind);
     let warmup = match args.schedule.warmup {
         0 => String::new(),
         n => format!(" after {n} epochs of warm-up"),
@@ -199,37 +204,64 @@ fn recipe(args: &Args) -> String {
     )
 }
 
-/// Writes the pictures of several runs into `dir` (created if needed): the test
-/// errors of each run, and the training curves as medians with min–max bands.
-fn draw_runs(dir: &Path, args: &Args, summaries: &[Summary]) -> Result<(), String> {
+/// Writes the pictures of several runs of each recipe into `dir` (created if needed):
+/// the test errors of every run, recipe beside recipe, and each recipe's training
+/// curves as medians with min–max bands (`training_curve.png` for the first,
+/// `training_curve_<schedule>.png` for the others). Returns the files written.
+fn draw_runs(
+    dir: &Path,
+    recipes: &[Args],
+    results: &[Vec<Summary>],
+) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let runs = summaries.len();
-    let backend = summaries
+    let Some((first, first_runs)) = recipes.first().zip(results.first()) else {
+        return Ok(Vec::new());
+    };
+    let runs = first_runs.len();
+    let backend = first_runs
         .first()
         .map_or(String::new(), |s| s.adapter.clone());
+    let distribution = dir.join(DISTRIBUTION_PNG);
     plot::run_distribution(
-        &dir.join(DISTRIBUTION_PNG),
+        &distribution,
         &format!(
             "disc task, {runs} runs of {} epochs on {backend}",
-            args.epochs
+            first.epochs
         ),
-        &[plot::Recipe {
-            name: recipe(args),
-            runs: summaries
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (args.seed + i as u64, s.test_errors))
-                .collect(),
-        }],
+        &recipes
+            .iter()
+            .zip(results)
+            .map(|(args, summaries)| plot::Recipe {
+                name: recipe(args),
+                runs: summaries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (args.seed + i as u64, s.test_errors))
+                    .collect(),
+            })
+            .collect::<Vec<_>>(),
         DISC_POINTS,
     )?;
-    let curves: Vec<Vec<curve::CurvePoint>> = summaries.iter().map(|s| s.curve.clone()).collect();
-    plot::training_curve_of_runs(
-        &dir.join(CURVE_PNG),
-        &format!("disc task, {runs} runs: {}", recipe(args)),
-        "test error (%)",
-        &curves,
-    )
+    let mut written = vec![distribution];
+    for (i, (args, summaries)) in recipes.iter().zip(results).enumerate() {
+        let path = match i {
+            0 => dir.join(CURVE_PNG),
+            _ => dir.join(format!(
+                "training_curve_{}.png",
+                schedule_name(args.schedule.kind)
+            )),
+        };
+        let curves: Vec<Vec<curve::CurvePoint>> =
+            summaries.iter().map(|s| s.curve.clone()).collect();
+        plot::training_curve_of_runs(
+            &path,
+            &format!("disc task, {runs} runs: {}", recipe(args)),
+            "test error (%)",
+            &curves,
+        )?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Writes the two pictures into `dir` (created if needed).
@@ -312,7 +344,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let gpu = cli::choose_gpu(args.backend, args.adapter.as_deref())?;
     if args.runs > 1 {
-        return many_runs(args, gpu.as_ref(), start);
+        return many_runs(args, gpu.as_ref());
     }
     let progress = Progress::new(args.epochs, args.json);
     let summary = match &gpu {
@@ -356,9 +388,39 @@ fn run(args: &Args) -> Result<(), String> {
 /// `--runs R`: seeds `args.seed` … `args.seed + R − 1`, each trained as a run of its
 /// own would be (data from the seed, weights from the seed + 1); on the CPU the runs
 /// share the cores (one thread each), on the GPU they run one after another. Prints
-/// each run and the distribution of the test errors; `--plot DIR` draws that
-/// distribution and the runs' training curves (median and min–max band).
-fn many_runs(args: &Args, gpu: Option<&Gpu>, start: Instant) -> Result<(), String> {
+/// each run and the distribution of the test errors, for each schedule of a list
+/// (`--lr-schedule A,B`); `--plot DIR` draws the distributions side by side and each
+/// schedule's training curves (median and min–max band).
+fn many_runs(args: &Args, gpu: Option<&Gpu>) -> Result<(), String> {
+    let recipes: Vec<Args> = std::iter::once(args.clone())
+        .chain(args.compare.iter().map(|&kind| Args {
+            schedule: Schedule {
+                kind,
+                ..args.schedule
+            },
+            compare: Vec::new(),
+            ..args.clone()
+        }))
+        .collect();
+    let mut results = Vec::new();
+    for recipe in &recipes {
+        let start = Instant::now();
+        let summaries = runs_of(recipe, gpu)?;
+        report_runs(recipe, &summaries, start, recipes.len() > 1);
+        results.push(summaries);
+    }
+    if let Some(dir) = &args.plot {
+        let written = draw_runs(dir, &recipes, &results)?;
+        if !args.json {
+            let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            println!("wrote {}", names.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// The `args.runs` runs of one recipe, in seed order.
+fn runs_of(args: &Args, gpu: Option<&Gpu>) -> Result<Vec<Summary>, String> {
     let one = |i: usize| -> minidl::Result<Summary> {
         // `json`: no test count after every epoch unless the curves are drawn; no
         // pictures of each run.
@@ -384,27 +446,22 @@ fn many_runs(args: &Args, gpu: Option<&Gpu>, start: Instant) -> Result<(), Strin
         let on = gpu.map_or(format!("the CPU ({threads} at a time)"), |g| {
             g.adapter().to_string()
         });
-        println!("{} runs on {on}", args.runs);
+        println!("{} runs of {} on {on}", args.runs, recipe(args));
     }
-    let summaries = run_many(args.runs, threads, one).map_err(|e| match e {
+    run_many(args.runs, threads, one).map_err(|e| match e {
         Error::InvalidArgument(why) => why,
         e => e.to_string(),
-    })?;
+    })
+}
+
+/// Prints the runs of one recipe and their distribution: a JSON line with `--json`
+/// (one per recipe where several are compared), else a line per run and a summary.
+fn report_runs(args: &Args, summaries: &[Summary], start: Instant, compared: bool) {
     let errors: Vec<usize> = summaries.iter().map(|s| s.test_errors).collect();
     let median = median(errors.iter().map(|&e| e as f64).collect());
     let mean = errors.iter().sum::<usize>() as f64 / errors.len() as f64;
     let min = errors.iter().copied().min().unwrap_or(0);
     let max = errors.iter().copied().max().unwrap_or(0);
-    if let Some(dir) = &args.plot {
-        draw_runs(dir, args, &summaries)?;
-        if !args.json {
-            println!(
-                "wrote {} and {}",
-                dir.join(DISTRIBUTION_PNG).display(),
-                dir.join(CURVE_PNG).display()
-            );
-        }
-    }
     if args.json {
         let runs: Vec<String> = summaries
             .iter()
@@ -421,11 +478,12 @@ fn many_runs(args: &Args, gpu: Option<&Gpu>, start: Instant) -> Result<(), Strin
             .collect();
         let first = &summaries[0];
         println!(
-            "{{\"backend\":{},\"adapter\":{},\"epochs\":{},\"lr\":{},\"batch_size\":{},\"seed\":{},\"loss\":{},\"optimizer\":{},\"test_points\":{},\"fused\":{},\"runs\":[{}],\"test_errors_median\":{},\"test_errors_mean\":{},\"test_errors_min\":{},\"test_errors_max\":{},\"total_s\":{}}}",
+            "{{\"backend\":{},\"adapter\":{},\"epochs\":{},\"lr\":{},\"lr_schedule\":{},\"batch_size\":{},\"seed\":{},\"loss\":{},\"optimizer\":{},\"test_points\":{},\"fused\":{},\"runs\":[{}],\"test_errors_median\":{},\"test_errors_mean\":{},\"test_errors_min\":{},\"test_errors_max\":{},\"total_s\":{}}}",
             json_string(first.backend),
             json_string(&first.adapter),
             args.epochs,
             args.lr,
+            json_string(schedule_name(args.schedule.kind)),
             args.batch_size,
             args.seed,
             json_string(args.loss.flag()),
@@ -439,24 +497,27 @@ fn many_runs(args: &Args, gpu: Option<&Gpu>, start: Instant) -> Result<(), Strin
             max,
             json_number(start.elapsed().as_secs_f64()),
         );
-    } else {
-        for (i, s) in summaries.iter().enumerate() {
-            println!(
-                "seed {}: test errors {}/{}, train errors {}/{}, final loss {:.3}",
-                args.seed + i as u64,
-                s.test_errors,
-                DISC_POINTS,
-                s.train_errors,
-                DISC_POINTS,
-                s.final_loss
-            );
-        }
+        return;
+    }
+    for (i, s) in summaries.iter().enumerate() {
         println!(
-            "test errors over {} runs: median {median}, mean {mean:.1}, min {min}, max {max}",
-            args.runs
+            "seed {}: test errors {}/{}, train errors {}/{}, final loss {:.3}",
+            args.seed + i as u64,
+            s.test_errors,
+            DISC_POINTS,
+            s.train_errors,
+            DISC_POINTS,
+            s.final_loss
         );
     }
-    Ok(())
+    let which = match compared {
+        true => format!(" with the {} schedule", schedule_name(args.schedule.kind)),
+        false => String::new(),
+    };
+    println!(
+        "test errors over {} runs{which}: median {median}, mean {mean:.1}, min {min}, max {max}",
+        args.runs
+    );
 }
 
 fn main() -> ExitCode {

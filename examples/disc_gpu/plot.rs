@@ -273,8 +273,8 @@ const RECIPE_COLOURS: [RGBColor; 4] = [
 ];
 
 /// Writes the distribution of test errors over runs as a PNG: one point per run at
-/// its seed (x) and test errors out of `points` (y), one colour per recipe, and each
-/// recipe's median as a dashed line, the legend giving median and range. 1000×600
+/// its seed (x; several recipes side by side around it) and test errors out of
+/// `points` (y), one colour per recipe, and each recipe's median as a dashed line, the legend giving median and range. 1000×600
 /// pixels. Errors: no runs at all, or a failure to draw or write the file.
 pub fn run_distribution(
     path: &Path,
@@ -315,7 +315,14 @@ pub fn run_distribution(
         .bold_line_style(RGBColor(0, 0, 0).mix(0.12))
         .draw()
         .map_err(err)?;
-    for (recipe, colour) in recipes.iter().zip(RECIPE_COLOURS.iter().cycle()) {
+    // Several recipes sit side by side around each seed, so that equal values stay
+    // visible.
+    let shift = |r: usize| (r as f64 - (recipes.len() as f64 - 1.0) / 2.0) * 0.2;
+    for (r, (recipe, colour)) in recipes
+        .iter()
+        .zip(RECIPE_COLOURS.iter().cycle())
+        .enumerate()
+    {
         let mut errors: Vec<usize> = recipe.runs.iter().map(|r| r.1).collect();
         if errors.is_empty() {
             continue;
@@ -325,12 +332,9 @@ pub fn run_distribution(
         let median = (errors[(n - 1) / 2] + errors[n / 2]) as f64 / 2.0;
         let colour = *colour;
         chart
-            .draw_series(
-                recipe
-                    .runs
-                    .iter()
-                    .map(|&(seed, e)| Circle::new((seed as f64, e as f64), 5, colour.filled())),
-            )
+            .draw_series(recipe.runs.iter().map(|&(seed, e)| {
+                Circle::new((seed as f64 + shift(r), e as f64), 5, colour.filled())
+            }))
             .map_err(err)?
             .label(format!(
                 "{}: median {} (min {}, max {}) over {n} runs",
