@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{gpu, random, rng};
+use common::{assert_close_to_largest, gpu, random, rng};
 use minidl::backend::MlpTrainer;
 use minidl::backend::{Act, MlpEpoch, MlpLayer, MlpRule, MlpSpec};
 use minidl::data::disc_train_test;
@@ -24,15 +24,7 @@ use minidl::{seed, Backend, Cpu, Error, Reduction, Reference};
 const EPOCH_RTOL: f64 = 1e-4;
 
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
-    let bound = EPOCH_RTOL * scale.max(f64::MIN_POSITIVE);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            ((g - w) as f64).abs() <= bound,
-            "{what}[{i}]: {g} vs reference {w} (bound {bound:e})"
-        );
-    }
+    assert_close_to_largest(what, got, want, EPOCH_RTOL);
 }
 
 fn spec(widths: &[usize], acts: &[Act]) -> MlpSpec {

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{gpu, labels, random, rng};
+use common::{assert_close_to_largest, gpu, labels, random, rng};
 use minidl::data::Dataset;
 use minidl::nn::{CrossEntropyLoss, Linear, Loss, Module, MseLoss, ReLU, Sequential, Tanh};
 use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
@@ -21,15 +21,7 @@ use minidl::{Backend, Cpu, Ops, Reduction, Reference};
 const EPOCH_RTOL: f64 = 1e-4;
 
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
-    let bound = EPOCH_RTOL * scale.max(f64::MIN_POSITIVE);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            ((g - w) as f64).abs() <= bound,
-            "{what}[{i}]: {g} vs reference {w} (bound {bound:e})"
-        );
-    }
+    assert_close_to_largest(what, got, want, EPOCH_RTOL);
 }
 
 /// A loss and an optimizer of the recipes.

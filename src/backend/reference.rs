@@ -452,6 +452,30 @@ pub fn sgd_step<T: Real>(param: &mut [T], grad: &[T], lr: T) {
     }
 }
 
+/// The loss of a fused epoch's batch, `pred` (rows of `outputs`) against `target` (rows
+/// of [`MlpEpoch::target_width`]), as the loss ops compute it with `epoch`'s loss and
+/// reduction; its gradient with respect to `pred` into `grad`.
+pub fn mlp_loss<T: Real>(
+    epoch: &MlpEpoch,
+    pred: &[T],
+    target: &[T],
+    outputs: usize,
+    grad: &mut [T],
+) -> T {
+    let (loss_scale, grad_scale) = epoch.loss_factors(pred.len() / outputs.max(1), outputs);
+    let (loss_scale, grad_scale) = (T::from_f32(loss_scale), T::from_f32(grad_scale));
+    match epoch.loss {
+        LossKind::Mse => {
+            mse_grad(pred, target, grad_scale, grad);
+            mse_loss(pred, target, loss_scale)
+        }
+        LossKind::CrossEntropy => {
+            cross_entropy_grad(pred, target, outputs, grad_scale, grad);
+            cross_entropy_loss(pred, target, outputs, loss_scale)
+        }
+    }
+}
+
 /// One epoch of mini-batch training on the MLP `spec` over `rows` rows of `inputs`
 /// and `targets`, composed of the ops above exactly as a `Sequential` trained step by
 /// step composes them (zero the gradients, forward, loss into `losses[step]`, backward,
@@ -504,19 +528,7 @@ pub fn mlp_epoch<T: Real>(
         }
         let pred = &ys[layers.len() - 1][..n * width_out];
         let target = &targets[first * width_target..(first + n) * width_target];
-        let (loss_scale, grad_scale) = epoch.loss_factors(n, width_out);
-        let (loss_scale, grad_scale) = (T::from_f32(loss_scale), T::from_f32(grad_scale));
-        let grad_out = &mut grad[..n * width_out];
-        losses[step] = match epoch.loss {
-            LossKind::Mse => {
-                mse_grad(pred, target, grad_scale, grad_out);
-                mse_loss(pred, target, loss_scale)
-            }
-            LossKind::CrossEntropy => {
-                cross_entropy_grad(pred, target, width_out, grad_scale, grad_out);
-                cross_entropy_loss(pred, target, width_out, loss_scale)
-            }
-        };
+        losses[step] = mlp_loss(epoch, pred, target, width_out, &mut grad[..n * width_out]);
         // Backward through every layer from the pre-update weights, then update.
         for (l, (layer, &(w, _))) in layers.iter().zip(&offsets).enumerate().rev() {
             let (k, m) = (layer.inputs, layer.outputs);

@@ -71,6 +71,21 @@ pub fn upload_both<A: Backend, B: Backend>(
     (a.upload(t).unwrap(), b.upload(t).unwrap())
 }
 
+/// Asserts `|got[i] − want[i]| ≤ rtol · max_j |want[j]|` for every i: agreement
+/// within a fraction of the largest reference value (of a whole training's parameters,
+/// say, where each value's own bound is not known).
+pub fn assert_close_to_largest(what: &str, got: &[f32], want: &[f32], rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let bound = rtol * scale.max(f64::MIN_POSITIVE);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            ((g - w) as f64).abs() <= bound,
+            "{what}[{i}]: {g} vs reference {w} (bound {bound:e})"
+        );
+    }
+}
+
 /// Asserts `|got[i] − want[i]| ≤ bound[i]` for every i (and NaN where the reference
 /// is NaN), reporting the element that exceeds its bound the most.
 pub fn assert_within(what: &str, got: &[f32], want: &[f32], bound: &[f64]) {

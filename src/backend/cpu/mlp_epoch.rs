@@ -10,10 +10,8 @@
 //! [`reference::mlp_epoch`](crate::backend::reference::mlp_epoch) computes.
 
 use crate::backend::cpu::matmul::SMALL_PRODUCT;
-use crate::backend::reference::{
-    activate, adam_corrections, cross_entropy_grad, cross_entropy_loss, gate, mse_grad, mse_loss,
-};
-use crate::backend::{AdamStep, LossKind, MlpEpoch, MlpRule, MlpSpec, MomentumStep};
+use crate::backend::reference::{activate, adam_corrections, gate, mlp_loss};
+use crate::backend::{AdamStep, MlpEpoch, MlpRule, MlpSpec, MomentumStep};
 
 /// Whether every layer's product for one batch is small enough for the fused epoch's
 /// single-threaded kernels; wider networks train faster step by step, where the
@@ -79,6 +77,9 @@ fn combine(
 /// The update of a run of parameters from their gradients, with the state the rule
 /// keeps for them (loops over slices, which the compiler vectorizes).
 trait Step {
+    /// Called at the start of each mini-batch, before its updates.
+    fn start_step(&mut self) {}
+
     /// Updates the parameters `p`, which start at index `at` of the parameters, from
     /// their gradients `g` (as long as `p`).
     fn apply(&mut self, at: usize, p: &mut [f32], g: &[f32]);
@@ -118,17 +119,26 @@ impl Step for Momentum<'_> {
 }
 
 /// Adam, as `reference::adam_moments_of` and `adam_update_of` compute it, on the
-/// moments, with this step's bias corrections.
+/// moments, with the bias corrections advanced at the start of each step.
 struct Adam<'a> {
     hyper: AdamStep,
     m: &'a mut [f32],
     v: &'a mut [f32],
+    /// `[1 − β₁ᵗ, 1 − β₂ᵗ]`.
+    corrections: &'a mut [f32],
     /// `lr / c₁` and `√c₂` of the step.
     step_size: f32,
     correction: f32,
 }
 
 impl Step for Adam<'_> {
+    #[inline(always)]
+    fn start_step(&mut self) {
+        adam_corrections(self.corrections, &self.hyper);
+        self.step_size = self.hyper.lr / self.corrections[0];
+        self.correction = self.corrections[1].sqrt();
+    }
+
     #[inline(always)]
     fn apply(&mut self, at: usize, p: &mut [f32], g: &[f32]) {
         let h = &self.hyper;
@@ -180,7 +190,7 @@ unsafe fn run_avx2(
 }
 
 /// [`run`] for any processor; inlined into [`run_avx2`] so that it is compiled for
-/// AVX2 there. Splits `packed` and hands [`run_rule`] the rule's update.
+/// AVX2 there. Splits `packed` and hands [`run_steps`] the rule's update.
 #[inline(always)]
 fn run_portable(
     spec: &MlpSpec,
@@ -193,84 +203,38 @@ fn run_portable(
 ) {
     let count = spec.param_count();
     let (params, state) = packed.split_at_mut(count);
+    let data = (inputs, targets, rows);
     match epoch.rule {
-        MlpRule::Sgd { lr } => {
-            run_rule(spec, params, Sgd(lr), inputs, targets, rows, epoch, losses)
-        }
+        MlpRule::Sgd { lr } => run_steps(spec, params, &mut Sgd(lr), data, epoch, losses),
         MlpRule::Momentum(hyper) => {
             let velocity = &mut state[..count];
-            let step = Momentum { hyper, velocity };
-            run_rule(spec, params, step, inputs, targets, rows, epoch, losses)
+            let step = &mut Momentum { hyper, velocity };
+            run_steps(spec, params, step, data, epoch, losses)
         }
         MlpRule::Adam(hyper) => {
             let (m, rest) = state.split_at_mut(count);
             let (v, corrections) = rest.split_at_mut(count);
-            let mut step = Adam {
+            let step = &mut Adam {
                 hyper,
                 m,
                 v,
+                corrections,
                 step_size: 0.0,
                 correction: 0.0,
             };
-            // Each step advances the bias corrections before its updates.
-            let mut advance = |step: &mut Adam| {
-                adam_corrections(corrections, &hyper);
-                step.step_size = hyper.lr / corrections[0];
-                step.correction = corrections[1].sqrt();
-            };
-            run_steps(
-                spec,
-                params,
-                &mut step,
-                &mut advance,
-                inputs,
-                targets,
-                rows,
-                epoch,
-                losses,
-            )
+            run_steps(spec, params, step, data, epoch, losses)
         }
     }
 }
 
-/// [`run_steps`] for a rule with nothing to do at the start of a step.
-#[allow(clippy::too_many_arguments)]
+/// The epoch's mini-batches over `rows` rows of `inputs` and `targets`, each
+/// parameter updated by `update`.
 #[inline(always)]
-fn run_rule<S: Step>(
+fn run_steps(
     spec: &MlpSpec,
     params: &mut [f32],
-    mut step: S,
-    inputs: &[f32],
-    targets: &[f32],
-    rows: usize,
-    epoch: &MlpEpoch,
-    losses: &mut [f32],
-) {
-    run_steps(
-        spec,
-        params,
-        &mut step,
-        &mut |_| {},
-        inputs,
-        targets,
-        rows,
-        epoch,
-        losses,
-    )
-}
-
-/// The epoch's mini-batches, each parameter updated by `update`; `start_step` runs
-/// at the start of each step, before its updates.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn run_steps<S: Step>(
-    spec: &MlpSpec,
-    params: &mut [f32],
-    update: &mut S,
-    start_step: &mut impl FnMut(&mut S),
-    inputs: &[f32],
-    targets: &[f32],
-    rows: usize,
+    update: &mut impl Step,
+    (inputs, targets, rows): (&[f32], &[f32], usize),
     epoch: &MlpEpoch,
     losses: &mut [f32],
 ) {
@@ -283,7 +247,7 @@ fn run_steps<S: Step>(
     let width_target = epoch.target_width(spec);
     for (step, first) in (0..rows).step_by(epoch.batch_size).enumerate() {
         let n = epoch.batch_size.min(rows - first);
-        start_step(update);
+        update.start_step();
         // The batch's inputs, padded.
         for (src, dst) in inputs[first * width_in..(first + n) * width_in]
             .chunks_exact(width_in)
@@ -329,18 +293,7 @@ fn run_steps<S: Step>(
             &ws.pred[..count],
             &targets[first * width_target..(first + n) * width_target],
         );
-        let (loss_scale, grad_scale) = epoch.loss_factors(n, width_out);
-        let pred_grad = &mut ws.pred_grad[..count];
-        losses[step] = match epoch.loss {
-            LossKind::Mse => {
-                mse_grad(pred, target, grad_scale, pred_grad);
-                mse_loss(pred, target, loss_scale)
-            }
-            LossKind::CrossEntropy => {
-                cross_entropy_grad(pred, target, width_out, grad_scale, pred_grad);
-                cross_entropy_loss(pred, target, width_out, loss_scale)
-            }
-        };
+        losses[step] = mlp_loss(epoch, pred, target, width_out, &mut ws.pred_grad[..count]);
         for (src, dst) in ws.pred_grad[..count]
             .chunks_exact(width_out)
             .zip(ws.grad.chunks_exact_mut(out_pad))
