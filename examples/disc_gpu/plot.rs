@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::curve::{
-    draw_error, draw_training_curve, ensure_font, plottable, tick, Band, CurvePoint, FONT,
+    draw_error, draw_training_curve, ensure_font, legend, plottable, tick, Band, CurvePoint, FONT,
 };
 
 /// One test point for the decision-boundary picture.
@@ -353,13 +353,7 @@ pub fn run_distribution(
             ))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(0, 0, 0).mix(0.4))
-        .margin(12)
+    legend(&mut chart.configure_series_labels())
         .draw()
         .map_err(err)?;
     root.present().map_err(err)?;

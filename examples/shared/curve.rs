@@ -6,7 +6,9 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use plotters::chart::SeriesLabelStyle;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 
 use plotters::style::{register_font, FontStyle};
@@ -55,6 +57,22 @@ pub fn ensure_font() -> Result<(), String> {
     } else {
         Err("cannot register the DejaVu Sans font with plotters".to_string())
     }
+}
+
+/// The legend style every picture uses: upper right, on a light box with a border.
+pub fn legend<'s, 'a, 'b, DB, CT>(
+    labels: &'s mut SeriesLabelStyle<'a, 'b, DB, CT>,
+) -> &'s mut SeriesLabelStyle<'a, 'b, DB, CT>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    labels
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(0, 0, 0).mix(0.4))
+        .margin(12)
 }
 
 /// The message for a drawing error while writing `path`.
@@ -354,13 +372,7 @@ where
             .map_err(err)?;
     }
 
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(0, 0, 0).mix(0.4))
-        .margin(12)
+    legend(&mut chart.configure_series_labels())
         .draw()
         .map_err(err)?;
 

@@ -10,7 +10,10 @@
 //! [`reference::mlp_epoch`](crate::backend::reference::mlp_epoch) computes.
 
 use crate::backend::cpu::matmul::SMALL_PRODUCT;
-use crate::backend::reference::{activate, adam_corrections, gate, mlp_loss};
+use crate::backend::reference::{
+    activate, adam_corrections, adam_moments_of, adam_update_of, gate, mlp_loss, momentum_update,
+    momentum_velocity, sgd_step,
+};
 use crate::backend::{AdamStep, MlpEpoch, MlpRule, MlpSpec, MomentumStep};
 
 /// Whether every layer's product for one batch is small enough for the fused epoch's
@@ -75,7 +78,7 @@ fn combine(
 }
 
 /// The update of a run of parameters from their gradients, with the state the rule
-/// keeps for them (loops over slices, which the compiler vectorizes).
+/// keeps for them: the reference's optimizer functions on the run's slices.
 trait Step {
     /// Called at the start of each mini-batch, before its updates.
     fn start_step(&mut self) {}
@@ -91,14 +94,11 @@ struct Sgd(f32);
 impl Step for Sgd {
     #[inline(always)]
     fn apply(&mut self, _at: usize, p: &mut [f32], g: &[f32]) {
-        for (p, &g) in p.iter_mut().zip(g) {
-            *p -= self.0 * g;
-        }
+        sgd_step(p, g, self.0);
     }
 }
 
-/// SGD with momentum and weight decay, as `reference::momentum_velocity` and
-/// `momentum_update` compute it, on the velocities.
+/// SGD with momentum and weight decay, on the velocities.
 struct Momentum<'a> {
     hyper: MomentumStep,
     velocity: &'a mut [f32],
@@ -107,49 +107,33 @@ struct Momentum<'a> {
 impl Step for Momentum<'_> {
     #[inline(always)]
     fn apply(&mut self, at: usize, p: &mut [f32], g: &[f32]) {
-        let h = &self.hyper;
         let velocity = &mut self.velocity[at..at + p.len()];
-        for ((p, &g), v) in p.iter_mut().zip(g).zip(velocity) {
-            let g = g + h.weight_decay * *p;
-            *v = h.momentum * *v + g;
-            let d = if h.nesterov { g + h.momentum * *v } else { *v };
-            *p -= h.lr * d;
-        }
+        momentum_velocity(velocity, g, p, &self.hyper);
+        momentum_update(p, g, velocity, &self.hyper);
     }
 }
 
-/// Adam, as `reference::adam_moments_of` and `adam_update_of` compute it, on the
-/// moments, with the bias corrections advanced at the start of each step.
+/// Adam on the moments, with the bias corrections advanced at the start of each step.
 struct Adam<'a> {
     hyper: AdamStep,
     m: &'a mut [f32],
     v: &'a mut [f32],
     /// `[1 − β₁ᵗ, 1 − β₂ᵗ]`.
     corrections: &'a mut [f32],
-    /// `lr / c₁` and `√c₂` of the step.
-    step_size: f32,
-    correction: f32,
 }
 
 impl Step for Adam<'_> {
     #[inline(always)]
     fn start_step(&mut self) {
         adam_corrections(self.corrections, &self.hyper);
-        self.step_size = self.hyper.lr / self.corrections[0];
-        self.correction = self.corrections[1].sqrt();
     }
 
     #[inline(always)]
     fn apply(&mut self, at: usize, p: &mut [f32], g: &[f32]) {
-        let h = &self.hyper;
         let (m, v) = (&mut self.m[at..at + p.len()], &mut self.v[at..at + p.len()]);
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-            let g = g + h.weight_decay * *p;
-            *m += (1.0 - h.beta1) * (g - *m);
-            *v = h.beta2 * *v + (1.0 - h.beta2) * (g * g);
-            let denom = v.sqrt() / self.correction + h.eps;
-            *p -= self.step_size * (*m / denom);
-        }
+        adam_moments_of(m, v, g, p, &self.hyper);
+        let c = [self.corrections[0], self.corrections[1]];
+        adam_update_of(p, m, v, c, &self.hyper);
     }
 }
 
@@ -219,8 +203,6 @@ fn run_portable(
                 m,
                 v,
                 corrections,
-                step_size: 0.0,
-                correction: 0.0,
             };
             run_steps(spec, params, step, data, epoch, losses)
         }
