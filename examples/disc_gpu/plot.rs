@@ -8,6 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::cli::median;
 use crate::curve::{
     draw_error, draw_training_curve, ensure_font, legend, plottable, tick, Band, CurvePoint, FONT,
 };
@@ -274,8 +275,8 @@ const RECIPE_COLOURS: [RGBColor; 4] = [
 
 /// Writes the distribution of test errors over runs as a PNG: one point per run at
 /// its seed (x; several recipes side by side around it) and test errors out of
-/// `points` (y), one colour per recipe, and each recipe's median as a dashed line, the legend giving median and range. 1000×600
-/// pixels. Errors: no runs at all, or a failure to draw or write the file.
+/// `points` (y), one colour per recipe, and each recipe's median as a dashed line, the
+/// legend giving median and range. 1000×600 pixels. Errors: no runs at all, or a failure to draw or write the file.
 pub fn run_distribution(
     path: &Path,
     title: &str,
@@ -323,13 +324,12 @@ pub fn run_distribution(
         .zip(RECIPE_COLOURS.iter().cycle())
         .enumerate()
     {
-        let mut errors: Vec<usize> = recipe.runs.iter().map(|r| r.1).collect();
-        if errors.is_empty() {
+        let errors = || recipe.runs.iter().map(|r| r.1);
+        let (Some(min), Some(max)) = (errors().min(), errors().max()) else {
             continue;
-        }
-        errors.sort_unstable();
-        let n = errors.len();
-        let median = (errors[(n - 1) / 2] + errors[n / 2]) as f64 / 2.0;
+        };
+        let n = recipe.runs.len();
+        let median = median(errors().map(|e| e as f64).collect());
         let colour = *colour;
         chart
             .draw_series(recipe.runs.iter().map(|&(seed, e)| {
@@ -340,8 +340,8 @@ pub fn run_distribution(
                 "{}: median {} (min {}, max {}) over {n} runs",
                 recipe.name,
                 tick(median),
-                errors[0],
-                errors[n - 1]
+                min,
+                max
             ))
             .legend(move |(x, y)| Circle::new((x + 12, y), 5, colour.filled()));
         chart
@@ -362,9 +362,10 @@ pub fn run_distribution(
 
 /// Writes the training curves of several runs of the same recipe: per epoch, the
 /// median over the runs of the loss and of the error metric as lines, with a band from
-/// their minimum to their maximum, on the axes of [`training_curve`](crate::curve::training_curve). The runs' curves
-/// must cover the same epochs (those of the first run are used); values that are NaN
-/// or infinite in a run are left out of that epoch's median and range. Errors: no
+/// their minimum to their maximum, on the axes of
+/// [`training_curve`](crate::curve::training_curve). The runs' curves must cover the
+/// same epochs (those of the first run are used); values that are NaN or infinite in a
+/// run are left out of that epoch's median and range. Errors: no
 /// runs or an empty first run, or a failure to draw or write the file.
 pub fn training_curve_of_runs(
     path: &Path,
@@ -378,22 +379,16 @@ pub fn training_curve_of_runs(
             path.display()
         ));
     };
+    // The median, smallest and largest plottable value at epoch `i`; NaN for none.
     let spread = |i: usize, value: fn(&CurvePoint) -> f64| -> (f64, f64, f64) {
-        let mut values: Vec<f64> = runs
+        let values: Vec<f64> = runs
             .iter()
             .filter_map(|r| r.get(i).map(value))
             .filter(|&v| plottable(v))
             .collect();
-        if values.is_empty() {
-            return (f64::NAN, f64::NAN, f64::NAN);
-        }
-        values.sort_by(f64::total_cmp);
-        let n = values.len();
-        let median = match n % 2 {
-            1 => values[n / 2],
-            _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-        };
-        (median, values[0], values[n - 1])
+        let lo = values.iter().copied().reduce(f64::min).unwrap_or(f64::NAN);
+        let hi = values.iter().copied().reduce(f64::max).unwrap_or(f64::NAN);
+        (median(values), lo, hi)
     };
     let mut medians = Vec::new();
     let mut bands = Vec::new();
