@@ -19,13 +19,19 @@
 // indices); 3 the packed parameters W0 b0 W1 b1 ... (read at the start, written back
 // at the end), then the update rule's state; 4 one loss per mini-batch. A dispatch
 // trains on mini-batches 0..dims.z of its views.
+//
+// Workgroup r of a dispatch trains run r of independent runs laid out one after
+// another: its inputs, targets, packed parameters and losses start r runs' worth of
+// elements after the views' (a run holds `run_rows` points, in mini-batches of
+// dims.y; the generator's constants IN, TARGET_WIDTH and RUN_PARAMS give the widths).
+// With one workgroup this is the single run.
 
 struct Params {
     // n (rows of the data set), batch size, mini-batches, reduction (0 sum, 1 mean).
     dims: vec4<u32>,
     // Element offsets of inputs, targets, parameters and losses.
     offs: vec4<u32>,
-    // Learning rate.
+    // Learning rate, and the points of one run (a u32 in the bits of an f32).
     scalars: vec4<f32>,
 }
 
@@ -34,6 +40,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(4) var<storage, read_write> losses: array<f32>;
+
+// Where this workgroup's run starts in each binding: element offsets of its inputs,
+// targets, packed parameters and losses.
+var<private> in_at: u32;
+var<private> target_at: u32;
+var<private> param_at: u32;
+var<private> loss_at: u32;
 
 // The parameters, packed as in `weights` (unused where each invocation keeps the
 // weights it needs in private variables, on one subgroup).
@@ -45,7 +58,16 @@ var<workgroup> acts: array<f32, ACT_LEN>;
 var<workgroup> grads: array<f32, ACT_LEN>;
 
 @compute @workgroup_size(WG)
-fn mlp_epoch(@builtin(local_invocation_index) lid: u32) {
+fn mlp_epoch(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let run_rows = bitcast<u32>(params.scalars.y);
+    let run = wid.x;
+    in_at = params.offs.x + run * run_rows * IN;
+    target_at = params.offs.y + run * run_rows * TARGET_WIDTH;
+    param_at = params.offs.z + run * RUN_PARAMS;
+    loss_at = params.offs.w + run * ((run_rows + params.dims.y - 1u) / params.dims.y);
     load_weights(lid);
     workgroupBarrier();
     let n = params.dims.x;

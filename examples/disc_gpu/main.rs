@@ -23,8 +23,9 @@ use args::{Args, LossChoice, USAGE};
 use cli::{json_number, json_string, median};
 use minidl::data::{disc_train_test, Dataset, DISC_POINTS, DISC_RADIUS};
 use minidl::nn::{CrossEntropyLoss, Loss, MseLoss, Sequential};
+use minidl::optim::Optimizer;
 use minidl::optim::{LrSchedule, Schedule};
-use minidl::train::{count_errors, fit, predict, run_many, FitConfig};
+use minidl::train::{count_errors, fit, fit_runs, predict, EpochReport, FitConfig, FitRun};
 use minidl::{checkpoint, seed, Backend, Cpu, Error, Gpu, Tensor};
 use progress::{EpochLine, Progress};
 use rand::rngs::ChaCha8Rng;
@@ -65,22 +66,25 @@ fn loss<B: Backend>(args: &Args) -> Box<dyn Loss<B>> {
     }
 }
 
-/// Trains one run as `args` say; `keep_curve` measures the test errors after every
-/// epoch for the summary's curve even where nothing else needs them.
-fn train<B: Backend>(
-    backend: &B,
-    kind: &'static str,
-    args: &Args,
-    progress: &Progress,
-    keep_curve: bool,
-) -> Result<Summary, String> {
+/// What one run trains: its data, network, loss, optimizer and configuration.
+struct Parts<B: Backend> {
+    train_set: Dataset,
+    test_set: Dataset,
+    model: Sequential<B>,
+    loss: Box<dyn Loss<B>>,
+    optimizer: Box<dyn Optimizer<B>>,
+    config: FitConfig,
+}
+
+/// The parts of the run `args` describe (data from its seed, weights from the seed +
+/// 1, loaded from `--load` where given).
+fn parts<B: Backend>(backend: &B, args: &Args) -> Result<Parts<B>, String> {
     let (train_set, test_set) = disc_train_test(args.seed).map_err(|e| e.to_string())?;
-    let mut model = model(backend, args).map_err(|e| e.to_string())?;
+    let model = model(backend, args).map_err(|e| e.to_string())?;
     if let Some(path) = &args.load {
         checkpoint::load(backend, &model, path).map_err(|e| e.to_string())?;
     }
-    let mut loss = loss::<B>(args);
-    let mut optimizer = args
+    let optimizer = args
         .optimizer_flags()
         .build::<B>()
         .map_err(|e| e.to_string())?;
@@ -94,44 +98,99 @@ fn train<B: Backend>(
         schedule: args.schedule,
         start_epoch: 0,
     };
-    let evaluate = !args.json || args.plot.is_some() || keep_curve;
+    Ok(Parts {
+        train_set,
+        test_set,
+        model,
+        loss: loss::<B>(args),
+        optimizer,
+        config,
+    })
+}
+
+/// A point of the training curve after an epoch: its loss and, where `evaluate`, the
+/// test error of the model after it.
+fn curve_point<B: Backend>(
+    backend: &B,
+    report: &EpochReport,
+    model: &mut Sequential<B>,
+    test_set: &Dataset,
+    evaluate: bool,
+) -> minidl::Result<curve::CurvePoint> {
+    let error_percent = match evaluate {
+        true => 100.0 * count_errors(backend, model, test_set)? as f64 / test_set.len() as f64,
+        false => f64::NAN,
+    };
+    Ok(curve::CurvePoint {
+        epoch: report.epoch,
+        loss: report.loss,
+        error_percent,
+    })
+}
+
+/// The summary of a finished run.
+fn summary<B: Backend>(
+    backend: &B,
+    kind: &'static str,
+    parts: &mut Parts<B>,
+    reports: &[EpochReport],
+    curve: Vec<curve::CurvePoint>,
+) -> Result<Summary, String> {
+    let gpu_times: Vec<f64> = reports.iter().filter_map(|r| r.gpu_millis).collect();
+    let mut errors =
+        |data: &Dataset| count_errors(backend, &mut parts.model, data).map_err(|e| e.to_string());
+    Ok(Summary {
+        backend: kind,
+        adapter: backend.name(),
+        train_errors: errors(&parts.train_set)?,
+        test_errors: errors(&parts.test_set)?,
+        final_loss: reports.last().map_or(f64::NAN, |r| r.loss),
+        epoch_ms_median: median(reports.iter().map(|r| r.millis).collect()),
+        epoch_gpu_ms_median: median(gpu_times),
+        fused: reports.first().is_some_and(|r| r.fused),
+        curve,
+    })
+}
+
+/// Trains one run as `args` say, printing its progress.
+fn train<B: Backend>(
+    backend: &B,
+    kind: &'static str,
+    args: &Args,
+    progress: &Progress,
+) -> Result<Summary, String> {
+    let mut parts = parts(backend, args)?;
+    let evaluate = !args.json || args.plot.is_some();
     let mut curve = Vec::new();
+    let test_set = &parts.test_set;
     let fitted = fit(
         backend,
-        &mut model,
-        loss.as_mut(),
-        optimizer.as_mut(),
-        &train_set,
-        &config,
+        &mut parts.model,
+        parts.loss.as_mut(),
+        parts.optimizer.as_mut(),
+        &parts.train_set,
+        &parts.config,
         |r, model| {
-            let test_errors = match evaluate {
-                true => Some(count_errors(backend, model, &test_set)?),
-                false => None,
-            };
+            let point = curve_point(backend, r, model, test_set, evaluate)?;
             progress.epoch(&EpochLine {
                 epoch: r.epoch,
                 loss: r.loss,
                 millis: r.millis,
                 gpu_millis: r.gpu_millis,
-                error: test_errors
-                    .map(|e| ("test error", 100.0 * e as f64 / test_set.len() as f64)),
+                error: evaluate.then_some(("test error", point.error_percent)),
             });
-            curve.push(curve::CurvePoint {
-                epoch: r.epoch,
-                loss: r.loss,
-                error_percent: test_errors
-                    .map_or(f64::NAN, |e| 100.0 * e as f64 / test_set.len() as f64),
-            });
+            curve.push(point);
             Ok(())
         },
     );
     progress.finish();
+    let model = &mut parts.model;
     let reports = match fitted {
         Ok(reports) => reports,
         // The model holds the last finite step's parameters: keep them if asked to.
         Err(e @ Error::Diverged { .. }) => {
             return Err(match &args.save {
-                Some(path) => match checkpoint::save(backend, &model, path) {
+                Some(path) => match checkpoint::save(backend, model, path) {
                     Ok(()) => format!("{e}; saved them to {}", path.display()),
                     Err(save) => format!("{e}; saving them failed too: {save}"),
                 },
@@ -141,35 +200,22 @@ fn train<B: Backend>(
         Err(e) => return Err(e.to_string()),
     };
     if let Some(path) = &args.save {
-        checkpoint::save(backend, &model, path).map_err(|e| e.to_string())?;
+        checkpoint::save(backend, model, path).map_err(|e| e.to_string())?;
         progress.say(&format!("saved the network to {}", path.display()));
     }
     if let Some(dir) = &args.plot {
-        draw(backend, &mut model, dir, &curve, &test_set, args).map_err(|e| e.to_string())?;
+        draw(backend, model, dir, &curve, &parts.test_set, args).map_err(|e| e.to_string())?;
         progress.say(&format!(
             "wrote {} and {}",
             dir.join(CURVE_PNG).display(),
             dir.join(BOUNDARY_PNG).display()
         ));
     }
-    let gpu_times: Vec<f64> = reports.iter().filter_map(|r| r.gpu_millis).collect();
-    let errors = |model: &mut Sequential<B>, data: &Dataset| {
-        count_errors(backend, model, data).map_err(|e| e.to_string())
+    let curve = match evaluate {
+        true => curve,
+        false => Vec::new(),
     };
-    Ok(Summary {
-        backend: kind,
-        adapter: backend.name(),
-        train_errors: errors(&mut model, &train_set)?,
-        test_errors: errors(&mut model, &test_set)?,
-        final_loss: reports.last().map_or(f64::NAN, |r| r.loss),
-        epoch_ms_median: median(reports.iter().map(|r| r.millis).collect()),
-        epoch_gpu_ms_median: median(gpu_times),
-        fused: reports.first().is_some_and(|r| r.fused),
-        curve: match evaluate {
-            true => curve,
-            false => Vec::new(),
-        },
-    })
+    summary(backend, kind, &mut parts, &reports, curve)
 }
 
 /// The training curve's file name under `--plot DIR`.
@@ -350,11 +396,11 @@ fn run(args: &Args) -> Result<(), String> {
     let summary = match &gpu {
         Some(gpu) => {
             progress.say(&format!("backend gpu: {}", gpu.adapter()));
-            train(gpu, "gpu", args, &progress, false)?
+            train(gpu, "gpu", args, &progress)?
         }
         None => {
             progress.say("backend cpu");
-            train(&Cpu::new(), "cpu", args, &progress, false)?
+            train(&Cpu::new(), "cpu", args, &progress)?
         }
     };
     progress.say(&format!(
@@ -421,37 +467,68 @@ fn many_runs(args: &Args, gpu: Option<&Gpu>) -> Result<(), String> {
 
 /// The `args.runs` runs of one recipe, in seed order.
 fn runs_of(args: &Args, gpu: Option<&Gpu>) -> Result<Vec<Summary>, String> {
-    let one = |i: usize| -> minidl::Result<Summary> {
-        // `json`: no test count after every epoch unless the curves are drawn; no
-        // pictures of each run.
-        let run = Args {
-            seed: args.seed + i as u64,
-            json: true,
-            plot: None,
-            ..args.clone()
-        };
-        let quiet = Progress::Silent;
-        let curves = args.plot.is_some();
-        let summary = match gpu {
-            Some(gpu) => train(gpu, "gpu", &run, &quiet, curves),
-            None => train(&Cpu::with_threads(1)?, "cpu", &run, &quiet, curves),
-        };
-        summary.map_err(Error::InvalidArgument)
-    };
-    let threads = match gpu {
-        Some(_) => 1,
-        None => Cpu::new().threads(),
-    };
     if !args.json {
-        let on = gpu.map_or(format!("the CPU ({threads} at a time)"), |g| {
-            g.adapter().to_string()
-        });
+        let on = gpu.map_or("the CPU".to_string(), |g| g.adapter().to_string());
         println!("{} runs of {} on {on}", args.runs, recipe(args));
     }
-    run_many(args.runs, threads, one).map_err(|e| match e {
-        Error::InvalidArgument(why) => why,
-        e => e.to_string(),
+    match gpu {
+        Some(gpu) => runs_on(gpu, "gpu", args),
+        None => runs_on(&Cpu::new(), "cpu", args),
+    }
+}
+
+/// The runs of [`runs_of`] on `backend`, trained together by `fit_runs` (one fused
+/// op per epoch for all of them: on the GPU one workgroup each, on the CPU on its
+/// threads); the test errors after every epoch only where the curves are drawn.
+fn runs_on<B: Backend>(
+    backend: &B,
+    kind: &'static str,
+    args: &Args,
+) -> Result<Vec<Summary>, String> {
+    let seeds: Vec<u64> = (0..args.runs as u64).map(|i| args.seed + i).collect();
+    let mut all = seeds
+        .iter()
+        .map(|&seed| {
+            parts(
+                backend,
+                &Args {
+                    seed,
+                    ..args.clone()
+                },
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let evaluate = args.plot.is_some();
+    let mut curves: Vec<Vec<curve::CurvePoint>> = vec![Vec::new(); all.len()];
+    let mut test_sets: Vec<&Dataset> = Vec::new();
+    let mut runs = Vec::new();
+    for p in all.iter_mut() {
+        test_sets.push(&p.test_set);
+        runs.push(FitRun {
+            model: &mut p.model,
+            loss: p.loss.as_mut(),
+            optimizer: p.optimizer.as_mut(),
+            data: &p.train_set,
+            config: p.config.clone(),
+        });
+    }
+    let results = fit_runs(backend, &mut runs, |r, report, model| {
+        let point = curve_point(backend, report, model, test_sets[r], evaluate)?;
+        curves[r].push(point);
+        Ok(())
     })
+    .map_err(|e| e.to_string())?;
+    drop(runs);
+    let mut summaries = Vec::new();
+    for (((p, result), curve), seed) in all.iter_mut().zip(results).zip(curves).zip(&seeds) {
+        let reports = result.map_err(|e| format!("the run of seed {seed}: {e}"))?;
+        let curve = match evaluate {
+            true => curve,
+            false => Vec::new(),
+        };
+        summaries.push(summary(backend, kind, p, &reports, curve)?);
+    }
+    Ok(summaries)
 }
 
 /// Prints the runs of one recipe and their distribution: a JSON line with `--json`

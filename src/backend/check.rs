@@ -392,13 +392,17 @@ pub fn copy<B: Backend>(src: &DeviceTensor<B>, dst: &DeviceTensor<B>) -> Result<
     no_alias("copy", dst, &[src])
 }
 
-/// Arguments of [`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch): valid
-/// hyperparameters; `params` is `1 ×` [`MlpRule::packed_len`](super::MlpRule::packed_len),
-/// `inputs` and `targets` have one row per point and the spec's widths (one class
-/// index per row for cross-entropy), `losses` one row per mini-batch; the written
-/// tensors are distinct from every other.
-pub fn mlp_epoch<B: Backend>(
+/// Arguments of [`MlpTrainer::mlp_epoch_runs`](super::MlpTrainer::mlp_epoch_runs)
+/// for `runs` runs ([`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch): one):
+/// valid hyperparameters and at least one run; `params` is `runs ×`
+/// [`MlpRule::packed_len`](super::MlpRule::packed_len), `inputs` and `targets` hold
+/// the same number of points for each run, one after another, in rows of the spec's
+/// widths (one class index per row for cross-entropy), `losses` one row per
+/// mini-batch of each run in the same order; the written tensors are distinct from
+/// every other.
+pub fn mlp_epoch_runs<B: Backend>(
     spec: &MlpSpec,
+    runs: usize,
     params: &DeviceTensor<B>,
     inputs: &DeviceTensor<B>,
     targets: &DeviceTensor<B>,
@@ -411,12 +415,34 @@ pub fn mlp_epoch<B: Backend>(
             "mlp_epoch: batch size must be at least 1".into(),
         ));
     }
+    if runs == 0 {
+        return Err(Error::InvalidArgument(
+            "mlp_epoch: there must be at least 1 run".into(),
+        ));
+    }
     epoch.rule.validate()?;
-    let rows = inputs.rows();
-    expect_shape(OP, "parameters", params, [1, epoch.rule.packed_len(spec)])?;
-    expect_shape(OP, "inputs", inputs, [rows, spec.inputs()])?;
-    expect_shape(OP, "targets", targets, [rows, epoch.target_width(spec)])?;
-    expect_shape(OP, "losses", losses, [rows.div_ceil(epoch.batch_size), 1])?;
+    if !inputs.rows().is_multiple_of(runs) {
+        return Err(Error::InvalidArgument(format!(
+            "mlp_epoch: the inputs' {} rows are not the same number for each of {runs} runs",
+            inputs.rows()
+        )));
+    }
+    let rows = inputs.rows() / runs;
+    expect_shape(
+        OP,
+        "parameters",
+        params,
+        [runs, epoch.rule.packed_len(spec)],
+    )?;
+    expect_shape(OP, "inputs", inputs, [runs * rows, spec.inputs()])?;
+    expect_shape(
+        OP,
+        "targets",
+        targets,
+        [runs * rows, epoch.target_width(spec)],
+    )?;
+    let steps = rows.div_ceil(epoch.batch_size);
+    expect_shape(OP, "losses", losses, [runs * steps, 1])?;
     no_alias(OP, params, &[inputs, targets, losses])?;
     no_alias(OP, losses, &[inputs, targets])
 }

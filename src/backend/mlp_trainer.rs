@@ -1,6 +1,7 @@
 //! [`MlpTrainer`]: a whole epoch of mini-batch training on a narrow MLP in one op, beside
-//! the op set rather than in it. A backend offers one through
-//! [`Backend::mlp_trainer`]; `fit` asks once per run.
+//! the op set rather than in it, for one network or for many independent ones at once.
+//! A backend offers one through [`Backend::mlp_trainer`]; `fit` and `fit_runs` ask
+//! once.
 
 use crate::backend::{check, Backend, DeviceTensor, MlpEpoch, MlpSpec};
 use crate::error::{Error, Result};
@@ -27,7 +28,37 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         losses: &DeviceTensor<B>,
     ) -> Result<()>;
 
-    /// Builds what [`MlpTrainer::mlp_epoch`] needs for `spec` and epochs like `epoch`
+    /// The kernel of [`MlpTrainer::mlp_epoch_runs`], reached only through it: the
+    /// arguments are checked and the spec fits. By default the runs train one after
+    /// another through [`MlpTrainer::mlp_epoch_unchecked`]; a backend that can train
+    /// them together (the GPU: one workgroup per run) overrides it.
+    #[allow(clippy::too_many_arguments)]
+    fn mlp_epoch_runs_unchecked(
+        &self,
+        spec: &MlpSpec,
+        runs: usize,
+        params: &DeviceTensor<B>,
+        inputs: &DeviceTensor<B>,
+        targets: &DeviceTensor<B>,
+        epoch: &MlpEpoch,
+        losses: &DeviceTensor<B>,
+    ) -> Result<()> {
+        let rows = inputs.rows() / runs;
+        let steps = losses.rows() / runs;
+        for r in 0..runs {
+            self.mlp_epoch_unchecked(
+                spec,
+                &params.slice_rows(r, 1)?,
+                &inputs.slice_rows(r * rows, rows)?,
+                &targets.slice_rows(r * rows, rows)?,
+                epoch,
+                &losses.slice_rows(r * steps, steps)?,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Builds what [`MlpTrainer::mlp_epoch`] for `spec` and epochs like `epoch`
     /// (the GPU generates and compiles its kernel), so that the first epoch does not
     /// pay for it; `mlp_epoch` builds it where this was not called.
     fn prepare(&self, _spec: &MlpSpec, _epoch: &MlpEpoch) -> Result<()> {
@@ -58,10 +89,38 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
     ) -> Result<()> {
         let all = [Some(params), Some(inputs), Some(targets), Some(losses)];
         check::same_device(self.backend(), "mlp_epoch", &all)?;
-        check::mlp_epoch(spec, params, inputs, targets, epoch, losses)?;
+        check::mlp_epoch_runs(spec, 1, params, inputs, targets, epoch, losses)?;
         if !self.mlp_fits(spec, epoch.batch_size) {
             return Err(Error::InvalidArgument(self.why_not(spec, epoch.batch_size)));
         }
         self.mlp_epoch_unchecked(spec, params, inputs, targets, epoch, losses)
+    }
+
+    /// One epoch of each of `runs` independent trainings of the MLP `spec` with the
+    /// same hyperparameters, in one op: run `r` is [`MlpTrainer::mlp_epoch`] on row `r`
+    /// of `params` (`runs ×` [`MlpRule::packed_len`](crate::backend::MlpRule::packed_len)),
+    /// the `r`-th of `runs` equal shares of the rows of `inputs` and `targets`, and
+    /// the `r`-th equal share of `losses`, with the same result as that call (on a
+    /// GPU within rounding, on the CPU backends bit for bit). Checks its arguments, and
+    /// fails with [`Error::InvalidArgument`] where [`MlpTrainer::mlp_fits`] is false.
+    /// Do not override: a backend implements [`MlpTrainer::mlp_epoch_runs_unchecked`].
+    #[allow(clippy::too_many_arguments)]
+    fn mlp_epoch_runs(
+        &self,
+        spec: &MlpSpec,
+        runs: usize,
+        params: &DeviceTensor<B>,
+        inputs: &DeviceTensor<B>,
+        targets: &DeviceTensor<B>,
+        epoch: &MlpEpoch,
+        losses: &DeviceTensor<B>,
+    ) -> Result<()> {
+        let all = [Some(params), Some(inputs), Some(targets), Some(losses)];
+        check::same_device(self.backend(), "mlp_epoch", &all)?;
+        check::mlp_epoch_runs(spec, runs, params, inputs, targets, epoch, losses)?;
+        if !self.mlp_fits(spec, epoch.batch_size) {
+            return Err(Error::InvalidArgument(self.why_not(spec, epoch.batch_size)));
+        }
+        self.mlp_epoch_runs_unchecked(spec, runs, params, inputs, targets, epoch, losses)
     }
 }

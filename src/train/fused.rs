@@ -72,14 +72,16 @@ impl<'a, B: Backend> Packed<'a, B> {
     /// `batch_size`, asked once: the model is an MLP ([`mlp_spec`]), the loss MSE or
     /// cross-entropy, the optimizer one whose rule the fused trainers run
     /// ([`Optimizer::mlp_rule`]), with its state prepared, and the backend has a
-    /// trainer that takes the spec. `None` where any of these fails. Its contents are
-    /// undefined until [`Packed::pack`].
+    /// trainer that takes the spec. `None` where any of these fails. The packed tensor
+    /// is `into` where given (`None` where it is not `1 ×` the packed length), else a
+    /// new one. Its contents are undefined until [`Packed::pack`].
     pub fn plan<M, L, O>(
         backend: &'a B,
         model: &M,
         loss: &L,
         optimizer: &O,
         batch_size: usize,
+        into: Option<DeviceTensor<B>>,
     ) -> Result<Option<Self>>
     where
         M: Module<B> + ?Sized,
@@ -102,7 +104,11 @@ impl<'a, B: Backend> Packed<'a, B> {
             return Ok(None);
         }
         let count = spec.param_count();
-        let params = backend.alloc(1, rule.packed_len(&spec))?;
+        let params = match into {
+            Some(t) if t.shape() == [1, rule.packed_len(&spec)] => t,
+            Some(_) => return Ok(None),
+            None => backend.alloc(1, rule.packed_len(&spec))?,
+        };
         let column = params.reshape(params.cols(), 1)?;
         let mut views = Vec::new();
         for (l, (w, b)) in spec.layers().iter().zip(spec.offsets()) {

@@ -11,7 +11,7 @@ mod runs;
 
 pub use fused::mlp_spec;
 pub use predict::{count_errors, outputs, predict};
-pub use runs::run_many;
+pub use runs::{fit_runs, run_many, FitRun};
 
 use predict::check_classes;
 
@@ -167,7 +167,7 @@ where
     let mut reports = Vec::with_capacity(config.epochs - config.start_epoch);
     optimizer.prepare(backend, &model.parameters())?;
     let packed = match config.fused {
-        true => fused::Packed::plan(backend, model, loss, optimizer, config.batch_size)?,
+        true => fused::Packed::plan(backend, model, loss, optimizer, config.batch_size, None)?,
         false => None,
     };
     if let Some(packed) = &packed {

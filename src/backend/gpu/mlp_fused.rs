@@ -1,8 +1,8 @@
 //! The fully fused MLP trainer: generates, per network, batch size, loss and update
 //! rule, the WGSL of `shaders/mlp_fused.wgsl` completed with its constants and its
-//! `train_step`, compiles it once, and launches a whole epoch as one single-workgroup
-//! dispatch (several where the epoch is too long for one: llvmpipe ends an invocation
-//! after 65 535 loop iterations).
+//! `train_step`, compiles it once, and launches a whole epoch as one dispatch with one
+//! workgroup per independent run (several dispatches where the epoch is too long for
+//! one: llvmpipe ends an invocation after 65 535 loop iterations).
 //!
 //! One generator over 500 lines: its layout, phases and source assembly only make
 //! sense together.
@@ -108,6 +108,8 @@ struct Layout<'a> {
     loss: LossKind,
     /// The update rule (its learning rate unused: each launch passes one).
     rule: MlpRule,
+    /// Values of a row of targets.
+    target_width: usize,
     /// Invocations of the workgroup.
     invocations: usize,
     /// The subgroup size, when the workgroup is one subgroup and row values travel
@@ -134,6 +136,7 @@ impl<'a> Layout<'a> {
             batch,
             loss: epoch.loss,
             rule: epoch.rule,
+            target_width: epoch.target_width(spec),
             invocations: shape.invocations,
             subgroup: (shape.subgroup && epoch.rule.state_rows() == 0).then_some(shape.invocations),
             params: spec.offsets(),
@@ -198,7 +201,7 @@ impl<'a> Layout<'a> {
     fn stored_state(&self, index: &str) -> Vec<String> {
         let count = self.spec.param_count();
         (1..=self.rule.state_rows())
-            .map(|r| format!("weights[params.offs.z + {}u + {index}]", r * count))
+            .map(|r| format!("weights[param_at + {}u + {index}]", r * count))
             .collect()
     }
 
@@ -206,7 +209,7 @@ impl<'a> Layout<'a> {
     /// `i` are WGSL expressions).
     fn input(&self, l: usize, r: &str, i: &str, k: usize) -> String {
         if l == 0 {
-            format!("inputs[params.offs.x + (first + {r}) * {k}u + {i}]")
+            format!("inputs[in_at + (first + {r}) * {k}u + {i}]")
         } else {
             format!("acts[{}u + {r} * {k}u + {i}]", self.outs[l - 1])
         }
@@ -313,7 +316,7 @@ impl<'a> Layout<'a> {
                     t,
                     "            if ({c} < {m}u) {{
                 let yv = acts[{at}];
-                let dv = yv - targets[params.offs.y + (first + {r}) * {m}u + {c}];
+                let dv = yv - targets[target_at + (first + {r}) * {m}u + {c}];
                 grads[{at}] = gate(dv * grad_scale, yv, {act});
                 part += dv * dv;
             }}"
@@ -328,7 +331,7 @@ impl<'a> Layout<'a> {
         let total = match self.subgroup {
             Some(_) => "    let total = subgroupAdd(part);
     if (lid == 0u) {
-        losses[params.offs.w + step] = total * loss_scale;
+        losses[loss_at + step] = total * loss_scale;
     }
 "
             .to_string(),
@@ -336,10 +339,10 @@ impl<'a> Layout<'a> {
                 "    if (lid == 0u) {{
         var acc = 0.0;
         for (var e = 0u; e < count; e++) {{
-            let d = acts[{y}u + e] - targets[params.offs.y + first * {m}u + e];
+            let d = acts[{y}u + e] - targets[target_at + first * {m}u + e];
             acc += d * d;
         }}
-        losses[params.offs.w + step] = acc * loss_scale;
+        losses[loss_at + step] = acc * loss_scale;
     }}
 "
             ),
@@ -383,7 +386,7 @@ impl<'a> Layout<'a> {
             let _ = writeln!(
                 t,
                 "            let lse = log(se);
-            let label = targets[params.offs.y + first + {r}];
+            let label = targets[target_at + first + {r}];
             let valid = label >= 0.0 && label == floor(label) && label < {m}.0;
             let t = select({m}u, u32(label), valid);
             var zt = z0;"
@@ -419,7 +422,7 @@ impl<'a> Layout<'a> {
     {{
 {cols}{rows}    }}
     if (lid == 0u) {{
-        losses[params.offs.w + step] = part * scale;
+        losses[loss_at + step] = part * scale;
     }}
 ",
             cols = self.declare_columns(m)
@@ -599,12 +602,12 @@ impl<'a> Layout<'a> {
             decls.push_str("var<private> adam_c1: f32;\nvar<private> adam_c2: f32;\n");
             let _ = writeln!(
                 load,
-                "    adam_c1 = weights[params.offs.z + {at}u];\n    adam_c2 = weights[params.offs.z + {}u];",
+                "    adam_c1 = weights[param_at + {at}u];\n    adam_c2 = weights[param_at + {}u];",
                 at + 1
             );
             let _ = writeln!(
                 store,
-                "    if (lid == 0u) {{\n        weights[params.offs.z + {at}u] = adam_c1;\n        weights[params.offs.z + {}u] = adam_c2;\n    }}",
+                "    if (lid == 0u) {{\n        weights[param_at + {at}u] = adam_c1;\n        weights[param_at + {}u] = adam_c2;\n    }}",
                 at + 1
             );
         }
@@ -614,13 +617,13 @@ impl<'a> Layout<'a> {
 {decls}
 fn load_weights(lid: u32) {{
     for (var e = lid; e < PARAM_COUNT; e += WG) {{
-        wp[e] = weights[params.offs.z + e];
+        wp[e] = weights[param_at + e];
     }}
 {load}}}
 
 fn store_weights(lid: u32) {{
     for (var e = lid; e < PARAM_COUNT; e += WG) {{
-        weights[params.offs.z + e] = wp[e];
+        weights[param_at + e] = wp[e];
     }}
 {store}}}
 "
@@ -642,7 +645,7 @@ fn store_weights(lid: u32) {{
                 "var<private> wc{l}: array<f32, {}>;",
                 in_cols.len() * m
             );
-            let at = |e: String| format!("weights[params.offs.z + {e}]");
+            let at = |e: String| format!("weights[param_at + {e}]");
             for (j, _) in &out_cols {
                 let c = format!("min(lid + {}u, {}u)", j * self.invocations, m - 1);
                 for i in 0..k {
@@ -694,6 +697,13 @@ fn store_weights(lid: u32) {{
         let _ = writeln!(s, "// Generated for {spec:?}, batches of {}.", self.batch);
         let _ = writeln!(s, "const WG: u32 = {}u;", self.invocations);
         let _ = writeln!(s, "const PARAM_COUNT: u32 = {}u;", spec.param_count());
+        let _ = writeln!(
+            s,
+            "const RUN_PARAMS: u32 = {}u;",
+            self.rule.packed_len(spec)
+        );
+        let _ = writeln!(s, "const IN: u32 = {}u;", spec.inputs());
+        let _ = writeln!(s, "const TARGET_WIDTH: u32 = {}u;", self.target_width);
         let _ = writeln!(
             s,
             "const ACT_LEN: u32 = {}u;\n",
@@ -851,7 +861,20 @@ impl MlpTrainer<Gpu> for Gpu {
         epoch: &MlpEpoch,
         losses: &DeviceTensor<Gpu>,
     ) -> Result<()> {
-        run_epoch(self, spec, params, inputs, targets, epoch, losses)
+        run_epochs(self, spec, 1, params, inputs, targets, epoch, losses)
+    }
+
+    fn mlp_epoch_runs_unchecked(
+        &self,
+        spec: &MlpSpec,
+        runs: usize,
+        params: &DeviceTensor<Gpu>,
+        inputs: &DeviceTensor<Gpu>,
+        targets: &DeviceTensor<Gpu>,
+        epoch: &MlpEpoch,
+        losses: &DeviceTensor<Gpu>,
+    ) -> Result<()> {
+        run_epochs(self, spec, runs, params, inputs, targets, epoch, losses)
     }
 }
 
@@ -890,21 +913,32 @@ fn compiled(gpu: &Gpu, spec: &MlpSpec, epoch: &MlpEpoch) -> Result<(u64, wgpu::C
     Ok((id, pipeline))
 }
 
-/// Records one epoch: a dispatch of one workgroup, or several in a row where the
-/// epoch has more mini-batches than one dispatch may run (see [`LOOP_BUDGET`]).
-fn run_epoch(
+/// Records one epoch of each of `runs` runs laid out one after another (see
+/// [`MlpTrainer::mlp_epoch_runs`]): one workgroup per run, in one dispatch (several
+/// in a row where the epoch has more mini-batches than one dispatch may run, see
+/// [`LOOP_BUDGET`], or there are more runs than a dispatch may have workgroups).
+#[allow(clippy::too_many_arguments)]
+fn run_epochs(
     gpu: &Gpu,
     spec: &MlpSpec,
+    runs: usize,
     params: &DeviceTensor<Gpu>,
     inputs: &DeviceTensor<Gpu>,
     targets: &DeviceTensor<Gpu>,
     epoch: &MlpEpoch,
     losses: &DeviceTensor<Gpu>,
 ) -> Result<()> {
-    let steps = inputs.rows().div_ceil(epoch.batch_size);
-    if steps == 0 {
+    let run_rows = inputs.rows() / runs;
+    let run_steps = run_rows.div_ceil(epoch.batch_size);
+    if run_steps == 0 {
         return Ok(());
     }
+    // The uniform block passes a run's points as the bits of an f32.
+    let rows_bits = u32::try_from(run_rows).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "mlp_epoch: {run_rows} points per run are over the GPU's 32-bit indices"
+        ))
+    })?;
     // The bind-group cache is keyed by views' offsets: every chunk's views stay the
     // same from epoch to epoch, so nothing is created after the first.
     let (id, pipeline) = compiled(gpu, spec, epoch)?;
@@ -913,26 +947,36 @@ fn run_epoch(
         Reduction::Mean => 1,
     };
     let per_dispatch = Layout::new(spec, epoch, shape_on(gpu, spec, epoch)).steps_per_dispatch();
-    let mut first_step = 0;
-    while first_step < steps {
-        let count = per_dispatch.min(steps - first_step);
-        let first_row = first_step * epoch.batch_size;
-        let rows = inputs.rows() - first_row;
-        gpu.launch_pipeline(
-            "mlp_epoch",
-            &pipeline,
-            id,
-            &[
-                &inputs.slice_rows(first_row, rows)?,
-                &targets.slice_rows(first_row, rows)?,
-                params,
-            ],
-            &losses.slice_rows(first_step, count)?,
-            [rows, epoch.batch_size, count, reduction],
-            [epoch.rule.lr(), 0.0, 0.0, 0.0],
-            Grid::Single,
-        )?;
-        first_step += count;
+    let max_groups = gpu.limits().max_compute_workgroups_per_dimension.max(1) as usize;
+    for first_run in (0..runs).step_by(max_groups) {
+        let group = max_groups.min(runs - first_run);
+        let mut first_step = 0;
+        while first_step < run_steps {
+            let count = per_dispatch.min(run_steps - first_step);
+            let first_row = first_step * epoch.batch_size;
+            // From the chunk's first row of the group's first run to the end of its
+            // last run.
+            let rows = (group - 1) * run_rows + run_rows - first_row;
+            let at = first_run * run_rows + first_row;
+            gpu.launch_pipeline(
+                "mlp_epoch",
+                &pipeline,
+                id,
+                &[
+                    &inputs.slice_rows(at, rows)?,
+                    &targets.slice_rows(at, rows)?,
+                    &params.slice_rows(first_run, group)?,
+                ],
+                &losses.slice_rows(
+                    first_run * run_steps + first_step,
+                    (group - 1) * run_steps + count,
+                )?,
+                [run_rows - first_row, epoch.batch_size, count, reduction],
+                [epoch.rule.lr(), f32::from_bits(rows_bits), 0.0, 0.0],
+                Grid::Groups { x: group, y: 1 },
+            )?;
+            first_step += count;
+        }
     }
     Ok(())
 }
