@@ -486,3 +486,48 @@ fn mlp_epoch_runs_checks_its_arguments_on_every_backend() {
         mlp_epoch_runs_checks_its_arguments(&gpu);
     }
 }
+
+#[test]
+fn a_run_whose_optimizer_belongs_to_another_model_fails_alone() {
+    let cpu = Cpu::with_threads(2).unwrap();
+    let recipe = Recipe::CrossEntropyAdam;
+    let plans = four_runs(&[3, 12, 3]);
+    let want = alone(&cpu, recipe, &plans, &[]);
+    let (mut models, mut losses, mut optimizers, data) = parts(&cpu, recipe, &plans);
+    let other = network(&cpu, &[3, 5, 3], 99);
+    optimizers[1].prepare(&cpu, &other.parameters()).unwrap();
+    let results = {
+        let mut runs: Vec<_> = models
+            .iter_mut()
+            .zip(losses.iter_mut())
+            .zip(optimizers.iter_mut())
+            .zip(&data)
+            .zip(&plans)
+            .map(|((((model, loss), optimizer), data), plan)| FitRun {
+                model,
+                loss: &mut **loss,
+                optimizer: &mut **optimizer,
+                data,
+                config: plan.config(),
+            })
+            .collect();
+        fit_runs(&cpu, &mut runs, |_, _, _| Ok(())).unwrap()
+    };
+    for (r, result) in results.into_iter().enumerate() {
+        let got = outcome(
+            &cpu,
+            &models[r],
+            &*optimizers[r],
+            result,
+            want[r].hooked.clone(),
+        );
+        if r == 1 {
+            let e = got.result.unwrap_err();
+            assert!(e.contains("one optimizer per model"), "run 1: {e}");
+            continue;
+        }
+        assert_eq!(got.result, want[r].result, "run {r}: reports");
+        assert_eq!(got.params, want[r].params, "run {r}: parameters");
+        assert_eq!(got.state, want[r].state, "run {r}: state");
+    }
+}

@@ -26,7 +26,8 @@ pub const USAGE: &str =
   --batch-size N     points per mini-batch (default 10)
   --seed N           seed of the data (N) and of the initial weights (N + 1) (default 0)
   --runs R           train seeds N … N + R − 1 and print each run's errors and their
-                     distribution (default 1; on the CPU the runs share the cores)
+                     distribution (default 1; trained together: on the GPU one
+                     dispatch per epoch for all of them, on the CPU on its threads)
   --shuffle          shuffle the training points every epoch (default: in order)
   --no-fused         train step by step, even where the fully fused trainer could run
   --loss L           mse (default: MSE on one-hot targets after a final Tanh) or ce

@@ -432,8 +432,8 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 /// `--runs R`: seeds `args.seed` … `args.seed + R − 1`, each trained as a run of its
-/// own would be (data from the seed, weights from the seed + 1); on the CPU the runs
-/// share the cores (one thread each), on the GPU they run one after another. Prints
+/// own would be (data from the seed, weights from the seed + 1), all together through
+/// `fit_runs` (see [`runs_on`]). Prints
 /// each run and the distribution of the test errors, for each schedule of a list
 /// (`--lr-schedule A,B`); `--plot DIR` draws the distributions side by side and each
 /// schedule's training curves (median and min–max band).

@@ -215,8 +215,16 @@ impl<'a, B: Backend> Together<'a, B> {
                 Err(_) => return Ok(None),
             }
         }
+        // An optimizer that refuses its model (made for another one) fails that run
+        // alone, in `fit`.
         for run in runs.iter_mut() {
-            run.optimizer.prepare(backend, &run.model.parameters())?;
+            if run
+                .optimizer
+                .prepare(backend, &run.model.parameters())
+                .is_err()
+            {
+                return Ok(None);
+            }
         }
         let first = &runs[0];
         let Some(probe) = Packed::plan(
