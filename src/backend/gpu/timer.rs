@@ -91,6 +91,32 @@ impl Timer {
     }
 }
 
+impl Gpu {
+    /// Device milliseconds of the work `run` records, between timestamps of `timer`,
+    /// a timer apart from the device timer (which a `fit` may be using meanwhile).
+    /// Waits for the device.
+    pub(super) fn device_millis(
+        &self,
+        timer: &mut Timer,
+        run: impl FnOnce() -> Result<()>,
+    ) -> Result<f64> {
+        {
+            let mut recorder = lock(&self.ctx.recorder);
+            timer.start(recorder.encoder(&self.ctx.device));
+            recorder.recorded(&self.ctx.queue);
+        }
+        run()?;
+        {
+            let mut recorder = lock(&self.ctx.recorder);
+            timer.stop(recorder.encoder(&self.ctx.device));
+            recorder.recorded(&self.ctx.queue);
+        }
+        self.flush()?;
+        let ticks = self.read_back::<u64>(timer.readback(), BYTES, "the timestamps")?;
+        Ok(timer.elapsed_ms(&ticks))
+    }
+}
+
 /// The device timer of a `Gpu` is one per device: one thread's measurement runs at a
 /// time (another thread's start is refused and its read gives `None`), and a
 /// measurement during which another thread recorded work reads `None` too, since the
