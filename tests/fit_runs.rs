@@ -394,6 +394,12 @@ fn a_run_that_diverges_or_stops_ends_alone_on_the_gpu() {
 #[test]
 fn runs_without_a_shared_fused_form_train_in_turn_as_alone() {
     let cpu = Cpu::with_threads(2).unwrap();
+    // No runs.
+    type CpuRun<'a> = FitRun<'a, Sequential<Cpu>, dyn Loss<Cpu>, dyn Optimizer<Cpu>>;
+    let mut none: Vec<CpuRun<'_>> = Vec::new();
+    assert!(fit_runs(&cpu, &mut none, |_, _, _| Ok(()))
+        .unwrap()
+        .is_empty());
     // Different networks.
     let mut plans = four_runs(&[3, 12, 3]);
     plans[2] = Plan {
