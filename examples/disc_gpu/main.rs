@@ -25,7 +25,9 @@ use minidl::data::{disc_train_test, Dataset, DISC_POINTS, DISC_RADIUS};
 use minidl::nn::{CrossEntropyLoss, Loss, MseLoss, Sequential};
 use minidl::optim::Optimizer;
 use minidl::optim::{LrSchedule, Schedule};
-use minidl::train::{count_errors, fit, fit_runs, predict, EpochReport, FitConfig, FitRun};
+use minidl::train::{
+    count_errors, fit, fit_runs, predict, run_many, EpochReport, FitConfig, FitRun,
+};
 use minidl::{checkpoint, seed, Backend, Cpu, Error, Gpu, Tensor};
 use progress::{EpochLine, Progress};
 use rand::rngs::ChaCha8Rng;
@@ -473,6 +475,24 @@ fn runs_of(args: &Args, gpu: Option<&Gpu>) -> Result<Vec<Summary>, String> {
     }
     match gpu {
         Some(gpu) => runs_on(gpu, "gpu", args),
+        // Step by step the runs do not train together (`fit_runs` would take them in
+        // turn, each step's small ops on one thread): each takes a thread of its own.
+        None if !args.fused => {
+            let one = |i: usize| -> minidl::Result<Summary> {
+                let run = Args {
+                    seed: args.seed + i as u64,
+                    runs: 1,
+                    ..args.clone()
+                };
+                runs_on(&Cpu::with_threads(1)?, "cpu", &run)
+                    .map(|mut summaries| summaries.remove(0))
+                    .map_err(Error::InvalidArgument)
+            };
+            run_many(args.runs, Cpu::new().threads(), one).map_err(|e| match e {
+                Error::InvalidArgument(why) => why,
+                e => e.to_string(),
+            })
+        }
         None => runs_on(&Cpu::new(), "cpu", args),
     }
 }
