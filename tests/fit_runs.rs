@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_close_to_largest, gpu, labels, random, rng};
+use common::{assert_close_to_largest, gpu, labelled_points, rng};
 use minidl::backend::{MlpEpoch, MlpRule, MlpSpec, MlpTrainer};
 use minidl::data::Dataset;
 use minidl::nn::{CrossEntropyLoss, Linear, Loss, Module, MseLoss, Sequential, Tanh};
@@ -72,12 +72,7 @@ fn network<B: Backend>(b: &B, widths: &[usize], seed: u64) -> Sequential<B> {
 
 /// Random points in the unit cube with random labels of the output width's classes.
 fn data(widths: &[usize], rows: usize, seed: u64) -> Dataset {
-    let mut r = rng(seed);
-    let x = random(&mut r, rows, widths[0], 0.0, 1.0);
-    let classes = *widths.last().unwrap();
-    let y = labels(&mut r, rows, classes);
-    let y = y.data().iter().map(|&v| v as usize).collect();
-    Dataset::new(x, y, classes).unwrap()
+    labelled_points(widths[0], *widths.last().unwrap(), rows, seed)
 }
 
 /// One run of a test: its widths, seed, base rate, schedule and shuffling.
@@ -216,7 +211,19 @@ fn together<B: Backend>(
     plans: &[Plan],
     stop: &[Option<usize>],
 ) -> Vec<Outcome> {
+    together_after(b, recipe, plans, stop, |_| {})
+}
+
+/// [`together`], with `before` given the optimizers first.
+fn together_after<B: Backend>(
+    b: &B,
+    recipe: Recipe,
+    plans: &[Plan],
+    stop: &[Option<usize>],
+    before: impl FnOnce(&mut [Box<dyn Optimizer<B>>]),
+) -> Vec<Outcome> {
     let (mut models, mut losses, mut optimizers, data) = parts(b, recipe, plans);
+    before(&mut optimizers);
     let mut hooked = vec![Vec::new(); plans.len()];
     let results = {
         let mut runs: Vec<_> = models
@@ -499,34 +506,11 @@ fn a_run_whose_optimizer_belongs_to_another_model_fails_alone() {
     let recipe = Recipe::CrossEntropyAdam;
     let plans = four_runs(&[3, 12, 3]);
     let want = alone(&cpu, recipe, &plans, &[]);
-    let (mut models, mut losses, mut optimizers, data) = parts(&cpu, recipe, &plans);
     let other = network(&cpu, &[3, 5, 3], 99);
-    optimizers[1].prepare(&cpu, &other.parameters()).unwrap();
-    let results = {
-        let mut runs: Vec<_> = models
-            .iter_mut()
-            .zip(losses.iter_mut())
-            .zip(optimizers.iter_mut())
-            .zip(&data)
-            .zip(&plans)
-            .map(|((((model, loss), optimizer), data), plan)| FitRun {
-                model,
-                loss: &mut **loss,
-                optimizer: &mut **optimizer,
-                data,
-                config: plan.config(),
-            })
-            .collect();
-        fit_runs(&cpu, &mut runs, |_, _, _| Ok(())).unwrap()
-    };
-    for (r, result) in results.into_iter().enumerate() {
-        let got = outcome(
-            &cpu,
-            &models[r],
-            &*optimizers[r],
-            result,
-            want[r].hooked.clone(),
-        );
+    let got = together_after(&cpu, recipe, &plans, &[], |optimizers| {
+        optimizers[1].prepare(&cpu, &other.parameters()).unwrap()
+    });
+    for (r, got) in got.into_iter().enumerate() {
         if r == 1 {
             let e = got.result.unwrap_err();
             assert!(e.contains("one optimizer per model"), "run 1: {e}");

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{assert_close_to_largest, gpu, labels, random, rng};
+use common::{assert_close_to_largest, gpu, labelled_points, rng};
 use minidl::data::Dataset;
 use minidl::nn::{CrossEntropyLoss, Linear, Loss, Module, MseLoss, ReLU, Sequential, Tanh};
 use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
@@ -102,12 +102,7 @@ fn network<B: Backend>(b: &B, widths: &[usize], seed: u64) -> Sequential<B> {
 
 /// Random points in the unit cube with random labels of the output width's classes.
 fn data(widths: &[usize], rows: usize, seed: u64) -> Dataset {
-    let mut r = rng(seed);
-    let x = random(&mut r, rows, widths[0], 0.0, 1.0);
-    let classes = *widths.last().unwrap();
-    let y = labels(&mut r, rows, classes);
-    let y = y.data().iter().map(|&v| v as usize).collect();
-    Dataset::new(x, y, classes).unwrap()
+    labelled_points(widths[0], *widths.last().unwrap(), rows, seed)
 }
 
 /// What a fit of `recipe` for `epochs` leaves: the epoch losses, the parameters and

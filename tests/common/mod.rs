@@ -173,6 +173,21 @@ pub fn labels(r: &mut ChaCha8Rng, n: usize, classes: usize) -> Tensor {
     Tensor::new(&[n, 1], data).unwrap()
 }
 
+/// `rows` random points of `width` values in the unit cube with random labels of
+/// `classes` classes.
+pub fn labelled_points(
+    width: usize,
+    classes: usize,
+    rows: usize,
+    seed: u64,
+) -> minidl::data::Dataset {
+    let mut r = rng(seed);
+    let x = random(&mut r, rows, width, 0.0, 1.0);
+    let y = labels(&mut r, rows, classes);
+    let y = y.data().iter().map(|&v| v as usize).collect();
+    minidl::data::Dataset::new(x, y, classes).unwrap()
+}
+
 /// How far two evaluations of the gate `dz = dy ⊙ act'(y)` may differ from the same
 /// `dy` and `y`: a few roundings of dz itself, and for tanh also the rounding of y·y in
 /// 1 − y·y (up to u·y², which a fused multiply-add skips on one side only), large next
