@@ -18,7 +18,7 @@ use minidl::backend::{MlpEpoch, MlpLayer, MlpSpec, MlpTrainer};
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential};
 use minidl::optim::Sgd;
-use minidl::train::{fit, FitConfig};
+use minidl::train::{fit, FitConfig, Fusion};
 use minidl::{seed, Act, Backend, Cpu, DeviceTensor, Error, Gpu, GradMode, Ops, Reduction, Tensor};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
@@ -118,7 +118,7 @@ fn seed_epoch_ms<B: Backend>(
     let config = FitConfig {
         epochs: WARM_UP + epochs,
         batch_size: seed::BATCH_SIZE,
-        fused,
+        fused: fused.into(),
         gpu_timing: true,
         ..FitConfig::default()
     };
@@ -164,7 +164,7 @@ fn wide_step_ms<B: Backend>(b: &B, steps: usize) -> Result<f64, Error> {
     let config = FitConfig {
         epochs: steps + 1,
         batch_size: 256,
-        fused: false,
+        fused: Fusion::Never,
         ..FitConfig::default()
     };
     let reports = fit(

@@ -100,7 +100,7 @@ fn soak<B: Backend>(b: &B, o: &Options, mut after_epoch: impl FnMut()) -> Result
     };
     let config = FitConfig {
         epochs,
-        fused: o.fused,
+        fused: o.fused.into(),
         ..FitConfig::default()
     };
     let (mut rss_first, mut rss_max) = (None, None::<u64>);

@@ -86,7 +86,7 @@ fn steady_epoch_allocations<B: Backend>(
     let mut sgd = Sgd::new(seed::LR).unwrap();
     let config = FitConfig {
         epochs: 5,
-        fused,
+        fused: fused.into(),
         ..FitConfig::default()
     };
     let mut marks = [(0u64, 0u64); 5];

@@ -278,7 +278,7 @@ fn diverge<B: Backend>(b: &B, fused: bool) -> Error {
     let (train, _) = disc_train_test(2).unwrap();
     let config = FitConfig {
         epochs: 3,
-        fused,
+        fused: fused.into(),
         ..FitConfig::default()
     };
     let (init, lr) = (3, 1e30);

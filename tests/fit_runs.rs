@@ -104,7 +104,7 @@ impl Plan {
             batch_size: 8,
             shuffle: self.shuffle,
             seed: self.seed,
-            fused: self.fused,
+            fused: self.fused.into(),
             schedule: self.schedule,
             ..FitConfig::default()
         }

@@ -128,7 +128,7 @@ fn seed_fit<B: Backend>(b: &B, epochs: usize, fused: bool) -> (Vec<f64>, Vec<f32
     let mut loss = MseLoss::new(seed::REDUCTION);
     let config = FitConfig {
         epochs,
-        fused,
+        fused: fused.into(),
         ..FitConfig::default()
     };
     let reports = fit(

@@ -123,7 +123,7 @@ fn train<B: Backend>(b: &B, recipe: Recipe, widths: &[usize], fused: bool) -> Tr
         batch_size: 8,
         shuffle: true,
         seed: 5,
-        fused,
+        fused: fused.into(),
         ..FitConfig::default()
     };
     let reports = fit(

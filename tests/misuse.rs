@@ -9,7 +9,7 @@ use common::{gpu, rng};
 use minidl::data::{disc, disc_train_test};
 use minidl::nn::{CrossEntropyLoss, Linear, Module, MseLoss, Sequential};
 use minidl::optim::{Adam, Optimizer, Sgd};
-use minidl::train::{count_errors, fit, predict, Control, FitConfig};
+use minidl::train::{count_errors, fit, predict, Control, FitConfig, Fusion};
 use minidl::{seed, Backend, Cpu, Error, Gpu, Ops, Reduction, Tensor};
 
 #[test]
@@ -177,7 +177,7 @@ fn a_tensor_or_model_of_one_gpu_is_refused_by_another() {
     for fused in [true, false] {
         let config = FitConfig {
             epochs: 1,
-            fused,
+            fused: fused.into(),
             ..FitConfig::default()
         };
         let e = fit(
@@ -212,7 +212,7 @@ fn stop_after_restoring<B: Backend>(
     let mut model = seed::network(b, &mut rng(0)).unwrap();
     let config = FitConfig {
         epochs: 5,
-        fused,
+        fused: fused.into(),
         ..FitConfig::default()
     };
     let mut first: Vec<Vec<f32>> = Vec::new();
@@ -303,7 +303,7 @@ fn timed_epochs(gpu: &Gpu, seed: u64, epochs: usize) -> Vec<minidl::train::Epoch
     let mut model = seed::network(gpu, &mut rng(seed)).unwrap();
     let config = FitConfig {
         epochs,
-        fused: false,
+        fused: Fusion::Never,
         gpu_timing: true,
         ..FitConfig::default()
     };

@@ -131,7 +131,7 @@ fn scheduled_fit<B: Backend>(
     let mut sgd = Sgd::new(0.01).unwrap();
     let config = FitConfig {
         epochs: 4,
-        fused,
+        fused: fused.into(),
         schedule,
         ..FitConfig::default()
     };

@@ -9,7 +9,7 @@ use minidl::backend::gpu::GpuStats;
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Loss, Module, MseLoss, Sequential};
 use minidl::optim::{Optimizer, Sgd};
-use minidl::train::{count_errors, fit, FitConfig};
+use minidl::train::{count_errors, fit, FitConfig, Fusion};
 use minidl::Ops;
 use minidl::{seed, Backend, Gpu, Reference, Tensor};
 
@@ -166,7 +166,7 @@ fn counted_epochs(gpu: &Gpu, fused: bool) -> (Vec<GpuStats>, u64, bool) {
     let mut loss = MseLoss::new(seed::REDUCTION);
     let config = FitConfig {
         epochs: 3,
-        fused,
+        fused: fused.into(),
         ..FitConfig::default()
     };
     let mut after_epoch = Vec::new();
@@ -255,7 +255,7 @@ fn epochs_report_device_time_where_the_backend_has_a_timer() {
         let mut model = seed::network(b, &mut rng(4)).unwrap();
         let config = FitConfig {
             epochs: 2,
-            fused,
+            fused: fused.into(),
             gpu_timing: true,
             ..FitConfig::default()
         };
@@ -416,7 +416,7 @@ fn a_2000_step_epoch_creates_nothing_after_the_first() {
     let mut model = seed::network(&gpu, &mut rng(7)).unwrap();
     let config = FitConfig {
         epochs: 2,
-        fused: false,
+        fused: Fusion::Never,
         ..FitConfig::default()
     };
     let mut after_epoch = Vec::new();
@@ -448,7 +448,7 @@ fn seed_run<B: Backend>(b: &B, seed: u64, epochs: usize, fused: bool) -> minidl:
     let mut model = seed::network(b, &mut rng(seed + 1))?;
     let config = FitConfig {
         epochs,
-        fused,
+        fused: fused.into(),
         ..FitConfig::default()
     };
     fit(

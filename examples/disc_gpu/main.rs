@@ -26,7 +26,7 @@ use minidl::nn::{CrossEntropyLoss, Loss, MseLoss, Sequential};
 use minidl::optim::Optimizer;
 use minidl::optim::{LrSchedule, Schedule};
 use minidl::train::{
-    count_errors, fit, fit_runs, predict, run_many, EpochReport, FitConfig, FitRun,
+    count_errors, fit, fit_runs, predict, run_many, EpochReport, FitConfig, FitRun, Fusion,
 };
 use minidl::{checkpoint, seed, Backend, Cpu, Error, Gpu, Tensor};
 use progress::{EpochLine, Progress};
@@ -95,7 +95,11 @@ fn parts<B: Backend>(backend: &B, args: &Args) -> Result<Parts<B>, String> {
         batch_size: args.batch_size,
         shuffle: args.shuffle,
         seed: args.seed,
-        fused: args.fused,
+        fused: if args.fused {
+            Fusion::Auto
+        } else {
+            Fusion::Never
+        },
         gpu_timing: true,
         schedule: args.schedule,
         start_epoch: 0,

@@ -29,7 +29,7 @@ use minidl::metrics::{self, Confusion};
 use minidl::nn::{
     CrossEntropyLoss, Linear, Loss, Module, MseLoss, ReLU, Sequential, Sigmoid, Tanh,
 };
-use minidl::train::{fit, outputs, predict, FitConfig};
+use minidl::train::{fit, outputs, predict, FitConfig, Fusion};
 use minidl::{Backend, Cpu, Error};
 use progress::{EpochLine, Progress};
 use rand::rngs::ChaCha8Rng;
@@ -170,7 +170,7 @@ fn train<B: Backend>(
         batch_size: args.batch_size,
         shuffle: true,
         seed: args.seed.wrapping_add(2),
-        fused: true,
+        fused: Fusion::Auto,
         gpu_timing: false,
         schedule: args.schedule,
         start_epoch,

@@ -65,6 +65,15 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         Ok(())
     }
 
+    /// Whether training `spec` with epochs like `epoch` for `steps` mini-batch steps
+    /// in all (every run's, where several train together) is worth its build: `fit`'s
+    /// [`Fusion::Auto`](crate::train::Fusion::Auto) asks before it builds anything. By
+    /// default always (nothing to build); the GPU answers no for a short run whose
+    /// kernel is not compiled yet.
+    fn pays(&self, _spec: &MlpSpec, _epoch: &MlpEpoch, _steps: usize) -> bool {
+        true
+    }
+
     /// A short description of why `spec` does not fit with `batch_size`, for the
     /// error of [`MlpTrainer::mlp_epoch`].
     fn why_not(&self, spec: &MlpSpec, batch_size: usize) -> String {

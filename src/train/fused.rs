@@ -72,7 +72,9 @@ impl<'a, B: Backend> Packed<'a, B> {
     /// `batch_size`, asked once: the model is an MLP ([`mlp_spec`]), the loss MSE or
     /// cross-entropy, the optimizer one whose rule the fused trainers run
     /// ([`Optimizer::mlp_rule`]), with its state prepared, and the backend has a
-    /// trainer that takes the spec. `None` where any of these fails. The packed tensor
+    /// trainer that takes the spec, and where `pays_for` is `Some(steps)`, the trainer
+    /// says a run of that many steps pays for its build ([`MlpTrainer::pays`]). `None`
+    /// where any of these fails. The packed tensor
     /// is `into` where given (`None` where it is not `1 ×` the packed length), else a
     /// new one. Its contents are undefined until [`Packed::pack`].
     pub fn plan<M, L, O>(
@@ -81,6 +83,7 @@ impl<'a, B: Backend> Packed<'a, B> {
         loss: &L,
         optimizer: &O,
         batch_size: usize,
+        pays_for: Option<usize>,
         into: Option<DeviceTensor<B>>,
     ) -> Result<Option<Self>>
     where
@@ -100,7 +103,9 @@ impl<'a, B: Backend> Packed<'a, B> {
             reduction,
             rule,
         };
-        if !trainer.mlp_fits(&spec, batch_size) {
+        if !trainer.mlp_fits(&spec, batch_size)
+            || pays_for.is_some_and(|steps| !trainer.pays(&spec, &hyper, steps))
+        {
             return Ok(None);
         }
         let count = spec.param_count();

@@ -3,7 +3,7 @@
 //! writes its loss to a device slot and allocates nothing on the host; the host reads
 //! the losses back once per epoch. A model that is a narrow MLP trains on the fully
 //! fused path instead (the backend's [`MlpTrainer`](crate::backend::MlpTrainer), one op
-//! per epoch), unless [`FitConfig::fused`] is off.
+//! per epoch) where it pays for the run's length, or as [`FitConfig::fused`] says.
 
 mod fused;
 mod predict;
@@ -39,10 +39,11 @@ pub struct FitConfig {
     pub shuffle: bool,
     /// Seed of the shuffling stream.
     pub seed: u64,
-    /// Train a qualifying model (see [`mlp_spec`]) with one fused op per epoch when the
-    /// backend's [`MlpTrainer`](crate::backend::MlpTrainer) takes it; `false` always
-    /// takes the step-by-step path.
-    pub fused: bool,
+    /// Whether a qualifying model (see [`mlp_spec`]) trains with one fused op per epoch
+    /// where the backend's [`MlpTrainer`](crate::backend::MlpTrainer) takes it: where
+    /// it pays for the run's length ([`Fusion::Auto`], the default), always, or never
+    /// (`true` and `false` convert to the last two).
+    pub fused: Fusion,
     /// Time each epoch on the device too, where the backend can
     /// ([`EpochReport::gpu_millis`]); costs one more short wait per epoch.
     pub gpu_timing: bool,
@@ -58,18 +59,59 @@ pub struct FitConfig {
 }
 
 impl Default for FitConfig {
-    /// The seed workload: 300 epochs of mini-batches of 10, in order, fused where
-    /// possible.
+    /// The seed workload: 300 epochs of mini-batches of 10, in order, fused where it
+    /// pays.
     fn default() -> Self {
         FitConfig {
             epochs: 300,
             batch_size: 10,
             shuffle: false,
             seed: 0,
-            fused: true,
+            fused: Fusion::Auto,
             gpu_timing: false,
             schedule: Schedule::constant(),
             start_epoch: 0,
+        }
+    }
+}
+
+/// Which path [`fit`] trains a model on that has a fused form (see [`mlp_spec`]): the
+/// fused path, one op per epoch, builds its kernel first (on a GPU, a generated shader
+/// compiled in tenths of a second), which a short run may not win back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fusion {
+    /// Fused where it pays: the backend's trainer is asked with the run's number of
+    /// steps ([`MlpTrainer::pays`](crate::backend::MlpTrainer::pays); on the GPU, from
+    /// 256 steps, or at once where the kernel is built already), step by step
+    /// otherwise.
+    #[default]
+    Auto,
+    /// Fused wherever the model, loss and optimizer have a fused form the backend
+    /// takes, however short the run.
+    Always,
+    /// Step by step always.
+    Never,
+}
+
+impl Fusion {
+    /// `None` where the run trains step by step; else what to ask the trainer whether
+    /// `steps` pay for (`None`: do not ask).
+    pub(crate) fn steps(self, steps: usize) -> Option<Option<usize>> {
+        match self {
+            Fusion::Auto => Some(Some(steps)),
+            Fusion::Always => Some(None),
+            Fusion::Never => None,
+        }
+    }
+}
+
+impl From<bool> for Fusion {
+    /// `true`: [`Fusion::Always`]; `false`: [`Fusion::Never`].
+    fn from(fused: bool) -> Self {
+        if fused {
+            Fusion::Always
+        } else {
+            Fusion::Never
         }
     }
 }
@@ -166,9 +208,18 @@ where
     }
     let mut reports = Vec::with_capacity(config.epochs - config.start_epoch);
     optimizer.prepare(backend, &model.parameters())?;
-    let packed = match config.fused {
-        true => fused::Packed::plan(backend, model, loss, optimizer, config.batch_size, None)?,
-        false => None,
+    let run_steps = config.epochs.saturating_sub(config.start_epoch) * ranges.len();
+    let packed = match config.fused.steps(run_steps) {
+        Some(pays_for) => fused::Packed::plan(
+            backend,
+            model,
+            loss,
+            optimizer,
+            config.batch_size,
+            pays_for,
+            None,
+        )?,
+        None => None,
     };
     if let Some(packed) = &packed {
         packed.pack(backend, model)?;

@@ -13,7 +13,7 @@ use rand::SeedableRng;
 
 use super::fused::Packed;
 use super::predict::check_classes;
-use super::{fit, Control, EpochReport, FitConfig, Steps};
+use super::{fit, Control, EpochReport, FitConfig, Fusion, Steps};
 use crate::backend::{Backend, DeviceTensor, MlpEpoch, Ops};
 use crate::data::{batches, Dataset};
 use crate::error::{Error, Result};
@@ -42,8 +42,9 @@ pub struct FitRun<'a, M: ?Sized, L: ?Sized, O: ?Sized> {
 /// others go on. The outer error is a failure that ends every run (of the backend, or
 /// of memory); each model then holds its last finished epoch's parameters.
 ///
-/// The runs train together where each would train on the fused path and they share
-/// its form: the same network, loss, batch size and update rule, the same number of
+/// The runs train together where each would train on the fused path (with
+/// [`Fusion::Auto`], where the steps of all of them together pay for its build) and
+/// they share its form: the same network, loss, batch size and update rule, the same number of
 /// points and the same epochs ([`FitConfig`] alike but for `seed`, `shuffle` and
 /// `schedule`; the initial weights, the data, the learning rates and their schedules
 /// may differ). Each epoch is then one [`MlpTrainer::mlp_epoch_runs`] for each group
@@ -198,7 +199,7 @@ impl<'a, B: Backend> Together<'a, B> {
                 .is_err(),
                 None => false,
             };
-            !run.config.fused
+            run.config.fused == Fusion::Never
                 || alike(&run.config) != alike(&config)
                 || run.config.schedule.validate().is_err()
                 || run.data.len() != points
@@ -227,12 +228,15 @@ impl<'a, B: Backend> Together<'a, B> {
             }
         }
         let first = &runs[0];
+        // Asked once for every run's steps together: one build serves them all.
+        let steps = config.epochs.saturating_sub(config.start_epoch) * ranges.len() * runs.len();
         let Some(probe) = Packed::plan(
             backend,
             &*first.model,
             &*first.loss,
             &*first.optimizer,
             config.batch_size,
+            config.fused.steps(steps).flatten(),
             None,
         )?
         else {
@@ -251,6 +255,7 @@ impl<'a, B: Backend> Together<'a, B> {
                 &*run.loss,
                 &*run.optimizer,
                 config.batch_size,
+                None,
                 Some(row),
             )?
             else {

@@ -21,6 +21,15 @@ use crate::error::{Error, Result};
 /// grow); not measured against the generic path.
 pub const MAX_WIDTH: usize = 64;
 
+/// The steps (over all runs) from which a fused run pays for building its kernel, where
+/// it is not built yet. Measured on llvmpipe (2026-12-02, Mesa's shader cache off):
+/// building took 369 ms for the seed network and 123 ms for 8-64-64-3, while a
+/// step-by-step step cost 3.6 ms against 0.03 ms fused for the seed and 3.6 against
+/// 1.0 ms for 8-64-64-3, so the build was won back after about 100 and 50 steps; on
+/// 2026-11-28 and earlier (other load) the seed's build, 140–480 ms, took 150–400
+/// steps. Not measured on a hardware GPU.
+pub const FUSED_PAYS_FROM_STEPS: usize = 256;
+
 /// Pipeline ids of generated kernels start here, above the built-in kernels'.
 const FIRST_ID: u64 = 1 << 32;
 
@@ -841,6 +850,14 @@ impl MlpTrainer<Gpu> for Gpu {
 
     fn prepare(&self, spec: &MlpSpec, epoch: &MlpEpoch) -> Result<()> {
         compiled(self, spec, epoch).map(|_| ())
+    }
+
+    /// From [`FUSED_PAYS_FROM_STEPS`] steps, or at once where the kernel is built.
+    fn pays(&self, spec: &MlpSpec, epoch: &MlpEpoch, steps: usize) -> bool {
+        steps >= FUSED_PAYS_FROM_STEPS
+            || lock(&self.ctx.fused)
+                .0
+                .contains_key(&KernelKey::new(spec, epoch))
     }
 
     fn why_not(&self, spec: &MlpSpec, batch: usize) -> String {
