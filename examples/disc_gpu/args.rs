@@ -30,8 +30,8 @@ pub const USAGE: &str =
                      dispatch per epoch for all of them, on the CPU on its threads)
   --shuffle          shuffle the training points every epoch (default: in order)
   --no-fused         train step by step, even where the fully fused trainer could run
-                     (default: fused where it pays for its build, on a GPU from 256
-                     steps, e.g. 3 epochs of the 1000 points in batches of 10)
+                     (default: fused where it pays for its build, on a GPU from 150
+                     steps, e.g. 2 epochs of the 1000 points in batches of 10)
   --loss L           mse (default: MSE on one-hot targets after a final Tanh) or ce
                      (softmax cross-entropy on the raw outputs); both summed over a batch
   --optimizer O      sgd (default), momentum (SGD with momentum) or adam

@@ -82,7 +82,7 @@ impl Default for FitConfig {
 pub enum Fusion {
     /// Fused where it pays: the backend's trainer is asked with the run's number of
     /// steps ([`MlpTrainer::pays`](crate::backend::MlpTrainer::pays); on the GPU, from
-    /// 256 steps, or at once where the kernel is built already), step by step
+    /// 150 steps, or at once where the kernel is built already), step by step
     /// otherwise.
     #[default]
     Auto,

@@ -2,6 +2,7 @@
 //! loss), submissions, waits and read-backs, limits and counters.
 
 use super::gemm::Product;
+use super::pipeline_cache::DiskCache;
 use super::tuner::Choice;
 use super::{
     adapter, kernels::Pipelines, lock, timer, AdapterSummary, Context, Gpu, GpuStats, Recorder,
@@ -9,6 +10,7 @@ use super::{
 };
 use crate::backend::{check, Act, DeviceTensor, GradMode};
 use crate::error::{Error, Result};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,14 +28,45 @@ impl Gpu {
     }
 
     /// The GPU backend on the first adapter whose name contains `name`
-    /// (case-insensitive); `None` behaves as [`Gpu::new`].
+    /// (case-insensitive); `None` behaves as [`Gpu::new`]. Where `MINIDL_PIPELINE_CACHE`
+    /// names a folder, as [`Gpu::with_pipeline_cache`] with that folder.
     pub fn with_adapter(name: Option<&str>) -> Result<Self> {
+        let dir = std::env::var_os("MINIDL_PIPELINE_CACHE").filter(|d| !d.is_empty());
+        Self::open(name, dir.as_deref().map(Path::new))
+    }
+
+    /// [`Gpu::with_adapter`], keeping the compiled pipelines (the kernels, and each
+    /// fused trainer and tuned product as it is built) in a file in `dir` (created
+    /// where missing) from which a later process loads them, where the adapter's
+    /// driver can hand compiled pipelines back (wgpu's pipeline cache, Vulkan only;
+    /// [`Gpu::pipeline_cache_file`] says whether it does). Elsewhere it is
+    /// [`Gpu::with_adapter`]. A damaged file is ignored (the cache starts empty); a
+    /// folder that cannot be created or a file that cannot be read is an error.
+    ///
+    /// Whether it saves time is the driver's: on llvmpipe the cache holds nothing (its
+    /// data is a 96-byte header; Mesa keeps its own disk cache instead), and on NVIDIA
+    /// it was not measured.
+    pub fn with_pipeline_cache(name: Option<&str>, dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open(name, Some(dir.as_ref()))
+    }
+
+    /// The file the device keeps its compiled pipelines in, where it keeps them
+    /// ([`Gpu::with_pipeline_cache`]).
+    pub fn pipeline_cache_file(&self) -> Option<&Path> {
+        self.ctx.pipeline_cache.as_ref().map(DiskCache::file)
+    }
+
+    fn open(name: Option<&str>, cache_dir: Option<&Path>) -> Result<Self> {
         let instance = adapter::instance();
         let adapter = adapter::choose(&instance, name)?;
         let summary = AdapterSummary::of(&adapter);
         let cpu_adapter = summary.is_cpu();
         let limits = adapter.limits();
-        let features = adapter.features() & OPTIONAL_FEATURES;
+        let wanted = match cache_dir {
+            Some(_) => OPTIONAL_FEATURES | wgpu::Features::PIPELINE_CACHE,
+            None => OPTIONAL_FEATURES,
+        };
+        let features = adapter.features() & wanted;
         let info = adapter.get_info();
         let subgroup_size = (features.contains(wgpu::Features::SUBGROUP)
             && info.subgroup_min_size == info.subgroup_max_size)
@@ -59,12 +92,19 @@ impl Gpu {
             *lock(&lost_sink) = Some(format!("{reason:?}: {message}"));
         });
 
+        let pipeline_cache = match cache_dir {
+            Some(dir) => DiskCache::open(&device, &info, dir)?,
+            None => None,
+        };
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipelines = Pipelines::compile(&device);
+        let pipelines = Pipelines::compile(&device, pipeline_cache.as_ref().map(|c| &c.cache));
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
                 "compiling the kernels on {summary}: {e}"
             )));
+        }
+        if let Some(cache) = &pipeline_cache {
+            cache.save();
         }
         log::info!("minidl GPU backend on {summary}");
         let timer = timer::Timer::new(&device, &queue, features);
@@ -85,6 +125,7 @@ impl Gpu {
                 subgroup_size,
                 cpu_adapter,
                 timer: Mutex::new(timer),
+                pipeline_cache,
             }),
             loop_budget: cpu_adapter.then_some(LOOP_BUDGET),
         })

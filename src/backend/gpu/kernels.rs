@@ -134,9 +134,9 @@ impl Kernel {
 pub(crate) struct Pipelines(Vec<wgpu::ComputePipeline>);
 
 impl Pipelines {
-    /// Compiles every shader and every entry point. Errors surface through the
-    /// device's error scope, which the caller holds.
-    pub(crate) fn compile(device: &wgpu::Device) -> Self {
+    /// Compiles every shader and every entry point, through `cache` where given.
+    /// Errors surface through the device's error scope, which the caller holds.
+    pub(crate) fn compile(device: &wgpu::Device, cache: Option<&wgpu::PipelineCache>) -> Self {
         let modules: Vec<wgpu::ShaderModule> = shaders()
             .iter()
             .map(|s| {
@@ -156,7 +156,7 @@ impl Pipelines {
                     module: &modules[shader],
                     entry_point: Some(entry),
                     compilation_options: Default::default(),
-                    cache: None,
+                    cache,
                 })
             })
             .collect();

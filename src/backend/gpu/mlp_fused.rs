@@ -22,13 +22,14 @@ use crate::error::{Error, Result};
 pub const MAX_WIDTH: usize = 64;
 
 /// The steps (over all runs) from which a fused run pays for building its kernel, where
-/// it is not built yet. Measured on llvmpipe (2026-12-02, Mesa's shader cache off):
-/// building took 369 ms for the seed network and 123 ms for 8-64-64-3, while a
-/// step-by-step step cost 3.6 ms against 0.03 ms fused for the seed and 3.6 against
-/// 1.0 ms for 8-64-64-3, so the build was won back after about 100 and 50 steps; on
-/// 2026-11-28 and earlier (other load) the seed's build, 140–480 ms, took 150–400
-/// steps. Not measured on a hardware GPU.
-pub const FUSED_PAYS_FROM_STEPS: usize = 256;
+/// it is not built yet: about the geometric middle of the break-even points measured
+/// on llvmpipe, 50–400 steps. On 2026-12-02 with Mesa's shader cache off, building
+/// took 369 ms for the seed network and 123 ms for 8-64-64-3, while a step-by-step
+/// step cost 3.6 ms against 0.03 ms fused for the seed and 3.6 against 1.0 ms for
+/// 8-64-64-3: won back after about 100 and 50 steps; with the figures of other days
+/// (builds of 140–480 ms, step-by-step steps of 1.1–2.3 ms) after 60–400. Not measured
+/// on a hardware GPU.
+pub const FUSED_PAYS_FROM_STEPS: usize = 150;
 
 /// Pipeline ids of generated kernels start here, above the built-in kernels'.
 const FIRST_ID: u64 = 1 << 32;
@@ -920,11 +921,12 @@ fn compiled(gpu: &Gpu, spec: &MlpSpec, epoch: &MlpEpoch) -> Result<(u64, wgpu::C
             module: &module,
             entry_point: Some("mlp_epoch"),
             compilation_options: Default::default(),
-            cache: None,
+            cache: ctx.cache(),
         });
     if let Some(e) = pollster::block_on(scope.pop()) {
         return Err(Error::Gpu(format!("compiling the fused trainer: {e}")));
     }
+    ctx.built();
     let id = FIRST_ID + cache.0.len() as u64;
     cache.0.insert(key, (id, pipeline.clone()));
     Ok((id, pipeline))

@@ -19,6 +19,7 @@ pub mod linear;
 pub mod mlp_fused;
 mod mse;
 mod optim;
+mod pipeline_cache;
 mod recorder;
 mod timer;
 mod transfer;
@@ -96,6 +97,23 @@ struct Context {
     cpu_adapter: bool,
     /// The timestamp queries behind [`DeviceTimer`], where the device has them.
     timer: Mutex<Option<timer::Timer>>,
+    /// Where compiled pipelines are kept across processes, if anywhere
+    /// ([`Gpu::with_pipeline_cache`]).
+    pipeline_cache: Option<pipeline_cache::DiskCache>,
+}
+
+impl Context {
+    /// The pipeline cache to create pipelines with, if any.
+    fn cache(&self) -> Option<&wgpu::PipelineCache> {
+        self.pipeline_cache.as_ref().map(|c| &c.cache)
+    }
+
+    /// Saves the pipeline cache after a build, where there is one.
+    fn built(&self) {
+        if let Some(cache) = &self.pipeline_cache {
+            cache.save();
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -211,7 +211,7 @@ impl Gpu {
             module: &module,
             entry_point: Some("gemm"),
             compilation_options: Default::default(),
-            cache: None,
+            cache: self.ctx.cache(),
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
@@ -220,6 +220,7 @@ impl Gpu {
                 config.label()
             )));
         }
+        self.ctx.built();
         let id = FIRST_ID + tuner.pipelines.len() as u64;
         tuner
             .pipelines
