@@ -16,22 +16,9 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
     /// memory).
     fn mlp_fits(&self, spec: &MlpSpec, batch_size: usize) -> bool;
 
-    /// The kernel of [`MlpTrainer::mlp_epoch`], reached only through it: the arguments
+    /// The kernel of [`MlpTrainer::mlp_epoch_runs`] (and of
+    /// [`MlpTrainer::mlp_epoch`], one run), reached only through them: the arguments
     /// are checked and the spec fits.
-    fn mlp_epoch_unchecked(
-        &self,
-        spec: &MlpSpec,
-        params: &DeviceTensor<B>,
-        inputs: &DeviceTensor<B>,
-        targets: &DeviceTensor<B>,
-        epoch: &MlpEpoch,
-        losses: &DeviceTensor<B>,
-    ) -> Result<()>;
-
-    /// The kernel of [`MlpTrainer::mlp_epoch_runs`], reached only through it: the
-    /// arguments are checked and the spec fits. By default the runs train one after
-    /// another through [`MlpTrainer::mlp_epoch_unchecked`]; a backend that can train
-    /// them together (the GPU: one workgroup per run) overrides it.
     #[allow(clippy::too_many_arguments)]
     fn mlp_epoch_runs_unchecked(
         &self,
@@ -42,21 +29,7 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         targets: &DeviceTensor<B>,
         epoch: &MlpEpoch,
         losses: &DeviceTensor<B>,
-    ) -> Result<()> {
-        let rows = inputs.rows() / runs;
-        let steps = losses.rows() / runs;
-        for r in 0..runs {
-            self.mlp_epoch_unchecked(
-                spec,
-                &params.slice_rows(r, 1)?,
-                &inputs.slice_rows(r * rows, rows)?,
-                &targets.slice_rows(r * rows, rows)?,
-                epoch,
-                &losses.slice_rows(r * steps, steps)?,
-            )?;
-        }
-        Ok(())
-    }
+    ) -> Result<()>;
 
     /// Builds what [`MlpTrainer::mlp_epoch`] for `spec` and epochs like `epoch`
     /// (the GPU generates and compiles its kernel), so that the first epoch does not
@@ -85,8 +58,9 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
     /// one's loss (`epoch.loss`) written to its row of `losses`, the packed `params`
     /// and the update rule's state after them updated in place by `epoch.rule` (see
     /// [`MlpRule::packed_len`](crate::backend::MlpRule::packed_len)). Checks its arguments, and fails with
-    /// [`Error::InvalidArgument`] where [`MlpTrainer::mlp_fits`] is false. Do not
-    /// override: a backend implements [`MlpTrainer::mlp_epoch_unchecked`].
+    /// [`Error::InvalidArgument`] where [`MlpTrainer::mlp_fits`] is false. It is
+    /// [`MlpTrainer::mlp_epoch_runs`] with one run. Do not override: a backend
+    /// implements [`MlpTrainer::mlp_epoch_runs_unchecked`].
     fn mlp_epoch(
         &self,
         spec: &MlpSpec,
@@ -96,13 +70,7 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         epoch: &MlpEpoch,
         losses: &DeviceTensor<B>,
     ) -> Result<()> {
-        let all = [Some(params), Some(inputs), Some(targets), Some(losses)];
-        check::same_device(self.backend(), "mlp_epoch", &all)?;
-        check::mlp_epoch_runs(spec, 1, params, inputs, targets, epoch, losses)?;
-        if !self.mlp_fits(spec, epoch.batch_size) {
-            return Err(Error::InvalidArgument(self.why_not(spec, epoch.batch_size)));
-        }
-        self.mlp_epoch_unchecked(spec, params, inputs, targets, epoch, losses)
+        self.mlp_epoch_runs(spec, 1, params, inputs, targets, epoch, losses)
     }
 
     /// One epoch of each of `runs` independent trainings of the MLP `spec` with the

@@ -236,19 +236,20 @@ impl MlpTrainer<Reference> for Reference {
         batch_size > 0
     }
 
-    fn mlp_epoch_unchecked(
+    /// The runs in turn.
+    fn mlp_epoch_runs_unchecked(
         &self,
         spec: &MlpSpec,
+        runs: usize,
         params: &DeviceTensor<Self>,
         inputs: &DeviceTensor<Self>,
         targets: &DeviceTensor<Self>,
         epoch: &MlpEpoch,
         losses: &DeviceTensor<Self>,
     ) -> Result<()> {
-        with_slices([inputs, targets], params, |[x, t], p| {
-            with_slices([], losses, |_, l| {
-                reference::mlp_epoch(spec, p, x, t, inputs.rows(), epoch, l)
-            })
+        let tensors = [params, inputs, targets, losses];
+        host::mlp_epoch_runs(runs, tensors, None, |p, x, t, rows, l| {
+            reference::mlp_epoch(spec, p, x, t, rows, epoch, l)
         });
         Ok(())
     }

@@ -44,8 +44,8 @@ pub struct FitRun<'a, M: ?Sized, L: ?Sized, O: ?Sized> {
 ///
 /// The runs train together where each would train on the fused path (with
 /// [`Fusion::Auto`], where the steps of all of them together pay for its build) and
-/// they share its form: the same network, loss, batch size and update rule, the same number of
-/// points and the same epochs ([`FitConfig`] alike but for `seed`, `shuffle` and
+/// they share its form: the same network, loss, batch size and update rule, the same
+/// number of points and the same epochs ([`FitConfig`] alike but for `seed`, `shuffle` and
 /// `schedule`; the initial weights, the data, the learning rates and their schedules
 /// may differ). Each epoch is then one [`MlpTrainer::mlp_epoch_runs`] for each group
 /// of consecutive runs that train at the same rate that epoch (one for all of them

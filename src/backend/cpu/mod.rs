@@ -367,25 +367,8 @@ impl MlpTrainer<Cpu> for Cpu {
         )
     }
 
-    fn mlp_epoch_unchecked(
-        &self,
-        spec: &MlpSpec,
-        params: &DeviceTensor<Self>,
-        inputs: &DeviceTensor<Self>,
-        targets: &DeviceTensor<Self>,
-        epoch: &MlpEpoch,
-        losses: &DeviceTensor<Self>,
-    ) -> Result<()> {
-        with_slices([inputs, targets], params, |[x, t], p| {
-            with_slices([], losses, |_, l| {
-                mlp_epoch::run(spec, p, x, t, inputs.rows(), epoch, l)
-            })
-        });
-        Ok(())
-    }
-
-    /// The runs on the backend's threads, one run per task (each as
-    /// [`MlpTrainer::mlp_epoch_unchecked`] computes it alone, so bit for bit the same).
+    /// The runs on the backend's threads, one run per task (each computed as it would
+    /// be alone, so bit for bit the same).
     fn mlp_epoch_runs_unchecked(
         &self,
         spec: &MlpSpec,
@@ -396,36 +379,9 @@ impl MlpTrainer<Cpu> for Cpu {
         epoch: &MlpEpoch,
         losses: &DeviceTensor<Self>,
     ) -> Result<()> {
-        let rows = inputs.rows() / runs;
-        let (x_len, t_len) = (rows * inputs.cols(), rows * targets.cols());
-        let (p_len, l_len) = (params.cols(), losses.rows() / runs);
-        with_slices([inputs, targets], params, |[x, t], p| {
-            with_slices([], losses, |_, l| {
-                let run = |r: usize, p: &mut [f32], l: &mut [f32]| {
-                    let x = &x[r * x_len..(r + 1) * x_len];
-                    let t = &t[r * t_len..(r + 1) * t_len];
-                    mlp_epoch::run(spec, p, x, t, rows, epoch, l);
-                };
-                match self.pool {
-                    // One run per task: split only in halves, the runs of a
-                    // seed epoch (about 1 ms each) kept the second thread idle
-                    // much of the time (32 seed runs of 300 epochs on 2 threads:
-                    // 8.5–10.4 s, against 5.4–6.1 s so).
-                    Some(pool) => pool.install(|| {
-                        use rayon::prelude::*;
-                        p.par_chunks_mut(p_len)
-                            .zip(l.par_chunks_mut(l_len.max(1)))
-                            .with_max_len(1)
-                            .enumerate()
-                            .for_each(|(r, (p, l))| run(r, p, l))
-                    }),
-                    None => p
-                        .chunks_mut(p_len)
-                        .zip(l.chunks_mut(l_len.max(1)))
-                        .enumerate()
-                        .for_each(|(r, (p, l))| run(r, p, l)),
-                }
-            })
+        let tensors = [params, inputs, targets, losses];
+        host::mlp_epoch_runs(runs, tensors, self.pool, |p, x, t, rows, l| {
+            mlp_epoch::run(spec, p, x, t, rows, epoch, l)
         });
         Ok(())
     }

@@ -870,18 +870,6 @@ impl MlpTrainer<Gpu> for Gpu {
         )
     }
 
-    fn mlp_epoch_unchecked(
-        &self,
-        spec: &MlpSpec,
-        params: &DeviceTensor<Gpu>,
-        inputs: &DeviceTensor<Gpu>,
-        targets: &DeviceTensor<Gpu>,
-        epoch: &MlpEpoch,
-        losses: &DeviceTensor<Gpu>,
-    ) -> Result<()> {
-        run_epochs(self, spec, 1, params, inputs, targets, epoch, losses)
-    }
-
     fn mlp_epoch_runs_unchecked(
         &self,
         spec: &MlpSpec,

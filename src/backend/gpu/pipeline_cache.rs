@@ -7,6 +7,7 @@
 //! [`Gpu::with_pipeline_cache`]: super::Gpu::with_pipeline_cache
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -108,9 +109,12 @@ impl DiskCache {
         contents.extend_from_slice(&(data.len() as u64).to_le_bytes());
         contents.extend_from_slice(&checksum(&data).to_le_bytes());
         contents.extend_from_slice(&data);
+        // A name of this save's own: devices of one process may save at once.
+        static SAVES: AtomicU64 = AtomicU64::new(0);
+        let save = SAVES.fetch_add(1, Ordering::Relaxed);
         let temp = self
             .file
-            .with_extension(format!("{}.tmp", std::process::id()));
+            .with_extension(format!("{}-{save}.tmp", std::process::id()));
         let written =
             std::fs::write(&temp, &contents).and_then(|()| std::fs::rename(&temp, &self.file));
         if let Err(e) = written {
