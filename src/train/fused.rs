@@ -8,6 +8,7 @@ use crate::backend::{
 use crate::error::Result;
 use crate::nn::{LayerKind, Loss, Module};
 use crate::optim::Optimizer;
+use crate::train::Fusion;
 
 /// The [`MlpSpec`] of `model` when it is a chain of `Linear` layers, each followed by
 /// at most one activation (and nothing else), whose parameters are the layers'
@@ -72,9 +73,10 @@ impl<'a, B: Backend> Packed<'a, B> {
     /// `batch_size`, asked once: the model is an MLP ([`mlp_spec`]), the loss MSE or
     /// cross-entropy, the optimizer one whose rule the fused trainers run
     /// ([`Optimizer::mlp_rule`]), with its state prepared, and the backend has a
-    /// trainer that takes the spec, and where `pays_for` is `Some(steps)`, the trainer
-    /// says a run of that many steps pays for its build ([`MlpTrainer::pays`]). `None`
-    /// where any of these fails. The packed tensor
+    /// trainer that takes the spec, as `fusion` asks for a run of `steps` steps: not
+    /// with [`Fusion::Never`], and with [`Fusion::Auto`] only where the trainer says
+    /// the steps pay for its build ([`MlpTrainer::pays`]). `None` where any of these
+    /// fails. The packed tensor
     /// is `into` where given (`None` where it is not `1 ×` the packed length), else a
     /// new one. Its contents are undefined until [`Packed::pack`].
     pub fn plan<M, L, O>(
@@ -83,7 +85,7 @@ impl<'a, B: Backend> Packed<'a, B> {
         loss: &L,
         optimizer: &O,
         batch_size: usize,
-        pays_for: Option<usize>,
+        (fusion, steps): (Fusion, usize),
         into: Option<DeviceTensor<B>>,
     ) -> Result<Option<Self>>
     where
@@ -91,6 +93,9 @@ impl<'a, B: Backend> Packed<'a, B> {
         L: Loss<B> + ?Sized,
         O: Optimizer<B> + ?Sized,
     {
+        if fusion == Fusion::Never {
+            return Ok(None);
+        }
         let (Some((loss_kind, reduction)), Some(rule)) = (loss.kind(), optimizer.mlp_rule()) else {
             return Ok(None);
         };
@@ -104,7 +109,7 @@ impl<'a, B: Backend> Packed<'a, B> {
             rule,
         };
         if !trainer.mlp_fits(&spec, batch_size)
-            || pays_for.is_some_and(|steps| !trainer.pays(&spec, &hyper, steps))
+            || (fusion == Fusion::Auto && !trainer.pays(&spec, &hyper, steps))
         {
             return Ok(None);
         }

@@ -93,18 +93,6 @@ pub enum Fusion {
     Never,
 }
 
-impl Fusion {
-    /// `None` where the run trains step by step; else what to ask the trainer whether
-    /// `steps` pay for (`None`: do not ask).
-    pub(crate) fn steps(self, steps: usize) -> Option<Option<usize>> {
-        match self {
-            Fusion::Auto => Some(Some(steps)),
-            Fusion::Always => Some(None),
-            Fusion::Never => None,
-        }
-    }
-}
-
 impl From<bool> for Fusion {
     /// `true`: [`Fusion::Always`]; `false`: [`Fusion::Never`].
     fn from(fused: bool) -> Self {
@@ -208,19 +196,18 @@ where
     }
     let mut reports = Vec::with_capacity(config.epochs - config.start_epoch);
     optimizer.prepare(backend, &model.parameters())?;
-    let run_steps = config.epochs.saturating_sub(config.start_epoch) * ranges.len();
-    let packed = match config.fused.steps(run_steps) {
-        Some(pays_for) => fused::Packed::plan(
-            backend,
-            model,
-            loss,
-            optimizer,
-            config.batch_size,
-            pays_for,
-            None,
-        )?,
-        None => None,
-    };
+    let packed = fused::Packed::plan(
+        backend,
+        model,
+        loss,
+        optimizer,
+        config.batch_size,
+        (
+            config.fused,
+            config.epochs.saturating_sub(config.start_epoch) * ranges.len(),
+        ),
+        None,
+    )?;
     if let Some(packed) = &packed {
         packed.pack(backend, model)?;
     }

@@ -236,7 +236,7 @@ impl<'a, B: Backend> Together<'a, B> {
             &*first.loss,
             &*first.optimizer,
             config.batch_size,
-            config.fused.steps(steps).flatten(),
+            (config.fused, steps),
             None,
         )?
         else {
@@ -255,7 +255,7 @@ impl<'a, B: Backend> Together<'a, B> {
                 &*run.loss,
                 &*run.optimizer,
                 config.batch_size,
-                None,
+                (Fusion::Always, steps),
                 Some(row),
             )?
             else {
