@@ -73,13 +73,13 @@ fn allocations() -> u64 {
 
 /// The allocations of this thread during a steady epoch of training the seed network
 /// on `rows` points in mini-batches of 10 (the fewest of epochs 3, 4 and 5), how far
-/// `counter` advanced in that epoch, and whether it ran fused.
+/// the two `counters` advanced in that epoch, and whether it ran fused.
 fn steady_epoch_allocations<B: Backend>(
     b: &B,
     rows: usize,
     fused: bool,
-    counter: &dyn Fn() -> u64,
-) -> (u64, u64, bool) {
+    counters: &dyn Fn() -> [u64; 2],
+) -> (u64, [u64; 2], bool) {
     let data = disc(rows, &mut rng(0)).unwrap();
     let mut model = seed::network(b, &mut rng(3)).unwrap();
     let mut loss = MseLoss::new(seed::REDUCTION);
@@ -89,7 +89,7 @@ fn steady_epoch_allocations<B: Backend>(
         fused: fused.into(),
         ..FitConfig::default()
     };
-    let mut marks = [(0u64, 0u64); 5];
+    let mut marks = [(0u64, [0u64; 2]); 5];
     let reports = fit(
         b,
         &mut model,
@@ -98,7 +98,7 @@ fn steady_epoch_allocations<B: Backend>(
         &data,
         &config,
         |r, _| {
-            marks[r.epoch - 1] = (allocations(), counter());
+            marks[r.epoch - 1] = (allocations(), counters());
             Ok(())
         },
     )
@@ -106,7 +106,7 @@ fn steady_epoch_allocations<B: Backend>(
     let fewest = marks
         .windows(2)
         .skip(1)
-        .map(|w| (w[1].0 - w[0].0, w[1].1 - w[0].1))
+        .map(|w| (w[1].0 - w[0].0, [0, 1].map(|i| w[1].1[i] - w[0].1[i])))
         .min()
         .unwrap_or_default();
     (fewest.0, fewest.1, reports[2].fused)
@@ -116,8 +116,8 @@ fn steady_epoch_allocations<B: Backend>(
 /// `jitter`, on the paths given.
 fn assert_steps_allocate_nothing<B: Backend>(b: &B, paths: &[bool], jitter: u64) {
     for &fused in paths {
-        let (short, _, ran_fused) = steady_epoch_allocations(b, 1000, fused, &|| 0);
-        let (long, _, _) = steady_epoch_allocations(b, 2000, fused, &|| 0);
+        let (short, _, ran_fused) = steady_epoch_allocations(b, 1000, fused, &|| [0; 2]);
+        let (long, _, _) = steady_epoch_allocations(b, 2000, fused, &|| [0; 2]);
         assert_eq!(
             ran_fused, fused,
             "the fused path is taken exactly when asked"
@@ -154,12 +154,14 @@ fn a_steady_state_step_allocates_nothing_on_the_gpu() {
         // (wgpu's barrier lists, see the top of this file).
         // A device of its own: the shared one's counters also count other threads.
         let gpu = minidl::Gpu::new().unwrap();
-        let dispatches = || gpu.stats().dispatches;
-        let submissions = || gpu.stats().submissions;
-        let (short, short_dispatches, _) = steady_epoch_allocations(&gpu, 1000, false, &dispatches);
-        let (long, long_dispatches, _) = steady_epoch_allocations(&gpu, 2000, false, &dispatches);
-        let (_, short_submissions, _) = steady_epoch_allocations(&gpu, 1000, false, &submissions);
-        let (_, long_submissions, _) = steady_epoch_allocations(&gpu, 2000, false, &submissions);
+        let counters = || {
+            let stats = gpu.stats();
+            [stats.dispatches, stats.submissions]
+        };
+        let (short, [short_dispatches, short_submissions], _) =
+            steady_epoch_allocations(&gpu, 1000, false, &counters);
+        let (long, [long_dispatches, long_submissions], _) =
+            steady_epoch_allocations(&gpu, 2000, false, &counters);
         let allocated = long - short;
         let dispatched = long_dispatches - short_dispatches;
         let submitted = long_submissions - short_submissions;
