@@ -1,8 +1,8 @@
 //! The benchmark: median times of the seed workload per epoch (the CPU backend fused
 //! and step by step, the GPU step by step and fused; wall clock, and device time from
 //! timestamp queries where the adapter has them), of a wide MLP's training step, and
-//! the matrix-product throughput of the CPU backend and of the GPU's tiled and naive
-//! kernels. CPU figures are given per thread count (`cpu_threads`: one thread and
+//! the matrix-product throughput of the CPU backend, of the kernels the GPU's tuner
+//! chooses, and of its tiled, naive and workgroup-memory (`s…`) forward kernels. CPU figures are given per thread count (`cpu_threads`: one thread and
 //! every core by default), keyed by the count. The last line of `--json` output is
 //! one JSON object; `bench/pytorch_reference.py` prints the same keys for PyTorch.
 //!
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use minidl::backend::gpu::gemm::Product;
-use minidl::backend::gpu::tuner::Choice;
+use minidl::backend::gpu::tuner::{self, Choice};
 use minidl::backend::{MlpEpoch, MlpLayer, MlpSpec, MlpTrainer};
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential};
@@ -227,9 +227,16 @@ fn product_gflops(
     matmul_gflops(gpu, n, reps, |a, w, bias, c| match product {
         Product::Forward => gpu.linear_forward_with(choice, a, w, bias, Act::Identity, c),
         Product::GradInput => gpu.grad_input_with(choice, a, w, None, Act::Identity, c),
-        Product::GradWeight => {
-            gpu.grad_weight_with(choice, a, w, None, Act::Identity, c, GradMode::Overwrite)
-        }
+        Product::GradWeight => gpu.grad_weight_with(
+            choice,
+            a,
+            w,
+            None,
+            Act::Identity,
+            c,
+            bias,
+            GradMode::Overwrite,
+        ),
     })
 }
 
@@ -376,8 +383,10 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
     let wide_gpu = wide_step_ms(&gpu, args.steps)?;
     eprintln!("wide step, gpu: {wide_gpu:.1} ms");
     let mut matmul = vec![format!("\"gpu\":{}", tuned_products(&gpu, args.reps)?)];
-    // The plain kernels, kept for the comparison: the forward product.
-    for choice in [Choice::Tiled, Choice::Naive] {
+    // The plain kernels and the workgroup-memory ones, kept for the comparison: the
+    // forward product.
+    let staged = tuner::staged_candidates().into_iter().map(Choice::Staged);
+    for choice in [Choice::Tiled, Choice::Naive].into_iter().chain(staged) {
         let sizes = matmul_sizes(&choice.label(), |n| {
             product_gflops(&gpu, Product::Forward, choice, n, args.reps)
         })?;

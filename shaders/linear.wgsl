@@ -50,12 +50,20 @@ fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
     out[params.offs.w + r * k + i] = acc;
 }
 
-// dw[c][i] = Σ_r dz[r][c] x[r][i], added to dw where params.scalars.y is 1, written
-// over it where it is 0 (no clear needed before a step's first backward). in0 = dy,
-// in1 = x, in2 = y, out = dw.
+// The second output of linear_backward_weight: the bias gradient, at the element
+// offset bitcast<u32>(params.scalars.z).
+@group(0) @binding(5) var<storage, read_write> out_bias: array<f32>;
+
+// dw[c][i] = Σ_r dz[r][c] x[r][i] and db[c] = Σ_r dz[r][c] in one dispatch (the
+// invocations of column 0 write db), added to the gradients where params.scalars.y is
+// 1, written over them where it is 0 (no clear needed before a step's first backward).
+// in0 = dy, in1 = x, in2 = y, out = dw, out_bias = db. Needs k ≥ 1. The loop's bound
+// adds gid.z (0: the grid has one layer) so that lavapipe cannot specialize the shader
+// to the uniform's value: it would compile it anew at every dispatch (see
+// docs/performance.md, "lavapipe's uniform inlining").
 @compute @workgroup_size(TILE, TILE)
 fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = params.dims.x;
+    let n = params.dims.x + gid.z;
     let k = params.dims.y;
     let m = params.dims.z;
     let i = gid.x;
@@ -64,15 +72,23 @@ fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     var acc = 0.0;
+    var sum = 0.0;
     for (var r = 0u; r < n; r++) {
-        acc += dz_at(r, c, m) * in1[params.offs.y + r * k + i];
+        let dz = dz_at(r, c, m);
+        acc += dz * in1[params.offs.y + r * k + i];
+        sum += dz;
     }
+    let add = params.scalars.y != 0.0;
     let o = params.offs.w + c * k + i;
-    out[o] = select(acc, out[o] + acc, params.scalars.y != 0.0);
+    out[o] = select(acc, out[o] + acc, add);
+    if (i == 0u) {
+        let ob = bitcast<u32>(params.scalars.z) + c;
+        out_bias[ob] = select(sum, out_bias[ob] + sum, add);
+    }
 }
 
-// db[c] = Σ_r dz[r][c], added or written as linear_backward_weight. in0 = dy, in1 = y
-// (dy for IDENTITY), out = db.
+// db[c] = Σ_r dz[r][c] alone (for a weight with no columns), added or written as
+// linear_backward_weight. in0 = dy, in1 = y (dy for IDENTITY), out = db.
 @compute @workgroup_size(WG_FLAT)
 fn linear_backward_bias(
     @builtin(global_invocation_id) gid: vec3<u32>,

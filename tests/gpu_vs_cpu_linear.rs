@@ -72,6 +72,7 @@ fn every_candidate_kernel_of_every_product_matches_the_reference() {
         let b = random(&mut r, 1, m, -1.0, 1.0);
         let dy = random(&mut r, n, m, -1.0, 1.0);
         let dw0 = random(&mut r, m, k, -1.0, 1.0);
+        let db0 = random(&mut r, 1, m, -1.0, 1.0);
         let (xd, wd, bd, dyd) = (
             gpu.upload(&x).unwrap(),
             gpu.upload(&w).unwrap(),
@@ -93,7 +94,7 @@ fn every_candidate_kernel_of_every_product_matches_the_reference() {
             // absolute and a few roundings).
             let (y, ..) = linear_act(&Reference, act, &x, &w, &b, &dy, &dy);
             let want = linear_act(&Reference, act, &x, &w, &b, &y, &dy);
-            let [dx_bound, dw_bound, _] = linear_act_backward_bounds(&x, &w, &y, &dy, act);
+            let [dx_bound, dw_bound, db_bound] = linear_act_backward_bounds(&x, &w, &y, &dy, act);
             let yd = gpu.upload(&y).unwrap();
             let y_arg = (act != Act::Identity).then_some(&yd);
             let what =
@@ -130,28 +131,40 @@ fn every_candidate_kernel_of_every_product_matches_the_reference() {
                     &dx_bound,
                 );
             }
-            // The weight gradient added to what dw0 holds, and written over it.
-            let mut dw_acc = dw0.data().to_vec();
-            for (a, g) in dw_acc.iter_mut().zip(want.2.data()) {
-                *a += g;
-            }
-            let acc_bound: Vec<f64> = dw_bound
-                .iter()
-                .zip(dw0.data())
-                .map(|(b, v)| b + U * (v.abs() as f64 + 1.0))
-                .collect();
+            // The parameter gradients added to what dw0 and db0 hold, and written over
+            // them: the sum's bound plus one rounding of the addition.
+            let added = |start: &Tensor, grad: &Tensor, bound: &[f64]| {
+                let sum: Vec<f32> = start
+                    .data()
+                    .iter()
+                    .zip(grad.data())
+                    .map(|(a, g)| a + g)
+                    .collect();
+                let bound: Vec<f64> = bound
+                    .iter()
+                    .zip(start.data())
+                    .map(|(b, v)| b + U * (v.abs() as f64 + 1.0))
+                    .collect();
+                (sum, bound)
+            };
+            let (dw_acc, dw_acc_bound) = added(&dw0, &want.2, &dw_bound);
+            let (db_acc, db_acc_bound) = added(&db0, &want.3, &db_bound);
             for choice in gpu.product_candidates(Product::GradWeight, n, k, m) {
                 for mode in [GradMode::Overwrite, GradMode::Accumulate] {
-                    let dw = gpu.upload(&dw0).unwrap();
-                    gpu.grad_weight_with(choice, &dyd, &xd, y_arg, act, &dw, mode)
+                    let (dw, db) = (gpu.upload(&dw0).unwrap(), gpu.upload(&db0).unwrap());
+                    gpu.grad_weight_with(choice, &dyd, &xd, y_arg, act, &dw, &db, mode)
                         .unwrap();
-                    let got = gpu.download(&dw).unwrap();
-                    let (want, bound) = match mode {
-                        GradMode::Overwrite => (want.2.data(), &dw_bound),
-                        GradMode::Accumulate => (&dw_acc[..], &acc_bound),
-                    };
                     let label = format!("{} {mode:?}", what(Product::GradWeight, choice));
-                    assert_within(&label, got.data(), want, bound);
+                    let (dw_want, dw_bound, db_want, db_bound) = match mode {
+                        GradMode::Overwrite => (want.2.data(), &dw_bound, want.3.data(), &db_bound),
+                        GradMode::Accumulate => {
+                            (&dw_acc[..], &dw_acc_bound, &db_acc[..], &db_acc_bound)
+                        }
+                    };
+                    let got = gpu.download(&dw).unwrap();
+                    assert_within(&format!("{label} dw"), got.data(), dw_want, dw_bound);
+                    let got = gpu.download(&db).unwrap();
+                    assert_within(&format!("{label} db"), got.data(), db_want, db_bound);
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Portability without the machines: every shader, exactly as handed to the driver,
 //! parses and validates with naga under WebGPU-core capabilities, and translates to
-//! SPIR-V (Vulkan), MSL (Metal) and HLSL (DX12).
+//! SPIR-V (Vulkan), MSL (Metal) and HLSL (DX12); so does every candidate of the
+//! generated matrix-product families (the subgroup family with subgroups allowed).
 
 use minidl::backend::gpu::kernels::shaders;
 use naga::back::{hlsl, msl, spv};
@@ -182,5 +183,59 @@ fn generated_fused_trainers_validate_and_translate() {
             )
             .unwrap_or_else(|e| panic!("{name} → MSL: {e}"));
         }
+    }
+}
+
+#[test]
+fn generated_products_validate_and_translate() {
+    use minidl::backend::gpu::gemm::{self, GemmConfig, Product};
+    use minidl::backend::gpu::gemm_staged;
+    use minidl::backend::gpu::tuner::{candidates, staged_candidates};
+    // The workgroup-memory family runs on every adapter: WebGPU-core capabilities. The
+    // subgroup family's 8- and 32-lane candidates, where the adapter has subgroups.
+    let mut kernels: Vec<(String, String, Capabilities)> = Vec::new();
+    for product in Product::ALL {
+        for gated in [false, true] {
+            for config in staged_candidates() {
+                let code = gemm_staged::source(product, config, gated).expect("a valid candidate");
+                let name = format!("{} {} gated {gated}", product.name(), config.label());
+                kernels.push((name, code, Capabilities::empty()));
+            }
+            let subgroup: Vec<GemmConfig> = [8, 32]
+                .into_iter()
+                .flat_map(|lanes| candidates(product, lanes))
+                .collect();
+            for config in subgroup {
+                let code = gemm::source(product, config, gated).expect("a valid candidate");
+                let name = format!("{} {} gated {gated}", product.name(), config.label());
+                kernels.push((name, code, Capabilities::SUBGROUP));
+            }
+        }
+    }
+    assert!(kernels.len() >= 3 * 2 * 4);
+    for (name, code, caps) in kernels {
+        let (module, info) = validated_with(&name, &code, caps);
+        spv::write_vec(&module, &info, &spv::Options::default(), None)
+            .unwrap_or_else(|e| panic!("{name} → SPIR-V: {e}"));
+        msl::write_string(
+            &module,
+            &info,
+            &msl::Options::default(),
+            &msl::PipelineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name} → MSL: {e}"));
+        let options = hlsl::Options {
+            // Wave intrinsics need shader model 6.
+            shader_model: if caps.is_empty() {
+                hlsl::ShaderModel::V5_1
+            } else {
+                hlsl::ShaderModel::V6_0
+            },
+            ..Default::default()
+        };
+        let mut text = String::new();
+        hlsl::Writer::new(&mut text, &options, &hlsl::PipelineOptions::default())
+            .write(&module, &info, None)
+            .unwrap_or_else(|e| panic!("{name} → HLSL: {e}"));
     }
 }

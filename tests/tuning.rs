@@ -22,16 +22,23 @@ fn the_tuning_cache_survives_damage_and_is_used_when_sound() {
     std::env::set_var(TUNE_CACHE_ENV, &file);
     std::env::remove_var(TUNE_ENV);
     let (n, k, m) = (256, 512, 256);
-    let header = format!("minidl tuning cache 1 {}", env!("CARGO_PKG_VERSION"));
+    let header = format!("minidl tuning cache 2 {}", env!("CARGO_PKG_VERSION"));
     let adapter = {
         let a = Gpu::new().unwrap().adapter().clone();
         format!("{}|{}|{}", a.name, a.backend, a.driver)
     };
-    let damaged: [(&str, String); 5] = [
+    let damaged: [(&str, String); 6] = [
         ("garbage", "\u{0}\u{1}not a cache at all\n".into()),
         (
+            "the format before db joined the weight-gradient kernels",
+            format!(
+                "minidl tuning cache 1 {}\n{adapter}\tforward 256x512x256\ttiled\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ),
+        (
             "another version",
-            format!("minidl tuning cache 1 0.0.0-other\n{adapter}\tforward 256x512x256\ttiled\n"),
+            format!("minidl tuning cache 2 0.0.0-other\n{adapter}\tforward 256x512x256\ttiled\n"),
         ),
         (
             "a truncated line",

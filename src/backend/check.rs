@@ -138,23 +138,30 @@ pub fn grad_input<B: Backend>(
     y.map_or(Ok(()), |y| no_alias(OP, dx, &[y]))
 }
 
-/// The weight-gradient product alone: `dy: n×m`, `x: n×k`, `dw: m×k` distinct from the
-/// inputs, and `y` shaped like `dy` unless `act` is the identity.
+/// The parameter-gradient product alone: `dy: n×m`, `x: n×k`, `dw: m×k` and `db: 1×m`
+/// distinct from the inputs and from each other, and `y` shaped like `dy` unless `act`
+/// is the identity.
 pub fn grad_weight<B: Backend>(
     dy: &DeviceTensor<B>,
     x: &DeviceTensor<B>,
     y: Option<&DeviceTensor<B>>,
     act: Act,
     dw: &DeviceTensor<B>,
+    db: &DeviceTensor<B>,
 ) -> Result<()> {
     const OP: &str = "grad_weight";
     fused_act(OP, act)?;
     let [n, m] = dy.shape();
     expect_shape(OP, "input", x, [n, x.cols()])?;
     expect_shape(OP, "weight gradient", dw, [m, x.cols()])?;
+    expect_shape(OP, "bias gradient", db, [1, m])?;
     forward_output(OP, y, dy, act)?;
-    no_alias(OP, dw, &[dy, x])?;
-    y.map_or(Ok(()), |y| no_alias(OP, dw, &[y]))
+    no_alias(OP, dw, &[dy, x, db])?;
+    no_alias(OP, db, &[dy, x])?;
+    y.map_or(Ok(()), |y| {
+        no_alias(OP, dw, &[y])?;
+        no_alias(OP, db, &[y])
+    })
 }
 
 /// `y` shaped like `dy`, required unless `act` is the identity.

@@ -254,9 +254,9 @@ impl Gpu {
         super::linear::grad_input_with(self, choice, dy, w, y.unwrap_or(dy), act, dx)
     }
 
-    /// The linear + activation backward's weight gradient `dw (+)= (dy ⊙ act'(y))ᵀ·x`
-    /// with a chosen kernel (see [`Gpu::linear_forward_with`]), over rows within the
-    /// loop budget.
+    /// The linear + activation backward's parameter gradients `dw (+)= (dy ⊙ act'(y))ᵀ·x`
+    /// and `db (+)= Σ_rows dy ⊙ act'(y)` with a chosen kernel (see
+    /// [`Gpu::linear_forward_with`]), over rows within the loop budget.
     #[allow(clippy::too_many_arguments)]
     pub fn grad_weight_with(
         &self,
@@ -266,14 +266,16 @@ impl Gpu {
         y: Option<&DeviceTensor<Gpu>>,
         act: Act,
         dw: &DeviceTensor<Gpu>,
+        db: &DeviceTensor<Gpu>,
         mode: GradMode,
     ) -> Result<()> {
-        check::grad_weight(dy, x, y, act, dw)?;
+        check::grad_weight(dy, x, y, act, dw, db)?;
         let [n, k] = x.shape();
         let m = dy.cols();
         self.check_loop("grad_weight_with", n, 1, || format!("{n} rows"))?;
         let choice = self.usable(choice, Product::GradWeight, n, k, m);
-        super::linear::grad_weight_with(self, choice, dy, x, y.unwrap_or(dy), act, dw, mode)
+        let y = y.unwrap_or(dy);
+        super::linear::grad_weight_with(self, choice, dy, x, y, act, dw, db, mode)
     }
 
     /// `choice` where this device can run it for the shape, else the naive kernel.

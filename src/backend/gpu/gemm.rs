@@ -11,7 +11,9 @@
 //!   and activation in the epilogue.
 //! - [`Product::GradInput`]: `dx = (dy ⊙ act′)·w`, the gate applied as `dy` is loaded,
 //!   `w` read along its rows.
-//! - [`Product::GradWeight`]: `dw (+)= (dy ⊙ act′)ᵀ·x`, added to `dw` or written over it.
+//! - [`Product::GradWeight`]: `dw (+)= (dy ⊙ act′)ᵀ·x` and `db (+)= Σ_rows dy ⊙ act′`
+//!   in one dispatch, added to the gradients or written over them; each lane sums the
+//!   rows of `dy` it loads anyway, and the first block of columns writes `db`.
 //!
 //! Sums run in the order of the summed index, with fused multiply-adds.
 
@@ -26,7 +28,7 @@ pub enum Product {
     Forward,
     /// `dx = (dy ⊙ act′)·w`.
     GradInput,
-    /// `dw (+)= (dy ⊙ act′)ᵀ·x`.
+    /// `dw (+)= (dy ⊙ act′)ᵀ·x` and `db (+)= Σ_rows dy ⊙ act′`.
     GradWeight,
 }
 
@@ -137,6 +139,9 @@ pub fn source(product: Product, config: GemmConfig, gated: bool) -> Option<Strin
     if product == Product::Forward || gated {
         let _ = writeln!(s, "@group(0) @binding(3) var<storage, read> {c}: {third};");
     }
+    if product == Product::GradWeight {
+        s.push_str("@group(0) @binding(5) var<storage, read_write> db: array<f32>;\n");
+    }
     s.push_str(include_str!("../../../shaders/act.wgsl"));
     s.push_str(&match product {
         Product::Forward => forward(config),
@@ -147,13 +152,14 @@ pub fn source(product: Product, config: GemmConfig, gated: bool) -> Option<Strin
 }
 
 /// The uniform block, as `shaders/common.wgsl` has it.
-const HEADER: &str = "
+pub(super) const HEADER: &str = "
 struct Params {
     // n, k, m (x: n×k, w: m×k) and the activation code.
     dims: vec4<u32>,
     // Element offsets of the bindings 1, 2, 3 and 4 (multiples of 4 for the vec4 ones).
     offs: vec4<u32>,
-    // LeakyReLU's slope; 1 to add to the output, 0 to write over it (GradWeight).
+    // LeakyReLU's slope; 1 to add to the outputs, 0 to write over them (GradWeight);
+    // the element offset of binding 5 as raw bits (GradWeight).
     scalars: vec4<f32>,
 }
 @group(0) @binding(0) var<uniform> params: Params;
@@ -334,7 +340,9 @@ fn grad_input(config: GemmConfig, gated: bool) -> String {
 }
 
 /// `dw (+)= dzᵀ·x`: dw is `m × k`, its rows are columns of dz (read along m), its
-/// columns those of x (read along k), the sum over the n rows of both.
+/// columns those of x (read along k), the sum over the n rows of both. Each lane also
+/// sums the vec4s of dz it loads (its own rows of dw), in the order of the rows, and
+/// the workgroups of the first block of columns write those sums to `db`.
 fn grad_weight(config: GemmConfig, gated: bool) -> String {
     let per_lane = config.rows_per_lane();
     let (row_quads, quads) = (per_lane / 4, config.cols / 4);
@@ -351,6 +359,9 @@ fn grad_weight(config: GemmConfig, gated: bool) -> String {
         let _ = writeln!(s, "    let xc_{v} = min(col0 / 4u + {v}u, kq - 1u);");
     }
     s.push_str(&accumulators(config));
+    for t in 0..row_quads {
+        let _ = writeln!(s, "    var sum_{t} = vec4<f32>(0.0);");
+    }
     // One row of dz and x: `step(r)` adds its outer product to the accumulators.
     let comp = ["x", "y", "z", "w"];
     let step = |r: &str| -> String {
@@ -365,6 +376,7 @@ fn grad_weight(config: GemmConfig, gated: bool) -> String {
                     gated
                 )
             );
+            let _ = writeln!(s, "        sum_{t} += a_{t};");
         }
         for v in 0..quads {
             let _ = writeln!(
@@ -409,7 +421,18 @@ fn grad_weight(config: GemmConfig, gated: bool) -> String {
             );
         }
     }
-    s.push_str("}\n");
+    s.push_str("    if (wid.x == 0u) {\n        let ob = bitcast<u32>(params.scalars.z);\n");
+    for t in 0..row_quads {
+        for e in 0..4 {
+            let _ = writeln!(
+                s,
+                "        {{ let c = row0 + lane * {per_lane}u + {}u; if (c < m) {{ db[ob + c] = select(sum_{t}.{comp}, db[ob + c] + sum_{t}.{comp}, add); }} }}",
+                4 * t + e,
+                comp = comp[e as usize]
+            );
+        }
+    }
+    s.push_str("    }\n}\n");
     s
 }
 

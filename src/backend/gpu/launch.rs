@@ -1,6 +1,7 @@
 //! Recording one kernel launch: its workgroup grid within the adapter's limits, its
 //! uniform block (sizes, view offsets, scalars) and its buffers, handed to the
-//! recorder without any host allocation.
+//! recorder without any host allocation. A kernel writes one output (binding 4), or
+//! two: the second at binding 5, its offset in the third scalar's place.
 
 use super::kernels::Kernel;
 use super::recorder::Launch;
@@ -25,13 +26,28 @@ pub(super) enum Grid {
 /// The most inputs a built-in kernel binds (bindings 1 to 3 of `common.wgsl`).
 pub(super) const MAX_INPUTS: usize = 3;
 
+/// The tensors a launch writes: `main` at binding 4 and, for a kernel with two outputs,
+/// `second` at binding 5, whose element offset takes the place of the third scalar
+/// (`params.scalars.z`, raw bits: read it with `bitcast<u32>`).
+#[derive(Clone, Copy)]
+pub(super) struct Outputs<'a> {
+    pub main: &'a DeviceTensor<Gpu>,
+    pub second: Option<&'a DeviceTensor<Gpu>>,
+}
+
+impl<'a> From<&'a DeviceTensor<Gpu>> for Outputs<'a> {
+    fn from(main: &'a DeviceTensor<Gpu>) -> Self {
+        Outputs { main, second: None }
+    }
+}
+
 impl Gpu {
     /// Records one launch of a built-in kernel over already-checked tensors.
-    pub(super) fn launch(
+    pub(super) fn launch<'a>(
         &self,
         kernel: Kernel,
         inputs: &[&DeviceTensor<Gpu>],
-        output: &DeviceTensor<Gpu>,
+        outputs: impl Into<Outputs<'a>>,
         dims: [usize; 4],
         scalars: [f32; 4],
         grid: Grid,
@@ -43,7 +59,7 @@ impl Gpu {
             pipeline,
             id,
             inputs,
-            output,
+            outputs.into(),
             dims,
             scalars,
             grid,
@@ -60,7 +76,7 @@ impl Gpu {
         pipeline: &wgpu::ComputePipeline,
         id: u64,
         inputs: &[&DeviceTensor<Gpu>],
-        output: &DeviceTensor<Gpu>,
+        outputs: Outputs<'_>,
         dims: [usize; 4],
         scalars: [f32; 4],
         grid: Grid,
@@ -106,9 +122,12 @@ impl Gpu {
         for (i, t) in inputs.iter().enumerate() {
             params[4 + i] = to_u32("offset", t.offset())?;
         }
-        params[7] = to_u32("offset", output.offset())?;
+        params[7] = to_u32("offset", outputs.main.offset())?;
         for (slot, s) in params[8..12].iter_mut().zip(scalars) {
             *slot = s.to_bits();
+        }
+        if let Some(second) = outputs.second {
+            params[10] = to_u32("offset", second.offset())?;
         }
         let mut raw: [Option<&wgpu::Buffer>; MAX_INPUTS] = [None; MAX_INPUTS];
         let mut input_ids = [0u64; MAX_INPUTS];
@@ -122,8 +141,9 @@ impl Gpu {
             params,
             inputs: raw,
             input_ids,
-            output: output.buffer().raw(),
-            output_id: output.buffer().id(),
+            output: outputs.main.buffer().raw(),
+            output_id: outputs.main.buffer().id(),
+            second: outputs.second.map(|t| (t.buffer().raw(), t.buffer().id())),
             groups: (groups.0 as u32, groups.1 as u32),
         };
         let ctx = &self.ctx;

@@ -1,22 +1,30 @@
 //! Launches of `shaders/linear.wgsl`: the linear layer's forward and backward, with
 //! an activation fused in.
 
-use super::gemm::{GemmConfig, Product};
+use super::gemm::Product;
 use super::kernels::Kernel;
+use super::launch::Outputs;
 use super::tuner::Choice;
 use super::{Gpu, Grid};
 use crate::backend::{Act, DeviceTensor, GradMode};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 type T = DeviceTensor<Gpu>;
 
-/// The smallest dimension from which the tiled kernel is used where measuring is off.
-pub const TILED_FROM: usize = 64;
+/// The smallest dimension from which a workgroup-memory kernel is used where measuring
+/// is off and no subgroup kernel applies.
+pub const STAGED_FROM: usize = 64;
 
 /// Whether every view's offset is a multiple of 4, as the generated kernels' `vec4`
 /// reads need.
 fn aligned(views: &[&T]) -> bool {
     views.iter().all(|t| t.offset().is_multiple_of(4))
+}
+
+/// Whether the generated kernel `choice` can take `views`: a workgroup-memory one takes
+/// any, a subgroup one needs them aligned.
+fn takes(choice: Choice, views: &[&T]) -> bool {
+    matches!(choice, Choice::Staged(_)) || aligned(views)
 }
 
 /// The kernels' `params.scalars.y` for `mode`: 1 to add to the output, 0 to write
@@ -28,15 +36,15 @@ fn accumulate_flag(mode: GradMode) -> f32 {
     }
 }
 
-/// Records a generated kernel over `inputs` into `output`, `config.rows` output rows
-/// per workgroup along `rows` and `config.block_cols()` columns along `cols`.
+/// Records the generated kernel of `choice` (subgroup or workgroup-memory) over
+/// `inputs` into `outputs`, for `rows × cols` outputs.
 #[allow(clippy::too_many_arguments)]
 fn launch_generated(
     gpu: &Gpu,
     product: Product,
-    config: GemmConfig,
+    choice: Choice,
     inputs: &[&T],
-    output: &T,
+    outputs: Outputs<'_>,
     dims: [usize; 4],
     scalars: [f32; 4],
     (rows, cols): (usize, usize),
@@ -48,19 +56,29 @@ fn launch_generated(
     } else {
         &inputs[..2]
     };
-    let (id, pipeline) = gpu.gemm_pipeline(product, config, gated)?;
+    let (id, pipeline) = gpu.gemm_pipeline(product, choice, gated)?;
+    let (x, y) = match choice {
+        Choice::Generated(config) => (
+            cols.div_ceil(config.block_cols() as usize),
+            rows.div_ceil(config.rows as usize),
+        ),
+        Choice::Staged(config) => config.groups(rows, cols),
+        Choice::Naive | Choice::Tiled => {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a generated kernel",
+                choice.label()
+            )))
+        }
+    };
     gpu.launch_pipeline(
         product.name(),
         &pipeline,
         id,
         inputs,
-        output,
+        outputs,
         dims,
         scalars,
-        Grid::Groups {
-            x: cols.div_ceil(config.block_cols() as usize),
-            y: rows.div_ceil(config.rows as usize),
-        },
+        Grid::Groups { x, y },
     )
 }
 
@@ -88,12 +106,12 @@ pub(super) fn forward_with(
     let dims = [n, k, m, act.code() as usize];
     let scalars = [act.slope(), 0.0, 0.0, 0.0];
     match choice {
-        Choice::Generated(config) if aligned(&[x, w]) => launch_generated(
+        c @ (Choice::Generated(_) | Choice::Staged(_)) if takes(c, &[x, w]) => launch_generated(
             gpu,
             Product::Forward,
-            config,
+            c,
             &[x, w, b],
-            y,
+            y.into(),
             dims,
             scalars,
             (n, m),
@@ -136,16 +154,18 @@ pub(super) fn grad_input_with(
     let dims = [n, k, m, act.code() as usize];
     let scalars = [act.slope(), 0.0, 0.0, 0.0];
     match choice {
-        Choice::Generated(config) if aligned(&[dy, w, y]) => launch_generated(
-            gpu,
-            Product::GradInput,
-            config,
-            &[dy, w, y],
-            dx,
-            dims,
-            scalars,
-            (n, k),
-        ),
+        c @ (Choice::Generated(_) | Choice::Staged(_)) if takes(c, &[dy, w, y]) => {
+            launch_generated(
+                gpu,
+                Product::GradInput,
+                c,
+                &[dy, w, y],
+                dx.into(),
+                dims,
+                scalars,
+                (n, k),
+            )
+        }
         _ => gpu.launch(
             Kernel::LinearBackwardInput,
             &[dy, w, y],
@@ -157,8 +177,10 @@ pub(super) fn grad_input_with(
     }
 }
 
-/// `dw (+)= (dy ⊙ act'(y))ᵀ · x` with `choice`, over every row of the views (the caller
-/// keeps them within the loop budget).
+/// `dw (+)= dzᵀ · x` and `db (+)= Σ_rows dz`, with `dz = dy ⊙ act'(y)`, in one dispatch
+/// of `choice` over every row of the views (the caller keeps them within the loop
+/// budget). The invocations of the first block of `dw`'s columns also write `db`; where
+/// `dw` has no columns, a kernel of its own writes `db`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn grad_weight_with(
     gpu: &Gpu,
@@ -168,32 +190,43 @@ pub(super) fn grad_weight_with(
     y: &T,
     act: Act,
     dw: &T,
+    db: &T,
     mode: GradMode,
 ) -> Result<()> {
     let [n, k] = x.shape();
     let m = dy.cols();
     let dims = [n, k, m, act.code() as usize];
-    let flag = if mode == GradMode::Accumulate {
-        1.0
-    } else {
-        0.0
+    // The third scalar's place carries db's offset (see `Outputs`).
+    let scalars = [act.slope(), accumulate_flag(mode), 0.0, 0.0];
+    let outputs = Outputs {
+        main: dw,
+        second: Some(db),
     };
-    let scalars = [act.slope(), flag, 0.0, 0.0];
     match choice {
-        Choice::Generated(config) if aligned(&[dy, x, y]) => launch_generated(
-            gpu,
-            Product::GradWeight,
-            config,
-            &[dy, x, y],
-            dw,
+        _ if k == 0 => gpu.launch(
+            Kernel::LinearBackwardBias,
+            &[dy, y],
+            db,
             dims,
             scalars,
-            (m, k),
+            Grid::Flat(m),
         ),
+        c @ (Choice::Generated(_) | Choice::Staged(_)) if takes(c, &[dy, x, y]) => {
+            launch_generated(
+                gpu,
+                Product::GradWeight,
+                c,
+                &[dy, x, y],
+                outputs,
+                dims,
+                scalars,
+                (m, k),
+            )
+        }
         _ => gpu.launch(
             Kernel::LinearBackwardWeight,
             &[dy, x, y],
-            dw,
+            outputs,
             dims,
             scalars,
             Grid::Tiles { rows: m, cols: k },
@@ -202,8 +235,8 @@ pub(super) fn grad_weight_with(
 }
 
 /// With `dz = dy ⊙ act'(y)` taken on the fly from `dy` and the forward output `y`:
-/// `dx = dz · w` (when asked), then `dw` and `db` from `dzᵀ · x` and `Σ_rows dz`, added
-/// to the gradients or written over them (`mode`). `y` is bound only
+/// `dx = dz · w` (when asked), then `dw` and `db` from `dzᵀ · x` and `Σ_rows dz` in one
+/// dispatch, added to the gradients or written over them (`mode`). `y` is bound only
 /// where `act` is not the identity. The sums over rows run in chunks of rows within
 /// the adapter's loop budget, every chunk after the first adding to the gradients.
 #[allow(clippy::too_many_arguments)]
@@ -239,16 +272,7 @@ pub(super) fn backward(
             x.slice_rows(first, rows)?,
             y.slice_rows(first, rows)?,
         );
-        let dims = [rows, k, m, act.code() as usize];
-        grad_weight_with(gpu, weight_choice, &dy, &x, &y, act, dw, mode)?;
-        gpu.launch(
-            Kernel::LinearBackwardBias,
-            &[&dy, &y],
-            db,
-            dims,
-            [act.slope(), accumulate_flag(mode), 0.0, 0.0],
-            Grid::Flat(m),
-        )?;
+        grad_weight_with(gpu, weight_choice, &dy, &x, &y, act, dw, db, mode)?;
         mode = GradMode::Accumulate;
         first += rows;
         // An empty batch still writes its zero sums where the gradients are overwritten.

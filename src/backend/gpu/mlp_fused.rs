@@ -974,10 +974,11 @@ fn run_epochs(
                     &targets.slice_rows(at, rows)?,
                     &params.slice_rows(first_run, group)?,
                 ],
-                &losses.slice_rows(
+                (&losses.slice_rows(
                     first_run * run_steps + first_step,
                     (group - 1) * run_steps + count,
-                )?,
+                )?)
+                    .into(),
                 [run_rows - first_row, epoch.batch_size, count, reduction],
                 [epoch.rule.lr(), f32::from_bits(rows_bits), 0.0, 0.0],
                 Grid::Groups { x: group, y: 1 },

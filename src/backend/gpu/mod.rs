@@ -5,7 +5,8 @@
 //! `transfer` allocates and moves buffers, `launch` records one kernel launch,
 //! `kernels` holds the shader sources and pipelines, `recorder` the encoder and caches,
 //! `buffer` the storage handle, and one file per shader encodes that op family's
-//! launches; [`mlp_fused`] generates the fused trainer.
+//! launches; [`gemm`] and [`gemm_staged`] generate the matrix products' kernels, among
+//! which [`tuner`] chooses; [`mlp_fused`] generates the fused trainer.
 
 mod activation;
 pub mod adapter;
@@ -13,6 +14,7 @@ mod buffer;
 mod cross_entropy;
 mod device;
 pub mod gemm;
+pub mod gemm_staged;
 pub mod kernels;
 mod launch;
 pub mod linear;

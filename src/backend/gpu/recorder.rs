@@ -52,6 +52,8 @@ struct BindKey {
     uniform: u64,
     inputs: [u64; super::launch::MAX_INPUTS],
     output: u64,
+    /// The second output's buffer, 0 for none.
+    second: u64,
 }
 
 /// The mutable recording state of a GPU context, kept behind its mutex.
@@ -92,6 +94,8 @@ pub(crate) struct Launch<'a> {
     pub input_ids: [u64; super::launch::MAX_INPUTS],
     pub output: &'a wgpu::Buffer,
     pub output_id: u64,
+    /// The second output (binding 5) and its buffer's id, for a kernel with two.
+    pub second: Option<(&'a wgpu::Buffer, u64)>,
     pub groups: (u32, u32),
 }
 
@@ -171,7 +175,7 @@ impl Recorder {
         self.bind_groups.retain(|key, _| {
             !gone
                 .iter()
-                .any(|id| key.output == *id || key.inputs.contains(id))
+                .any(|id| key.output == *id || key.second == *id || key.inputs.contains(id))
         });
         self.stats.cached_bind_groups = self.bind_groups.len() as u64;
     }
@@ -184,6 +188,7 @@ impl Recorder {
             uniform: uniform_id,
             inputs: launch.input_ids,
             output: launch.output_id,
+            second: launch.second.map_or(0, |(_, id)| id),
         };
         if self.bind_groups.len() >= CACHE_LIMIT && !self.bind_groups.contains_key(&key) {
             self.bind_groups.clear();
@@ -205,6 +210,12 @@ impl Recorder {
             binding: 4,
             resource: launch.output.as_entire_binding(),
         });
+        if let Some((second, _)) = launch.second {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 5,
+                resource: second.as_entire_binding(),
+            });
+        }
         let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &launch.pipeline.get_bind_group_layout(0),

@@ -1,17 +1,19 @@
 //! Choosing the kernel of each matrix product by measuring it on the device. On first
 //! use of a (product, shape class) the candidates — the plain kernels and the
-//! generated ones of [`gemm`] that the adapter can run — are timed on slices of the
-//! shape ([`Gpu::measure`]), and the fastest is kept: in memory for the device, and in a file
-//! under the user's cache directory for later runs (`MINIDL_TUNE_CACHE` names the
-//! file; `MINIDL_TUNE=off` uses a fixed rule instead of measuring). A missing,
-//! unreadable, damaged or foreign file means measuring again, never a wrong kernel: an
-//! entry names a kernel of the family, and every kernel computes the same product.
+//! generated ones of [`gemm`] and [`gemm_staged`] that the adapter can run — are timed
+//! on slices of the shape ([`Gpu::measure`]), and the fastest is kept: in memory for
+//! the device, and in a file under the user's cache directory for later runs
+//! (`MINIDL_TUNE_CACHE` names the file; `MINIDL_TUNE=off` uses a fixed rule instead of
+//! measuring). A missing, unreadable, damaged or foreign file means measuring again,
+//! never a wrong kernel: an entry names a kernel of the families, and every kernel
+//! computes the same product.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use super::gemm::{self, GemmConfig, Product};
+use super::gemm_staged::{self, StagedConfig};
 use super::timer::Timer;
 use super::{lock, Gpu};
 use crate::backend::{Act, Backend, GradMode};
@@ -28,6 +30,10 @@ const FIRST_ID: u64 = 1 << 40;
 
 /// Timed runs per candidate, after one untimed run (which also compiles it).
 const RUNS: usize = 3;
+
+/// A candidate whose first timed run is this many times slower than the best median so
+/// far is not run again: that run gives its rate.
+const HOPELESS: f64 = 4.0;
 
 /// The most outputs along each side, and the longest sum, on which the plain kernels
 /// are measured (multiples of 4, as all the cuts, so that a shape the generated
@@ -47,8 +53,10 @@ pub enum Choice {
     Naive,
     /// The forward's 64×64 workgroup-memory tiles (`linear_forward_tiled`).
     Tiled,
-    /// A generated kernel.
+    /// A generated subgroup kernel ([`gemm`]).
     Generated(GemmConfig),
+    /// A generated workgroup-memory kernel ([`gemm_staged`]).
+    Staged(StagedConfig),
 }
 
 impl Choice {
@@ -59,6 +67,7 @@ impl Choice {
             Choice::Naive => "naive".into(),
             Choice::Tiled => "tiled".into(),
             Choice::Generated(c) => c.label(),
+            Choice::Staged(c) => c.label(),
         }
     }
 
@@ -67,6 +76,7 @@ impl Choice {
         match label {
             "naive" => Some(Choice::Naive),
             "tiled" => Some(Choice::Tiled),
+            _ if label.starts_with('s') => StagedConfig::parse(label).map(Choice::Staged),
             _ => {
                 let (rc, lanes) = label.split_once('/')?;
                 let (rows, cols) = rc.split_once('x')?;
@@ -111,7 +121,7 @@ impl ShapeClass {
 /// The tuner's state for one device: compiled generated kernels and the choices made.
 #[derive(Default)]
 pub(super) struct Tuner {
-    pipelines: HashMap<(Product, GemmConfig, bool), (u64, wgpu::ComputePipeline)>,
+    pipelines: HashMap<(Product, Choice, bool), (u64, wgpu::ComputePipeline)>,
     choices: HashMap<ShapeClass, Choice>,
     /// The cache file's entries for this adapter, read once.
     file: Option<HashMap<String, Choice>>,
@@ -135,6 +145,21 @@ pub fn candidates(product: Product, lanes: u32) -> Vec<GemmConfig> {
         .collect()
 }
 
+/// The workgroup-memory configurations tried on every adapter: 64 × 64 outputs per
+/// workgroup of 16 × 16 invocations, 4 × 4 each, 8 steps of the sum staged at once,
+/// with one stage and with two.
+pub fn staged_candidates() -> Vec<StagedConfig> {
+    [false, true]
+        .into_iter()
+        .map(|double| StagedConfig {
+            tile: 64,
+            depth: 8,
+            per: 4,
+            double,
+        })
+        .collect()
+}
+
 /// Where the tuning cache lives: `MINIDL_TUNE_CACHE`, else `minidl/tuning.txt` under
 /// `XDG_CACHE_HOME` or `~/.cache`; `None` where none of them is set.
 pub fn cache_path() -> Option<PathBuf> {
@@ -151,7 +176,7 @@ pub fn cache_path() -> Option<PathBuf> {
 /// The first line of the cache file: its format, then the crate version (another
 /// version's generated kernels may differ).
 fn file_header() -> String {
-    format!("minidl tuning cache 1 {}", env!("CARGO_PKG_VERSION"))
+    format!("minidl tuning cache 2 {}", env!("CARGO_PKG_VERSION"))
 }
 
 /// The entry lines of the cache file at `path`, after its header; `None` where it is
@@ -184,20 +209,25 @@ impl Gpu {
         self.ctx.subgroup_size.filter(|&s| s > 0 && s <= 64)
     }
 
-    /// The compiled generated kernel (gated or not, see [`gemm::source`]), built on
-    /// first use.
+    /// The compiled generated kernel of `choice` (gated or not, see [`gemm::source`]),
+    /// built on first use.
     pub(super) fn gemm_pipeline(
         &self,
         product: Product,
-        config: GemmConfig,
+        choice: Choice,
         gated: bool,
     ) -> Result<(u64, wgpu::ComputePipeline)> {
         let mut tuner = lock(&self.ctx.tuner);
-        if let Some(found) = tuner.pipelines.get(&(product, config, gated)) {
+        if let Some(found) = tuner.pipelines.get(&(product, choice, gated)) {
             return Ok(found.clone());
         }
-        let code = gemm::source(product, config, gated).ok_or_else(|| {
-            Error::InvalidArgument(format!("{config:?} is not a {product:?} kernel"))
+        let code = match choice {
+            Choice::Generated(config) => gemm::source(product, config, gated),
+            Choice::Staged(config) => gemm_staged::source(product, config, gated),
+            Choice::Naive | Choice::Tiled => None,
+        }
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("{choice:?} is not a generated {product:?} kernel"))
         })?;
         let device = &self.ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -217,14 +247,14 @@ impl Gpu {
             return Err(Error::Gpu(format!(
                 "compiling the {} kernel {}: {e}",
                 product.name(),
-                config.label()
+                choice.label()
             )));
         }
         self.ctx.built();
         let id = FIRST_ID + tuner.pipelines.len() as u64;
         tuner
             .pipelines
-            .insert((product, config, gated), (id, pipeline.clone()));
+            .insert((product, choice, gated), (id, pipeline.clone()));
         Ok((id, pipeline))
     }
 
@@ -240,6 +270,7 @@ impl Gpu {
         if product == Product::Forward {
             all.push(Choice::Tiled);
         }
+        all.extend(staged_candidates().into_iter().map(Choice::Staged));
         if let Some(lanes) = self.gemm_lanes().filter(|_| gemm::fits(product, n, k, m)) {
             all.extend(
                 candidates(product, lanes)
@@ -250,14 +281,16 @@ impl Gpu {
         all
     }
 
-    /// The rule used where measuring is off: the largest generated kernel where it
-    /// applies, else the plain kernels' rule.
+    /// The rule used where measuring is off: the largest subgroup kernel where it
+    /// applies, else the double-buffered workgroup-memory kernel where every dimension
+    /// is at least [`STAGED_FROM`](super::linear::STAGED_FROM), else the naive one.
     fn fixed_choice(&self, product: Product, n: usize, k: usize, m: usize) -> Choice {
         match self.product_candidates(product, n, k, m).last() {
             Some(&c @ Choice::Generated(_)) => c,
-            _ if product == Product::Forward && n.min(k).min(m) >= super::linear::TILED_FROM => {
-                Choice::Tiled
-            }
+            _ if n.min(k).min(m) >= super::linear::STAGED_FROM => staged_candidates()
+                .into_iter()
+                .rfind(|c| c.double)
+                .map_or(Choice::Naive, Choice::Staged),
             _ => Choice::Naive,
         }
     }
@@ -362,14 +395,19 @@ impl Gpu {
     /// Measures every candidate for `product` on zero operands of a slice of the shape
     /// and returns the fastest, with every candidate's rate in multiply-adds per
     /// nanosecond. The plain kernels, slow, run on a small slice (at most
-    /// `PLAIN_OUTPUTS` outputs along each side, `PLAIN_SUM` along the sum). The
-    /// generated ones run on the real shape (each side at most `GENERATED_SIDE`) with
+    /// `PLAIN_OUTPUTS` outputs along each side, `PLAIN_SUM` along the sum), and so do
+    /// the workgroup-memory ones on a CPU adapter. The other generated ones run on the
+    /// real shape (each side at most `GENERATED_SIDE`) with
     /// only `GENERATED_ROWS` of the output's rows: each block of rows streams the whole
     /// of the other operand, as in the real product, so the slice keeps the memory
     /// traffic per output that decides between tile heights. Each candidate: one
     /// untimed run (which also compiles a generated kernel), then the median of
-    /// `RUNS`, each waited for and timed on the device between timestamp queries where
-    /// the adapter has them (the wall clock, submission and wait included, otherwise).
+    /// `RUNS` (only the first where it is `HOPELESS` times slower than the best
+    /// median so far: the candidates are measured from the last, the generated ones,
+    /// to the first, the naive kernel, so that the slow plain kernels take one run),
+    /// each waited for and timed on the device between timestamp queries where the
+    /// adapter has them (the wall clock, submission and wait included, otherwise). The
+    /// rates come in the order of [`Gpu::product_candidates`].
     pub fn measure(
         &self,
         product: Product,
@@ -390,14 +428,29 @@ impl Gpu {
             Product::GradWeight => [side(n), side(k), m.min(GENERATED_ROWS)],
         };
         let mut rates = Vec::new();
-        for choice in self.product_candidates(product, n, k, m) {
+        for choice in self.product_candidates(product, n, k, m).into_iter().rev() {
+            // A CPU adapter runs workgroup memory slowly: the small slice keeps its
+            // measurement short.
+            let cpu = self.ctx.adapter.is_cpu();
             let [n, k, m] = match choice {
                 Choice::Generated(_) => generated,
+                Choice::Staged(_) if !cpu => generated,
                 _ => plain,
             };
-            let millis = self.time(product, choice, n, k, m)?;
-            rates.push((choice, (n * k * m) as f64 / (millis.max(1e-6) * 1e6)));
+            let work = (n * k * m) as f64;
+            let best = rates
+                .iter()
+                .map(|r: &(Choice, f64)| r.1)
+                .fold(0.0, f64::max);
+            let hopeless = if best > 0.0 {
+                HOPELESS * work / (best * 1e6)
+            } else {
+                f64::INFINITY
+            };
+            let millis = self.time(product, choice, [n, k, m], hopeless)?;
+            rates.push((choice, work / (millis.max(1e-6) * 1e6)));
         }
+        rates.reverse();
         let best = rates
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1))
@@ -406,10 +459,18 @@ impl Gpu {
     }
 
     /// The median milliseconds of `choice` computing `product` for `x: n×k`, `w: m×k`
-    /// (after one untimed run).
-    fn time(&self, product: Product, choice: Choice, n: usize, k: usize, m: usize) -> Result<f64> {
+    /// (after one untimed run); the first timed run alone where it takes longer than
+    /// `hopeless` milliseconds.
+    fn time(
+        &self,
+        product: Product,
+        choice: Choice,
+        [n, k, m]: [usize; 3],
+        hopeless: f64,
+    ) -> Result<f64> {
         let (x, w, b) = (self.alloc(n, k)?, self.alloc(m, k)?, self.alloc(1, m)?);
         let (y, dx, dw) = (self.alloc(n, m)?, self.alloc(n, k)?, self.alloc(m, k)?);
+        let db = self.alloc(1, m)?;
         let run = || match product {
             Product::Forward => {
                 super::linear::forward_with(self, choice, &x, &w, &b, Act::Relu, &y)
@@ -425,6 +486,7 @@ impl Gpu {
                 &y,
                 Act::Relu,
                 &dw,
+                &db,
                 GradMode::Overwrite,
             ),
         };
@@ -446,6 +508,9 @@ impl Gpu {
                     start.elapsed().as_secs_f64() * 1e3
                 }
             };
+            if times.is_empty() && millis > hopeless {
+                return Ok(millis);
+            }
             times.push(millis);
         }
         times.sort_by(f64::total_cmp);
