@@ -4,11 +4,11 @@
 //
 // Binding convention: 0 is the uniform block below; 1..3 are read-only inputs in the
 // order the op lists them; 4 is the output; 5 is a second output, for the kernels
-// that write two (its element offset in scalars.z, as raw bits). (The generated fused trainer, which
-// declares its own bindings in mlp_fused.wgsl, is the one kernel that also writes
-// binding 3, its packed parameters: each pipeline's layout comes from its own shader,
-// so wgpu tracks that buffer as written there.) Every tensor is addressed by an element
-// offset into its buffer (offs), so a mini-batch is a view, not a copy.
+// that write two (its element offset in scalars.z, as raw bits). (The generated fused
+// trainer, which declares its own bindings in mlp_fused.wgsl, is the one kernel that
+// also writes binding 3, its packed parameters: each pipeline's layout comes from its
+// own shader, so wgpu tracks that buffer as written there.) Every tensor is addressed
+// by an element offset into its buffer (offs), so a mini-batch is a view, not a copy.
 
 struct Params {
     // Op-specific sizes, documented at each entry point.
