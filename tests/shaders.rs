@@ -173,17 +173,22 @@ fn generated_fused_trainers_validate_and_translate() {
                 Capabilities::empty()
             };
             let (module, info) = validated_with(&name, &code, caps);
-            spv::write_vec(&module, &info, &spv::Options::default(), None)
-                .unwrap_or_else(|e| panic!("{name} → SPIR-V: {e}"));
-            msl::write_string(
-                &module,
-                &info,
-                &msl::Options::default(),
-                &msl::PipelineOptions::default(),
-            )
-            .unwrap_or_else(|e| panic!("{name} → MSL: {e}"));
+            translates_to_spirv_and_msl(&name, &module, &info);
         }
     }
+}
+
+/// Panics unless `module` translates to SPIR-V and MSL.
+fn translates_to_spirv_and_msl(name: &str, module: &naga::Module, info: &naga::valid::ModuleInfo) {
+    spv::write_vec(module, info, &spv::Options::default(), None)
+        .unwrap_or_else(|e| panic!("{name} → SPIR-V: {e}"));
+    msl::write_string(
+        module,
+        info,
+        &msl::Options::default(),
+        &msl::PipelineOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{name} → MSL: {e}"));
 }
 
 #[test]
@@ -215,15 +220,7 @@ fn generated_products_validate_and_translate() {
     assert!(kernels.len() >= 3 * 2 * 4);
     for (name, code, caps) in kernels {
         let (module, info) = validated_with(&name, &code, caps);
-        spv::write_vec(&module, &info, &spv::Options::default(), None)
-            .unwrap_or_else(|e| panic!("{name} → SPIR-V: {e}"));
-        msl::write_string(
-            &module,
-            &info,
-            &msl::Options::default(),
-            &msl::PipelineOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("{name} → MSL: {e}"));
+        translates_to_spirv_and_msl(&name, &module, &info);
         let options = hlsl::Options {
             // Wave intrinsics need shader model 6.
             shader_model: if caps.is_empty() {

@@ -110,16 +110,9 @@ pub fn source(product: Product, config: GemmConfig, gated: bool) -> Option<Strin
     if !config.is_valid(product) {
         return None;
     }
-    let mut s = kernels::prelude();
     // No `enable subgroups;`: naga 30 rejects the directive and accepts the built-ins
     // on a device with the SUBGROUP feature.
-    let _ = writeln!(
-        s,
-        "// Generated: {} product, {} (rows × columns per lane / lanes).",
-        product.name(),
-        config.label()
-    );
-    s.push_str(HEADER);
+    let mut s = opening_source(product, &config.label(), "rows × columns per lane / lanes");
     let (a, b, c) = match product {
         Product::Forward => ("x", "w", "bias"),
         Product::GradInput => ("dy", "w", "y"),
@@ -151,8 +144,22 @@ pub fn source(product: Product, config: GemmConfig, gated: bool) -> Option<Strin
     Some(s)
 }
 
+/// The start of a generated product kernel of either family: the constants, a comment
+/// naming the product and the configuration (`label`, read as `legend`), and the
+/// uniform block.
+pub(super) fn opening_source(product: Product, label: &str, legend: &str) -> String {
+    let mut s = kernels::prelude();
+    let _ = writeln!(
+        s,
+        "// Generated: {} product, {label} ({legend}).",
+        product.name()
+    );
+    s.push_str(HEADER);
+    s
+}
+
 /// The uniform block, as `shaders/common.wgsl` has it.
-pub(super) const HEADER: &str = "
+const HEADER: &str = "
 struct Params {
     // n, k, m (x: n×k, w: m×k) and the activation code.
     dims: vec4<u32>,

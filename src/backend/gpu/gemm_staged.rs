@@ -20,8 +20,7 @@
 
 use std::fmt::Write;
 
-use super::gemm::{Product, HEADER};
-use crate::backend::gpu::kernels;
+use super::gemm::{opening_source, Product};
 
 /// One member of the family (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -182,14 +181,7 @@ pub fn source(product: Product, config: StagedConfig, gated: bool) -> Option<Str
         config.slice(),
         config.slice() / config.invocations(),
     );
-    let mut s = kernels::prelude();
-    let _ = writeln!(
-        s,
-        "// Generated: {} product, {} (workgroup memory).",
-        product.name(),
-        config.label()
-    );
-    s.push_str(HEADER);
+    let mut s = opening_source(product, &config.label(), "workgroup memory");
     s.push_str(
         "@group(0) @binding(1) var<storage, read> a_src: array<f32>;\n\
          @group(0) @binding(2) var<storage, read> b_src: array<f32>;\n\

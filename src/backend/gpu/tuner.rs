@@ -427,11 +427,11 @@ impl Gpu {
             Product::Forward | Product::GradInput => [n.min(GENERATED_ROWS), side(k), side(m)],
             Product::GradWeight => [side(n), side(k), m.min(GENERATED_ROWS)],
         };
+        // A CPU adapter runs workgroup memory slowly: the small slice keeps its
+        // measurement short.
+        let cpu = self.ctx.adapter.is_cpu();
         let mut rates = Vec::new();
         for choice in self.product_candidates(product, n, k, m).into_iter().rev() {
-            // A CPU adapter runs workgroup memory slowly: the small slice keeps its
-            // measurement short.
-            let cpu = self.ctx.adapter.is_cpu();
             let [n, k, m] = match choice {
                 Choice::Generated(_) => generated,
                 Choice::Staged(_) if !cpu => generated,
