@@ -12,8 +12,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use minidl::backend::gpu::gemm::Product;
-use minidl::backend::gpu::tuner::{self, Choice};
+use minidl::backend::gpu::products::{self, Choice, Product};
 use minidl::backend::{MlpEpoch, MlpLayer, MlpSpec, MlpTrainer};
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential};
@@ -385,7 +384,9 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
     let mut matmul = vec![format!("\"gpu\":{}", tuned_products(&gpu, args.reps)?)];
     // The plain kernels and the workgroup-memory ones, kept for the comparison: the
     // forward product.
-    let staged = tuner::staged_candidates().into_iter().map(Choice::Staged);
+    let staged = products::staged_candidates()
+        .into_iter()
+        .map(Choice::Staged);
     for choice in [Choice::Tiled, Choice::Naive].into_iter().chain(staged) {
         let sizes = matmul_sizes(&choice.label(), |n| {
             product_gflops(&gpu, Product::Forward, choice, n, args.reps)

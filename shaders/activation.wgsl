@@ -1,6 +1,6 @@
 // Elementwise activations and their backward, one kernel each for every activation:
-// params.dims.x is the element count, params.dims.y the activation's code,
-// params.scalars.x LeakyReLU's slope.
+// params.count is the element count, params.act the activation's code,
+// params.slope LeakyReLU's slope.
 
 // y = act(x).  in0 = x, out = y.
 @compute @workgroup_size(WG_FLAT)
@@ -9,10 +9,10 @@ fn activation_forward(
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
     let i = flat_index(gid, groups);
-    if (i >= params.dims.x) {
+    if (i >= params.count) {
         return;
     }
-    out[params.offs.w + i] = activate(in0[params.offs.x + i], params.dims.y, params.scalars.x);
+    out[params.out_at + i] = activate(in0[params.in0_at + i], params.act, params.slope);
 }
 
 // dx = dy ⊙ act' from the saved input (ReLU, LeakyReLU) or output (tanh, sigmoid).
@@ -23,9 +23,9 @@ fn activation_backward(
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
     let i = flat_index(gid, groups);
-    if (i >= params.dims.x) {
+    if (i >= params.count) {
         return;
     }
-    out[params.offs.w + i] =
-        gate(in1[params.offs.y + i], in0[params.offs.x + i], params.dims.y, params.scalars.x);
+    out[params.out_at + i] =
+        gate(in1[params.in1_at + i], in0[params.in0_at + i], params.act, params.slope);
 }

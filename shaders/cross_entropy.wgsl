@@ -1,5 +1,5 @@
 // Softmax cross-entropy on class indices, fused: the softmax is never stored.
-// params.dims.x is the row count n, params.dims.y the class count c; in0 = the n×c
+// params.rows is the row count n, params.classes the class count c; in0 = the n×c
 // logits, in1 = the n labels (class indices stored as floats).
 
 // The class that label value `l` names, or c when it names none (not a whole number
@@ -29,18 +29,18 @@ fn row_log_sum_exp(at: u32, c: u32) -> vec2<f32> {
     return vec2<f32>(m, log(sum));
 }
 
-// out[0] = scale · Σ_r (lse_r + max_r − z_r,label), scale = params.scalars.x (1, or 1/N
-// for a mean over all N rows), added to out[0] instead where params.dims.z is 1 (the
+// out[0] = scale · Σ_r (lse_r + max_r − z_r,label), scale = params.scale (1, or 1/N
+// for a mean over all N rows), added to out[0] instead where params.accumulate is 1 (the
 // host splits long batches into chunks of rows). One workgroup: each invocation sums
 // a strided share of the rows, then store_workgroup_sum.  out = the loss slot.
 @compute @workgroup_size(WG_FLAT)
 fn cross_entropy_loss(@builtin(local_invocation_index) lid: u32) {
-    let n = params.dims.x;
-    let c = params.dims.y;
+    let n = params.rows;
+    let c = params.classes;
     var acc = 0.0;
     for (var r = lid; r < n; r += WG_FLAT) {
-        let at = params.offs.x + r * c;
-        let t = class_of(in1[params.offs.y + r], c);
+        let at = params.in0_at + r * c;
+        let t = class_of(in1[params.in1_at + r], c);
         if (t == c) {
             acc += nan();
         } else {
@@ -48,7 +48,7 @@ fn cross_entropy_loss(@builtin(local_invocation_index) lid: u32) {
             acc += ml.y + ml.x - in0[at + t];
         }
     }
-    store_workgroup_sum(lid, acc, params.scalars.x, params.offs.w, params.dims.z == 1u);
+    store_workgroup_sum(lid, acc, params.scale, params.out_at, params.accumulate == 1u);
 }
 
 // grad = scale · (softmax(z_r) − onehot(label_r)), one invocation per row (NaN on a
@@ -59,16 +59,16 @@ fn cross_entropy_grad(
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
     let r = flat_index(gid, groups);
-    let n = params.dims.x;
-    let c = params.dims.y;
+    let n = params.rows;
+    let c = params.classes;
     if (r >= n) {
         return;
     }
-    let at = params.offs.x + r * c;
-    let to = params.offs.w + r * c;
-    let t = class_of(in1[params.offs.y + r], c);
+    let at = params.in0_at + r * c;
+    let to = params.out_at + r * c;
+    let t = class_of(in1[params.in1_at + r], c);
     let ml = row_log_sum_exp(at, c);
-    let scale = params.scalars.x;
+    let scale = params.scale;
     for (var j = 0u; j < c; j++) {
         let p = exp(in0[at + j] - ml.x - ml.y);
         if (t == c) {

@@ -1,5 +1,5 @@
 // Filling a tensor with one value (zeroing gradients): a kernel, so that it stays in
-// the open compute pass. params.dims.x is the element count, params.scalars.x the
+// the open compute pass. params.count is the element count, params.value the
 // value; out is the tensor.
 @compute @workgroup_size(WG_FLAT)
 fn fill(
@@ -7,8 +7,8 @@ fn fill(
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
     let i = flat_index(gid, groups);
-    if (i >= params.dims.x) {
+    if (i >= params.count) {
         return;
     }
-    out[params.offs.w + i] = params.scalars.x;
+    out[params.out_at + i] = params.value;
 }

@@ -1,5 +1,5 @@
 // Linear layer with a fused activation: y = act(x · wᵀ + b) and its backward. x is
-// n×k, w is m×k, y is n×m; params.dims = (n, k, m, act) with act an activation code
+// n×k, w is m×k, y is n×m; params (LinearParams) holds n, k, m and act, an activation code
 // of act.wgsl (IDENTITY for a plain linear layer). The backward kernels take dz =
 // gate(dy, y, act) on the fly from dy and the forward output y, so no dz tensor and
 // no separate activation kernel exist. Matrix kernels run one invocation per output
@@ -9,35 +9,35 @@
 // y[r][c] = act(Σ_i x[r][i] w[c][i] + b[c]).  in0 = x, in1 = w, in2 = b, out = y.
 @compute @workgroup_size(TILE, TILE)
 fn linear_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = params.dims.x;
-    let k = params.dims.y;
-    let m = params.dims.z;
+    let n = params.n;
+    let k = params.k;
+    let m = params.m;
     let c = gid.x;
     let r = gid.y;
     if (r >= n || c >= m) {
         return;
     }
-    let xo = params.offs.x + r * k;
-    let wo = params.offs.y + c * k;
+    let xo = params.in0_at + r * k;
+    let wo = params.in1_at + c * k;
     var acc = 0.0;
     for (var i = 0u; i < k; i++) {
         acc += in0[xo + i] * in1[wo + i];
     }
-    out[params.offs.w + r * m + c] = activate(acc + in2[params.offs.z + c], params.dims.w, params.scalars.x);
+    out[params.out_at + r * m + c] = activate(acc + in2[params.in2_at + c], params.act, params.slope);
 }
 
 // dz[r][c] from dy (in0) and y (in2; the host binds dy there for IDENTITY).
 fn dz_at(r: u32, c: u32, m: u32) -> f32 {
     let e = r * m + c;
-    return gate(in0[params.offs.x + e], in2[params.offs.z + e], params.dims.w, params.scalars.x);
+    return gate(in0[params.in0_at + e], in2[params.in2_at + e], params.act, params.slope);
 }
 
 // dx[r][i] = Σ_c dz[r][c] w[c][i].  in0 = dy, in1 = w, in2 = y, out = dx (overwritten).
 @compute @workgroup_size(TILE, TILE)
 fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = params.dims.x;
-    let k = params.dims.y;
-    let m = params.dims.z;
+    let n = params.n;
+    let k = params.k;
+    let m = params.m;
     let i = gid.x;
     let r = gid.y;
     if (r >= n || i >= k) {
@@ -45,27 +45,23 @@ fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var acc = 0.0;
     for (var c = 0u; c < m; c++) {
-        acc += dz_at(r, c, m) * in1[params.offs.y + c * k + i];
+        acc += dz_at(r, c, m) * in1[params.in1_at + c * k + i];
     }
-    out[params.offs.w + r * k + i] = acc;
+    out[params.out_at + r * k + i] = acc;
 }
 
-// The second output of linear_backward_weight: the bias gradient, at the element
-// offset bitcast<u32>(params.scalars.z).
-@group(0) @binding(5) var<storage, read_write> out_bias: array<f32>;
-
 // dw[c][i] = Σ_r dz[r][c] x[r][i] and db[c] = Σ_r dz[r][c] in one dispatch (the
-// invocations of column 0 write db), added to the gradients where params.scalars.y is
-// 1, written over them where it is 0 (no clear needed before a step's first backward).
-// in0 = dy, in1 = x, in2 = y, out = dw, out_bias = db. Needs k ≥ 1. The loop's bound
+// invocations of column 0 write db), added to the gradients where params.accumulate
+// is 1, written over them where it is 0 (no clear needed before a step's first backward).
+// in0 = dy, in1 = x, in2 = y, out = dw, out2 = db. Needs k ≥ 1. The loop's bound
 // adds gid.z (0: the grid has one layer) so that lavapipe cannot specialize the shader
 // to the uniform's value: it would compile it anew at every dispatch (see
 // docs/performance.md, "lavapipe's uniform inlining").
 @compute @workgroup_size(TILE, TILE)
 fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = params.dims.x + gid.z;
-    let k = params.dims.y;
-    let m = params.dims.z;
+    let n = params.n + gid.z;
+    let k = params.k;
+    let m = params.m;
     let i = gid.x;
     let c = gid.y;
     if (c >= m || i >= k) {
@@ -75,15 +71,15 @@ fn linear_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     var sum = 0.0;
     for (var r = 0u; r < n; r++) {
         let dz = dz_at(r, c, m);
-        acc += dz * in1[params.offs.y + r * k + i];
+        acc += dz * in1[params.in1_at + r * k + i];
         sum += dz;
     }
-    let add = params.scalars.y != 0.0;
-    let o = params.offs.w + c * k + i;
+    let add = params.accumulate != 0u;
+    let o = params.out_at + c * k + i;
     out[o] = select(acc, out[o] + acc, add);
     if (i == 0u) {
-        let ob = bitcast<u32>(params.scalars.z) + c;
-        out_bias[ob] = select(sum, out_bias[ob] + sum, add);
+        let ob = params.out2_at + c;
+        out2[ob] = select(sum, out2[ob] + sum, add);
     }
 }
 
@@ -94,8 +90,8 @@ fn linear_backward_bias(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    let n = params.dims.x;
-    let m = params.dims.z;
+    let n = params.n;
+    let m = params.m;
     let c = flat_index(gid, groups);
     if (c >= m) {
         return;
@@ -103,10 +99,10 @@ fn linear_backward_bias(
     var acc = 0.0;
     for (var r = 0u; r < n; r++) {
         let e = r * m + c;
-        acc += gate(in0[params.offs.x + e], in1[params.offs.y + e], params.dims.w, params.scalars.x);
+        acc += gate(in0[params.in0_at + e], in1[params.in1_at + e], params.act, params.slope);
     }
-    let o = params.offs.w + c;
-    out[o] = select(acc, out[o] + acc, params.scalars.y != 0.0);
+    let o = params.out_at + c;
+    out[o] = select(acc, out[o] + acc, params.accumulate != 0u);
 }
 
 // The forward of linear_forward with workgroup-memory tiles and register blocking:
@@ -126,9 +122,9 @@ fn linear_forward_tiled(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let n = params.dims.x;
-    let k = params.dims.y;
-    let m = params.dims.z;
+    let n = params.n;
+    let k = params.k;
+    let m = params.m;
     let row0 = wid.y * BLOCK;
     let col0 = wid.x * BLOCK;
     let t = lid.y * TILE + lid.x;
@@ -142,10 +138,10 @@ fn linear_forward_tiled(
             let inside = k0 + kk < k;
             let r = row0 + along;
             tile_x[kk * BLOCK + along] = select(
-                0.0, in0[params.offs.x + min(r, n - 1u) * k + i], inside && r < n);
+                0.0, in0[params.in0_at + min(r, n - 1u) * k + i], inside && r < n);
             let c = col0 + along;
             tile_w[kk * BLOCK + along] = select(
-                0.0, in1[params.offs.y + min(c, m - 1u) * k + i], inside && c < m);
+                0.0, in1[params.in1_at + min(c, m - 1u) * k + i], inside && c < m);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < DEPTH; kk++) {
@@ -172,8 +168,8 @@ fn linear_forward_tiled(
             let r = row0 + lid.y * 4u + i;
             let c = col0 + lid.x * 4u + j;
             if (r < n && c < m) {
-                out[params.offs.w + r * m + c] =
-                    activate(acc[i * 4u + j] + in2[params.offs.z + c], params.dims.w, params.scalars.x);
+                out[params.out_at + r * m + c] =
+                    activate(acc[i * 4u + j] + in2[params.in2_at + c], params.act, params.slope);
             }
         }
     }

@@ -15,31 +15,18 @@
 //
 // `activate` and `gate` come from act.wgsl, prepended too.
 //
-// Bindings: 0 the uniform block; 1 inputs (n × in); 2 targets (n × out, or n class
-// indices); 3 the packed parameters W0 b0 W1 b1 ... (read at the start, written back
-// at the end), then the update rule's state; 4 one loss per mini-batch. A dispatch
-// trains on mini-batches 0..dims.z of its views.
+// Bindings (declared by the generator, with EpochParams, from the calling convention
+// of src/backend/gpu/kernels/convention.rs): `params`; `inputs` (n × in); `targets`
+// (n × out, or n class indices); `weights`, the packed parameters W0 b0 W1 b1 ...
+// (read at the start, written back at the end), then the update rule's state;
+// `losses`, one loss per mini-batch. A dispatch trains on mini-batches
+// 0..params.batches of its views.
 //
 // Workgroup r of a dispatch trains run r of independent runs laid out one after
 // another: its inputs, targets, packed parameters and losses start r runs' worth of
 // elements after the views' (a run holds `run_rows` points, in mini-batches of
-// dims.y; the generator's constants IN, TARGET_WIDTH and RUN_PARAMS give the widths).
+// params.batch; the generator's constants IN, TARGET_WIDTH and RUN_PARAMS give the widths).
 // With one workgroup this is the single run.
-
-struct Params {
-    // n (rows of the data set), batch size, mini-batches, reduction (0 sum, 1 mean).
-    dims: vec4<u32>,
-    // Element offsets of inputs, targets, parameters and losses.
-    offs: vec4<u32>,
-    // Learning rate, and the points of one run (a u32 in the bits of an f32).
-    scalars: vec4<f32>,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> inputs: array<f32>;
-@group(0) @binding(2) var<storage, read> targets: array<f32>;
-@group(0) @binding(3) var<storage, read_write> weights: array<f32>;
-@group(0) @binding(4) var<storage, read_write> losses: array<f32>;
 
 // Where this workgroup's run starts in each binding: element offsets of its inputs,
 // targets, packed parameters and losses.
@@ -62,17 +49,17 @@ fn mlp_epoch(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let run_rows = bitcast<u32>(params.scalars.y);
+    let run_rows = params.run_rows;
     let run = wid.x;
-    in_at = params.offs.x + run * run_rows * IN;
-    target_at = params.offs.y + run * run_rows * TARGET_WIDTH;
-    param_at = params.offs.z + run * RUN_PARAMS;
-    loss_at = params.offs.w + run * ((run_rows + params.dims.y - 1u) / params.dims.y);
+    in_at = params.in0_at + run * run_rows * IN;
+    target_at = params.in1_at + run * run_rows * TARGET_WIDTH;
+    param_at = params.in2_at + run * RUN_PARAMS;
+    loss_at = params.out_at + run * ((run_rows + params.batch - 1u) / params.batch);
     load_weights(lid);
     workgroupBarrier();
-    let n = params.dims.x;
-    let batch = params.dims.y;
-    for (var step = 0u; step < params.dims.z; step++) {
+    let n = params.rows;
+    let batch = params.batch;
+    for (var step = 0u; step < params.batches; step++) {
         let first = step * batch;
         train_step(lid, min(batch, n - first), first, step);
     }

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{gpu, rng};
-use minidl::backend::gpu::mlp_fused::FUSED_PAYS_FROM_STEPS;
+use minidl::backend::gpu::epoch::FUSED_PAYS_FROM_STEPS;
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::MseLoss;
 use minidl::optim::Sgd;

@@ -12,8 +12,7 @@ use common::{
     abs64, assert_overwrite_is_clear_then_accumulate, assert_within, gamma, gpu, linear_act,
     linear_act_backward_bounds, linear_backward, linear_forward, random, rng, U,
 };
-use minidl::backend::gpu::gemm::Product;
-use minidl::backend::gpu::tuner::Choice;
+use minidl::backend::gpu::products::{Choice, Product};
 use minidl::backend::reference;
 use minidl::{Act, Backend, GradMode, Ops, Reference, Tensor};
 

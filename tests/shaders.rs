@@ -3,7 +3,12 @@
 //! SPIR-V (Vulkan), MSL (Metal) and HLSL (DX12); so does every candidate of the
 //! generated matrix-product families (the subgroup family with subgroups allowed).
 
-use minidl::backend::gpu::kernels::shaders;
+use minidl::backend::gpu::kernels::convention::KernelParams;
+use minidl::backend::gpu::kernels::params::{
+    ActivationParams, CrossEntropyParams, EpochParams, FillParams, LinearParams, MseParams,
+    OptimParams,
+};
+use minidl::backend::gpu::kernels::table::{entry_points, shaders};
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -44,6 +49,72 @@ fn every_shader_has_compute_entry_points() {
             );
         }
     }
+}
+
+#[test]
+fn every_kernel_of_the_table_names_an_entry_point_of_its_file() {
+    let modules: Vec<(&str, naga::Module)> = shaders()
+        .into_iter()
+        .map(|s| (s.name, validated(s.name, &s.source).0))
+        .collect();
+    let table = entry_points();
+    assert!(!table.is_empty());
+    for (file, entry) in table {
+        let (_, module) = modules
+            .iter()
+            .find(|(name, _)| *name == file)
+            .unwrap_or_else(|| panic!("{entry}: no shader file {file}"));
+        assert!(
+            module.entry_points.iter().any(|ep| ep.name == entry),
+            "{file} has no entry point {entry}"
+        );
+    }
+}
+
+/// Asserts that the WGSL declaration generated for `P` lays its fields out where the
+/// `#[repr(C)]` Rust struct has them: each field 4 bytes after the last, the struct as
+/// long as the Rust one.
+fn assert_same_layout<P: KernelParams>() {
+    let source = format!(
+        "{}\n@compute @workgroup_size(1)\nfn main() {{ _ = params.in0_at; }}\n",
+        P::wgsl_binding()
+    );
+    let (module, _) = validated(P::NAME, &source);
+    let (_, ty) = module
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some(P::NAME))
+        .unwrap_or_else(|| panic!("{} is not declared", P::NAME));
+    let naga::TypeInner::Struct { members, span } = &ty.inner else {
+        panic!("{} is not a struct", P::NAME);
+    };
+    assert_eq!(
+        *span as usize,
+        std::mem::size_of::<P>(),
+        "{}: size",
+        P::NAME
+    );
+    assert_eq!(members.len(), P::FIELDS.len(), "{}: fields", P::NAME);
+    for (i, (member, (name, _))) in members.iter().zip(P::FIELDS).enumerate() {
+        assert_eq!(
+            member.name.as_deref(),
+            Some(*name),
+            "{}: field {i}",
+            P::NAME
+        );
+        assert_eq!(member.offset as usize, 4 * i, "{}.{name}: offset", P::NAME);
+    }
+}
+
+#[test]
+fn every_parameter_struct_has_the_layout_of_its_wgsl_declaration() {
+    assert_same_layout::<LinearParams>();
+    assert_same_layout::<ActivationParams>();
+    assert_same_layout::<MseParams>();
+    assert_same_layout::<CrossEntropyParams>();
+    assert_same_layout::<OptimParams>();
+    assert_same_layout::<FillParams>();
+    assert_same_layout::<EpochParams>();
 }
 
 #[test]
@@ -108,7 +179,7 @@ fn every_shader_translates_to_hlsl() {
 
 #[test]
 fn generated_fused_trainers_validate_and_translate() {
-    use minidl::backend::gpu::mlp_fused::{source, Shape};
+    use minidl::backend::gpu::epoch::generator::{source, Shape};
     use minidl::backend::{Act, AdamStep, LossKind, MlpEpoch, MlpLayer, MlpRule, MlpSpec};
     use minidl::backend::{MomentumStep, Reduction};
     let layer = |inputs, outputs, act| MlpLayer {
@@ -193,25 +264,25 @@ fn translates_to_spirv_and_msl(name: &str, module: &naga::Module, info: &naga::v
 
 #[test]
 fn generated_products_validate_and_translate() {
-    use minidl::backend::gpu::gemm::{self, GemmConfig, Product};
-    use minidl::backend::gpu::gemm_staged;
-    use minidl::backend::gpu::tuner::{candidates, staged_candidates};
+    use minidl::backend::gpu::products::{
+        staged, staged_candidates, subgroup, subgroup_candidates, GemmConfig, Product,
+    };
     // The workgroup-memory family runs on every adapter: WebGPU-core capabilities. The
     // subgroup family's 8- and 32-lane candidates, where the adapter has subgroups.
     let mut kernels: Vec<(String, String, Capabilities)> = Vec::new();
     for product in Product::ALL {
         for gated in [false, true] {
             for config in staged_candidates() {
-                let code = gemm_staged::source(product, config, gated).expect("a valid candidate");
+                let code = staged::source(product, config, gated).expect("a valid candidate");
                 let name = format!("{} {} gated {gated}", product.name(), config.label());
                 kernels.push((name, code, Capabilities::empty()));
             }
             let subgroup: Vec<GemmConfig> = [8, 32]
                 .into_iter()
-                .flat_map(|lanes| candidates(product, lanes))
+                .flat_map(|lanes| subgroup_candidates(product, lanes))
                 .collect();
             for config in subgroup {
-                let code = gemm::source(product, config, gated).expect("a valid candidate");
+                let code = subgroup::source(product, config, gated).expect("a valid candidate");
                 let name = format!("{} {} gated {gated}", product.name(), config.label());
                 kernels.push((name, code, Capabilities::SUBGROUP));
             }

@@ -6,8 +6,7 @@
 mod common;
 
 use common::gpu;
-use minidl::backend::gpu::gemm::Product;
-use minidl::backend::gpu::tuner::{Choice, TUNE_CACHE_ENV, TUNE_ENV};
+use minidl::backend::gpu::products::{Choice, Product, TUNE_CACHE_ENV, TUNE_ENV};
 use minidl::Gpu;
 
 #[test]
@@ -22,12 +21,14 @@ fn the_tuning_cache_survives_damage_and_is_used_when_sound() {
     std::env::set_var(TUNE_CACHE_ENV, &file);
     std::env::remove_var(TUNE_ENV);
     let (n, k, m) = (256, 512, 256);
-    let header = format!("minidl tuning cache 2 {}", env!("CARGO_PKG_VERSION"));
+    let header = format!("minidl tuning cache 3 {}", env!("CARGO_PKG_VERSION"));
+    // The shape class of a forward with x: n×k, w: m×k: output rows × columns × depth.
+    let key = "forward 256x256x512";
     let adapter = {
         let a = Gpu::new().unwrap().adapter().clone();
         format!("{}|{}|{}", a.name, a.backend, a.driver)
     };
-    let damaged: [(&str, String); 6] = [
+    let damaged: [(&str, String); 7] = [
         ("garbage", "\u{0}\u{1}not a cache at all\n".into()),
         (
             "the format before db joined the weight-gradient kernels",
@@ -37,8 +38,15 @@ fn the_tuning_cache_survives_damage_and_is_used_when_sound() {
             ),
         ),
         (
+            "the format whose shape classes were the linear layer's n×k×m",
+            format!(
+                "minidl tuning cache 2 {}\n{adapter}\tforward 256x512x256\ttiled\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ),
+        (
             "another version",
-            format!("minidl tuning cache 2 0.0.0-other\n{adapter}\tforward 256x512x256\ttiled\n"),
+            format!("minidl tuning cache 3 0.0.0-other\n{adapter}\t{key}\ttiled\n"),
         ),
         (
             "a truncated line",
@@ -46,11 +54,11 @@ fn the_tuning_cache_survives_damage_and_is_used_when_sound() {
         ),
         (
             "a kernel this device cannot run",
-            format!("{header}\n{adapter}\tforward 256x512x256\t999x12/7\n"),
+            format!("{header}\n{adapter}\t{key}\t999x12/7\n"),
         ),
         (
             "another adapter's entry",
-            format!("{header}\nsome other GPU|Vulkan|x\tforward 256x512x256\tnaive\n"),
+            format!("{header}\nsome other GPU|Vulkan|x\t{key}\tnaive\n"),
         ),
     ];
     for (what, text) in damaged {
@@ -66,20 +74,13 @@ fn the_tuning_cache_survives_damage_and_is_used_when_sound() {
         let rewritten = std::fs::read_to_string(&file).unwrap();
         assert!(
             rewritten.starts_with(&header)
-                && rewritten.contains(&format!(
-                    "{adapter}\tforward 256x512x256\t{}",
-                    choice.label()
-                )),
+                && rewritten.contains(&format!("{adapter}\t{key}\t{}", choice.label())),
             "{what}: the file was not rewritten with the measured choice:\n{rewritten}"
         );
     }
     // A sound entry is taken as it is, without measuring: the naive kernel the file
     // names comes back.
-    std::fs::write(
-        &file,
-        format!("{header}\n{adapter}\tforward 256x512x256\tnaive\n"),
-    )
-    .unwrap();
+    std::fs::write(&file, format!("{header}\n{adapter}\t{key}\tnaive\n")).unwrap();
     let gpu = Gpu::new().unwrap();
     assert_eq!(
         gpu.product_choice(Product::Forward, n, k, m).unwrap(),

@@ -4,7 +4,7 @@
 //! on every workload the benchmark measures (`docs/performance.md`). An adapter asked
 //! for by name, as an argument or in `MINIDL_ADAPTER`, is used whatever its kind.
 
-use crate::backend::gpu::adapter::ADAPTER_ENV;
+use crate::backend::gpu::runtime::adapter::ADAPTER_ENV;
 use crate::backend::{Cpu, Gpu};
 use crate::error::{Error, Result};
 

@@ -1,140 +1,31 @@
 //! The wgpu backend: every op is a WGSL compute kernel, recorded into a command encoder
 //! and submitted in batches; the host waits only when it downloads a result.
 //!
-//! Files: [`adapter`] picks the adapter, `device` opens it and keeps its state,
-//! `transfer` allocates and moves buffers, `launch` records one kernel launch,
-//! `kernels` holds the shader sources and pipelines, `recorder` the encoder and caches,
-//! `buffer` the storage handle, and one file per shader encodes that op family's
-//! launches; [`gemm`] and [`gemm_staged`] generate the matrix products' kernels, among
-//! which [`tuner`] chooses; [`mlp_fused`] generates the fused trainer.
+//! Folders: [`kernels`] holds the code the device runs and how it is called (the
+//! calling convention, each family's parameter struct, the built-in shaders);
+//! [`runtime`] the adapter, device, buffers, recording and launching; [`ops`] one
+//! launch file per op family; [`products`] the matrix products' kernels, among which
+//! its tuner chooses; [`epoch`] the generated whole-epoch MLP trainer. This file
+//! routes each op of the [`Backend`] trait to its launch.
 
-mod activation;
-pub mod adapter;
-mod buffer;
-mod cross_entropy;
-mod device;
-pub mod gemm;
-pub mod gemm_staged;
+pub mod epoch;
 pub mod kernels;
-mod launch;
-pub mod linear;
-pub mod mlp_fused;
-mod mse;
-mod optim;
-mod pipeline_cache;
-mod recorder;
-mod timer;
-mod transfer;
-pub mod tuner;
+pub mod ops;
+pub mod products;
+pub mod runtime;
 
-use std::sync::{Arc, Mutex, MutexGuard};
-
-pub use adapter::{AdapterSummary, ADAPTER_ENV};
-pub use buffer::GpuBuffer;
-pub use recorder::GpuStats;
+pub use runtime::adapter::{AdapterSummary, ADAPTER_ENV};
+pub use runtime::buffer::GpuBuffer;
+pub use runtime::context::{Gpu, LOOP_BUDGET};
+pub use runtime::recorder::GpuStats;
 
 use crate::backend::{
     Act, AdamStep, Backend, DeviceTensor, DeviceTimer, GradMode, LossKind, MlpTrainer,
     MomentumStep, Reduction,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
-use kernels::Pipelines;
-use launch::Grid;
-use recorder::Recorder;
-
-/// Invocations along each side of the 16×16 workgroups of the matrix kernels (`TILE`
-/// in WGSL, from the generated prelude).
-const TILE: usize = 16;
-/// Outputs along each side of the blocks of the tiled matrix product (`BLOCK` in WGSL, from the
-/// generated prelude).
-const BLOCK: usize = 64;
-/// Invocations of the one-dimensional kernels' workgroups (`WG_FLAT` in WGSL, from
-/// the generated prelude).
-const FLAT: usize = 256;
-/// Native features used where the adapter has them (each with a path without it):
-/// subgroups for the fused trainer, timestamps for GPU time per epoch.
-const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
-    .union(wgpu::Features::TIMESTAMP_QUERY)
-    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
-
-/// The loop iterations per invocation ops keep within on llvmpipe (see
-/// [`Gpu::loop_budget`]): half of its limit of 65 535. The fused trainer's dispatches
-/// keep within it too.
-pub const LOOP_BUDGET: usize = 32_768;
-
-/// How long a download waits for its mapping once the device is idle.
-const MAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The wgpu backend. Cloning is cheap and clones share the device.
-#[derive(Clone)]
-pub struct Gpu {
-    ctx: Arc<Context>,
-    /// [`Gpu::loop_budget`]: the adapter's, unless [`Gpu::with_loop_budget`] set another.
-    loop_budget: Option<usize>,
-}
-
-struct Context {
-    /// A process-unique number for this device, which its buffers carry.
-    id: u64,
-    device: wgpu::Device,
-    queue: wgpu::Queue,
-    adapter: AdapterSummary,
-    limits: wgpu::Limits,
-    pipelines: Pipelines,
-    recorder: Mutex<Recorder>,
-    /// The first error the device reported outside an error scope, if any.
-    device_error: Arc<Mutex<Option<String>>>,
-    /// Why the device was lost, once it has been.
-    lost: Arc<Mutex<Option<String>>>,
-    staging: Mutex<Option<wgpu::Buffer>>,
-    /// The fused trainers compiled so far.
-    fused: Mutex<mlp_fused::FusedPipelines>,
-    /// The generated matrix-product kernels compiled so far and the tuner's choices.
-    tuner: Mutex<tuner::Tuner>,
-    /// The subgroup size, where the device has subgroups of one fixed size.
-    subgroup_size: Option<u32>,
-    /// Whether the adapter is a CPU (llvmpipe), decided once: it gets a loop budget
-    /// and the fused trainer's CPU workgroup shape.
-    cpu_adapter: bool,
-    /// The timestamp queries behind [`DeviceTimer`], where the device has them.
-    timer: Mutex<Option<timer::Timer>>,
-    /// Where compiled pipelines are kept across processes, if anywhere
-    /// ([`Gpu::with_pipeline_cache`]).
-    pipeline_cache: Option<pipeline_cache::DiskCache>,
-}
-
-impl Context {
-    /// The pipeline cache to create pipelines with, if any.
-    fn cache(&self) -> Option<&wgpu::PipelineCache> {
-        self.pipeline_cache.as_ref().map(|c| &c.cache)
-    }
-
-    /// Saves the pipeline cache after a build, where there is one.
-    fn built(&self) {
-        if let Some(cache) = &self.pipeline_cache {
-            cache.save();
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn to_u32(what: &str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| {
-        Error::InvalidArgument(format!(
-            "{what} {v} exceeds the GPU kernels' 32-bit indices"
-        ))
-    })
-}
-
-impl std::fmt::Debug for Gpu {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Gpu({})", self.ctx.adapter)
-    }
-}
+use runtime::context::lock;
 
 impl Backend for Gpu {
     type Buffer = GpuBuffer;
@@ -188,7 +79,7 @@ impl Backend for Gpu {
         act: Act,
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
-        linear::forward(self, x, w, b, act, y)
+        ops::linear::forward(self, x, w, b, act, y)
     }
 
     fn linear_backward_unchecked(
@@ -203,7 +94,7 @@ impl Backend for Gpu {
         db: &DeviceTensor<Self>,
         mode: GradMode,
     ) -> Result<()> {
-        linear::backward(self, x, w, y, dy, act, dx, dw, db, mode)
+        ops::linear::backward(self, x, w, y, dy, act, dx, dw, db, mode)
     }
 
     fn activation_forward_unchecked(
@@ -212,7 +103,7 @@ impl Backend for Gpu {
         x: &DeviceTensor<Self>,
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
-        activation::forward(self, act, x, y)
+        ops::activation::forward(self, act, x, y)
     }
 
     fn activation_backward_unchecked(
@@ -222,7 +113,7 @@ impl Backend for Gpu {
         dy: &DeviceTensor<Self>,
         dx: &DeviceTensor<Self>,
     ) -> Result<()> {
-        activation::backward(self, act, saved, dy, dx)
+        ops::activation::backward(self, act, saved, dy, dx)
     }
 
     fn loss_unchecked(
@@ -234,8 +125,8 @@ impl Backend for Gpu {
         out: &DeviceTensor<Self>,
     ) -> Result<()> {
         match kind {
-            LossKind::Mse => mse::loss(self, pred, target, reduction, out),
-            LossKind::CrossEntropy => cross_entropy::loss(self, pred, target, reduction, out),
+            LossKind::Mse => ops::mse::loss(self, pred, target, reduction, out),
+            LossKind::CrossEntropy => ops::cross_entropy::loss(self, pred, target, reduction, out),
         }
     }
 
@@ -248,8 +139,8 @@ impl Backend for Gpu {
         grad: &DeviceTensor<Self>,
     ) -> Result<()> {
         match kind {
-            LossKind::Mse => mse::grad(self, pred, target, reduction, grad),
-            LossKind::CrossEntropy => cross_entropy::grad(self, pred, target, reduction, grad),
+            LossKind::Mse => ops::mse::grad(self, pred, target, reduction, grad),
+            LossKind::CrossEntropy => ops::cross_entropy::grad(self, pred, target, reduction, grad),
         }
     }
 
@@ -259,7 +150,7 @@ impl Backend for Gpu {
         grad: &DeviceTensor<Self>,
         lr: f32,
     ) -> Result<()> {
-        optim::sgd(self, param, grad, lr)
+        ops::optim::sgd(self, param, grad, lr)
     }
 
     fn momentum_step_unchecked(
@@ -269,7 +160,7 @@ impl Backend for Gpu {
         velocity: &DeviceTensor<Self>,
         hyper: &MomentumStep,
     ) -> Result<()> {
-        optim::momentum(self, param, grad, velocity, hyper)
+        ops::optim::momentum(self, param, grad, velocity, hyper)
     }
 
     fn adam_step_unchecked(
@@ -279,7 +170,7 @@ impl Backend for Gpu {
         state: &DeviceTensor<Self>,
         hyper: &AdamStep,
     ) -> Result<()> {
-        optim::adam(self, param, grad, state, hyper)
+        ops::optim::adam(self, param, grad, state, hyper)
     }
 
     fn mlp_trainer(&self) -> Option<&dyn MlpTrainer<Self>> {

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use wgpu::util::DeviceExt;
 
 use super::buffer::DroppedBuffers;
+use crate::backend::gpu::kernels::convention::{INPUTS, MAX_INPUTS, OUTPUT, PARAMS, SECOND_OUTPUT};
 
 /// Commands recorded before the encoder is handed to the queue without a wait.
 pub(crate) const SUBMIT_EVERY: usize = 512;
@@ -21,9 +22,12 @@ pub(crate) const SUBMIT_EVERY: usize = 512;
 /// steps created them anew every epoch).
 const CACHE_LIMIT: usize = 1 << 16;
 
-/// The uniform block of every kernel: `dims`, `offs`, and `scalars` as raw bits
-/// (see `shaders/common.wgsl`).
-pub(crate) type ParamBlock = [u32; 12];
+/// A process-unique number for a compiled pipeline, by which the bind-group cache
+/// tells pipelines apart (every pipeline of every family draws from this one count).
+pub(crate) fn next_pipeline_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Counts of the objects the GPU backend has created and of its submissions: a step
 /// that repeats should raise none but `dispatches`.
@@ -50,7 +54,7 @@ pub struct GpuStats {
 struct BindKey {
     pipeline: u64,
     uniform: u64,
-    inputs: [u64; super::launch::MAX_INPUTS],
+    inputs: [u64; MAX_INPUTS],
     output: u64,
     /// The second output's buffer, 0 for none.
     second: u64,
@@ -64,7 +68,8 @@ pub(crate) struct Recorder {
     pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     pending: usize,
-    uniforms: HashMap<ParamBlock, (u64, wgpu::Buffer)>,
+    /// Uniform blocks by their words (a family's parameter struct as `u32`s).
+    uniforms: HashMap<Box<[u32]>, (u64, wgpu::Buffer)>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     next_uniform_id: u64,
     /// Buffers dropped since the caches were last pruned of them.
@@ -89,12 +94,13 @@ pub(crate) struct Timing {
 pub(crate) struct Launch<'a> {
     pub pipeline: &'a wgpu::ComputePipeline,
     pub pipeline_id: u64,
-    pub params: ParamBlock,
-    pub inputs: [Option<&'a wgpu::Buffer>; super::launch::MAX_INPUTS],
-    pub input_ids: [u64; super::launch::MAX_INPUTS],
+    /// The parameter block's words.
+    pub params: &'a [u32],
+    pub inputs: [Option<&'a wgpu::Buffer>; MAX_INPUTS],
+    pub input_ids: [u64; MAX_INPUTS],
     pub output: &'a wgpu::Buffer,
     pub output_id: u64,
-    /// The second output (binding 5) and its buffer's id, for a kernel with two.
+    /// The second output and its buffer's id, for a kernel with two.
     pub second: Option<(&'a wgpu::Buffer, u64)>,
     pub groups: (u32, u32),
 }
@@ -145,7 +151,7 @@ impl Recorder {
         self.pending = 0;
     }
 
-    fn uniform(&mut self, device: &wgpu::Device, params: &ParamBlock) -> (u64, wgpu::Buffer) {
+    fn uniform(&mut self, device: &wgpu::Device, params: &[u32]) -> (u64, wgpu::Buffer) {
         if self.uniforms.len() >= CACHE_LIMIT && !self.uniforms.contains_key(params) {
             self.uniforms.clear();
             self.bind_groups.clear();
@@ -153,15 +159,18 @@ impl Recorder {
         if let Some(found) = self.uniforms.get(params) {
             return found.clone();
         }
+        // Uniform buffers are bound in whole 16-byte rows.
+        let mut words = params.to_vec();
+        words.resize(params.len().div_ceil(4) * 4, 0);
         let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("minidl params"),
-            contents: bytemuck::cast_slice(params),
+            contents: bytemuck::cast_slice(&words),
             usage: wgpu::BufferUsages::UNIFORM,
         });
         let id = self.next_uniform_id;
         self.next_uniform_id += 1;
         self.stats.uniforms += 1;
-        self.uniforms.insert(*params, (id, buffer.clone()));
+        self.uniforms.insert(params.into(), (id, buffer.clone()));
         (id, buffer)
     }
 
@@ -182,7 +191,7 @@ impl Recorder {
 
     fn bind_group(&mut self, device: &wgpu::Device, launch: &Launch<'_>) -> wgpu::BindGroup {
         self.prune_dropped();
-        let (uniform_id, uniform) = self.uniform(device, &launch.params);
+        let (uniform_id, uniform) = self.uniform(device, launch.params);
         let key = BindKey {
             pipeline: launch.pipeline_id,
             uniform: uniform_id,
@@ -197,22 +206,22 @@ impl Recorder {
             return found.clone();
         }
         let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
+            binding: PARAMS,
             resource: uniform.as_entire_binding(),
         }];
-        for (i, input) in launch.inputs.iter().flatten().enumerate() {
+        for (&binding, input) in INPUTS.iter().zip(launch.inputs.iter().flatten()) {
             entries.push(wgpu::BindGroupEntry {
-                binding: 1 + i as u32,
+                binding,
                 resource: input.as_entire_binding(),
             });
         }
         entries.push(wgpu::BindGroupEntry {
-            binding: 4,
+            binding: OUTPUT,
             resource: launch.output.as_entire_binding(),
         });
         if let Some((second, _)) = launch.second {
             entries.push(wgpu::BindGroupEntry {
-                binding: 5,
+                binding: SECOND_OUTPUT,
                 resource: second.as_entire_binding(),
             });
         }

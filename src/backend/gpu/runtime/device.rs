@@ -1,14 +1,12 @@
 //! Opening a device on an adapter, and the device's state: its health (errors and
 //! loss), submissions, waits and read-backs, limits and counters.
 
-use super::gemm::Product;
+use super::adapter::{self, AdapterSummary};
+use super::context::{lock, Context, Gpu, LOOP_BUDGET, MAP_TIMEOUT, OPTIONAL_FEATURES};
 use super::pipeline_cache::DiskCache;
-use super::tuner::Choice;
-use super::{
-    adapter, kernels::Pipelines, lock, timer, AdapterSummary, Context, Gpu, GpuStats, Recorder,
-    LOOP_BUDGET, MAP_TIMEOUT, OPTIONAL_FEATURES,
-};
-use crate::backend::{check, Act, DeviceTensor, GradMode};
+use super::recorder::{next_pipeline_id, GpuStats, Recorder};
+use super::timer;
+use crate::backend::gpu::kernels::table::Pipelines;
 use crate::error::{Error, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,7 +95,11 @@ impl Gpu {
             None => None,
         };
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipelines = Pipelines::compile(&device, pipeline_cache.as_ref().map(|c| &c.cache));
+        let pipelines = Pipelines::compile(
+            &device,
+            pipeline_cache.as_ref().map(|c| &c.cache),
+            next_pipeline_id,
+        );
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
                 "compiling the kernels on {summary}: {e}"
@@ -120,8 +122,7 @@ impl Gpu {
                 device_error,
                 lost,
                 staging: Mutex::new(None),
-                fused: Mutex::new(Default::default()),
-                tuner: Mutex::new(Default::default()),
+                states: Mutex::new(Default::default()),
                 subgroup_size,
                 cpu_adapter,
                 timer: Mutex::new(timer),
@@ -197,7 +198,7 @@ impl Gpu {
 
     /// Fails where an invocation would loop `units × cost` times beyond the adapter's
     /// [`Gpu::loop_budget`], naming `op` and `what` (built only on failure).
-    pub(super) fn check_loop(
+    pub(crate) fn check_loop(
         &self,
         op: &str,
         units: usize,
@@ -216,80 +217,9 @@ impl Gpu {
         }
     }
 
-    /// [`Ops::linear_act_forward`](crate::backend::Ops::linear_act_forward) with a
-    /// chosen kernel (for benchmarks and tests; the op asks the tuner). A generated
-    /// kernel that cannot take the shape or the views' offsets falls back to the naive
-    /// one.
-    #[allow(clippy::too_many_arguments)]
-    pub fn linear_forward_with(
-        &self,
-        choice: Choice,
-        x: &DeviceTensor<Gpu>,
-        w: &DeviceTensor<Gpu>,
-        b: &DeviceTensor<Gpu>,
-        act: Act,
-        y: &DeviceTensor<Gpu>,
-    ) -> Result<()> {
-        check::linear_forward(x, w, b, act, y)?;
-        let choice = self.usable(choice, Product::Forward, x.rows(), x.cols(), w.rows());
-        super::linear::forward_with(self, choice, x, w, b, act, y)
-    }
-
-    /// The linear + activation backward's input gradient `dx = (dy ⊙ act'(y))·w` with a
-    /// chosen kernel (see [`Gpu::linear_forward_with`]); `y` is needed unless `act` is
-    /// the identity.
-    pub fn grad_input_with(
-        &self,
-        choice: Choice,
-        dy: &DeviceTensor<Gpu>,
-        w: &DeviceTensor<Gpu>,
-        y: Option<&DeviceTensor<Gpu>>,
-        act: Act,
-        dx: &DeviceTensor<Gpu>,
-    ) -> Result<()> {
-        check::grad_input(dy, w, y, act, dx)?;
-        let [n, m] = dy.shape();
-        let k = w.cols();
-        let choice = self.usable(choice, Product::GradInput, n, k, m);
-        super::linear::grad_input_with(self, choice, dy, w, y.unwrap_or(dy), act, dx)
-    }
-
-    /// The linear + activation backward's parameter gradients `dw (+)= (dy ⊙ act'(y))ᵀ·x`
-    /// and `db (+)= Σ_rows dy ⊙ act'(y)` with a chosen kernel (see
-    /// [`Gpu::linear_forward_with`]), over rows within the loop budget.
-    #[allow(clippy::too_many_arguments)]
-    pub fn grad_weight_with(
-        &self,
-        choice: Choice,
-        dy: &DeviceTensor<Gpu>,
-        x: &DeviceTensor<Gpu>,
-        y: Option<&DeviceTensor<Gpu>>,
-        act: Act,
-        dw: &DeviceTensor<Gpu>,
-        db: &DeviceTensor<Gpu>,
-        mode: GradMode,
-    ) -> Result<()> {
-        check::grad_weight(dy, x, y, act, dw, db)?;
-        let [n, k] = x.shape();
-        let m = dy.cols();
-        self.check_loop("grad_weight_with", n, 1, || format!("{n} rows"))?;
-        let choice = self.usable(choice, Product::GradWeight, n, k, m);
-        let y = y.unwrap_or(dy);
-        super::linear::grad_weight_with(self, choice, dy, x, y, act, dw, db, mode)
-    }
-
-    /// `choice` where this device can run it for the shape, else the naive kernel.
-    fn usable(&self, choice: Choice, product: Product, n: usize, k: usize, m: usize) -> Choice {
-        if self.product_candidates(product, n, k, m).contains(&choice) {
-            choice
-        } else {
-            Choice::Naive
-        }
-    }
-
     /// [`Error::DeviceLost`] once the device is lost, else the first error the device
     /// reported, else `Ok`.
-    pub(super) fn health(&self) -> Result<()> {
+    pub(crate) fn health(&self) -> Result<()> {
         if let Some(why) = lock(&self.ctx.lost).clone() {
             return Err(Error::DeviceLost(why));
         }
@@ -300,7 +230,7 @@ impl Gpu {
     }
 
     /// Submits the open encoder and reports device errors.
-    pub(super) fn submit(&self, recorder: &mut Recorder) -> Result<()> {
+    pub(crate) fn submit(&self, recorder: &mut Recorder) -> Result<()> {
         recorder.submit(&self.ctx.queue);
         self.health()
     }
@@ -309,7 +239,7 @@ impl Gpu {
     /// waits, and copies them out as `T`s; the buffer is unmapped again on every path
     /// where it was mapped, since a mapped buffer poisons later submissions. `what`
     /// names the read in errors.
-    pub(super) fn read_back<T: bytemuck::Pod>(
+    pub(crate) fn read_back<T: bytemuck::Pod>(
         &self,
         buffer: &wgpu::Buffer,
         bytes: u64,
@@ -334,7 +264,7 @@ impl Gpu {
         data
     }
 
-    pub(super) fn wait(&self) -> Result<()> {
+    pub(crate) fn wait(&self) -> Result<()> {
         lock(&self.ctx.recorder).stats.waits += 1;
         self.ctx
             .device

@@ -19,32 +19,8 @@
 
 use std::fmt::Write;
 
-use crate::backend::gpu::kernels;
-
-/// Which product a generated kernel computes (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Product {
-    /// `y = act(x·wᵀ + b)`.
-    Forward,
-    /// `dx = (dy ⊙ act′)·w`.
-    GradInput,
-    /// `dw (+)= (dy ⊙ act′)ᵀ·x` and `db (+)= Σ_rows dy ⊙ act′`.
-    GradWeight,
-}
-
-impl Product {
-    /// Every product.
-    pub const ALL: [Product; 3] = [Product::Forward, Product::GradInput, Product::GradWeight];
-
-    /// The name in benchmarks and the tuning cache.
-    pub fn name(self) -> &'static str {
-        match self {
-            Product::Forward => "forward",
-            Product::GradInput => "grad_input",
-            Product::GradWeight => "grad_weight",
-        }
-    }
-}
+use super::product::Product;
+use super::source::{declare_bindings, opening_source};
 
 /// One member of the family: the workgroup is one subgroup of `lanes` invocations;
 /// it computes `rows` output rows and `lanes · cols` output columns.
@@ -123,19 +99,8 @@ pub fn source(product: Product, config: GemmConfig, gated: bool) -> Option<Strin
     } else {
         "array<vec4<f32>>"
     };
-    let _ = writeln!(
-        s,
-        "@group(0) @binding(1) var<storage, read> {a}: array<vec4<f32>>;\n\
-         @group(0) @binding(2) var<storage, read> {b}: array<vec4<f32>>;\n\
-         @group(0) @binding(4) var<storage, read_write> out: array<f32>;"
-    );
-    if product == Product::Forward || gated {
-        let _ = writeln!(s, "@group(0) @binding(3) var<storage, read> {c}: {third};");
-    }
-    if product == Product::GradWeight {
-        s.push_str("@group(0) @binding(5) var<storage, read_write> db: array<f32>;\n");
-    }
-    s.push_str(include_str!("../../../shaders/act.wgsl"));
+    let third = (product == Product::Forward || gated).then_some((c, third));
+    declare_bindings(&mut s, product, [a, b], "array<vec4<f32>>", third);
     s.push_str(&match product {
         Product::Forward => forward(config),
         Product::GradInput => grad_input(config, gated),
@@ -144,34 +109,6 @@ pub fn source(product: Product, config: GemmConfig, gated: bool) -> Option<Strin
     Some(s)
 }
 
-/// The start of a generated product kernel of either family: the constants, a comment
-/// naming the product and the configuration (`label`, read as `legend`), and the
-/// uniform block.
-pub(super) fn opening_source(product: Product, label: &str, legend: &str) -> String {
-    let mut s = kernels::prelude();
-    let _ = writeln!(
-        s,
-        "// Generated: {} product, {label} ({legend}).",
-        product.name()
-    );
-    s.push_str(HEADER);
-    s
-}
-
-/// The uniform block, as `shaders/common.wgsl` has it.
-const HEADER: &str = "
-struct Params {
-    // n, k, m (x: n×k, w: m×k) and the activation code.
-    dims: vec4<u32>,
-    // Element offsets of the bindings 1, 2, 3 and 4 (multiples of 4 for the vec4 ones).
-    offs: vec4<u32>,
-    // LeakyReLU's slope; 1 to add to the outputs, 0 to write over them (GradWeight);
-    // the element offset of binding 5 as raw bits (GradWeight).
-    scalars: vec4<f32>,
-}
-@group(0) @binding(0) var<uniform> params: Params;
-";
-
 /// The entry point's opening: sizes, the lane, and the first output row and column of
 /// the lane.
 fn opening(config: GemmConfig) -> String {
@@ -179,11 +116,11 @@ fn opening(config: GemmConfig) -> String {
         "
 @compute @workgroup_size({lanes})
 fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
-    let n = params.dims.x;
-    let k = params.dims.y;
-    let m = params.dims.z;
-    let act = params.dims.w;
-    let slope = params.scalars.x;
+    let n = params.n;
+    let k = params.k;
+    let m = params.m;
+    let act = params.act;
+    let slope = params.slope;
     let lane = lid.x;
     let row0 = wid.y * {rows}u;
     let col0 = wid.x * {block}u + lane * {cols}u;
@@ -216,13 +153,13 @@ fn forward(config: GemmConfig) -> String {
     for t in 0..per_lane {
         let _ = writeln!(
             s,
-            "    let xa_{t} = params.offs.x / 4u + min(row0 + lane * {per_lane}u + {t}u, n - 1u) * kq;"
+            "    let xa_{t} = params.in0_at / 4u + min(row0 + lane * {per_lane}u + {t}u, n - 1u) * kq;"
         );
     }
     for j in 0..config.cols {
         let _ = writeln!(
             s,
-            "    let wb_{j} = params.offs.y / 4u + min(col0 + {j}u, m - 1u) * kq;"
+            "    let wb_{j} = params.in1_at / 4u + min(col0 + {j}u, m - 1u) * kq;"
         );
     }
     s.push_str(&accumulators(config));
@@ -252,7 +189,7 @@ fn forward(config: GemmConfig) -> String {
         for j in 0..config.cols {
             let _ = writeln!(
                 s,
-                "    if (row0 + {r}u < n && col0 + {j}u < m) {{ out[params.offs.w + (row0 + {r}u) * m + col0 + {j}u] = activate(acc_{r}_{j} + bias[params.offs.z + col0 + {j}u], act, slope); }}"
+                "    if (row0 + {r}u < n && col0 + {j}u < m) {{ out[params.out_at + (row0 + {r}u) * m + col0 + {j}u] = activate(acc_{r}_{j} + bias[params.in2_at + col0 + {j}u], act, slope); }}"
             );
         }
     }
@@ -288,14 +225,14 @@ fn grad_input(config: GemmConfig, gated: bool) -> String {
     for t in 0..per_lane {
         let _ = writeln!(
             s,
-            "    let da_{t} = params.offs.x / 4u + min(row0 + lane * {per_lane}u + {t}u, n - 1u) * mq;\n    \
-             let ya_{t} = params.offs.z / 4u + min(row0 + lane * {per_lane}u + {t}u, n - 1u) * mq;"
+            "    let da_{t} = params.in0_at / 4u + min(row0 + lane * {per_lane}u + {t}u, n - 1u) * mq;\n    \
+             let ya_{t} = params.in2_at / 4u + min(row0 + lane * {per_lane}u + {t}u, n - 1u) * mq;"
         );
     }
     for v in 0..quads {
         let _ = writeln!(
             s,
-            "    let wc_{v} = params.offs.y / 4u + min(col0 / 4u + {v}u, kq - 1u);"
+            "    let wc_{v} = params.in1_at / 4u + min(col0 / 4u + {v}u, kq - 1u);"
         );
     }
     s.push_str(&accumulators(config));
@@ -338,7 +275,7 @@ fn grad_input(config: GemmConfig, gated: bool) -> String {
         for j in 0..config.cols {
             let _ = writeln!(
                 s,
-                "    if (row0 + {r}u < n && col0 + {j}u < k) {{ out[params.offs.w + (row0 + {r}u) * k + col0 + {j}u] = acc_{r}_{j}; }}"
+                "    if (row0 + {r}u < n && col0 + {j}u < k) {{ out[params.out_at + (row0 + {r}u) * k + col0 + {j}u] = acc_{r}_{j}; }}"
             );
         }
     }
@@ -378,8 +315,8 @@ fn grad_weight(config: GemmConfig, gated: bool) -> String {
                 s,
                 "        let a_{t} = {};",
                 load(
-                    &format!("dy[params.offs.x / 4u + ({r}) * mq + dc_{t}]"),
-                    &format!("y[params.offs.z / 4u + ({r}) * mq + dc_{t}]"),
+                    &format!("dy[params.in0_at / 4u + ({r}) * mq + dc_{t}]"),
+                    &format!("y[params.in2_at / 4u + ({r}) * mq + dc_{t}]"),
                     gated
                 )
             );
@@ -388,7 +325,7 @@ fn grad_weight(config: GemmConfig, gated: bool) -> String {
         for v in 0..quads {
             let _ = writeln!(
                 s,
-                "        let b_{v} = x[params.offs.y / 4u + ({r}) * kq + xc_{v}];"
+                "        let b_{v} = x[params.in1_at / 4u + ({r}) * kq + xc_{v}];"
             );
         }
         for owner in 0..config.lanes {
@@ -419,16 +356,16 @@ fn grad_weight(config: GemmConfig, gated: bool) -> String {
     }
     s.push_str("    }\n    for (; r < n; r++) {\n");
     s.push_str(&step("r"));
-    s.push_str("    }\n    let add = params.scalars.y != 0.0;\n");
+    s.push_str("    }\n    let add = params.accumulate != 0u;\n");
     for r in 0..config.rows {
         for j in 0..config.cols {
             let _ = writeln!(
                 s,
-                "    if (row0 + {r}u < m && col0 + {j}u < k) {{ let o = params.offs.w + (row0 + {r}u) * k + col0 + {j}u; out[o] = select(acc_{r}_{j}, out[o] + acc_{r}_{j}, add); }}"
+                "    if (row0 + {r}u < m && col0 + {j}u < k) {{ let o = params.out_at + (row0 + {r}u) * k + col0 + {j}u; out[o] = select(acc_{r}_{j}, out[o] + acc_{r}_{j}, add); }}"
             );
         }
     }
-    s.push_str("    if (wid.x == 0u) {\n        let ob = bitcast<u32>(params.scalars.z);\n");
+    s.push_str("    if (wid.x == 0u) {\n        let ob = params.out2_at;\n");
     for t in 0..row_quads {
         for e in 0..4 {
             let _ = writeln!(

@@ -1,8 +1,10 @@
 //! Launches of `shaders/cross_entropy.wgsl`: the fused softmax cross-entropy loss and
 //! its gradient.
 
-use super::kernels::Kernel;
-use super::{Gpu, Grid, FLAT, LOOP_BUDGET};
+use crate::backend::gpu::kernels::params::CrossEntropyParams;
+use crate::backend::gpu::kernels::table::{Kernel, FLAT};
+use crate::backend::gpu::runtime::context::{to_u32, Gpu, LOOP_BUDGET};
+use crate::backend::gpu::runtime::launch::Grid;
 use crate::backend::{DeviceTensor, Reduction};
 use crate::error::Result;
 
@@ -17,7 +19,7 @@ fn check_classes(gpu: &Gpu, op: &str, c: usize) -> Result<()> {
 /// The reduced loss into the single element `out`, in one workgroup per chunk of rows
 /// (each invocation loops over at most [`LOOP_BUDGET`] values), the chunks after the
 /// first adding to `out`.
-pub(super) fn loss(gpu: &Gpu, logits: &T, labels: &T, reduction: Reduction, out: &T) -> Result<()> {
+pub(crate) fn loss(gpu: &Gpu, logits: &T, labels: &T, reduction: Reduction, out: &T) -> Result<()> {
     let [n, c] = logits.shape();
     check_classes(gpu, "cross_entropy_loss", c)?;
     let scale = reduction.loss_scale(n);
@@ -32,8 +34,13 @@ pub(super) fn loss(gpu: &Gpu, logits: &T, labels: &T, reduction: Reduction, out:
                 &labels.slice_rows(first, rows)?,
             ],
             out,
-            [rows, c, usize::from(first > 0), 0],
-            [scale, 0.0, 0.0, 0.0],
+            CrossEntropyParams {
+                rows: to_u32("rows", rows)?,
+                classes: to_u32("classes", c)?,
+                accumulate: u32::from(first > 0),
+                scale,
+                ..Default::default()
+            },
             Grid::Single,
         )?;
         first += rows;
@@ -44,7 +51,7 @@ pub(super) fn loss(gpu: &Gpu, logits: &T, labels: &T, reduction: Reduction, out:
 }
 
 /// The gradient with respect to the logits, one invocation per row.
-pub(super) fn grad(
+pub(crate) fn grad(
     gpu: &Gpu,
     logits: &T,
     labels: &T,
@@ -58,8 +65,12 @@ pub(super) fn grad(
         Kernel::CrossEntropyGrad,
         &[logits, labels],
         grad,
-        [n, c, 0, 0],
-        [scale, 0.0, 0.0, 0.0],
+        CrossEntropyParams {
+            rows: to_u32("rows", n)?,
+            classes: to_u32("classes", c)?,
+            scale,
+            ..Default::default()
+        },
         Grid::Flat(n),
     )
 }

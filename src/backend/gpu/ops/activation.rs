@@ -1,8 +1,10 @@
 //! Launches of `shaders/activation.wgsl`: every activation, forward and backward, as
 //! one kernel each keyed by the activation's code.
 
-use super::{Gpu, Grid};
-use crate::backend::gpu::kernels::Kernel;
+use crate::backend::gpu::kernels::params::ActivationParams;
+use crate::backend::gpu::kernels::table::Kernel;
+use crate::backend::gpu::runtime::context::{to_u32, Gpu};
+use crate::backend::gpu::runtime::launch::Grid;
 use crate::backend::{Act, DeviceTensor};
 use crate::error::Result;
 
@@ -19,14 +21,18 @@ fn apply(
         kernel,
         inputs,
         out,
-        [count, act.code() as usize, 0, 0],
-        [act.slope(), 0.0, 0.0, 0.0],
+        ActivationParams {
+            count: to_u32("elements", count)?,
+            act: act.code(),
+            slope: act.slope(),
+            ..Default::default()
+        },
         Grid::Flat(count),
     )
 }
 
 /// `y = act(x)`.
-pub(super) fn forward(
+pub(crate) fn forward(
     gpu: &Gpu,
     act: Act,
     x: &DeviceTensor<Gpu>,
@@ -36,7 +42,7 @@ pub(super) fn forward(
 }
 
 /// `dx = dy ⊙ act'` from the saved input or output.
-pub(super) fn backward(
+pub(crate) fn backward(
     gpu: &Gpu,
     act: Act,
     saved: &DeviceTensor<Gpu>,

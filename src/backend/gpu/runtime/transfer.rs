@@ -4,8 +4,10 @@
 use wgpu::util::DeviceExt;
 
 use super::buffer::{GpuBuffer, TENSOR_USAGE};
-use super::kernels::Kernel;
-use super::{lock, Gpu, Grid};
+use super::context::{lock, to_u32, Gpu};
+use super::launch::Grid;
+use crate::backend::gpu::kernels::params::FillParams;
+use crate::backend::gpu::kernels::table::Kernel;
 use crate::backend::{next_buffer_id, DeviceTensor};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -65,7 +67,7 @@ impl Gpu {
         }
     }
 
-    pub(super) fn alloc_tensor(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Gpu>> {
+    pub(crate) fn alloc_tensor(&self, rows: usize, cols: usize) -> Result<DeviceTensor<Gpu>> {
         self.health()?;
         let len = rows.saturating_mul(cols);
         let what = format!("a {rows}×{cols} tensor");
@@ -81,7 +83,7 @@ impl Gpu {
         self.wrap(raw, len, rows, cols)
     }
 
-    pub(super) fn upload_tensor(&self, tensor: &Tensor) -> Result<DeviceTensor<Gpu>> {
+    pub(crate) fn upload_tensor(&self, tensor: &Tensor) -> Result<DeviceTensor<Gpu>> {
         self.health()?;
         let (rows, cols) = tensor.matrix_dims()?;
         let what = format!("a {rows}×{cols} tensor");
@@ -101,7 +103,7 @@ impl Gpu {
         self.wrap(raw, tensor.len(), rows, cols)
     }
 
-    pub(super) fn write_data(&self, dst: &DeviceTensor<Gpu>, data: &[f32]) -> Result<()> {
+    pub(crate) fn write_data(&self, dst: &DeviceTensor<Gpu>, data: &[f32]) -> Result<()> {
         if data.is_empty() {
             return Ok(());
         }
@@ -116,7 +118,7 @@ impl Gpu {
         Ok(())
     }
 
-    pub(super) fn download_tensor(&self, src: &DeviceTensor<Gpu>) -> Result<Tensor> {
+    pub(crate) fn download_tensor(&self, src: &DeviceTensor<Gpu>) -> Result<Tensor> {
         self.health()?;
         let bytes = src.len() as u64 * 4;
         if bytes == 0 {
@@ -152,7 +154,7 @@ impl Gpu {
         Tensor::new(&src.shape(), data?)
     }
 
-    pub(super) fn zero_tensor(&self, dst: &DeviceTensor<Gpu>) -> Result<()> {
+    pub(crate) fn zero_tensor(&self, dst: &DeviceTensor<Gpu>) -> Result<()> {
         self.health()?;
         if dst.is_empty() {
             return Ok(());
@@ -164,13 +166,16 @@ impl Gpu {
             Kernel::Fill,
             &[],
             dst,
-            [count, 0, 0, 0],
-            [0.0; 4],
+            FillParams {
+                count: to_u32("elements", count)?,
+                value: 0.0,
+                ..Default::default()
+            },
             Grid::Flat(count),
         )
     }
 
-    pub(super) fn copy_data(&self, src: &DeviceTensor<Gpu>, dst: &DeviceTensor<Gpu>) -> Result<()> {
+    pub(crate) fn copy_data(&self, src: &DeviceTensor<Gpu>, dst: &DeviceTensor<Gpu>) -> Result<()> {
         self.health()?;
         if src.is_empty() {
             return Ok(());

@@ -9,8 +9,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 
-use super::{kernels, lock, Gpu, Grid, LOOP_BUDGET};
+use crate::backend::gpu::kernels::convention::{KernelParams, INPUTS, OUTPUT};
+use crate::backend::gpu::kernels::params::EpochParams;
+use crate::backend::gpu::kernels::table::prelude;
+use crate::backend::gpu::runtime::context::{lock, to_u32, Gpu, LOOP_BUDGET};
+use crate::backend::gpu::runtime::launch::Grid;
 use crate::backend::{
     Act, DeviceTensor, LossKind, MlpEpoch, MlpRule, MlpSpec, MlpTrainer, Reduction,
 };
@@ -31,13 +36,10 @@ pub const MAX_WIDTH: usize = 64;
 /// on a hardware GPU.
 pub const FUSED_PAYS_FROM_STEPS: usize = 150;
 
-/// Pipeline ids of generated kernels start here, above the built-in kernels'.
-const FIRST_ID: u64 = 1 << 32;
-
 /// The fused trainer's fixed part, after the generated prelude.
 const TEMPLATE: &str = concat!(
-    include_str!("../../../shaders/act.wgsl"),
-    include_str!("../../../shaders/mlp_fused.wgsl")
+    include_str!("../../../../shaders/act.wgsl"),
+    include_str!("../../../../shaders/mlp_fused.wgsl")
 );
 
 /// What a fused kernel is generated for: the network, the batch size, the loss, and
@@ -80,9 +82,9 @@ impl KernelKey {
     }
 }
 
-/// Compiled fused kernels, one per [`KernelKey`].
+/// Compiled fused kernels, one per [`KernelKey`]: a device's [`Gpu::state`].
 #[derive(Default)]
-pub(super) struct FusedPipelines(HashMap<KernelKey, (u64, wgpu::ComputePipeline)>);
+struct FusedPipelines(Mutex<HashMap<KernelKey, (u64, wgpu::ComputePipeline)>>);
 
 /// Bytes of workgroup memory the fused kernel of `spec` needs for batches of `batch`:
 /// the parameters, and each layer's output and output gradient for one batch.
@@ -177,7 +179,7 @@ impl<'a> Layout<'a> {
     /// place.
     fn update(&self, target: &str, w: &str, g: &str, state: &[String]) -> String {
         match self.rule {
-            MlpRule::Sgd { .. } => format!("{target} = {w} - params.scalars.x * {g};"),
+            MlpRule::Sgd { .. } => format!("{target} = {w} - params.lr * {g};"),
             MlpRule::Momentum(h) => {
                 let (v, mu) = (&state[0], lit(h.momentum));
                 let d = match h.nesterov {
@@ -186,7 +188,7 @@ impl<'a> Layout<'a> {
                 };
                 format!(
                     "{{ let gd = {g} + {} * {w}; {v} = {mu} * {v} + gd; \
-                     {target} = {w} - params.scalars.x * ({d}); }}",
+                     {target} = {w} - params.lr * ({d}); }}",
                     lit(h.weight_decay)
                 )
             }
@@ -361,7 +363,7 @@ impl<'a> Layout<'a> {
             "    let count = rows * {m}u;
     var grad_scale = 2.0;
     var loss_scale = 1.0;
-    if (params.dims.w == 1u) {{
+    if (params.mean == 1u) {{
         grad_scale = 2.0 / f32(count);
         loss_scale = 1.0 / f32(count);
     }}
@@ -424,7 +426,7 @@ impl<'a> Layout<'a> {
         });
         format!(
             "    var scale = 1.0;
-    if (params.dims.w == 1u) {{
+    if (params.mean == 1u) {{
         scale = 1.0 / f32(rows);
     }}
     let nan = bitcast<f32>(0x7fc00000u | (rows & 0u));
@@ -719,7 +721,16 @@ fn store_weights(lid: u32) {{
             "const ACT_LEN: u32 = {}u;\n",
             self.batch * spec.activation_width()
         );
-        s.push_str(&kernels::prelude());
+        s.push_str(&prelude());
+        s.push_str(&EpochParams::wgsl_binding());
+        let _ = writeln!(
+            s,
+            "@group(0) @binding({}) var<storage, read> inputs: array<f32>;\n\
+             @group(0) @binding({}) var<storage, read> targets: array<f32>;\n\
+             @group(0) @binding({}) var<storage, read_write> weights: array<f32>;\n\
+             @group(0) @binding({OUTPUT}) var<storage, read_write> losses: array<f32>;",
+            INPUTS[0], INPUTS[1], INPUTS[2]
+        );
         s.push_str(TEMPLATE);
         s.push_str(&self.weights_io());
         s.push_str("\n// One mini-batch: forward, loss, backward and update, layer by layer.\n");
@@ -729,7 +740,7 @@ fn store_weights(lid: u32) {{
             let _ = writeln!(
                 s,
                 "    adam_c1 = {} + {} * adam_c1;\n    adam_c2 = {} + {} * adam_c2;\n    \
-                 let adam_step = params.scalars.x / adam_c1;\n    let adam_correction = sqrt(adam_c2);",
+                 let adam_step = params.lr / adam_c1;\n    let adam_correction = sqrt(adam_c2);",
                 lit(1.0 - h.beta1),
                 lit(h.beta1),
                 lit(1.0 - h.beta2),
@@ -856,9 +867,7 @@ impl MlpTrainer<Gpu> for Gpu {
     /// From [`FUSED_PAYS_FROM_STEPS`] steps, or at once where the kernel is built.
     fn pays(&self, spec: &MlpSpec, epoch: &MlpEpoch, steps: usize) -> bool {
         steps >= FUSED_PAYS_FROM_STEPS
-            || lock(&self.ctx.fused)
-                .0
-                .contains_key(&KernelKey::new(spec, epoch))
+            || lock(&self.state::<FusedPipelines>().0).contains_key(&KernelKey::new(spec, epoch))
     }
 
     fn why_not(&self, spec: &MlpSpec, batch: usize) -> String {
@@ -887,36 +896,15 @@ impl MlpTrainer<Gpu> for Gpu {
 /// The fused kernel for `spec` and epochs like `epoch` and its pipeline id, compiled
 /// on first use and cached.
 fn compiled(gpu: &Gpu, spec: &MlpSpec, epoch: &MlpEpoch) -> Result<(u64, wgpu::ComputePipeline)> {
-    let ctx = &gpu.ctx;
     let key = KernelKey::new(spec, epoch);
-    let mut cache = lock(&ctx.fused);
-    if let Some((id, pipeline)) = cache.0.get(&key) {
+    let state = gpu.state::<FusedPipelines>();
+    let mut cache = lock(&state.0);
+    if let Some((id, pipeline)) = cache.get(&key) {
         return Ok((*id, pipeline.clone()));
     }
     let code = source(spec, epoch, shape_on(gpu, spec, epoch));
-    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = ctx
-        .device
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("mlp_fused"),
-            source: wgpu::ShaderSource::Wgsl(code.into()),
-        });
-    let pipeline = ctx
-        .device
-        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("mlp_epoch"),
-            layout: None,
-            module: &module,
-            entry_point: Some("mlp_epoch"),
-            compilation_options: Default::default(),
-            cache: ctx.cache(),
-        });
-    if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(Error::Gpu(format!("compiling the fused trainer: {e}")));
-    }
-    ctx.built();
-    let id = FIRST_ID + cache.0.len() as u64;
-    cache.0.insert(key, (id, pipeline.clone()));
+    let (id, pipeline) = gpu.compile_pipeline("the whole-epoch trainer", code, "mlp_epoch")?;
+    cache.insert(key, (id, pipeline.clone()));
     Ok((id, pipeline))
 }
 
@@ -940,8 +928,7 @@ fn run_epochs(
     if run_steps == 0 {
         return Ok(());
     }
-    // The uniform block passes a run's points as the bits of an f32.
-    let rows_bits = u32::try_from(run_rows).map_err(|_| {
+    let run_rows_u32 = u32::try_from(run_rows).map_err(|_| {
         Error::InvalidArgument(format!(
             "mlp_epoch: {run_rows} points per run are over the GPU's 32-bit indices"
         ))
@@ -979,8 +966,15 @@ fn run_epochs(
                     (group - 1) * run_steps + count,
                 )?)
                     .into(),
-                [run_rows - first_row, epoch.batch_size, count, reduction],
-                [epoch.rule.lr(), f32::from_bits(rows_bits), 0.0, 0.0],
+                EpochParams {
+                    rows: to_u32("rows", run_rows - first_row)?,
+                    batch: to_u32("batch size", epoch.batch_size)?,
+                    batches: to_u32("mini-batches", count)?,
+                    mean: reduction,
+                    lr: epoch.rule.lr(),
+                    run_rows: run_rows_u32,
+                    ..Default::default()
+                },
                 Grid::Groups { x: group, y: 1 },
             )?;
             first_step += count;

@@ -1,5 +1,5 @@
 //! The linear layer's three matrix products as a second family of generated kernels,
-//! for adapters without subgroups and for shapes the vector loads of [`gemm`] cannot
+//! for adapters without subgroups and for shapes the vector loads of [`subgroup`] cannot
 //! take: a workgroup of `(tile / per)²` invocations computes a `tile × tile` block of
 //! outputs, each invocation `per × per` of them in registers. Per step of `depth` along
 //! the sum, the workgroup stages a `depth × tile` slice of each operand in workgroup
@@ -11,16 +11,17 @@
 //! (`side = tile / per`), so that neighbouring invocations touch neighbouring
 //! addresses.
 //!
-//! The products, epilogues and gates are those of [`gemm`]; the weight gradient also
+//! The products, epilogues and gates are those of [`subgroup`]; the weight gradient also
 //! writes `db`, summed by the invocations of the first column from the staged slices.
 //! Sums run in the order of the summed index, with fused multiply-adds; the slices are
 //! padded with exact zeros.
 //!
-//! [`gemm`]: super::gemm
+//! [`subgroup`]: super::subgroup
 
 use std::fmt::Write;
 
-use super::gemm::{opening_source, Product};
+use super::product::Product;
+use super::source::{declare_bindings, opening_source};
 
 /// One member of the family (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -131,43 +132,43 @@ fn operand(product: Product, which: char, i: &str, p: &str, gated: bool) -> (Str
     };
     match (product, which) {
         (Product::Forward, 'a') => (
-            format!("a_src[params.offs.x + ({i}) * k + ({p})]"),
+            format!("a_src[params.in0_at + ({i}) * k + ({p})]"),
             Along::Sum,
         ),
         (Product::Forward, _) => (
-            format!("b_src[params.offs.y + ({i}) * k + ({p})]"),
+            format!("b_src[params.in1_at + ({i}) * k + ({p})]"),
             Along::Sum,
         ),
         (Product::GradInput, 'a') => (
             gate(
-                format!("a_src[params.offs.x + ({i}) * m + ({p})]"),
-                format!("third[params.offs.z + ({i}) * m + ({p})]"),
+                format!("a_src[params.in0_at + ({i}) * m + ({p})]"),
+                format!("third[params.in2_at + ({i}) * m + ({p})]"),
             ),
             Along::Sum,
         ),
         (Product::GradInput, _) => (
-            format!("b_src[params.offs.y + ({p}) * k + ({i})]"),
+            format!("b_src[params.in1_at + ({p}) * k + ({i})]"),
             Along::Outputs,
         ),
         (Product::GradWeight, 'a') => (
             gate(
-                format!("a_src[params.offs.x + ({p}) * m + ({i})]"),
-                format!("third[params.offs.z + ({p}) * m + ({i})]"),
+                format!("a_src[params.in0_at + ({p}) * m + ({i})]"),
+                format!("third[params.in2_at + ({p}) * m + ({i})]"),
             ),
             Along::Outputs,
         ),
         (Product::GradWeight, _) => (
-            format!("b_src[params.offs.y + ({p}) * k + ({i})]"),
+            format!("b_src[params.in1_at + ({p}) * k + ({i})]"),
             Along::Outputs,
         ),
     }
 }
 
 /// The WGSL of `product` with `config` (an entry point `gemm`), or `None` where the
-/// configuration is not valid. Bindings and `gated` as in [`gemm::source`], with
+/// configuration is not valid. Bindings and `gated` as in [`subgroup::source`], with
 /// `array<f32>` operands.
 ///
-/// [`gemm::source`]: super::gemm::source
+/// [`subgroup::source`]: super::subgroup::source
 pub fn source(product: Product, config: StagedConfig, gated: bool) -> Option<String> {
     let gated = gated && product != Product::Forward;
     if !config.is_valid() {
@@ -182,18 +183,8 @@ pub fn source(product: Product, config: StagedConfig, gated: bool) -> Option<Str
         config.slice() / config.invocations(),
     );
     let mut s = opening_source(product, &config.label(), "workgroup memory");
-    s.push_str(
-        "@group(0) @binding(1) var<storage, read> a_src: array<f32>;\n\
-         @group(0) @binding(2) var<storage, read> b_src: array<f32>;\n\
-         @group(0) @binding(4) var<storage, read_write> out: array<f32>;\n",
-    );
-    if product == Product::Forward || gated {
-        s.push_str("@group(0) @binding(3) var<storage, read> third: array<f32>;\n");
-    }
-    if product == Product::GradWeight {
-        s.push_str("@group(0) @binding(5) var<storage, read_write> db: array<f32>;\n");
-    }
-    s.push_str(include_str!("../../../shaders/act.wgsl"));
+    let third = (product == Product::Forward || gated).then_some(("third", "array<f32>"));
+    declare_bindings(&mut s, product, ["a_src", "b_src"], "array<f32>", third);
     let _ = writeln!(
         s,
         "var<workgroup> stage_a: array<f32, {n}>;\nvar<workgroup> stage_b: array<f32, {n}>;",
@@ -210,11 +201,11 @@ pub fn source(product: Product, config: StagedConfig, gated: bool) -> Option<Str
         "
 @compute @workgroup_size({side}, {side})
 fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
-    let n = params.dims.x;
-    let k = params.dims.y;
-    let m = params.dims.z;
-    let act = params.dims.w;
-    let slope = params.scalars.x;
+    let n = params.n;
+    let k = params.k;
+    let m = params.m;
+    let act = params.act;
+    let slope = params.slope;
     let tx = lid.x;
     let ty = lid.y;
     let me = ty * {side}u + tx;
@@ -350,7 +341,7 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     // Epilogue.
     if product == Product::GradWeight {
-        s.push_str("    let add = params.scalars.y != 0.0;\n");
+        s.push_str("    let add = params.accumulate != 0u;\n");
     }
     for r in 0..per {
         for c in 0..per {
@@ -360,20 +351,20 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             );
             let body = match product {
                 Product::Forward => format!(
-                    "out[params.offs.w + ({i}) * m + {j}] = activate(acc_{r}_{c} + third[params.offs.z + {j}], act, slope);"
+                    "out[params.out_at + ({i}) * m + {j}] = activate(acc_{r}_{c} + third[params.in2_at + {j}], act, slope);"
                 ),
                 Product::GradInput => {
-                    format!("out[params.offs.w + ({i}) * k + {j}] = acc_{r}_{c};")
+                    format!("out[params.out_at + ({i}) * k + {j}] = acc_{r}_{c};")
                 }
                 Product::GradWeight => format!(
-                    "let o = params.offs.w + ({i}) * k + {j}; out[o] = select(acc_{r}_{c}, out[o] + acc_{r}_{c}, add);"
+                    "let o = params.out_at + ({i}) * k + {j}; out[o] = select(acc_{r}_{c}, out[o] + acc_{r}_{c}, add);"
                 ),
             };
             let _ = writeln!(s, "    if ({i} < {rows} && {j} < {cols}) {{ {body} }}");
         }
     }
     if product == Product::GradWeight {
-        s.push_str("    if (bias_lane) {\n        let ob = bitcast<u32>(params.scalars.z);\n");
+        s.push_str("    if (bias_lane) {\n        let ob = params.out2_at;\n");
         for r in 0..per {
             let _ = writeln!(
                 s,

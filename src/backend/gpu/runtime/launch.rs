@@ -1,20 +1,21 @@
 //! Recording one kernel launch: its workgroup grid within the adapter's limits, its
-//! uniform block (sizes, view offsets, scalars) and its buffers, handed to the
-//! recorder without any host allocation. A kernel writes one output (binding 4), or
-//! two: the second at binding 5, its offset in the third scalar's place.
+//! parameter block (the family's struct, with the views' offsets filled in) and its
+//! buffers at the bindings of the calling convention, handed to the recorder. A kernel
+//! writes one output, or two.
 
-use super::kernels::Kernel;
+use super::context::{lock, to_u32, Gpu};
 use super::recorder::Launch;
-use super::{lock, to_u32, Gpu, BLOCK, FLAT, TILE};
+use crate::backend::gpu::kernels::convention::{KernelParams, MAX_INPUTS};
+use crate::backend::gpu::kernels::table::{Kernel, BLOCK, FLAT, TILE};
 use crate::backend::{BufferHandle, DeviceTensor};
 use crate::error::{Error, Result};
 
 /// The workgroup grid of a launch.
-pub(super) enum Grid {
+pub(crate) enum Grid {
     /// One invocation per element of a flat range.
     Flat(usize),
-    /// One invocation per element of a `rows × cols` matrix, in 16×16 tiles.
-    Tiles { rows: usize, cols: usize },
+    /// One invocation per output of a `rows × cols` matrix, on 16×16 workgroups.
+    PerOutput { rows: usize, cols: usize },
     /// One workgroup per 64×64 block of a `rows × cols` matrix.
     Blocks { rows: usize, cols: usize },
     /// A single workgroup.
@@ -23,14 +24,10 @@ pub(super) enum Grid {
     Groups { x: usize, y: usize },
 }
 
-/// The most inputs a built-in kernel binds (bindings 1 to 3 of `common.wgsl`).
-pub(super) const MAX_INPUTS: usize = 3;
-
-/// The tensors a launch writes: `main` at binding 4 and, for a kernel with two outputs,
-/// `second` at binding 5, whose element offset takes the place of the third scalar
-/// (`params.scalars.z`, raw bits: read it with `bitcast<u32>`).
+/// The tensors a launch writes: `main` at the output binding and, for a kernel with
+/// two outputs, `second` at the second output's.
 #[derive(Clone, Copy)]
-pub(super) struct Outputs<'a> {
+pub(crate) struct Outputs<'a> {
     pub main: &'a DeviceTensor<Gpu>,
     pub second: Option<&'a DeviceTensor<Gpu>>,
 }
@@ -42,43 +39,40 @@ impl<'a> From<&'a DeviceTensor<Gpu>> for Outputs<'a> {
 }
 
 impl Gpu {
-    /// Records one launch of a built-in kernel over already-checked tensors.
-    pub(super) fn launch<'a>(
+    /// Records one launch of a built-in kernel over already-checked tensors, with
+    /// `params` (its views' offsets are filled in here).
+    pub(crate) fn launch<'a, P: KernelParams>(
         &self,
         kernel: Kernel,
         inputs: &[&DeviceTensor<Gpu>],
         outputs: impl Into<Outputs<'a>>,
-        dims: [usize; 4],
-        scalars: [f32; 4],
+        params: P,
         grid: Grid,
     ) -> Result<()> {
-        let pipeline = self.ctx.pipelines.get(kernel);
-        let id = kernel.index() as u64;
+        let (id, pipeline) = self.ctx.pipelines.get(kernel);
         self.launch_pipeline(
             kernel.name(),
             pipeline,
             id,
             inputs,
             outputs.into(),
-            dims,
-            scalars,
+            params,
             grid,
         )
     }
 
     /// Records one launch of `pipeline` (known to the bind-group cache as `id`, and to
-    /// messages as `name`) over already-checked tensors, with `dims` and `scalars` in
-    /// its uniform block.
+    /// messages as `name`) over already-checked tensors, with `params` as its
+    /// parameter block (its views' offsets are filled in here).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn launch_pipeline(
+    pub(crate) fn launch_pipeline<P: KernelParams>(
         &self,
         name: &str,
         pipeline: &wgpu::ComputePipeline,
         id: u64,
         inputs: &[&DeviceTensor<Gpu>],
         outputs: Outputs<'_>,
-        dims: [usize; 4],
-        scalars: [f32; 4],
+        mut params: P,
         grid: Grid,
     ) -> Result<()> {
         self.health()?;
@@ -91,7 +85,9 @@ impl Gpu {
         let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
         let groups = match grid {
             Grid::Flat(0) => return Ok(()),
-            Grid::Tiles { rows, cols } | Grid::Blocks { rows, cols } if rows == 0 || cols == 0 => {
+            Grid::PerOutput { rows, cols } | Grid::Blocks { rows, cols }
+                if rows == 0 || cols == 0 =>
+            {
                 return Ok(())
             }
             Grid::Flat(count) => {
@@ -99,7 +95,7 @@ impl Gpu {
                 let x = total.min(max);
                 (x, total.div_ceil(x))
             }
-            Grid::Tiles { rows, cols } => (cols.div_ceil(TILE), rows.div_ceil(TILE)),
+            Grid::PerOutput { rows, cols } => (cols.div_ceil(TILE), rows.div_ceil(TILE)),
             Grid::Blocks { rows, cols } => (cols.div_ceil(BLOCK), rows.div_ceil(BLOCK)),
             Grid::Single => (1, 1),
             Grid::Groups { x, y } => {
@@ -115,20 +111,15 @@ impl Gpu {
                 groups.0, groups.1
             )));
         }
-        let mut params = [0u32; 12];
-        for (slot, d) in params[0..4].iter_mut().zip(dims) {
-            *slot = to_u32("dimension", d)?;
+        let mut at = [0u32; 5];
+        for (slot, t) in at.iter_mut().zip(inputs) {
+            *slot = to_u32("offset", t.offset())?;
         }
-        for (i, t) in inputs.iter().enumerate() {
-            params[4 + i] = to_u32("offset", t.offset())?;
-        }
-        params[7] = to_u32("offset", outputs.main.offset())?;
-        for (slot, s) in params[8..12].iter_mut().zip(scalars) {
-            *slot = s.to_bits();
-        }
+        at[3] = to_u32("offset", outputs.main.offset())?;
         if let Some(second) = outputs.second {
-            params[10] = to_u32("offset", second.offset())?;
+            at[4] = to_u32("offset", second.offset())?;
         }
+        params.set_views(at);
         let mut raw: [Option<&wgpu::Buffer>; MAX_INPUTS] = [None; MAX_INPUTS];
         let mut input_ids = [0u64; MAX_INPUTS];
         for ((slot, id), t) in raw.iter_mut().zip(input_ids.iter_mut()).zip(inputs) {
@@ -138,7 +129,7 @@ impl Gpu {
         let launch = Launch {
             pipeline,
             pipeline_id: id,
-            params,
+            params: bytemuck::cast_slice(bytemuck::bytes_of(&params)),
             inputs: raw,
             input_ids,
             output: outputs.main.buffer().raw(),

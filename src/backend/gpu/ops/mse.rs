@@ -1,7 +1,9 @@
 //! Launches of `shaders/mse.wgsl`: the MSE loss value and its gradient.
 
-use super::kernels::Kernel;
-use super::{Gpu, Grid, FLAT, LOOP_BUDGET};
+use crate::backend::gpu::kernels::params::MseParams;
+use crate::backend::gpu::kernels::table::{Kernel, FLAT};
+use crate::backend::gpu::runtime::context::{to_u32, Gpu, LOOP_BUDGET};
+use crate::backend::gpu::runtime::launch::Grid;
 use crate::backend::{DeviceTensor, Reduction};
 use crate::error::Result;
 
@@ -13,7 +15,7 @@ const CHUNK: usize = FLAT * LOOP_BUDGET;
 
 /// The reduced loss into the single element `out`, in one workgroup per chunk of
 /// [`CHUNK`] elements, the chunks after the first adding to `out`.
-pub(super) fn loss(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, out: &T) -> Result<()> {
+pub(crate) fn loss(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, out: &T) -> Result<()> {
     let count = pred.len();
     let scale = reduction.loss_scale(count);
     let (pred, target) = (pred.reshape(count, 1)?, target.reshape(count, 1)?);
@@ -27,8 +29,12 @@ pub(super) fn loss(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, out: &
                 &target.slice_rows(first, len)?,
             ],
             out,
-            [len, usize::from(first > 0), 0, 0],
-            [scale, 0.0, 0.0, 0.0],
+            MseParams {
+                count: to_u32("elements", len)?,
+                accumulate: u32::from(first > 0),
+                loss_scale: scale,
+                ..Default::default()
+            },
             Grid::Single,
         )?;
         first += len;
@@ -39,15 +45,18 @@ pub(super) fn loss(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, out: &
 }
 
 /// The gradient with respect to `pred`, one invocation per element.
-pub(super) fn grad(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, grad: &T) -> Result<()> {
+pub(crate) fn grad(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, grad: &T) -> Result<()> {
     let count = pred.len();
     let factor = reduction.grad_scale(count);
     gpu.launch(
         Kernel::MseGrad,
         &[pred, target],
         grad,
-        [count, 0, 0, 0],
-        [factor, 0.0, 0.0, 0.0],
+        MseParams {
+            count: to_u32("elements", count)?,
+            grad_scale: factor,
+            ..Default::default()
+        },
         Grid::Flat(count),
     )
 }

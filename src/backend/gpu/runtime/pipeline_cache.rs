@@ -4,7 +4,7 @@
 //! number, the length and a checksum), so that a file damaged on disk is never given
 //! to the driver: it is ignored and the cache starts empty.
 //!
-//! [`Gpu::with_pipeline_cache`]: super::Gpu::with_pipeline_cache
+//! [`Gpu::with_pipeline_cache`]: super::context::Gpu::with_pipeline_cache
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +18,7 @@ const MAGIC: &[u8; 8] = b"minidlPC";
 const HEADER: usize = 8 + 8 + 8;
 
 /// A pipeline cache and the file it is loaded from and saved to.
-pub(super) struct DiskCache {
+pub(crate) struct DiskCache {
     pub cache: wgpu::PipelineCache,
     file: PathBuf,
 }
