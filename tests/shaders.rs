@@ -6,7 +6,7 @@
 use minidl::backend::gpu::kernels::convention::KernelParams;
 use minidl::backend::gpu::kernels::params::{
     ActivationParams, CrossEntropyParams, EpochParams, FillParams, LinearParams, MseParams,
-    OptimParams,
+    UpdateParams,
 };
 use minidl::backend::gpu::kernels::table::{entry_points, shaders};
 use naga::back::{hlsl, msl, spv};
@@ -112,7 +112,7 @@ fn every_parameter_struct_has_the_layout_of_its_wgsl_declaration() {
     assert_same_layout::<ActivationParams>();
     assert_same_layout::<MseParams>();
     assert_same_layout::<CrossEntropyParams>();
-    assert_same_layout::<OptimParams>();
+    assert_same_layout::<UpdateParams>();
     assert_same_layout::<FillParams>();
     assert_same_layout::<EpochParams>();
 }

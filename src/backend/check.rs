@@ -4,7 +4,7 @@
 //! same errors.
 
 use crate::backend::mlp::{MlpEpoch, MlpSpec};
-use crate::backend::optim::{AdamStep, MomentumStep};
+use crate::backend::update::{AdamStep, MomentumStep};
 use crate::backend::{Act, Backend, BufferHandle, DeviceTensor, LossKind};
 use crate::error::{Error, Result};
 

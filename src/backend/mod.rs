@@ -21,7 +21,7 @@ pub mod host;
 pub mod mlp;
 mod mlp_trainer;
 mod ops;
-pub mod optim;
+pub mod update;
 pub mod reference;
 mod reference_backend;
 mod timer;
@@ -33,7 +33,7 @@ pub use gpu::Gpu;
 pub use mlp::{MlpEpoch, MlpLayer, MlpRule, MlpSpec};
 pub use mlp_trainer::MlpTrainer;
 pub use ops::Ops;
-pub use optim::{AdamStep, MomentumStep};
+pub use update::{AdamStep, MomentumStep};
 pub use reference_backend::Reference;
 pub use timer::DeviceTimer;
 

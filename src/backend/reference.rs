@@ -11,7 +11,7 @@ use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
 use crate::backend::act::Act;
 use crate::backend::mlp::{MlpEpoch, MlpRule, MlpSpec};
-use crate::backend::optim::{AdamStep, MomentumStep};
+use crate::backend::update::{AdamStep, MomentumStep};
 use crate::backend::LossKind;
 
 /// The float types the reference runs in (`f32` and `f64`).

@@ -3,7 +3,7 @@
 
 use super::module::{LayerKind, Module};
 use super::scratch::Scratch;
-use crate::backend::optim::check_non_negative;
+use crate::backend::update::check_non_negative;
 use crate::backend::{Act, Backend, DeviceTensor, Ops};
 use crate::error::{Error, Result};
 

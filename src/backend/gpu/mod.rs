@@ -150,7 +150,7 @@ impl Backend for Gpu {
         grad: &DeviceTensor<Self>,
         lr: f32,
     ) -> Result<()> {
-        ops::optim::sgd(self, param, grad, lr)
+        ops::update::sgd(self, param, grad, lr)
     }
 
     fn momentum_step_unchecked(
@@ -160,7 +160,7 @@ impl Backend for Gpu {
         velocity: &DeviceTensor<Self>,
         hyper: &MomentumStep,
     ) -> Result<()> {
-        ops::optim::momentum(self, param, grad, velocity, hyper)
+        ops::update::momentum(self, param, grad, velocity, hyper)
     }
 
     fn adam_step_unchecked(
@@ -170,7 +170,7 @@ impl Backend for Gpu {
         state: &DeviceTensor<Self>,
         hyper: &AdamStep,
     ) -> Result<()> {
-        ops::optim::adam(self, param, grad, state, hyper)
+        ops::update::adam(self, param, grad, state, hyper)
     }
 
     fn mlp_trainer(&self) -> Option<&dyn MlpTrainer<Self>> {

@@ -64,8 +64,8 @@ kernel_params! {
 }
 
 kernel_params! {
-    /// The optimizers' updates (`shaders/optim.wgsl`).
-    OptimParams {
+    /// The optimizers' updates (`shaders/update.wgsl`).
+    UpdateParams {
         /// Elements of the parameter.
         count: u32,
         /// The learning rate.

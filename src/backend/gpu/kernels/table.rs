@@ -9,7 +9,7 @@
 
 use super::convention::{storage_bindings, KernelParams};
 use super::params::{
-    ActivationParams, CrossEntropyParams, FillParams, LinearParams, MseParams, OptimParams,
+    ActivationParams, CrossEntropyParams, FillParams, LinearParams, MseParams, UpdateParams,
 };
 use crate::backend::Act;
 
@@ -83,7 +83,7 @@ shader_files! {
     "linear.wgsl" => LinearParams,
     "activation.wgsl" => ActivationParams,
     "mse.wgsl" => MseParams,
-    "optim.wgsl" => OptimParams,
+    "update.wgsl" => UpdateParams,
     "cross_entropy.wgsl" => CrossEntropyParams,
     "fill.wgsl" => FillParams,
 }
@@ -142,11 +142,11 @@ kernels! {
     ActivationBackward => ("activation.wgsl", "activation_backward"),
     MseLoss => ("mse.wgsl", "mse_loss"),
     MseGrad => ("mse.wgsl", "mse_grad"),
-    SgdStep => ("optim.wgsl", "sgd_step"),
-    MomentumVelocity => ("optim.wgsl", "momentum_velocity"),
-    MomentumUpdate => ("optim.wgsl", "momentum_update"),
-    AdamMoments => ("optim.wgsl", "adam_moments"),
-    AdamUpdate => ("optim.wgsl", "adam_update"),
+    SgdStep => ("update.wgsl", "sgd_step"),
+    MomentumVelocity => ("update.wgsl", "momentum_velocity"),
+    MomentumUpdate => ("update.wgsl", "momentum_update"),
+    AdamMoments => ("update.wgsl", "adam_moments"),
+    AdamUpdate => ("update.wgsl", "adam_update"),
     CrossEntropyLoss => ("cross_entropy.wgsl", "cross_entropy_loss"),
     CrossEntropyGrad => ("cross_entropy.wgsl", "cross_entropy_grad"),
     Fill => ("fill.wgsl", "fill"),

@@ -6,4 +6,4 @@ pub mod activation;
 pub mod cross_entropy;
 pub mod linear;
 pub mod mse;
-pub mod optim;
+pub mod update;

@@ -13,7 +13,7 @@ use super::choice::Choice;
 use super::product::{Product, ProductShape};
 use super::tuning_cache;
 use crate::backend::gpu::runtime::context::{lock, Gpu};
-use crate::backend::gpu::runtime::timer::Timer;
+use crate::backend::gpu::runtime::timestamps::Timestamps;
 use crate::backend::Backend;
 use crate::error::Result;
 
@@ -203,7 +203,7 @@ impl Gpu {
     ) -> Result<f64> {
         run()?;
         self.synchronize()?;
-        let mut timer = Timer::new(
+        let mut timer = Timestamps::new(
             &self.ctx.device,
             &self.ctx.queue,
             self.ctx.device.features(),

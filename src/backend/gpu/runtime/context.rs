@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::adapter::AdapterSummary;
 use super::pipeline_cache::DiskCache;
 use super::recorder::Recorder;
-use super::timer::Timer;
+use super::timestamps::Timestamps;
 use crate::backend::gpu::kernels::table::Pipelines;
 use crate::error::{Error, Result};
 
@@ -61,7 +61,7 @@ pub(crate) struct Context {
     /// and the fused trainer's CPU workgroup shape.
     pub(crate) cpu_adapter: bool,
     /// The timestamp queries behind [`DeviceTimer`], where the device has them.
-    pub(crate) timer: Mutex<Option<Timer>>,
+    pub(crate) timer: Mutex<Option<Timestamps>>,
     /// Where compiled pipelines are kept across processes, if anywhere
     /// ([`Gpu::with_pipeline_cache`]).
     pub(crate) pipeline_cache: Option<DiskCache>,

@@ -5,7 +5,7 @@ use super::adapter::{self, AdapterSummary};
 use super::context::{lock, Context, Gpu, LOOP_BUDGET, MAP_TIMEOUT, OPTIONAL_FEATURES};
 use super::pipeline_cache::DiskCache;
 use super::recorder::{next_pipeline_id, GpuStats, Recorder};
-use super::timer;
+use super::timestamps::Timestamps;
 use crate::backend::gpu::kernels::table::Pipelines;
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -109,7 +109,7 @@ impl Gpu {
             cache.save();
         }
         log::info!("minidl GPU backend on {summary}");
-        let timer = timer::Timer::new(&device, &queue, features);
+        let timer = Timestamps::new(&device, &queue, features);
         Ok(Gpu {
             ctx: Arc::new(Context {
                 id: next_device_id(),

@@ -1,10 +1,10 @@
 //! The device timer of a [`Gpu`]: device time between two points of the recorded
-//! work, from the timestamp queries of [`Timer`], and the timing of one piece of work
+//! work, from the timestamp queries of [`Timestamps`], and the timing of one piece of work
 //! on a timer of its own.
 
 use super::context::{lock, Gpu};
 use super::recorder::Timing;
-use super::timer::{Timer, BYTES};
+use super::timestamps::{Timestamps, BYTES};
 use crate::backend::{Backend, DeviceTimer};
 use crate::error::Result;
 
@@ -14,7 +14,7 @@ impl Gpu {
     /// Waits for the device.
     pub(crate) fn device_millis(
         &self,
-        timer: &mut Timer,
+        timer: &mut Timestamps,
         run: impl FnOnce() -> Result<()>,
     ) -> Result<f64> {
         {

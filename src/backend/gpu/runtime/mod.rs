@@ -11,5 +11,5 @@ pub mod device_timer;
 pub mod launch;
 pub mod pipeline_cache;
 pub mod recorder;
-pub mod timer;
+pub mod timestamps;
 pub mod transfer;

@@ -3,7 +3,7 @@
 //! `TIMESTAMP_QUERY_INSIDE_ENCODERS`).
 
 /// A query set of two timestamps and the buffers that bring them back.
-pub(crate) struct Timer {
+pub(crate) struct Timestamps {
     queries: wgpu::QuerySet,
     resolved: wgpu::Buffer,
     readback: wgpu::Buffer,
@@ -16,13 +16,13 @@ pub(crate) struct Timer {
 /// Bytes of the two resolved timestamps.
 pub(crate) const BYTES: u64 = 16;
 
-impl Timer {
+impl Timestamps {
     /// A timer, or `None` where `features` lack encoder timestamps.
     pub(crate) fn new(
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         features: wgpu::Features,
-    ) -> Option<Timer> {
+    ) -> Option<Timestamps> {
         let needed =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
         if !features.contains(needed) {
@@ -36,7 +36,7 @@ impl Timer {
                 mapped_at_creation: false,
             })
         };
-        Some(Timer {
+        Some(Timestamps {
             queries: device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("minidl timer"),
                 ty: wgpu::QueryType::Timestamp,

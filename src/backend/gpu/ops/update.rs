@@ -1,7 +1,7 @@
-//! Launches of `shaders/optim.wgsl`: the parameter updates of SGD, SGD with momentum
+//! Launches of `shaders/update.wgsl`: the parameter updates of SGD, SGD with momentum
 //! and Adam.
 
-use crate::backend::gpu::kernels::params::OptimParams;
+use crate::backend::gpu::kernels::params::UpdateParams;
 use crate::backend::gpu::kernels::table::Kernel;
 use crate::backend::gpu::runtime::context::{to_u32, Gpu};
 use crate::backend::gpu::runtime::launch::Grid;
@@ -18,10 +18,10 @@ fn over(
     param: &T,
     inputs: &[&T],
     out: &T,
-    hyper: OptimParams,
+    hyper: UpdateParams,
 ) -> Result<()> {
     let count = param.len();
-    let params = OptimParams {
+    let params = UpdateParams {
         count: to_u32("elements", count)?,
         ..hyper
     };
@@ -30,7 +30,7 @@ fn over(
 
 /// `param -= lr · grad` in place.
 pub(crate) fn sgd(gpu: &Gpu, param: &T, grad: &T, lr: f32) -> Result<()> {
-    let hyper = OptimParams {
+    let hyper = UpdateParams {
         lr,
         ..Default::default()
     };
@@ -45,7 +45,7 @@ pub(crate) fn momentum(
     velocity: &T,
     h: &MomentumStep,
 ) -> Result<()> {
-    let hyper = OptimParams {
+    let hyper = UpdateParams {
         lr: h.lr,
         momentum: h.momentum,
         weight_decay: h.weight_decay,
@@ -72,7 +72,7 @@ pub(crate) fn momentum(
 
 /// Adam: the moments and step count, then the parameter.
 pub(crate) fn adam(gpu: &Gpu, param: &T, grad: &T, state: &T, h: &AdamStep) -> Result<()> {
-    let hyper = OptimParams {
+    let hyper = UpdateParams {
         lr: h.lr,
         weight_decay: h.weight_decay,
         beta1: h.beta1,
