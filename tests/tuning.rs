@@ -61,11 +61,18 @@ fn the_tuning_cache_survives_damage_and_is_used_when_sound() {
             format!("{header}\nsome other GPU|Vulkan|x\t{key}\tnaive\n"),
         ),
     ];
+    let mut measured = None;
     for (what, text) in damaged {
         std::fs::write(&file, text).unwrap();
         // A fresh device: nothing chosen in memory yet.
         let gpu = Gpu::new().unwrap();
+        let before = gpu.stats();
         let choice = gpu.product_choice(Product::Forward, n, k, m).unwrap();
+        assert!(
+            gpu.stats().dispatches > before.dispatches,
+            "{what}: {choice:?} was chosen without measuring"
+        );
+        measured = Some(choice);
         assert!(
             gpu.product_candidates(Product::Forward, n, k, m)
                 .contains(&choice),
@@ -78,19 +85,32 @@ fn the_tuning_cache_survives_damage_and_is_used_when_sound() {
             "{what}: the file was not rewritten with the measured choice:\n{rewritten}"
         );
     }
-    // A sound entry is taken as it is, without measuring: the naive kernel the file
-    // names comes back.
-    std::fs::write(&file, format!("{header}\n{adapter}\t{key}\tnaive\n")).unwrap();
+    // A sound entry is taken as it is, without measuring: nothing runs on the device,
+    // and the kernel the file names comes back, whichever measuring picked above. The
+    // file names the naive kernel, or the tiled one where measuring picked the naive.
+    let named = match measured.unwrap() {
+        Choice::Naive => Choice::Tiled,
+        _ => Choice::Naive,
+    };
+    std::fs::write(
+        &file,
+        format!("{header}\n{adapter}\t{key}\t{}\n", named.label()),
+    )
+    .unwrap();
     let gpu = Gpu::new().unwrap();
+    let before = gpu.stats();
     assert_eq!(
         gpu.product_choice(Product::Forward, n, k, m).unwrap(),
-        Choice::Naive
+        named
     );
+    assert_eq!(gpu.stats(), before, "a sound entry was measured again");
     // Measuring off: a fixed rule, and the file is not touched.
     std::fs::remove_file(&file).unwrap();
     std::env::set_var(TUNE_ENV, "off");
     let gpu = Gpu::new().unwrap();
+    let before = gpu.stats();
     let choice = gpu.product_choice(Product::Forward, n, k, m).unwrap();
+    assert_eq!(gpu.stats(), before, "MINIDL_TUNE=off measured");
     assert!(gpu
         .product_candidates(Product::Forward, n, k, m)
         .contains(&choice));

@@ -21,10 +21,10 @@ pub mod host;
 pub mod mlp;
 mod mlp_trainer;
 mod ops;
-pub mod update;
 pub mod reference;
 mod reference_backend;
 mod timer;
+pub mod update;
 
 pub use act::Act;
 pub use cpu::Cpu;
@@ -33,9 +33,9 @@ pub use gpu::Gpu;
 pub use mlp::{MlpEpoch, MlpLayer, MlpRule, MlpSpec};
 pub use mlp_trainer::MlpTrainer;
 pub use ops::Ops;
-pub use update::{AdamStep, MomentumStep};
 pub use reference_backend::Reference;
 pub use timer::DeviceTimer;
+pub use update::{AdamStep, MomentumStep};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

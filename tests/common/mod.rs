@@ -22,10 +22,15 @@ pub fn gamma(n: usize) -> f64 {
 }
 
 /// Writes a line past the test harness's output capture, so that it shows in a plain
-/// `cargo test` run.
-fn announce(line: &str) {
+/// `cargo test` run: where a test says that it skips something, and why.
+pub fn announce(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Whether `MINIDL_REQUIRE_GPU=1`: the GPU tests must really run (as in CI).
+pub fn gpu_required() -> bool {
+    std::env::var("MINIDL_REQUIRE_GPU").as_deref() == Ok("1")
 }
 
 /// One GPU backend per test binary, shared by its tests. `None` (after saying so once)
@@ -39,7 +44,7 @@ pub fn gpu() -> Option<Gpu> {
             Some(gpu)
         }
         Err(e) => {
-            if std::env::var("MINIDL_REQUIRE_GPU").as_deref() == Ok("1") {
+            if gpu_required() {
                 panic!("MINIDL_REQUIRE_GPU=1 but the GPU backend is unavailable: {e}");
             }
             announce(&format!(
