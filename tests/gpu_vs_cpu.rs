@@ -182,7 +182,7 @@ fn mse_matches_cpu() {
                     .unwrap()
             });
             // (p − t)·factor: two roundings on each side.
-            let factor = reduction.grad_scale(count) as f64;
+            let factor = reduction.mse_grad_scale(count) as f64;
             let bound: Vec<f64> = p
                 .data()
                 .iter()

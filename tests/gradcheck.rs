@@ -137,7 +137,7 @@ fn mse_grad_matches_finite_differences() {
             let mut p = random(&mut r, count);
             let t = random(&mut r, count);
             let scale = reduction.loss_scale(count) as f64;
-            let factor = reduction.grad_scale(count) as f64;
+            let factor = reduction.mse_grad_scale(count) as f64;
             let mut grad = vec![0.0; count];
             reference::mse_grad(&p, &t, factor, &mut grad);
             check(&format!("mse {reduction:?} dp"), &mut p, &grad, |p| {

@@ -186,7 +186,7 @@ proptest! {
         let sq: f64 = p.data().iter().zip(t.data()).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
         let bound = 2.0 * gamma(n * c + 2) * sq * reduction.loss_scale(n * c) as f64;
         assert_within("mse_loss", &[got.0], &[want.0], &[bound]);
-        let factor = reduction.grad_scale(n * c) as f64;
+        let factor = reduction.mse_grad_scale(n * c) as f64;
         let bound: Vec<f64> = p.data().iter().zip(t.data()).map(|(&a, &b)| 5.0 * U * ((a - b) as f64).abs() * factor).collect();
         assert_within("mse_grad", got.1.data(), want.1.data(), &bound);
         let (got, want) = (cross_entropy(&gpu, &p, &l, reduction), cross_entropy(&Reference, &p, &l, reduction));

@@ -60,9 +60,9 @@ pub fn same_device<B: Backend>(
     }
 }
 
-/// A fused activation's parameter: LeakyReLU's slope finite and not negative (the
+/// The activation of a linear + activation op: its parameter, LeakyReLU's slope, LeakyReLU's slope finite and not negative (the
 /// fused backward reads the output, whose sign is the input's only then).
-fn fused_act(op: &'static str, act: Act) -> Result<()> {
+fn linear_activation(op: &'static str, act: Act) -> Result<()> {
     let slope = act.slope();
     if slope.is_finite() && slope >= 0.0 {
         Ok(())
@@ -83,7 +83,7 @@ pub fn linear_forward<B: Backend>(
     y: &DeviceTensor<B>,
 ) -> Result<()> {
     const OP: &str = "linear_forward";
-    fused_act(OP, act)?;
+    linear_activation(OP, act)?;
     let [n, k] = x.shape();
     let m = w.rows();
     expect_shape(OP, "weight", w, [m, k])?;
@@ -129,7 +129,7 @@ pub fn grad_input<B: Backend>(
     dx: &DeviceTensor<B>,
 ) -> Result<()> {
     const OP: &str = "grad_input";
-    fused_act(OP, act)?;
+    linear_activation(OP, act)?;
     let [n, m] = dy.shape();
     expect_shape(OP, "weight", w, [m, w.cols()])?;
     expect_shape(OP, "input gradient", dx, [n, w.cols()])?;
@@ -150,7 +150,7 @@ pub fn grad_weight<B: Backend>(
     db: &DeviceTensor<B>,
 ) -> Result<()> {
     const OP: &str = "grad_weight";
-    fused_act(OP, act)?;
+    linear_activation(OP, act)?;
     let [n, m] = dy.shape();
     expect_shape(OP, "input", x, [n, x.cols()])?;
     expect_shape(OP, "weight gradient", dw, [m, x.cols()])?;
@@ -194,7 +194,7 @@ pub fn linear_act_backward<B: Backend>(
     db: &DeviceTensor<B>,
 ) -> Result<()> {
     const OP: &str = "linear_act_backward";
-    fused_act(OP, act)?;
+    linear_activation(OP, act)?;
     linear_backward(x, w, dy, dx, dw, db)?;
     forward_output(OP, y, dy, act)?;
     if let Some(y) = y {

@@ -217,7 +217,7 @@ impl MlpEpoch {
         match self.loss {
             LossKind::Mse => (
                 self.reduction.loss_scale(rows * outputs),
-                self.reduction.grad_scale(rows * outputs),
+                self.reduction.mse_grad_scale(rows * outputs),
             ),
             LossKind::CrossEntropy => (
                 self.reduction.loss_scale(rows),

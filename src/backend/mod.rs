@@ -101,7 +101,9 @@ pub enum Reduction {
 }
 
 impl Reduction {
-    /// The factor applied to Σ (p − t)² for `count` elements.
+    /// The factor a loss summed over `count` terms takes: 1 for a sum, 1/count for a
+    /// mean (MSE's Σ (p − t)², cross-entropy's Σ over rows, and cross-entropy's
+    /// gradient).
     pub fn loss_scale(self, count: usize) -> f32 {
         match self {
             Reduction::Sum => 1.0,
@@ -109,8 +111,9 @@ impl Reduction {
         }
     }
 
-    /// The factor applied to (p − t) in the gradient for `count` elements.
-    pub fn grad_scale(self, count: usize) -> f32 {
+    /// The factor applied to (p − t) in MSE's gradient for `count` elements: twice
+    /// [`Reduction::loss_scale`].
+    pub fn mse_grad_scale(self, count: usize) -> f32 {
         match self {
             Reduction::Sum => 2.0,
             Reduction::Mean => 2.0 / count as f32,

@@ -171,7 +171,7 @@ impl Backend for Reference {
         grad: &DeviceTensor<Self>,
     ) -> Result<()> {
         with_slices([pred, target], grad, |[p, t], out| match kind {
-            LossKind::Mse => reference::mse_grad(p, t, reduction.grad_scale(pred.len()), out),
+            LossKind::Mse => reference::mse_grad(p, t, reduction.mse_grad_scale(pred.len()), out),
             LossKind::CrossEntropy => {
                 let [n, c] = pred.shape();
                 reference::cross_entropy_grad(p, t, c, reduction.loss_scale(n), out)

@@ -205,7 +205,7 @@ impl<B: Backend> Module<B> for Linear<B> {
         self.backward_with(backend, grad_output, Act::Identity)
     }
 
-    fn forward_fused(
+    fn forward_with_activation(
         &mut self,
         backend: &B,
         input: &DeviceTensor<B>,
@@ -214,7 +214,7 @@ impl<B: Backend> Module<B> for Linear<B> {
         self.forward_with(backend, input, act).map(Some)
     }
 
-    fn backward_fused(
+    fn backward_with_activation(
         &mut self,
         backend: &B,
         grad_output: &DeviceTensor<B>,

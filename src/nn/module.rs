@@ -62,7 +62,7 @@ pub trait Module<B: Backend>: Send {
     /// [`Module::forward`] followed by the activation `act`, in one op where the layer
     /// can fuse it (a `Linear`); `None`, having done nothing, where it cannot. A
     /// `Sequential` uses it for a layer followed by an activation layer.
-    fn forward_fused(
+    fn forward_with_activation(
         &mut self,
         _backend: &B,
         _input: &DeviceTensor<B>,
@@ -71,9 +71,9 @@ pub trait Module<B: Backend>: Send {
         Ok(None)
     }
 
-    /// The backward of the last [`Module::forward_fused`]: `grad_output` is the
+    /// The backward of the last [`Module::forward_with_activation`]: `grad_output` is the
     /// gradient with respect to the activation's output.
-    fn backward_fused(
+    fn backward_with_activation(
         &mut self,
         _backend: &B,
         _grad_output: &DeviceTensor<B>,

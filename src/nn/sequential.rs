@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 /// PyTorch's `nn.Sequential` (`"0.weight"`, `"2.bias"`, ...).
 ///
 /// A layer followed by an activation layer runs both in one op where it can
-/// ([`Module::forward_fused`]: a `Linear` and any activation are one kernel forward
+/// ([`Module::forward_with_activation`]: a `Linear` and any activation are one kernel forward
 /// and three backward, instead of two and four).
 pub struct Sequential<B: Backend> {
     layers: Vec<Box<dyn Module<B>>>,
@@ -92,7 +92,7 @@ impl<B: Backend> Module<B> for Sequential<B> {
         while i < self.layers.len() {
             self.fused[i] = false;
             if let Some(act) = self.next_act[i] {
-                if let Some(y) = self.layers[i].forward_fused(backend, &x, act)? {
+                if let Some(y) = self.layers[i].forward_with_activation(backend, &x, act)? {
                     x = y.clone();
                     self.fused[i] = true;
                     i += 2;
@@ -113,7 +113,7 @@ impl<B: Backend> Module<B> for Sequential<B> {
             match self.next_act.get(i.wrapping_sub(1)).copied().flatten() {
                 // Layer i is the activation the layer before it ran fused.
                 Some(act) if i > 0 && self.fused[i - 1] => {
-                    g = match self.layers[i - 1].backward_fused(backend, &g, act)? {
+                    g = match self.layers[i - 1].backward_with_activation(backend, &g, act)? {
                         Some(dx) => dx.clone(),
                         None => {
                             return Err(Error::InvalidArgument(format!(

@@ -267,7 +267,7 @@ impl Backend for Cpu {
     ) -> Result<()> {
         with_slices([pred, target], grad, |[p, t], out| match kind {
             LossKind::Mse => {
-                let factor = reduction.grad_scale(pred.len());
+                let factor = reduction.mse_grad_scale(pred.len());
                 parallel::for_each_chunk(self.pool, [p, t], out, |[p, t], g| {
                     reference::mse_grad(p, t, factor, g)
                 })

@@ -47,7 +47,7 @@ pub(crate) fn loss(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, out: &
 /// The gradient with respect to `pred`, one invocation per element.
 pub(crate) fn grad(gpu: &Gpu, pred: &T, target: &T, reduction: Reduction, grad: &T) -> Result<()> {
     let count = pred.len();
-    let factor = reduction.grad_scale(count);
+    let factor = reduction.mse_grad_scale(count);
     gpu.launch(
         Kernel::MseGrad,
         &[pred, target],
