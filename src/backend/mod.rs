@@ -24,6 +24,7 @@ mod ops;
 pub mod optim;
 pub mod reference;
 mod reference_backend;
+mod state_layout;
 mod timer;
 
 pub use act::Act;
@@ -35,6 +36,7 @@ pub use mlp_trainer::MlpTrainer;
 pub use ops::Ops;
 pub use optim::{AdamStep, MomentumStep};
 pub use reference_backend::Reference;
+pub use state_layout::StateLayout;
 pub use timer::DeviceTimer;
 
 use std::sync::atomic::{AtomicU64, Ordering};

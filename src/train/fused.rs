@@ -2,9 +2,7 @@
 //! optimizer have a fused form the backend's [`MlpTrainer`] takes, and moving the
 //! parameters into and out of the packed tensor its epochs update.
 
-use crate::backend::{
-    Act, Backend, DeviceTensor, MlpEpoch, MlpLayer, MlpRule, MlpSpec, MlpTrainer, Ops,
-};
+use crate::backend::{Act, Backend, DeviceTensor, MlpEpoch, MlpLayer, MlpSpec, MlpTrainer, Ops};
 use crate::error::Result;
 use crate::nn::{LayerKind, Loss, Module};
 use crate::optim::Optimizer;
@@ -64,8 +62,9 @@ pub(crate) struct Packed<'a, B: Backend> {
 struct StateView<B: Backend> {
     packed: DeviceTensor<B>,
     own: DeviceTensor<B>,
-    /// Adam's bias corrections, which every parameter's state holds a copy of.
-    corrections: bool,
+    /// The state's shared values (Adam's bias corrections), which every parameter's
+    /// state holds a copy of.
+    shared: bool,
 }
 
 impl<'a, B: Backend> Packed<'a, B> {
@@ -125,32 +124,34 @@ impl<'a, B: Backend> Packed<'a, B> {
             views.push((w, l.outputs * l.inputs));
             views.push((b, l.outputs));
         }
-        // The state tensors' layout (see `Optimizer::mlp_rule`): per parameter, state
-        // row r at offset r · len of the tensor, and Adam's corrections after them.
+        // Each state tensor laid out as the rule's state of its parameter, the packed
+        // state as the rule's state of all `count` of them (see `StateLayout`): row r
+        // of a parameter's state is row r of the packed state at the parameter's
+        // offset; the shared values are every parameter's copy of the packed ones.
+        let layout = rule.state();
         let tensors = optimizer.state();
-        let rows = rule.state_rows();
-        let extra = rule.packed_len(&spec) - (rows + 1) * count;
-        if tensors.len() != if rows == 0 { 0 } else { views.len() } {
+        if tensors.len() != if layout.is_empty() { 0 } else { views.len() } {
             return Ok(None);
         }
         let mut state = Vec::new();
         for (t, &(at, len)) in tensors.iter().zip(&views) {
-            if t.len() != rows * len + extra {
+            if t.len() != layout.len(len) {
                 return Ok(None);
             }
             let own = t.reshape(t.len(), 1)?;
-            for r in 0..rows {
+            for r in 0..layout.rows() {
                 state.push(StateView {
-                    packed: column.slice_rows((r + 1) * count + at, len)?,
-                    own: own.slice_rows(r * len, len)?,
-                    corrections: false,
+                    packed: column.slice_rows(count + layout.row(r, count).start + at, len)?,
+                    own: own.slice_rows(layout.row(r, len).start, len)?,
+                    shared: false,
                 });
             }
-            if matches!(rule, MlpRule::Adam(_)) {
+            if layout.shared() > 0 {
+                let (packed, own_values) = (layout.shared_values(count), layout.shared_values(len));
                 state.push(StateView {
-                    packed: column.slice_rows((rows + 1) * count, 2)?,
-                    own: own.slice_rows(rows * len, 2)?,
-                    corrections: true,
+                    packed: column.slice_rows(count + packed.start, packed.len())?,
+                    own: own.slice_rows(own_values.start, own_values.len())?,
+                    shared: true,
                 });
             }
         }
@@ -174,18 +175,19 @@ impl<'a, B: Backend> Packed<'a, B> {
     }
 
     /// Copies the model's parameters and the optimizer's state into the packed tensor
-    /// (Adam's shared bias corrections from the first parameter's state).
+    /// (the state's shared values, Adam's bias corrections, from the first
+    /// parameter's state).
     pub fn pack<M: Module<B> + ?Sized>(&self, backend: &B, model: &M) -> Result<()> {
         for (p, view) in model.parameters().iter().zip(&self.views) {
             backend.copy(p.value, view)?;
         }
-        let mut corrections_packed = false;
+        let mut shared_packed = false;
         for s in &self.state {
-            if s.corrections {
-                if corrections_packed {
+            if s.shared {
+                if shared_packed {
                     continue;
                 }
-                corrections_packed = true;
+                shared_packed = true;
             }
             backend.copy(&s.own, &s.packed)?;
         }
