@@ -45,47 +45,31 @@ pub fn mlp_spec<B: Backend, M: Module<B> + ?Sized>(model: &M) -> Option<MlpSpec>
     .then_some(spec)
 }
 
-/// The fused form of a run: the backend's trainer, the spec and the epoch's
-/// hyperparameters, and the model's parameters and the optimizer's state packed for
-/// it, with views of the packed tensor shaped like each parameter and state tensor.
-pub(crate) struct Packed<'a, B: Backend> {
+/// The fused form of a run, decided once: the backend's trainer, the spec and the
+/// epoch's hyperparameters.
+pub(crate) struct Form<'a, B: Backend> {
     pub trainer: &'a dyn MlpTrainer<B>,
     pub spec: MlpSpec,
     pub hyper: MlpEpoch,
-    pub params: DeviceTensor<B>,
-    /// Each parameter's view.
-    views: Vec<DeviceTensor<B>>,
-    state: Vec<StateView<B>>,
 }
 
-/// A part of an optimizer's state tensor and where it lives in the packed tensor.
-struct StateView<B: Backend> {
-    packed: DeviceTensor<B>,
-    own: DeviceTensor<B>,
-    /// The state's shared values (Adam's bias corrections), which every parameter's
-    /// state holds a copy of.
-    shared: bool,
-}
-
-impl<'a, B: Backend> Packed<'a, B> {
+impl<'a, B: Backend> Form<'a, B> {
     /// The fused form of training `model` with `loss` and `optimizer` in batches of
-    /// `batch_size`, asked once: the model is an MLP ([`mlp_spec`]), the loss MSE or
+    /// `batch_size`: the model is an MLP ([`mlp_spec`]), the loss MSE or
     /// cross-entropy, the optimizer one whose rule the fused trainers run
-    /// ([`Optimizer::mlp_rule`]), with its state prepared, and the backend has a
-    /// trainer that takes the spec, as `fusion` asks for a run of `steps` steps: not
-    /// with [`Fusion::Never`], and with [`Fusion::Auto`] only where the trainer says
-    /// the steps pay for its build ([`MlpTrainer::pays`]). `None` where any of these
-    /// fails. The packed tensor
-    /// is `into` where given (`None` where it is not `1 ×` the packed length), else a
-    /// new one. Its contents are undefined until [`Packed::pack`].
-    pub fn plan<M, L, O>(
+    /// ([`Optimizer::mlp_rule`]), and the backend has a trainer that takes the spec,
+    /// as `fusion` asks for a run of `steps` steps: not with [`Fusion::Never`], and
+    /// with [`Fusion::Auto`] only where the trainer says the steps pay for its build
+    /// ([`MlpTrainer::pays`]). `None` where any of these fails. Builds the trainer's
+    /// kernel for it before the first epoch, whose time would otherwise include the
+    /// build.
+    pub fn of<M, L, O>(
         backend: &'a B,
         model: &M,
         loss: &L,
         optimizer: &O,
         batch_size: usize,
         (fusion, steps): (Fusion, usize),
-        into: Option<DeviceTensor<B>>,
     ) -> Result<Option<Self>>
     where
         M: Module<B> + ?Sized,
@@ -112,12 +96,69 @@ impl<'a, B: Backend> Packed<'a, B> {
         {
             return Ok(None);
         }
-        let count = spec.param_count();
-        let params = match into {
-            Some(t) if t.shape() == [1, rule.packed_len(&spec)] => t,
-            Some(_) => return Ok(None),
-            None => backend.alloc(1, rule.packed_len(&spec))?,
+        trainer.prepare(&spec, &hyper)?;
+        Ok(Some(Form {
+            trainer,
+            spec,
+            hyper,
+        }))
+    }
+
+    /// How many `f32`s the packed tensor holds ([`MlpRule::packed_len`]).
+    ///
+    /// [`MlpRule::packed_len`]: crate::backend::MlpRule::packed_len
+    pub fn packed_len(&self) -> usize {
+        self.hyper.rule.packed_len(&self.spec)
+    }
+
+    /// Whether runs of this form and of `other` can train in one op: the same spec and
+    /// the same hyperparameters but for the learning rate.
+    pub fn alike(&self, other: &Self) -> bool {
+        let without_lr = |epoch: &MlpEpoch| MlpEpoch {
+            rule: epoch.rule.with_lr(0.0),
+            ..*epoch
         };
+        self.spec == other.spec && without_lr(&self.hyper) == without_lr(&other.hyper)
+    }
+}
+
+/// A run's fused form with the model's parameters and the optimizer's state packed
+/// for it, with views of the packed tensor shaped like each parameter and state
+/// tensor.
+pub(crate) struct Packed<'a, B: Backend> {
+    pub trainer: &'a dyn MlpTrainer<B>,
+    pub spec: MlpSpec,
+    pub hyper: MlpEpoch,
+    pub params: DeviceTensor<B>,
+    /// Each parameter's view.
+    views: Vec<DeviceTensor<B>>,
+    state: Vec<StateView<B>>,
+}
+
+/// A part of an optimizer's state tensor and where it lives in the packed tensor.
+struct StateView<B: Backend> {
+    packed: DeviceTensor<B>,
+    own: DeviceTensor<B>,
+    /// The state's shared values (Adam's bias corrections), which every parameter's
+    /// state holds a copy of.
+    shared: bool,
+}
+
+impl<'a, B: Backend> Packed<'a, B> {
+    /// `form` packed in `params` (`1 ×` [`Form::packed_len`]), with `optimizer`'s state
+    /// (prepared) laid out as the form's rule says, or `None` where it is not. The
+    /// contents of `params` are undefined until [`Packed::pack`].
+    pub fn new<O: Optimizer<B> + ?Sized>(
+        form: Form<'a, B>,
+        optimizer: &O,
+        params: DeviceTensor<B>,
+    ) -> Result<Option<Self>> {
+        let Form {
+            trainer,
+            spec,
+            hyper,
+        } = form;
+        let count = spec.param_count();
         let column = params.reshape(params.cols(), 1)?;
         let mut views = Vec::new();
         for (l, (w, b)) in spec.layers().iter().zip(spec.offsets()) {
@@ -128,7 +169,7 @@ impl<'a, B: Backend> Packed<'a, B> {
         // state as the rule's state of all `count` of them (see `StateLayout`): row r
         // of a parameter's state is row r of the packed state at the parameter's
         // offset; the shared values are every parameter's copy of the packed ones.
-        let layout = rule.state();
+        let layout = hyper.rule.state();
         let tensors = optimizer.state();
         if tensors.len() != if layout.is_empty() { 0 } else { views.len() } {
             return Ok(None);
@@ -155,8 +196,6 @@ impl<'a, B: Backend> Packed<'a, B> {
                 });
             }
         }
-        // Before the first epoch, whose time would otherwise include the build.
-        trainer.prepare(&spec, &hyper)?;
         let views = spec
             .layers()
             .iter()
