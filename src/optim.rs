@@ -8,7 +8,7 @@
 pub use crate::backend::{AdamStep, MomentumStep};
 pub use crate::schedule::{LrSchedule, Schedule};
 
-use crate::backend::{Backend, BufferHandle, DeviceTensor, MlpRule, Ops};
+use crate::backend::{Backend, BufferHandle, DeviceTensor, MlpRule, Ops, StateLayout};
 use crate::error::{Error, Result};
 use crate::nn::Parameter;
 
@@ -42,8 +42,7 @@ pub trait Optimizer<B: Backend>: Send {
     /// ([`MlpTrainer`](crate::backend::MlpTrainer)) implement it; `None` (the default)
     /// keeps a model trained with this optimizer on the step-by-step path. Where it is
     /// not plain SGD, [`Optimizer::state`] holds the rule's state as the fused trainer
-    /// packs it: one tensor per parameter, the velocity (momentum) or `[m | v | 1 − β₁ᵗ |
-    /// 1 − β₂ᵗ]` (Adam).
+    /// packs it: one tensor per parameter, laid out as [`MlpRule::state`] says.
     fn mlp_rule(&self) -> Option<MlpRule> {
         None
     }
@@ -202,7 +201,8 @@ impl<B: Backend> Optimizer<B> for Sgd<B> {
 
 /// Adam, as PyTorch's `torch.optim.Adam` (`amsgrad = False`, weight decay as an L2
 /// penalty): running means of the gradient and of its square with bias correction.
-/// Each parameter's state is one `1 × (2n + 2)` tensor `[m | v | 1 − β₁ᵗ | 1 − β₂ᵗ]`.
+/// Each parameter's state is one `1 × len` tensor laid out as [`StateLayout::ADAM`]
+/// says: `[m | v | 1 − β₁ᵗ | 1 − β₂ᵗ]`.
 pub struct Adam<B: Backend> {
     hyper: AdamStep,
     state: PerParameter<B>,
@@ -251,7 +251,8 @@ impl<B: Backend> Optimizer<B> for Adam<B> {
     }
 
     fn prepare(&mut self, backend: &B, params: &[Parameter<'_, B>]) -> Result<()> {
-        self.state.ensure(backend, params, |p| [1, 2 * p.len() + 2])
+        self.state
+            .ensure(backend, params, |p| [1, StateLayout::ADAM.len(p.len())])
     }
 
     fn state(&self) -> Vec<&DeviceTensor<B>> {

@@ -5,7 +5,7 @@
 
 use crate::backend::mlp::{MlpEpoch, MlpSpec};
 use crate::backend::update::{AdamStep, MomentumStep};
-use crate::backend::{Act, Backend, BufferHandle, DeviceTensor, LossKind};
+use crate::backend::{Act, Backend, BufferHandle, DeviceTensor, LossKind, StateLayout};
 use crate::error::{Error, Result};
 
 fn expect_shape<B: Backend>(
@@ -60,8 +60,9 @@ pub fn same_device<B: Backend>(
     }
 }
 
-/// The activation of a linear + activation op: its parameter, LeakyReLU's slope, LeakyReLU's slope finite and not negative (the
-/// fused backward reads the output, whose sign is the input's only then).
+/// The activation of a linear + activation op: LeakyReLU's slope finite and not
+/// negative (the merged backward reads the output, whose sign is the input's only
+/// then).
 fn linear_activation(op: &'static str, act: Act) -> Result<()> {
     let slope = act.slope();
     if slope.is_finite() && slope >= 0.0 {
@@ -333,8 +334,8 @@ pub fn momentum_step<B: Backend>(
     no_alias(OP, velocity, &[grad, param])
 }
 
-/// `param` and `grad` of the same shape, `state` `1 × (2n + 2)`, three distinct
-/// buffers; finite hyperparameters.
+/// `param` and `grad` of the same shape, `state` one row laid out as
+/// [`StateLayout::ADAM`] says, three distinct buffers; finite hyperparameters.
 pub fn adam_step<B: Backend>(
     param: &DeviceTensor<B>,
     grad: &DeviceTensor<B>,
@@ -357,7 +358,8 @@ pub fn adam_step<B: Backend>(
         )));
     }
     expect_shape(OP, "gradient", grad, param.shape())?;
-    expect_shape(OP, "state", state, [1, 2 * param.len() + 2])?;
+    let len = StateLayout::ADAM.len(param.len());
+    expect_shape(OP, "state", state, [1, len])?;
     no_alias(OP, param, &[grad, state])?;
     no_alias(OP, state, &[grad])
 }

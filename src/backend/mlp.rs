@@ -3,7 +3,7 @@
 //! its layers, the activation after each, the packed parameter layout, and the loss
 //! and update rule of an epoch.
 
-use crate::backend::{Act, AdamStep, LossKind, MomentumStep, Reduction};
+use crate::backend::{Act, AdamStep, LossKind, MomentumStep, Reduction, StateLayout};
 use crate::error::{Error, Result};
 
 /// One linear layer of an [`MlpSpec`] and the activation that follows it.
@@ -21,7 +21,8 @@ pub struct MlpLayer {
 ///
 /// Its parameters travel packed in one tensor, layer by layer: the `[out, in]` weight
 /// row by row, then the bias (the order of a `Sequential`'s parameters); after the
-/// `P` parameters, the update rule's state (see [`MlpRule::packed_len`]).
+/// `P` parameters, the update rule's state (see [`MlpRule::packed_len`] and
+/// [`StateLayout`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MlpSpec {
     layers: Vec<MlpLayer>,
@@ -121,9 +122,10 @@ pub enum MlpRule {
     /// ([`Ops::momentum_step`](crate::Ops::momentum_step)); its state is one velocity
     /// per parameter.
     Momentum(MomentumStep),
-    /// Adam ([`Ops::adam_step`](crate::Ops::adam_step)); its state is the two running
-    /// moments per parameter and the two bias corrections `1 − β₁ᵗ`, `1 − β₂ᵗ`, which
-    /// all parameters share (they take every step together).
+    /// Adam ([`Ops::adam_step`](crate::Ops::adam_step)); its state
+    /// ([`StateLayout::ADAM`]) is the two running moments per parameter and the two
+    /// bias corrections `1 − β₁ᵗ`, `1 − β₂ᵗ`, which all parameters share (they take
+    /// every step together).
     Adam(AdamStep),
 }
 
@@ -146,25 +148,31 @@ impl MlpRule {
         }
     }
 
-    /// Rows of per-parameter state after the parameters: 0 for SGD, 1 (the
-    /// velocities) with momentum, 2 (the first and second moments) for Adam.
-    pub fn state_rows(&self) -> usize {
+    /// The layout of the rule's state: of each parameter's state tensor in
+    /// [`optim`](crate::optim), and of the state after the parameters in the packed
+    /// tensor.
+    pub fn state(&self) -> StateLayout {
         match self {
-            MlpRule::Sgd { .. } => 0,
-            MlpRule::Momentum(_) => 1,
-            MlpRule::Adam(_) => 2,
+            MlpRule::Sgd { .. } => StateLayout::SGD,
+            MlpRule::Momentum(_) => StateLayout::MOMENTUM,
+            MlpRule::Adam(_) => StateLayout::ADAM,
         }
     }
 
+    /// Rows of per-parameter state after the parameters ([`StateLayout::rows`]): 0
+    /// for SGD, 1 (the velocities) with momentum, 2 (the first and second moments)
+    /// for Adam.
+    pub fn state_rows(&self) -> usize {
+        self.state().rows()
+    }
+
     /// How many `f32`s the packed tensor holds for `spec` with this rule: the `P`
-    /// parameters, [`MlpRule::state_rows`] rows of `P` state values laid out as the
-    /// parameters, and for Adam the two bias corrections.
+    /// parameters, then the rule's state laid out as for one parameter of `P` values
+    /// ([`MlpRule::state`]): [`MlpRule::state_rows`] rows of `P` state values laid
+    /// out as the parameters, and for Adam the two bias corrections.
     pub fn packed_len(&self, spec: &MlpSpec) -> usize {
-        let extra = match self {
-            MlpRule::Adam(_) => 2,
-            _ => 0,
-        };
-        spec.param_count() * (1 + self.state_rows()) + extra
+        let count = spec.param_count();
+        count + self.state().len(count)
     }
 
     /// Checks the hyperparameters as the optimizers do, except that the learning rate

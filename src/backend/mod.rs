@@ -23,6 +23,7 @@ mod mlp_trainer;
 mod ops;
 pub mod reference;
 mod reference_backend;
+mod state_layout;
 mod timer;
 pub mod update;
 
@@ -34,6 +35,7 @@ pub use mlp::{MlpEpoch, MlpLayer, MlpRule, MlpSpec};
 pub use mlp_trainer::MlpTrainer;
 pub use ops::Ops;
 pub use reference_backend::Reference;
+pub use state_layout::StateLayout;
 pub use timer::DeviceTimer;
 pub use update::{AdamStep, MomentumStep};
 

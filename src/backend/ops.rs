@@ -222,8 +222,9 @@ pub trait Ops: Backend {
         self.momentum_step_unchecked(param, grad, velocity, hyper)
     }
 
-    /// One step of Adam in place, as PyTorch's `Adam`: `state` is `1 × (2n + 2)` for
-    /// an `n`-element `param`, holding the running means `m` and `v` and the bias
+    /// One step of Adam in place, as PyTorch's `Adam`: `state` is one row laid out as
+    /// [`StateLayout::ADAM`](crate::backend::StateLayout::ADAM) for an `n`-element
+    /// `param` (`2n + 2` values), holding the running means `m` and `v` and the bias
     /// corrections `c₁ = 1 − β₁ᵗ`, `c₂ = 1 − β₂ᵗ` of step `t`, all zero before the
     /// first step. With `g = grad + weight_decay · param`: `m += (1 − β₁)(g − m)`,
     /// `v = β₂ v + (1 − β₂) g²`, `c ← (1 − β) + β c` (which is `1 − βᵗ⁺¹`), then

@@ -12,7 +12,7 @@ use std::ops::{Add, AddAssign, Div, Mul, Sub};
 use crate::backend::act::Act;
 use crate::backend::mlp::{MlpEpoch, MlpRule, MlpSpec};
 use crate::backend::update::{AdamStep, MomentumStep};
-use crate::backend::LossKind;
+use crate::backend::{LossKind, StateLayout};
 
 /// The float types the reference runs in (`f32` and `f64`).
 pub trait Real:
@@ -385,14 +385,12 @@ pub fn momentum_update<T: Real>(param: &mut [T], grad: &[T], velocity: &[T], hyp
 }
 
 /// The first half of Adam (PyTorch's `Adam`, `amsgrad = False`) on `state = [m | v |
-/// c₁ | c₂]` (`2n + 2` values): `g = grad + weight_decay · param`,
+/// c₁ | c₂]` ([`StateLayout::ADAM`]): `g = grad + weight_decay · param`,
 /// `m += (1 − β₁)(g − m)`, `v = β₂ v + (1 − β₂) g²`, and the bias corrections
 /// `c = 1 − βᵗ` advance as `c ← (1 − β) + β c` (from 0: exact at the first step, where
 /// `1 − βᵗ` computed from a power would cancel most of its digits).
 pub fn adam_moments<T: Real>(state: &mut [T], grad: &[T], param: &[T], hyper: &AdamStep) {
-    let n = grad.len();
-    let (m, rest) = state.split_at_mut(n);
-    let (v, c) = rest.split_at_mut(n);
+    let ([m, v], c) = StateLayout::ADAM.split_mut(state, grad.len());
     adam_moments_of(m, v, grad, param, hyper);
     adam_corrections(c, hyper);
 }
@@ -427,9 +425,7 @@ pub fn adam_corrections<T: Real>(c: &mut [T], hyper: &AdamStep) {
 /// The second half, with the bias corrections `c₁ = 1 − β₁ᵗ`, `c₂ = 1 − β₂ᵗ` of the
 /// state: `param −= lr / c₁ · m / (√v / √c₂ + ε)`.
 pub fn adam_update<T: Real>(param: &mut [T], state: &[T], hyper: &AdamStep) {
-    let n = param.len();
-    let (m, rest) = state.split_at(n);
-    let (v, c) = rest.split_at(n);
+    let ([m, v], c) = StateLayout::ADAM.split(state, param.len());
     adam_update_of(param, m, v, [c[0], c[1]], hyper);
 }
 
@@ -480,7 +476,8 @@ pub fn mlp_loss<T: Real>(
 /// and `targets`, composed of the ops above exactly as a `Sequential` trained step by
 /// step composes them (zero the gradients, forward, loss into `losses[step]`, backward,
 /// the optimizer's step on each parameter), so that both give the same numbers. The
-/// update rule's state follows the parameters in `packed` ([`MlpRule::packed_len`]);
+/// update rule's state follows the parameters in `packed` ([`MlpRule::packed_len`],
+/// [`StateLayout`]);
 /// Adam's bias corrections advance once per step, as each parameter's would. Its
 /// workspace is allocated once per call, not per step.
 pub fn mlp_epoch<T: Real>(
@@ -499,8 +496,6 @@ pub fn mlp_epoch<T: Real>(
     let batch = epoch.batch_size.min(rows);
     let count = spec.param_count();
     let (params, state) = packed.split_at_mut(count);
-    let (first_state, rest) = state.split_at_mut(count.min(state.len()));
-    let (second_state, corrections) = rest.split_at_mut(count.min(rest.len()));
     // Each layer's output for one batch, its gradients, and two gradient buffers
     // wide enough for any layer.
     let mut ys: Vec<Vec<T>> = layers
@@ -544,6 +539,7 @@ pub fn mlp_epoch<T: Real>(
             }
         }
         if let MlpRule::Adam(hyper) = &epoch.rule {
+            let ([_, _], corrections) = StateLayout::ADAM.split_mut(state, count);
             adam_corrections(corrections, hyper);
         }
         for ((dw, db), &(w, b)) in dws.iter().zip(&dbs).zip(&offsets) {
@@ -553,14 +549,16 @@ pub fn mlp_epoch<T: Real>(
                 match &epoch.rule {
                     MlpRule::Sgd { lr } => sgd_step(p, g, T::from_f32(*lr)),
                     MlpRule::Momentum(hyper) => {
-                        let v = &mut first_state[range];
+                        let ([velocity], _) = StateLayout::MOMENTUM.split_mut(state, count);
+                        let v = &mut velocity[range];
                         momentum_velocity(v, g, p, hyper);
                         momentum_update(p, g, v, hyper);
                     }
                     MlpRule::Adam(hyper) => {
-                        let (m, v) = (&mut first_state[range.clone()], &mut second_state[range]);
+                        let ([m, v], c) = StateLayout::ADAM.split_mut(state, count);
+                        let (m, v) = (&mut m[range.clone()], &mut v[range]);
                         adam_moments_of(m, v, g, p, hyper);
-                        let c = [corrections[0], corrections[1]];
+                        let c = [c[0], c[1]];
                         adam_update_of(p, m, v, c, hyper);
                     }
                 }

@@ -2,9 +2,7 @@
 //! optimizer have a fused form the backend's [`MlpTrainer`] takes, and moving the
 //! parameters into and out of the packed tensor its epochs update.
 
-use crate::backend::{
-    Act, Backend, DeviceTensor, MlpEpoch, MlpLayer, MlpRule, MlpSpec, MlpTrainer, Ops,
-};
+use crate::backend::{Act, Backend, DeviceTensor, MlpEpoch, MlpLayer, MlpSpec, MlpTrainer, Ops};
 use crate::error::Result;
 use crate::nn::{LayerKind, Loss, Module};
 use crate::optim::Optimizer;
@@ -47,46 +45,31 @@ pub fn mlp_spec<B: Backend, M: Module<B> + ?Sized>(model: &M) -> Option<MlpSpec>
     .then_some(spec)
 }
 
-/// The fused form of a run: the backend's trainer, the spec and the epoch's
-/// hyperparameters, and the model's parameters and the optimizer's state packed for
-/// it, with views of the packed tensor shaped like each parameter and state tensor.
-pub(crate) struct Packed<'a, B: Backend> {
+/// The fused form of a run, decided once: the backend's trainer, the spec and the
+/// epoch's hyperparameters.
+pub(crate) struct Form<'a, B: Backend> {
     pub trainer: &'a dyn MlpTrainer<B>,
     pub spec: MlpSpec,
     pub hyper: MlpEpoch,
-    pub params: DeviceTensor<B>,
-    /// Each parameter's view.
-    views: Vec<DeviceTensor<B>>,
-    state: Vec<StateView<B>>,
 }
 
-/// A part of an optimizer's state tensor and where it lives in the packed tensor.
-struct StateView<B: Backend> {
-    packed: DeviceTensor<B>,
-    own: DeviceTensor<B>,
-    /// Adam's bias corrections, which every parameter's state holds a copy of.
-    corrections: bool,
-}
-
-impl<'a, B: Backend> Packed<'a, B> {
+impl<'a, B: Backend> Form<'a, B> {
     /// The fused form of training `model` with `loss` and `optimizer` in batches of
-    /// `batch_size`, asked once: the model is an MLP ([`mlp_spec`]), the loss MSE or
+    /// `batch_size`: the model is an MLP ([`mlp_spec`]), the loss MSE or
     /// cross-entropy, the optimizer one whose rule the fused trainers run
-    /// ([`Optimizer::mlp_rule`]), with its state prepared, and the backend has a
-    /// trainer that takes the spec, as `fusion` asks for a run of `steps` steps: not
-    /// with [`Fusion::Never`], and with [`Fusion::Auto`] only where the trainer says
-    /// the steps pay for its build ([`MlpTrainer::pays`]). `None` where any of these
-    /// fails. The packed tensor
-    /// is `into` where given (`None` where it is not `1 ×` the packed length), else a
-    /// new one. Its contents are undefined until [`Packed::pack`].
-    pub fn plan<M, L, O>(
+    /// ([`Optimizer::mlp_rule`]), and the backend has a trainer that takes the spec,
+    /// as `fusion` asks for a run of `steps` steps: not with [`Fusion::Never`], and
+    /// with [`Fusion::Auto`] only where the trainer says the steps pay for its build
+    /// ([`MlpTrainer::pays`]). `None` where any of these fails. Builds the trainer's
+    /// kernel for it before the first epoch, whose time would otherwise include the
+    /// build.
+    pub fn of<M, L, O>(
         backend: &'a B,
         model: &M,
         loss: &L,
         optimizer: &O,
         batch_size: usize,
         (fusion, steps): (Fusion, usize),
-        into: Option<DeviceTensor<B>>,
     ) -> Result<Option<Self>>
     where
         M: Module<B> + ?Sized,
@@ -113,49 +96,106 @@ impl<'a, B: Backend> Packed<'a, B> {
         {
             return Ok(None);
         }
-        let count = spec.param_count();
-        let params = match into {
-            Some(t) if t.shape() == [1, rule.packed_len(&spec)] => t,
-            Some(_) => return Ok(None),
-            None => backend.alloc(1, rule.packed_len(&spec))?,
+        trainer.prepare(&spec, &hyper)?;
+        Ok(Some(Form {
+            trainer,
+            spec,
+            hyper,
+        }))
+    }
+
+    /// How many `f32`s the packed tensor holds ([`MlpRule::packed_len`]).
+    ///
+    /// [`MlpRule::packed_len`]: crate::backend::MlpRule::packed_len
+    pub fn packed_len(&self) -> usize {
+        self.hyper.rule.packed_len(&self.spec)
+    }
+
+    /// Whether runs of this form and of `other` can train in one op: the same spec and
+    /// the same hyperparameters but for the learning rate.
+    pub fn alike(&self, other: &Self) -> bool {
+        let without_lr = |epoch: &MlpEpoch| MlpEpoch {
+            rule: epoch.rule.with_lr(0.0),
+            ..*epoch
         };
+        self.spec == other.spec && without_lr(&self.hyper) == without_lr(&other.hyper)
+    }
+}
+
+/// A run's fused form with the model's parameters and the optimizer's state packed
+/// for it, with views of the packed tensor shaped like each parameter and state
+/// tensor.
+pub(crate) struct Packed<'a, B: Backend> {
+    pub trainer: &'a dyn MlpTrainer<B>,
+    pub spec: MlpSpec,
+    pub hyper: MlpEpoch,
+    pub params: DeviceTensor<B>,
+    /// Each parameter's view.
+    views: Vec<DeviceTensor<B>>,
+    state: Vec<StateView<B>>,
+}
+
+/// A part of an optimizer's state tensor and where it lives in the packed tensor.
+struct StateView<B: Backend> {
+    packed: DeviceTensor<B>,
+    own: DeviceTensor<B>,
+    /// The state's shared values (Adam's bias corrections), which every parameter's
+    /// state holds a copy of.
+    shared: bool,
+}
+
+impl<'a, B: Backend> Packed<'a, B> {
+    /// `form` packed in `params` (`1 ×` [`Form::packed_len`]), with `optimizer`'s state
+    /// (prepared) laid out as the form's rule says, or `None` where it is not. The
+    /// contents of `params` are undefined until [`Packed::pack`].
+    pub fn new<O: Optimizer<B> + ?Sized>(
+        form: Form<'a, B>,
+        optimizer: &O,
+        params: DeviceTensor<B>,
+    ) -> Result<Option<Self>> {
+        let Form {
+            trainer,
+            spec,
+            hyper,
+        } = form;
+        let count = spec.param_count();
         let column = params.reshape(params.cols(), 1)?;
         let mut views = Vec::new();
         for (l, (w, b)) in spec.layers().iter().zip(spec.offsets()) {
             views.push((w, l.outputs * l.inputs));
             views.push((b, l.outputs));
         }
-        // The state tensors' layout (see `Optimizer::mlp_rule`): per parameter, state
-        // row r at offset r · len of the tensor, and Adam's corrections after them.
+        // Each state tensor laid out as the rule's state of its parameter, the packed
+        // state as the rule's state of all `count` of them (see `StateLayout`): row r
+        // of a parameter's state is row r of the packed state at the parameter's
+        // offset; the shared values are every parameter's copy of the packed ones.
+        let layout = hyper.rule.state();
         let tensors = optimizer.state();
-        let rows = rule.state_rows();
-        let extra = rule.packed_len(&spec) - (rows + 1) * count;
-        if tensors.len() != if rows == 0 { 0 } else { views.len() } {
+        if tensors.len() != if layout.is_empty() { 0 } else { views.len() } {
             return Ok(None);
         }
         let mut state = Vec::new();
         for (t, &(at, len)) in tensors.iter().zip(&views) {
-            if t.len() != rows * len + extra {
+            if t.len() != layout.len(len) {
                 return Ok(None);
             }
             let own = t.reshape(t.len(), 1)?;
-            for r in 0..rows {
+            for r in 0..layout.rows() {
                 state.push(StateView {
-                    packed: column.slice_rows((r + 1) * count + at, len)?,
-                    own: own.slice_rows(r * len, len)?,
-                    corrections: false,
+                    packed: column.slice_rows(count + layout.row(r, count).start + at, len)?,
+                    own: own.slice_rows(layout.row(r, len).start, len)?,
+                    shared: false,
                 });
             }
-            if matches!(rule, MlpRule::Adam(_)) {
+            if layout.shared() > 0 {
+                let (packed, own_values) = (layout.shared_values(count), layout.shared_values(len));
                 state.push(StateView {
-                    packed: column.slice_rows((rows + 1) * count, 2)?,
-                    own: own.slice_rows(rows * len, 2)?,
-                    corrections: true,
+                    packed: column.slice_rows(count + packed.start, packed.len())?,
+                    own: own.slice_rows(own_values.start, own_values.len())?,
+                    shared: true,
                 });
             }
         }
-        // Before the first epoch, whose time would otherwise include the build.
-        trainer.prepare(&spec, &hyper)?;
         let views = spec
             .layers()
             .iter()
@@ -174,18 +214,19 @@ impl<'a, B: Backend> Packed<'a, B> {
     }
 
     /// Copies the model's parameters and the optimizer's state into the packed tensor
-    /// (Adam's shared bias corrections from the first parameter's state).
+    /// (the state's shared values, Adam's bias corrections, from the first
+    /// parameter's state).
     pub fn pack<M: Module<B> + ?Sized>(&self, backend: &B, model: &M) -> Result<()> {
         for (p, view) in model.parameters().iter().zip(&self.views) {
             backend.copy(p.value, view)?;
         }
-        let mut corrections_packed = false;
+        let mut shared_packed = false;
         for s in &self.state {
-            if s.corrections {
-                if corrections_packed {
+            if s.shared {
+                if shared_packed {
                     continue;
                 }
-                corrections_packed = true;
+                shared_packed = true;
             }
             backend.copy(&s.own, &s.packed)?;
         }

@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use minidl::backend::StateLayout;
 use minidl::optim::{AdamStep, MomentumStep};
 use minidl::{Backend, Gpu, Reduction, Tensor};
 use minidl::{LossKind, Ops};
@@ -301,7 +302,7 @@ pub fn run_momentum<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &Momentu
 /// The parameter after `grads.len()` Adam steps from `p`.
 pub fn run_adam<B: Backend>(b: &B, p: &Tensor, grads: &[Tensor], h: &AdamStep) -> Tensor {
     let param = b.upload(p).unwrap();
-    let state = b.alloc(1, 2 * param.len() + 2).unwrap();
+    let state = b.alloc(1, StateLayout::ADAM.len(param.len())).unwrap();
     for g in grads {
         b.adam_step(&param, &b.upload(g).unwrap(), &state, h)
             .unwrap();

@@ -14,7 +14,7 @@ use crate::backend::reference::{
     activate, adam_corrections, adam_moments_of, adam_update_of, gate, mlp_loss, momentum_update,
     momentum_velocity, sgd_step,
 };
-use crate::backend::{AdamStep, MlpEpoch, MlpRule, MlpSpec, MomentumStep};
+use crate::backend::{AdamStep, MlpEpoch, MlpRule, MlpSpec, MomentumStep, StateLayout};
 
 /// Whether every layer's product for one batch is small enough for the fused epoch's
 /// single-threaded kernels; wider networks train faster step by step, where the
@@ -191,13 +191,12 @@ fn run_portable(
     match epoch.rule {
         MlpRule::Sgd { lr } => run_steps(spec, params, &mut Sgd(lr), data, epoch, losses),
         MlpRule::Momentum(hyper) => {
-            let velocity = &mut state[..count];
+            let ([velocity], _) = StateLayout::MOMENTUM.split_mut(state, count);
             let step = &mut Momentum { hyper, velocity };
             run_steps(spec, params, step, data, epoch, losses)
         }
         MlpRule::Adam(hyper) => {
-            let (m, rest) = state.split_at_mut(count);
-            let (v, corrections) = rest.split_at_mut(count);
+            let ([m, v], corrections) = StateLayout::ADAM.split_mut(state, count);
             let step = &mut Adam {
                 hyper,
                 m,

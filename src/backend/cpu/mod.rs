@@ -13,6 +13,7 @@ use rayon::ThreadPool;
 
 use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
 use crate::backend::reference;
+use crate::backend::StateLayout;
 use crate::backend::{
     Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpEpoch, MlpSpec, MlpTrainer,
     MomentumStep, Reduction,
@@ -324,16 +325,14 @@ impl Backend for Cpu {
     ) -> Result<()> {
         let n = param.len();
         with_slices([grad, param], state, |[g, p], s| {
-            let (m, rest) = s.split_at_mut(n);
-            let (v, c) = rest.split_at_mut(n);
+            let ([m, v], c) = StateLayout::ADAM.split_mut(s, n);
             parallel::for_each_chunk_pair(self.pool, [g, p], m, v, |[g, p], m, v| {
                 reference::adam_moments_of(m, v, g, p, hyper)
             });
             reference::adam_corrections(c, hyper);
         });
         with_slices([state], param, |[s], p| {
-            let (m, rest) = s.split_at(n);
-            let (v, c) = rest.split_at(n);
+            let ([m, v], c) = StateLayout::ADAM.split(s, n);
             let c = [c[0], c[1]];
             parallel::for_each_chunk(self.pool, [m, v], p, |[m, v], p| {
                 reference::adam_update_of(p, m, v, c, hyper)
