@@ -51,7 +51,8 @@ fn momentum_update(
     out[o] = p - params.lr * d;
 }
 
-// Adam, first half, on state = [m | v | c₁ | c₂] (2n + 2 values): g = grad + wd · param,
+// Adam, first half, on state = [m | v | c₁ | c₂] (v at params.second_moments and the
+// corrections at params.corrections from the state's start): g = grad + wd · param,
 // m += (1 − β₁)(g − m), v = β₂ v + (1 − β₂) g², and invocation 0 advances the bias
 // corrections c = 1 − βᵗ as c ← (1 − β) + β c.
 // in0 = grad, in1 = param, out = state.
@@ -69,11 +70,11 @@ fn adam_moments(
     let b2 = params.beta2;
     let g = in0[params.in0_at + i] + params.weight_decay * in1[params.in1_at + i];
     let m = params.out_at + i;
-    let v = m + n;
+    let v = params.out_at + params.second_moments + i;
     out[m] += (1.0 - b1) * (g - out[m]);
     out[v] = b2 * out[v] + (1.0 - b2) * (g * g);
     if (i == 0u) {
-        let c = params.out_at + 2u * n;
+        let c = params.out_at + params.corrections;
         out[c] = (1.0 - b1) + b1 * out[c];
         out[c + 1u] = (1.0 - b2) + b2 * out[c + 1u];
     }
@@ -92,10 +93,10 @@ fn adam_update(
     if (i >= n) {
         return;
     }
-    let c = params.in0_at + 2u * n;
+    let c = params.in0_at + params.corrections;
     let step_size = params.lr / in0[c];
     let correction = sqrt(in0[c + 1u]);
-    let denom = sqrt(in0[params.in0_at + n + i]) / correction + params.eps;
+    let denom = sqrt(in0[params.in0_at + params.second_moments + i]) / correction + params.eps;
     let o = params.out_at + i;
     out[o] = out[o] - step_size * (in0[params.in0_at + i] / denom);
 }

@@ -212,8 +212,14 @@ impl<'a> Layout<'a> {
     /// expression) of the packed parameters: storage, after the parameters.
     fn stored_state(&self, index: &str) -> Vec<String> {
         let count = self.spec.param_count();
-        (1..=self.rule.state_rows())
-            .map(|r| format!("weights[param_at + {}u + {index}]", r * count))
+        let state = self.rule.state();
+        (0..state.rows())
+            .map(|r| {
+                format!(
+                    "weights[param_at + {}u + {index}]",
+                    count + state.row(r, count).start
+                )
+            })
             .collect()
     }
 
@@ -610,7 +616,7 @@ impl<'a> Layout<'a> {
         let count = self.spec.param_count();
         let (mut decls, mut load, mut store) = (String::new(), String::new(), String::new());
         if let MlpRule::Adam(_) = self.rule {
-            let at = (self.rule.state_rows() + 1) * count;
+            let at = count + self.rule.state().shared_values(count).start;
             decls.push_str("var<private> adam_c1: f32;\nvar<private> adam_c2: f32;\n");
             let _ = writeln!(
                 load,

@@ -82,6 +82,11 @@ kernel_params! {
         beta2: f32,
         /// Adam's epsilon.
         eps: f32,
+        /// Where the second moments start in Adam's state, from the state's start
+        /// ([`StateLayout::ADAM`](crate::backend::StateLayout::ADAM)).
+        second_moments: u32,
+        /// Where the bias corrections start in Adam's state, from the state's start.
+        corrections: u32,
     }
 }
 

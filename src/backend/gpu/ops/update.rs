@@ -5,7 +5,7 @@ use crate::backend::gpu::kernels::params::UpdateParams;
 use crate::backend::gpu::kernels::table::Kernel;
 use crate::backend::gpu::runtime::context::{to_u32, Gpu};
 use crate::backend::gpu::runtime::launch::Grid;
-use crate::backend::{AdamStep, DeviceTensor, MomentumStep};
+use crate::backend::{AdamStep, DeviceTensor, MomentumStep, StateLayout};
 use crate::error::Result;
 
 type T = DeviceTensor<Gpu>;
@@ -70,9 +70,14 @@ pub(crate) fn momentum(
     )
 }
 
-/// Adam: the moments and step count, then the parameter.
+/// Adam: the moments and step count, then the parameter; the state laid out as
+/// [`StateLayout::ADAM`] says.
 pub(crate) fn adam(gpu: &Gpu, param: &T, grad: &T, state: &T, h: &AdamStep) -> Result<()> {
+    let n = param.len();
+    let layout = StateLayout::ADAM;
     let hyper = UpdateParams {
+        second_moments: to_u32("state offset", layout.row(1, n).start)?,
+        corrections: to_u32("state offset", layout.shared_values(n).start)?,
         lr: h.lr,
         weight_decay: h.weight_decay,
         beta1: h.beta1,
