@@ -15,7 +15,7 @@ use common::{
     gamma, labels, linear_act, linear_act_backward_bounds, linear_backward, linear_forward, random,
     rng, run_adam, run_momentum, sgd,
 };
-use minidl::backend::reference;
+use minidl::backend::reference::definitions;
 use minidl::optim::{AdamStep, MomentumStep};
 use minidl::{Act, Backend, Cpu, Error, LossKind, Ops, Reduction, Reference, Tensor};
 
@@ -56,7 +56,7 @@ fn linear_forward_is_within_the_sum_bound() {
             let b = random(&mut r, 1, m, -1.0, 1.0);
             let want = linear_forward(&Reference, &x, &w, &b);
             let mut mag = vec![0.0f64; n * m];
-            reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
+            definitions::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
             let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
             for cpu in cpus() {
                 let got = linear_forward(&cpu, &x, &w, &b);
@@ -79,10 +79,10 @@ fn linear_backward_is_within_the_sum_bounds() {
             let db0 = random(&mut r, 1, m, -1.0, 1.0);
             let want = linear_backward(&Reference, &x, &w, &dy, &dw0, &db0);
             let mut mag = vec![0.0f64; n * k];
-            reference::linear_backward_input(&abs64(&dy), &abs64(&w), &mut mag, n, k, m);
+            definitions::linear_backward_input(&abs64(&dy), &abs64(&w), &mut mag, n, k, m);
             let dx_bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(m) * v).collect();
             let mut mag = abs64(&dw0);
-            reference::linear_backward_weight(&abs64(&dy), &abs64(&x), &mut mag, n, k, m);
+            definitions::linear_backward_weight(&abs64(&dy), &abs64(&x), &mut mag, n, k, m);
             let dw_bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(n + 1) * v).collect();
             for cpu in cpus() {
                 let got = linear_backward(&cpu, &x, &w, &dy, &dw0, &db0);
@@ -111,7 +111,7 @@ fn fused_linear_activation_is_within_the_sum_bounds() {
             let want = linear_act(&Reference, act, &x, &w, &bias, &y, &dy);
             // Forward: the linear bound, carried through a 1-Lipschitz activation.
             let mut mag = vec![0.0f64; n * m];
-            reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&bias), &mut mag, n, k, m);
+            definitions::linear_forward(&abs64(&x), &abs64(&w), &abs64(&bias), &mut mag, n, k, m);
             let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
             let [dx, dw, _] = linear_act_backward_bounds(&x, &w, &y, &dy, act);
             for cpu in cpus() {

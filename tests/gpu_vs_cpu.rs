@@ -14,7 +14,7 @@ use common::{
     linear_backward, random, rng, sgd, U, ULP1,
 };
 use minidl::backend::gpu::LOOP_BUDGET;
-use minidl::backend::reference;
+use minidl::backend::reference::definitions;
 use minidl::{Act, Backend, LossKind, Ops, Reduction, Reference, Tensor};
 
 /// Input shapes (rows × cols) every op is run on.
@@ -436,11 +436,11 @@ fn long_reductions_match_cpu_beyond_llvmpipes_loop_limit() {
     let got = linear_backward(&gpu, &x, &w, &dy, &zeros(m, k), &zeros(1, m));
     let want = linear_backward(&Reference, &x, &w, &dy, &zeros(m, k), &zeros(1, m));
     let mut dw_mag = vec![0.0f64; m * k];
-    reference::linear_backward_weight(&abs64(&dy), &abs64(&x), &mut dw_mag, n, k, m);
+    definitions::linear_backward_weight(&abs64(&dy), &abs64(&x), &mut dw_mag, n, k, m);
     let bound: Vec<f64> = dw_mag.iter().map(|v| 2.0 * gamma(n) * v).collect();
     assert_within("dw over 70 000 rows", got.1.data(), want.1.data(), &bound);
     let mut db_mag = vec![0.0f64; m];
-    reference::linear_backward_bias(&abs64(&dy), &mut db_mag, n, m);
+    definitions::linear_backward_bias(&abs64(&dy), &mut db_mag, n, m);
     let bound: Vec<f64> = db_mag.iter().map(|v| 2.0 * gamma(n) * v).collect();
     assert_within("db over 70 000 rows", got.2.data(), want.2.data(), &bound);
 }

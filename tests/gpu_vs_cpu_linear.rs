@@ -13,7 +13,7 @@ use common::{
     linear_act_backward_bounds, linear_backward, linear_forward, random, rng, U,
 };
 use minidl::backend::gpu::products::{Choice, Product};
-use minidl::backend::reference;
+use minidl::backend::reference::definitions;
 use minidl::{Act, Backend, GradMode, Ops, Reference, Tensor};
 
 /// Input shapes (rows × cols) every op is run on.
@@ -32,7 +32,7 @@ fn linear_forward_matches_cpu() {
             let want = linear_forward(&Reference, &x, &w, &b);
             // Σ|x||w| + |b| per output, scaled by 2γ_{k+1}.
             let mut mag = vec![0.0f64; n * m];
-            reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
+            definitions::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
             let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
             assert_within(
                 &format!("linear_forward {n}×{k}→{m}"),
@@ -79,7 +79,7 @@ fn every_candidate_kernel_of_every_product_matches_the_reference() {
             gpu.upload(&dy).unwrap(),
         );
         let mut mag = vec![0.0f64; n * m];
-        reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
+        definitions::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
         let forward_bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v).collect();
         // Every activation (epilogue and gate); on the wide shape the two it has.
         let acts: &[Act] = if n * k * m > 100_000_000 {
@@ -206,17 +206,17 @@ fn linear_backward_matches_cpu() {
             let what = |t: &str| format!("linear_backward {t} {n}×{k}→{m}");
 
             let mut mag = vec![0.0f64; n * k];
-            reference::linear_backward_input(&abs64(&dy), &abs64(&w), &mut mag, n, k, m);
+            definitions::linear_backward_input(&abs64(&dy), &abs64(&w), &mut mag, n, k, m);
             let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(m) * v).collect();
             assert_within(&what("dx"), got.0.data(), want.0.data(), &bound);
 
             let mut mag = abs64(&dw0);
-            reference::linear_backward_weight(&abs64(&dy), &abs64(&x), &mut mag, n, k, m);
+            definitions::linear_backward_weight(&abs64(&dy), &abs64(&x), &mut mag, n, k, m);
             let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(n + 1) * v).collect();
             assert_within(&what("dw"), got.1.data(), want.1.data(), &bound);
 
             let mut mag = abs64(&db0);
-            reference::linear_backward_bias(&abs64(&dy), &mut mag, n, m);
+            definitions::linear_backward_bias(&abs64(&dy), &mut mag, n, m);
             let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(n + 1) * v).collect();
             assert_within(&what("db"), got.2.data(), want.2.data(), &bound);
         }
@@ -243,7 +243,15 @@ fn fused_linear_activation_matches_cpu() {
                 // tanh's or the sigmoid's own error (2⁻²⁰ absolute and a few
                 // roundings; the sigmoid's, from exp's 3 + 2|z| ulp, is smaller).
                 let mut mag = vec![0.0f64; n * m];
-                reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&bias), &mut mag, n, k, m);
+                definitions::linear_forward(
+                    &abs64(&x),
+                    &abs64(&w),
+                    &abs64(&bias),
+                    &mut mag,
+                    n,
+                    k,
+                    m,
+                );
                 let act_err = |v: f64| match act {
                     Act::Tanh | Act::Sigmoid => 2f64.powi(-20) + 8.0 * U * v,
                     _ => 0.0,

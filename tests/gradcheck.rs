@@ -11,7 +11,7 @@
 mod common;
 
 use common::rng;
-use minidl::backend::reference;
+use minidl::backend::reference::definitions;
 use minidl::Act;
 use minidl::Reduction;
 use rand::RngExt;
@@ -56,15 +56,15 @@ fn linear_backward_matches_finite_differences() {
         let g = random(&mut r, n * m);
         let forward = |x: &[f64], w: &[f64], b: &[f64]| {
             let mut y = vec![0.0; n * m];
-            reference::linear_forward(x, w, b, &mut y, n, k, m);
+            definitions::linear_forward(x, w, b, &mut y, n, k, m);
             dot(&y, &g)
         };
         let mut dx = vec![0.0; n * k];
         let mut dw = vec![0.0; m * k];
         let mut db = vec![0.0; m];
-        reference::linear_backward_input(&g, &w, &mut dx, n, k, m);
-        reference::linear_backward_weight(&g, &x, &mut dw, n, k, m);
-        reference::linear_backward_bias(&g, &mut db, n, m);
+        definitions::linear_backward_input(&g, &w, &mut dx, n, k, m);
+        definitions::linear_backward_weight(&g, &x, &mut dw, n, k, m);
+        definitions::linear_backward_bias(&g, &mut db, n, m);
         let (w0, b0, x0) = (w.clone(), b.clone(), x.clone());
         check("linear dx", &mut x, &dx, |x| forward(x, &w0, &b0));
         check("linear dw", &mut w, &dw, |w| forward(&x0, w, &b0));
@@ -79,9 +79,9 @@ fn linear_backward_accumulates() {
     let (x, g) = (random(&mut r, n * k), random(&mut r, n * m));
     let start = random(&mut r, m * k);
     let mut once = vec![0.0; m * k];
-    reference::linear_backward_weight(&g, &x, &mut once, n, k, m);
+    definitions::linear_backward_weight(&g, &x, &mut once, n, k, m);
     let mut acc = start.clone();
-    reference::linear_backward_weight(&g, &x, &mut acc, n, k, m);
+    definitions::linear_backward_weight(&g, &x, &mut acc, n, k, m);
     for i in 0..m * k {
         assert!((acc[i] - (start[i] + once[i])).abs() < 1e-12);
     }
@@ -104,10 +104,10 @@ fn relu_backward_matches_finite_differences() {
         .collect();
     let g = random(&mut r, n);
     let mut dx = vec![0.0; n];
-    reference::activation_backward(Act::Relu, &x, &g, &mut dx);
+    definitions::activation_backward(Act::Relu, &x, &g, &mut dx);
     check("relu dx", &mut x, &dx, |x| {
         let mut y = vec![0.0; n];
-        reference::activation_forward(Act::Relu, x, &mut y);
+        definitions::activation_forward(Act::Relu, x, &mut y);
         dot(&y, &g)
     });
 }
@@ -119,12 +119,12 @@ fn tanh_backward_matches_finite_differences() {
     let mut x: Vec<f64> = random(&mut r, n).into_iter().map(|v| 4.0 * v).collect();
     let g = random(&mut r, n);
     let mut y = vec![0.0; n];
-    reference::activation_forward(Act::Tanh, &x, &mut y);
+    definitions::activation_forward(Act::Tanh, &x, &mut y);
     let mut dx = vec![0.0; n];
-    reference::activation_backward(Act::Tanh, &y, &g, &mut dx);
+    definitions::activation_backward(Act::Tanh, &y, &g, &mut dx);
     check("tanh dx", &mut x, &dx, |x| {
         let mut y = vec![0.0; n];
-        reference::activation_forward(Act::Tanh, x, &mut y);
+        definitions::activation_forward(Act::Tanh, x, &mut y);
         dot(&y, &g)
     });
 }
@@ -139,9 +139,9 @@ fn mse_grad_matches_finite_differences() {
             let scale = reduction.loss_scale(count) as f64;
             let factor = reduction.mse_grad_scale(count) as f64;
             let mut grad = vec![0.0; count];
-            reference::mse_grad(&p, &t, factor, &mut grad);
+            definitions::mse_grad(&p, &t, factor, &mut grad);
             check(&format!("mse {reduction:?} dp"), &mut p, &grad, |p| {
-                reference::mse_loss(p, &t, scale)
+                definitions::mse_loss(p, &t, scale)
             });
         }
     }
@@ -153,8 +153,8 @@ fn mse_follows_pytorch_reductions() {
     let p = [1.0f64, 2.0, 3.0, 5.0];
     let t = [0.0f64, 2.0, 1.0, 1.0];
     let sq: f64 = p.iter().zip(&t).map(|(a, b)| (a - b) * (a - b)).sum();
-    let sum = reference::mse_loss(&p, &t, Reduction::Sum.loss_scale(4) as f64);
-    let mean = reference::mse_loss(&p, &t, Reduction::Mean.loss_scale(4) as f64);
+    let sum = definitions::mse_loss(&p, &t, Reduction::Sum.loss_scale(4) as f64);
+    let mean = definitions::mse_loss(&p, &t, Reduction::Mean.loss_scale(4) as f64);
     assert_eq!(sum, sq);
     assert_eq!(mean, sq / 4.0);
 }
@@ -171,12 +171,12 @@ fn activation_gates_match_finite_differences() {
             .collect();
         let g = random(&mut r, 40);
         let mut y = z.clone();
-        reference::activate_in_place(&mut y, act);
+        definitions::activate_in_place(&mut y, act);
         let mut dz = vec![0.0; 40];
-        reference::gate(&g, &y, act, &mut dz);
+        definitions::gate(&g, &y, act, &mut dz);
         check(&format!("{act:?} gate"), &mut z, &dz, |z| {
             let mut y = z.to_vec();
-            reference::activate_in_place(&mut y, act);
+            definitions::activate_in_place(&mut y, act);
             dot(&y, &g)
         });
     }
@@ -189,12 +189,12 @@ fn sigmoid_backward_matches_finite_differences() {
     let mut x: Vec<f64> = random(&mut r, n).into_iter().map(|v| 6.0 * v).collect();
     let g = random(&mut r, n);
     let mut y = vec![0.0; n];
-    reference::activation_forward(Act::Sigmoid, &x, &mut y);
+    definitions::activation_forward(Act::Sigmoid, &x, &mut y);
     let mut dx = vec![0.0; n];
-    reference::activation_backward(Act::Sigmoid, &y, &g, &mut dx);
+    definitions::activation_backward(Act::Sigmoid, &y, &g, &mut dx);
     check("sigmoid dx", &mut x, &dx, |x| {
         let mut y = vec![0.0; n];
-        reference::activation_forward(Act::Sigmoid, x, &mut y);
+        definitions::activation_forward(Act::Sigmoid, x, &mut y);
         dot(&y, &g)
     });
 }
@@ -207,14 +207,14 @@ fn sigmoid_follows_its_definition() {
         let (up, down) = ((x / 2.0).exp(), (-x / 2.0).exp());
         let want = up / (up + down);
         let mut y = [0.0];
-        reference::activation_forward(Act::Sigmoid, &[x], &mut y);
+        definitions::activation_forward(Act::Sigmoid, &[x], &mut y);
         assert!(
             (y[0] - want).abs() <= 1e-14 * want,
             "sigmoid({x}) = {} in f64, want {want}",
             y[0]
         );
         let mut y32 = [0.0f32];
-        reference::activation_forward(Act::Sigmoid, &[x as f32], &mut y32);
+        definitions::activation_forward(Act::Sigmoid, &[x as f32], &mut y32);
         assert!(
             (y32[0] as f64 - want).abs() <= 4.0 * f32::EPSILON as f64 * want,
             "sigmoid({x}) = {} in f32, want {want}",
@@ -235,10 +235,10 @@ fn leaky_relu_backward_matches_finite_differences() {
             .collect();
         let g = random(&mut r, n);
         let mut dx = vec![0.0; n];
-        reference::activation_backward(Act::LeakyRelu(slope), &x, &g, &mut dx);
+        definitions::activation_backward(Act::LeakyRelu(slope), &x, &g, &mut dx);
         check(&format!("leaky_relu {slope} dx"), &mut x, &dx, |x| {
             let mut y = vec![0.0; n];
-            reference::activation_forward(Act::LeakyRelu(slope), x, &mut y);
+            definitions::activation_forward(Act::LeakyRelu(slope), x, &mut y);
             dot(&y, &g)
         });
     }
@@ -253,12 +253,12 @@ fn cross_entropy_grad_matches_finite_differences() {
             let labels: Vec<f64> = (0..n).map(|i| ((i * 7 + 3) % c) as f64).collect();
             let scale = reduction.loss_scale(n) as f64;
             let mut grad = vec![0.0; n * c];
-            reference::cross_entropy_grad(&z, &labels, c, scale, &mut grad);
+            definitions::cross_entropy_grad(&z, &labels, c, scale, &mut grad);
             check(
                 &format!("cross_entropy {reduction:?} {n}×{c} dz"),
                 &mut z,
                 &grad,
-                |z| reference::cross_entropy_loss(z, &labels, c, scale),
+                |z| definitions::cross_entropy_loss(z, &labels, c, scale),
             );
         }
     }
@@ -279,8 +279,9 @@ fn cross_entropy_follows_pytorch_formula() {
             -(row[l as usize].exp() / sum).ln()
         })
         .sum();
-    let sum = reference::cross_entropy_loss(&z, &labels, 3, Reduction::Sum.loss_scale(2) as f64);
-    let mean = reference::cross_entropy_loss(&z, &labels, 3, Reduction::Mean.loss_scale(2) as f64);
+    let sum = definitions::cross_entropy_loss(&z, &labels, 3, Reduction::Sum.loss_scale(2) as f64);
+    let mean =
+        definitions::cross_entropy_loss(&z, &labels, 3, Reduction::Mean.loss_scale(2) as f64);
     assert!((sum - naive).abs() < 1e-12, "{sum} vs {naive}");
     assert!(
         (mean - naive / 2.0).abs() < 1e-12,
@@ -290,6 +291,6 @@ fn cross_entropy_follows_pytorch_formula() {
     // Stable where the naive formula overflows: shifting every logit of a row leaves
     // the loss unchanged.
     let shifted: Vec<f64> = z.iter().map(|v| v + 1000.0).collect();
-    let big = reference::cross_entropy_loss(&shifted, &labels, 3, 1.0);
+    let big = definitions::cross_entropy_loss(&shifted, &labels, 3, 1.0);
     assert!((big - naive).abs() < 1e-9, "{big} vs {naive}");
 }

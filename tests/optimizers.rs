@@ -5,7 +5,8 @@
 mod common;
 
 use common::{adam_bound, assert_within, gpu, momentum_bound, random, rng, run_adam, run_momentum};
-use minidl::backend::{reference, MlpRule};
+use minidl::backend::reference::definitions;
+use minidl::backend::MlpRule;
 use minidl::nn::{Linear, Module};
 use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
 use minidl::{Error, Reference, Tensor};
@@ -178,8 +179,8 @@ fn momentum_reference_follows_pytorch_sgd() {
         let mut buf = None;
         for _ in 0..20 {
             let grad = random64(&mut r, n);
-            reference::momentum_velocity(&mut velocity, &grad, &p, &h);
-            reference::momentum_update(&mut p, &grad, &velocity, &h);
+            definitions::momentum_velocity(&mut velocity, &grad, &p, &h);
+            definitions::momentum_update(&mut p, &grad, &velocity, &h);
             pytorch_sgd(&mut want, &mut buf, &grad, &h);
         }
         assert_close(&format!("{h:?}"), &p, &want);
@@ -197,8 +198,8 @@ fn adam_reference_follows_pytorch_adam() {
         let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
         for t in 1..=200 {
             let grad = random64(&mut r, n);
-            reference::adam_moments(&mut state, &grad, &p, &h);
-            reference::adam_update(&mut p, &state, &h);
+            definitions::adam_moments(&mut state, &grad, &p, &h);
+            definitions::adam_update(&mut p, &state, &h);
             pytorch_adam(&mut want, &mut m, &mut v, &grad, t, &h);
         }
         assert_close(&format!("{h:?}"), &p, &want);

@@ -10,7 +10,7 @@ use common::{
     abs64, adam_bound, assert_within, cross_entropy, cross_entropy_bounds, gamma, gpu, labels,
     linear_act_backward_bounds, momentum_bound, random, rng, run_adam, run_momentum, sgd, U, ULP1,
 };
-use minidl::backend::reference;
+use minidl::backend::reference::definitions;
 use minidl::nn::{
     CrossEntropyLoss, LeakyReLU, Linear, Loss, Module, MseLoss, ReLU, Sequential, Sigmoid, Tanh,
 };
@@ -116,7 +116,7 @@ proptest! {
         let (got_y, got) = linear_act(&gpu, act, [&x, &w, &b, &dy], Some(&want_y));
         let (_, want) = linear_act(&Reference, act, [&x, &w, &b, &dy], Some(&want_y));
         let mut mag = vec![0.0f64; n * m];
-        reference::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
+        definitions::linear_forward(&abs64(&x), &abs64(&w), &abs64(&b), &mut mag, n, k, m);
         let bound: Vec<f64> = mag.iter().map(|v| 2.0 * gamma(k + 1) * v + act_error(act, *v)).collect();
         assert_within(&format!("{act:?} forward {n}×{k}→{m}"), got_y.data(), want_y.data(), &bound);
         let [dx, dw, db] = linear_act_backward_bounds(&x, &w, &want_y, &dy, act);

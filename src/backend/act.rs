@@ -1,7 +1,7 @@
 //! [`Act`]: the activation family. One value names an activation for every op that
 //! applies one: the standalone activation ops, the linear layer's fused epilogue and
 //! gate, and the fused trainer. Adding an activation is a variant here, its function in
-//! [`reference`](super::reference) and in `shaders/act.wgsl`, and its tests.
+//! [`definitions`](super::reference::definitions) and in `shaders/act.wgsl`, and its tests.
 
 use std::hash::{Hash, Hasher};
 

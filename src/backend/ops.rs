@@ -129,7 +129,7 @@ pub trait Ops: Backend {
         self.linear_backward_unchecked(x, w, y, dy, act, dx, dw, db, mode)
     }
 
-    /// `y = act(x)`, elementwise (see [`reference::activate`](super::reference::activate)).
+    /// `y = act(x)`, elementwise (see [`definitions::activate`](super::reference::definitions::activate)).
     fn activation_forward(
         &self,
         act: Act,
@@ -143,7 +143,7 @@ pub trait Ops: Backend {
 
     /// `dx = dy ⊙ act'`, from `saved`: the forward input where
     /// [`Act::backward_from_input`], else the forward output (see
-    /// [`reference::gate_one`](super::reference::gate_one)).
+    /// [`definitions::gate_one`](super::reference::definitions::gate_one)).
     fn activation_backward(
         &self,
         act: Act,

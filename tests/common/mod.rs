@@ -235,21 +235,21 @@ pub fn linear_act_backward_bounds(
     dy: &Tensor,
     act: minidl::Act,
 ) -> [Vec<f64>; 3] {
-    use minidl::backend::reference;
+    use minidl::backend::reference::definitions;
     let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[0]);
     let mut dz = vec![0.0f64; n * m];
-    reference::gate(&abs64(dy), &abs64(y), act, &mut dz);
+    definitions::gate(&abs64(dy), &abs64(y), act, &mut dz);
     let gate = gate_difference(dy, y, act);
     let (ax, aw) = (abs64(x), abs64(w));
     let mut dx = [vec![0.0f64; n * k], vec![0.0f64; n * k]];
-    reference::linear_backward_input(&dz, &aw, &mut dx[0], n, k, m);
-    reference::linear_backward_input(&gate, &aw, &mut dx[1], n, k, m);
+    definitions::linear_backward_input(&dz, &aw, &mut dx[0], n, k, m);
+    definitions::linear_backward_input(&gate, &aw, &mut dx[1], n, k, m);
     let mut dw = [vec![0.0f64; m * k], vec![0.0f64; m * k]];
-    reference::linear_backward_weight(&dz, &ax, &mut dw[0], n, k, m);
-    reference::linear_backward_weight(&gate, &ax, &mut dw[1], n, k, m);
+    definitions::linear_backward_weight(&dz, &ax, &mut dw[0], n, k, m);
+    definitions::linear_backward_weight(&gate, &ax, &mut dw[1], n, k, m);
     let mut db = [vec![0.0f64; m], vec![0.0f64; m]];
-    reference::linear_backward_bias(&dz, &mut db[0], n, m);
-    reference::linear_backward_bias(&gate, &mut db[1], n, m);
+    definitions::linear_backward_bias(&dz, &mut db[0], n, m);
+    definitions::linear_backward_bias(&gate, &mut db[1], n, m);
     let combine = |[mag, gate]: [Vec<f64>; 2], len: usize| -> Vec<f64> {
         mag.iter()
             .zip(&gate)

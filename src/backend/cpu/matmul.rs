@@ -10,7 +10,7 @@
 use rayon::ThreadPool;
 
 use crate::backend::cpu::parallel::for_each_rows;
-use crate::backend::reference::activate;
+use crate::backend::reference::definitions::activate;
 use crate::backend::Act;
 
 /// Products of fewer multiply-adds than this run in the small kernels: below it,

@@ -7,10 +7,10 @@
 //! Every sum is taken in the reference's order, a row of outputs at a time (the
 //! vectorized loops run across outputs, not along a sum), and every update with the
 //! optimizer ops' formulas, so that it computes what
-//! [`reference::mlp_epoch`](crate::backend::reference::mlp_epoch) computes.
+//! [`reference::mlp_epoch`](crate::backend::reference::definitions::mlp_epoch) computes.
 
 use crate::backend::cpu::matmul::SMALL_PRODUCT;
-use crate::backend::reference::{
+use crate::backend::reference::definitions::{
     activate, adam_corrections, adam_moments_of, adam_update_of, gate, mlp_loss, momentum_update,
     momentum_velocity, sgd_step,
 };

@@ -12,7 +12,7 @@ pub use parallel::THREADS_VAR;
 use rayon::ThreadPool;
 
 use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
-use crate::backend::reference;
+use crate::backend::reference::definitions;
 use crate::backend::StateLayout;
 use crate::backend::{
     Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpEpoch, MlpSpec, MlpTrainer,
@@ -184,7 +184,7 @@ impl Backend for Cpu {
         let y = y.unwrap_or(dy);
         let gate = |dy: &[f32], y: &[f32], dz: &mut [f32]| {
             parallel::for_each_chunk(self.pool, [dy, y], dz, |[dy, y], dz| {
-                reference::gate(dy, y, act, dz)
+                definitions::gate(dy, y, act, dz)
             })
         };
         // The three products and the bias sums from the gated gradient `dz`.
@@ -212,7 +212,7 @@ impl Backend for Cpu {
     ) -> Result<()> {
         with_slices([x], y, |[x], out| {
             parallel::for_each_chunk(self.pool, [x], out, |[x], y| {
-                reference::activation_forward(act, x, y)
+                definitions::activation_forward(act, x, y)
             })
         });
         Ok(())
@@ -227,7 +227,7 @@ impl Backend for Cpu {
     ) -> Result<()> {
         with_slices([saved, dy], dx, |[s, dy], out| {
             parallel::for_each_chunk(self.pool, [s, dy], out, |[s, dy], dx| {
-                reference::activation_backward(act, s, dy, dx)
+                definitions::activation_backward(act, s, dy, dx)
             })
         });
         Ok(())
@@ -245,12 +245,12 @@ impl Backend for Cpu {
             out[0] = match kind {
                 LossKind::Mse => {
                     let sum =
-                        parallel::blocked_sum(self.pool, p.len(), 1, reference::mse_term(p, t));
+                        parallel::blocked_sum(self.pool, p.len(), 1, definitions::mse_term(p, t));
                     sum * reduction.loss_scale(pred.len())
                 }
                 LossKind::CrossEntropy => {
                     let [n, c] = pred.shape();
-                    let term = reference::cross_entropy_term(p, t, c);
+                    let term = definitions::cross_entropy_term(p, t, c);
                     parallel::blocked_sum(self.pool, n, c, term) * reduction.loss_scale(n)
                 }
             }
@@ -270,14 +270,14 @@ impl Backend for Cpu {
             LossKind::Mse => {
                 let factor = reduction.mse_grad_scale(pred.len());
                 parallel::for_each_chunk(self.pool, [p, t], out, |[p, t], g| {
-                    reference::mse_grad(p, t, factor, g)
+                    definitions::mse_grad(p, t, factor, g)
                 })
             }
             LossKind::CrossEntropy => {
                 let [n, c] = pred.shape();
                 let scale = reduction.loss_scale(n);
                 parallel::for_each_rows(self.pool, n, [c, 1], [p, t], c, out, |[z, l], g| {
-                    reference::cross_entropy_grad(z, l, c, scale, g)
+                    definitions::cross_entropy_grad(z, l, c, scale, g)
                 })
             }
         });
@@ -291,7 +291,7 @@ impl Backend for Cpu {
         lr: f32,
     ) -> Result<()> {
         with_slices([grad], param, |[g], p| {
-            parallel::for_each_chunk(self.pool, [g], p, |[g], p| reference::sgd_step(p, g, lr))
+            parallel::for_each_chunk(self.pool, [g], p, |[g], p| definitions::sgd_step(p, g, lr))
         });
         Ok(())
     }
@@ -305,12 +305,12 @@ impl Backend for Cpu {
     ) -> Result<()> {
         with_slices([grad, param], velocity, |[g, p], v| {
             parallel::for_each_chunk(self.pool, [g, p], v, |[g, p], v| {
-                reference::momentum_velocity(v, g, p, hyper)
+                definitions::momentum_velocity(v, g, p, hyper)
             })
         });
         with_slices([grad, velocity], param, |[g, v], p| {
             parallel::for_each_chunk(self.pool, [g, v], p, |[g, v], p| {
-                reference::momentum_update(p, g, v, hyper)
+                definitions::momentum_update(p, g, v, hyper)
             })
         });
         Ok(())
@@ -327,15 +327,15 @@ impl Backend for Cpu {
         with_slices([grad, param], state, |[g, p], s| {
             let ([m, v], c) = StateLayout::ADAM.split_mut(s, n);
             parallel::for_each_chunk_pair(self.pool, [g, p], m, v, |[g, p], m, v| {
-                reference::adam_moments_of(m, v, g, p, hyper)
+                definitions::adam_moments_of(m, v, g, p, hyper)
             });
-            reference::adam_corrections(c, hyper);
+            definitions::adam_corrections(c, hyper);
         });
         with_slices([state], param, |[s], p| {
             let ([m, v], c) = StateLayout::ADAM.split(s, n);
             let c = [c[0], c[1]];
             parallel::for_each_chunk(self.pool, [m, v], p, |[m, v], p| {
-                reference::adam_update_of(p, m, v, c, hyper)
+                definitions::adam_update_of(p, m, v, c, hyper)
             })
         });
         Ok(())

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
-use crate::backend::reference::{self, Real, SUM_BLOCK};
+use crate::backend::reference::definitions::{self, Real, SUM_BLOCK};
 use crate::error::{Error, Result};
 
 /// Elementwise work below this many elements runs on the calling thread.
@@ -18,7 +18,7 @@ const PAR_MIN_ELEMENTS: usize = 1 << 15;
 const CHUNK_ELEMENTS: usize = 1 << 13;
 
 /// Blocks of [`SUM_BLOCK`] terms per chunk of a parallel sum: a power of two, so that
-/// each chunk's sum is a node of [`reference::blocked_sum`]'s tree.
+/// each chunk's sum is a node of [`definitions::blocked_sum`]'s tree.
 const SUM_CHUNK_BLOCKS: usize = 128;
 
 /// The environment variable that sets the default thread count.
@@ -134,7 +134,7 @@ pub(crate) fn for_each_chunk_pair<const N: usize>(
     }
 }
 
-/// [`reference::blocked_sum`] bit for bit, in parallel when `pool` is given and the
+/// [`definitions::blocked_sum`] bit for bit, in parallel when `pool` is given and the
 /// work (`n` terms of `cost` elements each) is large: chunks of a power of two of
 /// blocks (fewer for costly terms) are summed on the pool, and as each chunk's sum is
 /// a node of the reference's tree, adding them as its levels do gives its result.
@@ -149,7 +149,7 @@ pub(crate) fn blocked_sum<T: Real>(
         Some(pool) if n.saturating_mul(cost) >= PAR_MIN_ELEMENTS && n > chunk => {
             pool.install(|| chunk_sums(0, n.div_ceil(chunk), n, chunk, &term))
         }
-        _ => reference::blocked_sum(n, term),
+        _ => definitions::blocked_sum(n, term),
     }
 }
 
@@ -165,7 +165,7 @@ fn chunk_sums<T: Real>(
     if count == 1 {
         let start = first * chunk;
         let len = chunk.min(n - start);
-        return reference::blocked_sum(len, |i| term(start + i));
+        return definitions::blocked_sum(len, |i| term(start + i));
     }
     let half = count.next_power_of_two() / 2;
     let (a, b) = rayon::join(
@@ -197,7 +197,7 @@ mod tests {
             65_536 + 64 * 3,
             300_000,
         ] {
-            let want = reference::blocked_sum(n, |i| values[i]);
+            let want = definitions::blocked_sum(n, |i| values[i]);
             for cost in [1, 3, 100, 1000] {
                 let got = blocked_sum(Some(pool), n, cost, |i| values[i]);
                 assert_eq!(got.to_bits(), want.to_bits(), "n = {n}, cost {cost}");

@@ -1,12 +1,13 @@
-//! The reference backend: host buffers and the plain loops of [`super::reference`]
-//! run in `f32`, one thread, in the order the reference defines. It is the oracle
-//! that the fast backends ([`Reference`](crate::Reference) and [`Gpu`](crate::Gpu)) are tested
-//! against; use [`Reference`](crate::Reference) to train.
+//! The oracle backend, [`Reference`]: host buffers and the plain loops of
+//! [`definitions`](super::definitions) run in `f32`, one thread, in the order the
+//! definitions give. The fast backends ([`Cpu`](crate::Cpu) and [`Gpu`](crate::Gpu))
+//! are tested against it; it is not meant to train on (use the `Cpu` backend).
 
+use super::definitions;
 use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
 use crate::backend::{
-    reference, Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpEpoch, MlpSpec,
-    MlpTrainer, MomentumStep, Reduction,
+    Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpEpoch, MlpSpec, MlpTrainer,
+    MomentumStep, Reduction,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -73,8 +74,8 @@ impl Backend for Reference {
         let [n, k] = x.shape();
         let m = w.rows();
         with_slices([x, w, b], y, |[x, w, b], out| {
-            reference::linear_forward(x, w, b, out, n, k, m);
-            reference::activate_in_place(out, act);
+            definitions::linear_forward(x, w, b, out, n, k, m);
+            definitions::activate_in_place(out, act);
         });
         Ok(())
     }
@@ -100,18 +101,18 @@ impl Backend for Reference {
         }
         // For the identity the gate gives dy itself (y is dy there).
         let y = y.unwrap_or(dy);
-        let gate = |dy: &[f32], y: &[f32], dz: &mut [f32]| reference::gate(dy, y, act, dz);
+        let gate = |dy: &[f32], y: &[f32], dz: &mut [f32]| definitions::gate(dy, y, act, dz);
         host::with_gated(dy, y, gate, |dz| {
             if let Some(dx) = dx {
                 with_slices([w], dx, |[w], out| {
-                    reference::linear_backward_input(dz, w, out, n, k, m)
+                    definitions::linear_backward_input(dz, w, out, n, k, m)
                 });
             }
             with_slices([x], dw, |[x], out| {
-                reference::linear_backward_weight(dz, x, out, n, k, m)
+                definitions::linear_backward_weight(dz, x, out, n, k, m)
             });
             with_slices([], db, |_, out| {
-                reference::linear_backward_bias(dz, out, n, m)
+                definitions::linear_backward_bias(dz, out, n, m)
             });
         });
         Ok(())
@@ -124,7 +125,7 @@ impl Backend for Reference {
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
         with_slices([x], y, |[x], out| {
-            reference::activation_forward(act, x, out)
+            definitions::activation_forward(act, x, out)
         });
         Ok(())
     }
@@ -137,7 +138,7 @@ impl Backend for Reference {
         dx: &DeviceTensor<Self>,
     ) -> Result<()> {
         with_slices([saved, dy], dx, |[s, dy], out| {
-            reference::activation_backward(act, s, dy, out)
+            definitions::activation_backward(act, s, dy, out)
         });
         Ok(())
     }
@@ -152,10 +153,10 @@ impl Backend for Reference {
     ) -> Result<()> {
         with_slices([pred, target], out, |[p, t], out| {
             out[0] = match kind {
-                LossKind::Mse => reference::mse_loss(p, t, reduction.loss_scale(pred.len())),
+                LossKind::Mse => definitions::mse_loss(p, t, reduction.loss_scale(pred.len())),
                 LossKind::CrossEntropy => {
                     let [n, c] = pred.shape();
-                    reference::cross_entropy_loss(p, t, c, reduction.loss_scale(n))
+                    definitions::cross_entropy_loss(p, t, c, reduction.loss_scale(n))
                 }
             }
         });
@@ -171,10 +172,10 @@ impl Backend for Reference {
         grad: &DeviceTensor<Self>,
     ) -> Result<()> {
         with_slices([pred, target], grad, |[p, t], out| match kind {
-            LossKind::Mse => reference::mse_grad(p, t, reduction.mse_grad_scale(pred.len()), out),
+            LossKind::Mse => definitions::mse_grad(p, t, reduction.mse_grad_scale(pred.len()), out),
             LossKind::CrossEntropy => {
                 let [n, c] = pred.shape();
-                reference::cross_entropy_grad(p, t, c, reduction.loss_scale(n), out)
+                definitions::cross_entropy_grad(p, t, c, reduction.loss_scale(n), out)
             }
         });
         Ok(())
@@ -186,7 +187,7 @@ impl Backend for Reference {
         grad: &DeviceTensor<Self>,
         lr: f32,
     ) -> Result<()> {
-        with_slices([grad], param, |[g], p| reference::sgd_step(p, g, lr));
+        with_slices([grad], param, |[g], p| definitions::sgd_step(p, g, lr));
         Ok(())
     }
 
@@ -198,10 +199,10 @@ impl Backend for Reference {
         hyper: &MomentumStep,
     ) -> Result<()> {
         with_slices([grad, param], velocity, |[g, p], v| {
-            reference::momentum_velocity(v, g, p, hyper)
+            definitions::momentum_velocity(v, g, p, hyper)
         });
         with_slices([grad, velocity], param, |[g, v], p| {
-            reference::momentum_update(p, g, v, hyper)
+            definitions::momentum_update(p, g, v, hyper)
         });
         Ok(())
     }
@@ -214,9 +215,11 @@ impl Backend for Reference {
         hyper: &AdamStep,
     ) -> Result<()> {
         with_slices([grad, param], state, |[g, p], s| {
-            reference::adam_moments(s, g, p, hyper)
+            definitions::adam_moments(s, g, p, hyper)
         });
-        with_slices([state], param, |[s], p| reference::adam_update(p, s, hyper));
+        with_slices([state], param, |[s], p| {
+            definitions::adam_update(p, s, hyper)
+        });
         Ok(())
     }
 
@@ -225,7 +228,7 @@ impl Backend for Reference {
     }
 }
 
-/// The reference's fused epoch: its composition of the ops ([`reference::mlp_epoch`]),
+/// The reference's fused epoch: its composition of the ops ([`definitions::mlp_epoch`]),
 /// so that it equals the step-by-step path bit for bit.
 impl MlpTrainer<Reference> for Reference {
     fn backend(&self) -> &Reference {
@@ -249,7 +252,7 @@ impl MlpTrainer<Reference> for Reference {
     ) -> Result<()> {
         let tensors = [params, inputs, targets, losses];
         host::mlp_epoch_runs(runs, tensors, None, |p, x, t, rows, l| {
-            reference::mlp_epoch(spec, p, x, t, rows, epoch, l)
+            definitions::mlp_epoch(spec, p, x, t, rows, epoch, l)
         });
         Ok(())
     }
