@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::nn::{Loss, Module};
 use crate::optim::Optimizer;
 
-/// One training of [`fit_runs`]: what [`fit`] takes.
+/// One training of [`fit_runs`]: what [`fit`](super::fit) takes.
 pub struct FitRun<'a, M: ?Sized, L: ?Sized, O: ?Sized> {
     /// The model, trained in place.
     pub model: &'a mut M,

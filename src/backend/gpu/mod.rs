@@ -3,16 +3,16 @@
 //!
 //! Folders: [`kernels`] holds the code the device runs and how it is called (the
 //! calling convention, each family's parameter struct, the built-in shaders);
-//! [`runtime`] the adapter, device, buffers, recording and launching; [`ops`] one
+//! `runtime` the adapter, device, buffers, recording and launching; `ops` one
 //! launch file per op family; [`products`] the matrix products' kernels, among which
 //! its tuner chooses; [`epoch`] the generated whole-epoch MLP trainer. This file
 //! routes each op of the [`Backend`] trait to its launch.
 
 pub mod epoch;
 pub mod kernels;
-pub mod ops;
+pub(crate) mod ops;
 pub mod products;
-pub mod runtime;
+pub(crate) mod runtime;
 
 pub use runtime::adapter::{AdapterSummary, ADAPTER_ENV};
 pub use runtime::buffer::GpuBuffer;

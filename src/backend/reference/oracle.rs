@@ -12,7 +12,8 @@ use crate::backend::{
 use crate::error::Result;
 use crate::tensor::Tensor;
 
-/// The reference backend: every op as [`reference`](mod@reference) defines it, on one thread.
+/// The oracle backend: every op as [`definitions`] defines it, in `f32`, on one
+/// thread.
 /// Stateless; its tensors live in host memory, like [`Cpu`](crate::Cpu)'s.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reference;

@@ -1,6 +1,6 @@
 //! The calling convention of every kernel, written once: the binding numbers, and the
 //! parameter block as a typed Rust struct whose WGSL declaration is generated from
-//! the same field list ([`kernel_params!`]), so that the host and the shaders cannot
+//! the same field list (`kernel_params!`), so that the host and the shaders cannot
 //! disagree on a slot.
 //!
 //! Bindings: [`PARAMS`] is the uniform parameter block; [`INPUTS`] the read-only
@@ -27,7 +27,7 @@ pub const SECOND_OUTPUT: u32 = 5;
 pub type ViewOffsets = [u32; 5];
 
 /// A kernel family's parameter block: a `#[repr(C)]` struct of `u32` and `f32`
-/// scalars, declared with [`kernel_params!`], which also gives its WGSL declaration.
+/// scalars, declared with `kernel_params!`, which also gives its WGSL declaration.
 pub trait KernelParams: bytemuck::Pod {
     /// The struct's name, in Rust and in WGSL.
     const NAME: &'static str;

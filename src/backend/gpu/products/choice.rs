@@ -17,7 +17,7 @@ pub enum Choice {
     Naive,
     /// The forward's 64×64 workgroup-memory tiles (`linear_forward_tiled`).
     Tiled,
-    /// A generated subgroup kernel ([`subgroup`](super::subgroup)).
+    /// A generated subgroup kernel ([`subgroup`]).
     Subgroup(GemmConfig),
     /// A generated workgroup-memory kernel ([`staged`](super::staged)).
     Staged(StagedConfig),

@@ -2,7 +2,7 @@
 //! a (product, shape class), the candidates the caller lists are timed on slices of
 //! the shape by a function the caller hands over (the tuner launches nothing itself),
 //! and the fastest is kept: in memory for the device, and in the tuning cache file
-//! ([`tuning_cache`](super::tuning_cache)) for later runs. `MINIDL_TUNE=off` uses the
+//! ([`tuning_cache`]) for later runs. `MINIDL_TUNE=off` uses the
 //! caller's fixed rule instead of measuring.
 
 use std::collections::HashMap;
@@ -80,7 +80,7 @@ struct Choices {
 }
 
 /// How a caller measures one candidate: `time(choice, slice, hopeless)` returns the
-/// median milliseconds of `choice` on a product of `slice` (see [`median_millis`]).
+/// median milliseconds of `choice` on a product of `slice` (see `Gpu::median_millis`).
 pub type TimeCandidate<'a> = dyn FnMut(Choice, ProductShape, f64) -> Result<f64> + 'a;
 
 impl Gpu {
