@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use minidl::backend::gpu::products::{self, Choice, Product};
-use minidl::backend::{MlpEpoch, MlpLayer, MlpSpec, MlpTrainer};
+use minidl::backend::{MlpLayer, MlpRecipe, MlpSpec, MlpTrainer};
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential};
 use minidl::optim::Sgd;
@@ -311,7 +311,7 @@ fn fused_build_ms(adapter: Option<&str>, widths: &[usize]) -> Result<f64, Error>
         .collect();
     let spec = MlpSpec::new(layers)?;
     let start = Instant::now();
-    gpu.prepare(&spec, &MlpEpoch::sgd_mse(10, 0.01, Reduction::Sum))?;
+    gpu.prepare(&spec, &MlpRecipe::sgd_mse(10, 0.01, Reduction::Sum))?;
     Ok(start.elapsed().as_secs_f64() * 1e3)
 }
 

@@ -103,3 +103,15 @@ impl Error {
         }
     }
 }
+
+/// `Ok` when `value` is finite and at least 0 (and above 0 where `positive`), else an
+/// [`Error::InvalidArgument`] naming `what`.
+pub(crate) fn check_non_negative(what: &str, value: f32, positive: bool) -> Result<()> {
+    if value.is_finite() && value >= 0.0 && (!positive || value > 0.0) {
+        return Ok(());
+    }
+    let want = if positive { "positive" } else { "non-negative" };
+    Err(Error::InvalidArgument(format!(
+        "{what} must be a {want} finite number, got {value}"
+    )))
+}

@@ -8,7 +8,7 @@
 pub use crate::backend::{AdamStep, MomentumStep};
 pub use crate::schedule::{LrSchedule, Schedule};
 
-use crate::backend::{Backend, BufferHandle, DeviceTensor, MlpRule, Ops, StateLayout};
+use crate::backend::{Backend, BufferHandle, DeviceTensor, Ops, StateLayout, UpdateRule};
 use crate::error::{Error, Result};
 use crate::nn::Parameter;
 
@@ -42,8 +42,8 @@ pub trait Optimizer<B: Backend>: Send {
     /// ([`MlpTrainer`](crate::backend::MlpTrainer)) implement it; `None` (the default)
     /// keeps a model trained with this optimizer on the step-by-step path. Where it is
     /// not plain SGD, [`Optimizer::state`] holds the rule's state as the fused trainer
-    /// packs it: one tensor per parameter, laid out as [`MlpRule::state`] says.
-    fn mlp_rule(&self) -> Option<MlpRule> {
+    /// packs it: one tensor per parameter, laid out as [`UpdateRule::state`] says.
+    fn update_rule(&self) -> Option<UpdateRule> {
         None
     }
 }
@@ -191,10 +191,10 @@ impl<B: Backend> Optimizer<B> for Sgd<B> {
         self.velocity.tensors.iter().collect()
     }
 
-    fn mlp_rule(&self) -> Option<MlpRule> {
+    fn update_rule(&self) -> Option<UpdateRule> {
         Some(match self.is_plain() {
-            true => MlpRule::Sgd { lr: self.hyper.lr },
-            false => MlpRule::Momentum(self.hyper),
+            true => UpdateRule::Sgd { lr: self.hyper.lr },
+            false => UpdateRule::Momentum(self.hyper),
         })
     }
 }
@@ -259,7 +259,7 @@ impl<B: Backend> Optimizer<B> for Adam<B> {
         self.state.tensors.iter().collect()
     }
 
-    fn mlp_rule(&self) -> Option<MlpRule> {
-        Some(MlpRule::Adam(self.hyper))
+    fn update_rule(&self) -> Option<UpdateRule> {
+        Some(UpdateRule::Adam(self.hyper))
     }
 }

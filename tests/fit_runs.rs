@@ -7,7 +7,7 @@
 mod common;
 
 use common::{assert_close_to_largest, gpu, labelled_points, rng};
-use minidl::backend::{MlpEpoch, MlpRule, MlpSpec, MlpTrainer};
+use minidl::backend::{MlpRecipe, MlpSpec, MlpTrainer, UpdateRule};
 use minidl::data::Dataset;
 use minidl::nn::{CrossEntropyLoss, Linear, Loss, Module, MseLoss, Sequential, Tanh};
 use minidl::optim::{Adam, LrSchedule, MomentumStep, Optimizer, Schedule, Sgd};
@@ -446,8 +446,8 @@ fn mlp_epoch_runs_checks_its_arguments<B: Backend + MlpTrainer<B>>(b: &B) {
         act: minidl::Act::Identity,
     }])
     .unwrap();
-    let epoch = MlpEpoch::sgd_mse(4, 0.1, Reduction::Sum);
-    let len = MlpRule::Sgd { lr: 0.1 }.packed_len(&spec);
+    let epoch = MlpRecipe::sgd_mse(4, 0.1, Reduction::Sum);
+    let len = UpdateRule::Sgd { lr: 0.1 }.packed_len(&spec);
     let params = b.alloc(2, len).unwrap();
     let inputs = b.alloc(10, 2).unwrap();
     let targets = b.alloc(10, 3).unwrap();

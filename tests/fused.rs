@@ -8,7 +8,7 @@ mod common;
 
 use common::{assert_close_to_largest, gpu, random, rng};
 use minidl::backend::MlpTrainer;
-use minidl::backend::{Act, MlpEpoch, MlpLayer, MlpRule, MlpSpec};
+use minidl::backend::{Act, MlpLayer, MlpRecipe, MlpSpec, UpdateRule};
 use minidl::data::disc_train_test;
 use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential, Tanh};
 use minidl::optim::Sgd;
@@ -48,7 +48,7 @@ fn epoch_on<B: Backend>(
     b: &B,
     spec: &MlpSpec,
     rows: usize,
-    hyper: &MlpEpoch,
+    hyper: &MlpRecipe,
     seed: u64,
 ) -> (Vec<f32>, Vec<f32>) {
     let mut r = rng(seed);
@@ -111,7 +111,7 @@ fn gpu_fused_epochs_match_the_cpu_reference() {
         ),
     ];
     for (i, (spec, rows, batch_size, reduction)) in cases.iter().enumerate() {
-        let hyper = MlpEpoch::sgd_mse(*batch_size, 0.01, *reduction);
+        let hyper = MlpRecipe::sgd_mse(*batch_size, 0.01, *reduction);
         assert!(gpu.mlp_fits(spec, *batch_size), "case {i} fits");
         let (gpu_params, gpu_losses) = epoch_on(&gpu, spec, *rows, &hyper, i as u64);
         let (cpu_params, cpu_losses) = epoch_on(&Reference, spec, *rows, &hyper, i as u64);
@@ -228,7 +228,7 @@ fn mlp_spec_recognises_linear_activation_chains_only() {
 fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
     fn errors<B: Backend>(b: &B) -> Vec<String> {
         let spec = spec(&[2, 3, 1], &[Act::Relu, Act::Tanh]);
-        let hyper = MlpEpoch::sgd_mse(2, 0.1, Reduction::Sum);
+        let hyper = MlpRecipe::sgd_mse(2, 0.1, Reduction::Sum);
         let params = b.alloc(1, spec.param_count()).unwrap();
         let inputs = b.alloc(4, 2).unwrap();
         let targets = b.alloc(4, 1).unwrap();
@@ -237,13 +237,13 @@ fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
         let wrong_targets = b.alloc(4, 2).unwrap();
         let wrong_losses = b.alloc(3, 1).unwrap();
         let trainer = b.mlp_trainer().expect("the backend has a fused trainer");
-        let run = |p, x, t, h: &MlpEpoch, l| trainer.mlp_epoch(&spec, p, x, t, h, l).unwrap_err();
-        let zero_batch = MlpEpoch {
+        let run = |p, x, t, h: &MlpRecipe, l| trainer.mlp_epoch(&spec, p, x, t, h, l).unwrap_err();
+        let zero_batch = MlpRecipe {
             batch_size: 0,
             ..hyper
         };
-        let nan_lr = MlpEpoch {
-            rule: MlpRule::Sgd { lr: f32::NAN },
+        let nan_lr = MlpRecipe {
+            rule: UpdateRule::Sgd { lr: f32::NAN },
             ..hyper
         };
         let found = [
@@ -274,7 +274,7 @@ fn mlp_epoch_rejects_bad_arguments_alike_on_both_backends() {
         let x = gpu.alloc(10, 2).unwrap();
         let t = gpu.alloc(10, 1).unwrap();
         let l = gpu.alloc(1, 1).unwrap();
-        let hyper = MlpEpoch::sgd_mse(10, 0.1, Reduction::Sum);
+        let hyper = MlpRecipe::sgd_mse(10, 0.1, Reduction::Sum);
         let e = gpu
             .mlp_epoch(&too_wide, &params, &x, &t, &hyper, &l)
             .unwrap_err();
@@ -360,7 +360,7 @@ fn independent_epoch(
     params: &mut [f64],
     x: &[f64],
     t: &[f64],
-    hyper: &MlpEpoch,
+    hyper: &MlpRecipe,
 ) -> Vec<f64> {
     let act = |a: Act, z: f64| match a {
         Act::Identity => z,
@@ -499,7 +499,7 @@ fn cpu_and_reference_fused_epochs_match_an_independent_f64_computation() {
         ),
     ];
     for (i, (spec, rows, batch_size, reduction)) in cases.iter().enumerate() {
-        let hyper = MlpEpoch::sgd_mse(*batch_size, 0.01, *reduction);
+        let hyper = MlpRecipe::sgd_mse(*batch_size, 0.01, *reduction);
         // The same draws as epoch_on, in f64.
         let mut r = rng(100 + i as u64);
         let to64 = |t: minidl::Tensor| t.data().iter().map(|&v| v as f64).collect::<Vec<_>>();

@@ -6,7 +6,7 @@ mod common;
 
 use common::{adam_bound, assert_within, gpu, momentum_bound, random, rng, run_adam, run_momentum};
 use minidl::backend::reference::definitions;
-use minidl::backend::MlpRule;
+use minidl::backend::UpdateRule;
 use minidl::nn::{Linear, Module};
 use minidl::optim::{Adam, AdamStep, MomentumStep, Optimizer, Sgd};
 use minidl::{Error, Reference, Tensor};
@@ -290,8 +290,8 @@ fn an_optimizer_refuses_another_models_parameters() {
 #[test]
 fn each_optimizer_names_its_rule_for_the_fused_trainer() {
     assert_eq!(
-        Sgd::<Reference>::new(0.5).unwrap().mlp_rule(),
-        Some(MlpRule::Sgd { lr: 0.5 })
+        Sgd::<Reference>::new(0.5).unwrap().update_rule(),
+        Some(UpdateRule::Sgd { lr: 0.5 })
     );
     let momentum = MomentumStep {
         lr: 0.5,
@@ -300,11 +300,11 @@ fn each_optimizer_names_its_rule_for_the_fused_trainer() {
         nesterov: false,
     };
     assert_eq!(
-        Sgd::<Reference>::with(momentum).unwrap().mlp_rule(),
-        Some(MlpRule::Momentum(momentum))
+        Sgd::<Reference>::with(momentum).unwrap().update_rule(),
+        Some(UpdateRule::Momentum(momentum))
     );
     assert_eq!(
-        Adam::<Reference>::new(0.5).unwrap().mlp_rule(),
-        Some(MlpRule::Adam(AdamStep::with_lr(0.5)))
+        Adam::<Reference>::new(0.5).unwrap().update_rule(),
+        Some(UpdateRule::Adam(AdamStep::with_lr(0.5)))
     );
 }

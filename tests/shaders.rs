@@ -180,7 +180,7 @@ fn every_shader_translates_to_hlsl() {
 #[test]
 fn generated_fused_trainers_validate_and_translate() {
     use minidl::backend::gpu::epoch::generator::{source, Shape};
-    use minidl::backend::{Act, AdamStep, LossKind, MlpEpoch, MlpLayer, MlpRule, MlpSpec};
+    use minidl::backend::{Act, AdamStep, LossKind, MlpLayer, MlpRecipe, MlpSpec, UpdateRule};
     use minidl::backend::{MomentumStep, Reduction};
     let layer = |inputs, outputs, act| MlpLayer {
         inputs,
@@ -212,12 +212,12 @@ fn generated_fused_trainers_validate_and_translate() {
             nesterov: true,
         };
         let recipes = [
-            (LossKind::Mse, MlpRule::Sgd { lr: 0.1 }),
-            (LossKind::CrossEntropy, MlpRule::Momentum(nesterov)),
-            (LossKind::Mse, MlpRule::Adam(AdamStep::with_lr(0.001))),
+            (LossKind::Mse, UpdateRule::Sgd { lr: 0.1 }),
+            (LossKind::CrossEntropy, UpdateRule::Momentum(nesterov)),
+            (LossKind::Mse, UpdateRule::Adam(AdamStep::with_lr(0.001))),
             (
                 LossKind::CrossEntropy,
-                MlpRule::Adam(AdamStep::with_lr(0.001)),
+                UpdateRule::Adam(AdamStep::with_lr(0.001)),
             ),
         ];
         for ((batch, invocations, subgroup), (loss, rule)) in shapes
@@ -228,7 +228,7 @@ fn generated_fused_trainers_validate_and_translate() {
                 invocations,
                 subgroup,
             };
-            let epoch = MlpEpoch {
+            let epoch = MlpRecipe {
                 batch_size: batch,
                 loss,
                 reduction: Reduction::Sum,

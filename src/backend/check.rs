@@ -3,7 +3,7 @@
 //! backend's kernel, so every backend rejects exactly the same calls with exactly the
 //! same errors.
 
-use crate::backend::mlp::{MlpEpoch, MlpSpec};
+use crate::backend::mlp::{MlpRecipe, MlpSpec};
 use crate::backend::update::{AdamStep, MomentumStep};
 use crate::backend::{Act, Backend, BufferHandle, DeviceTensor, LossKind, StateLayout};
 use crate::error::{Error, Result};
@@ -404,7 +404,7 @@ pub fn copy<B: Backend>(src: &DeviceTensor<B>, dst: &DeviceTensor<B>) -> Result<
 /// Arguments of [`MlpTrainer::mlp_epoch_runs`](super::MlpTrainer::mlp_epoch_runs)
 /// for `runs` runs ([`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch): one):
 /// valid hyperparameters and at least one run; `params` is `runs ×`
-/// [`MlpRule::packed_len`](super::MlpRule::packed_len), `inputs` and `targets` hold
+/// [`UpdateRule::packed_len`](super::UpdateRule::packed_len), `inputs` and `targets` hold
 /// the same number of points for each run, one after another, in rows of the spec's
 /// widths (one class index per row for cross-entropy), `losses` one row per
 /// mini-batch of each run in the same order; the written tensors are distinct from
@@ -415,7 +415,7 @@ pub fn mlp_epoch_runs<B: Backend>(
     params: &DeviceTensor<B>,
     inputs: &DeviceTensor<B>,
     targets: &DeviceTensor<B>,
-    epoch: &MlpEpoch,
+    epoch: &MlpRecipe,
     losses: &DeviceTensor<B>,
 ) -> Result<()> {
     const OP: &str = "mlp_epoch";

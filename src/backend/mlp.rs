@@ -3,7 +3,7 @@
 //! its layers, the activation after each, the packed parameter layout, and the loss
 //! and update rule of an epoch.
 
-use crate::backend::{Act, AdamStep, LossKind, MomentumStep, Reduction, StateLayout};
+use crate::backend::{Act, LossKind, Reduction, UpdateRule};
 use crate::error::{Error, Result};
 
 /// One linear layer of an [`MlpSpec`] and the activation that follows it.
@@ -21,7 +21,7 @@ pub struct MlpLayer {
 ///
 /// Its parameters travel packed in one tensor, layer by layer: the `[out, in]` weight
 /// row by row, then the bias (the order of a `Sequential`'s parameters); after the
-/// `P` parameters, the update rule's state (see [`MlpRule::packed_len`] and
+/// `P` parameters, the update rule's state (see [`UpdateRule::packed_len`] and
 /// [`StateLayout`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MlpSpec {
@@ -109,93 +109,22 @@ impl MlpSpec {
     }
 }
 
-/// The update rule of a fused epoch, with its hyperparameters: one of the optimizers
-/// of [`optim`](crate::optim), each step computed as its ops compute it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum MlpRule {
-    /// Plain SGD with this learning rate: `p −= lr · ∇p`.
-    Sgd {
-        /// Learning rate.
-        lr: f32,
-    },
-    /// SGD with momentum, Nesterov momentum and weight decay
-    /// ([`Ops::momentum_step`](crate::Ops::momentum_step)); its state is one velocity
-    /// per parameter.
-    Momentum(MomentumStep),
-    /// Adam ([`Ops::adam_step`](crate::Ops::adam_step)); its state
-    /// ([`StateLayout::ADAM`]) is the two running moments per parameter and the two
-    /// bias corrections `1 − β₁ᵗ`, `1 − β₂ᵗ`, which all parameters share (they take
-    /// every step together).
-    Adam(AdamStep),
-}
-
-impl MlpRule {
-    /// The learning rate.
-    pub fn lr(&self) -> f32 {
-        match self {
-            MlpRule::Sgd { lr } => *lr,
-            MlpRule::Momentum(h) => h.lr,
-            MlpRule::Adam(h) => h.lr,
-        }
-    }
-
-    /// The same rule with learning rate `lr` (a schedule's rate for an epoch).
-    pub fn with_lr(self, lr: f32) -> Self {
-        match self {
-            MlpRule::Sgd { .. } => MlpRule::Sgd { lr },
-            MlpRule::Momentum(h) => MlpRule::Momentum(MomentumStep { lr, ..h }),
-            MlpRule::Adam(h) => MlpRule::Adam(AdamStep { lr, ..h }),
-        }
-    }
-
-    /// The layout of the rule's state: of each parameter's state tensor in
-    /// [`optim`](crate::optim), and of the state after the parameters in the packed
-    /// tensor.
-    pub fn state(&self) -> StateLayout {
-        match self {
-            MlpRule::Sgd { .. } => StateLayout::SGD,
-            MlpRule::Momentum(_) => StateLayout::MOMENTUM,
-            MlpRule::Adam(_) => StateLayout::ADAM,
-        }
-    }
-
-    /// Rows of per-parameter state after the parameters ([`StateLayout::rows`]): 0
-    /// for SGD, 1 (the velocities) with momentum, 2 (the first and second moments)
-    /// for Adam.
-    pub fn state_rows(&self) -> usize {
-        self.state().rows()
-    }
-
+/// The packed tensor of an update rule for an MLP.
+impl UpdateRule {
     /// How many `f32`s the packed tensor holds for `spec` with this rule: the `P`
     /// parameters, then the rule's state laid out as for one parameter of `P` values
-    /// ([`MlpRule::state`]): [`MlpRule::state_rows`] rows of `P` state values laid
+    /// ([`UpdateRule::state`]): [`UpdateRule::state_rows`] rows of `P` state values laid
     /// out as the parameters, and for Adam the two bias corrections.
     pub fn packed_len(&self, spec: &MlpSpec) -> usize {
         let count = spec.param_count();
         count + self.state().len(count)
-    }
-
-    /// Checks the hyperparameters as the optimizers do, except that the learning rate
-    /// may be 0 (a schedule's last rate may be) but must be finite.
-    pub fn validate(&self) -> Result<()> {
-        let lr = self.lr();
-        if !lr.is_finite() || lr < 0.0 {
-            return Err(Error::InvalidArgument(format!(
-                "mlp_epoch: learning rate must be finite and at least 0, got {lr}"
-            )));
-        }
-        match self.with_lr(1.0) {
-            MlpRule::Sgd { .. } => Ok(()),
-            MlpRule::Momentum(h) => h.validate(),
-            MlpRule::Adam(h) => h.validate(),
-        }
     }
 }
 
 /// What one epoch of [`MlpTrainer::mlp_epoch`](super::MlpTrainer::mlp_epoch) trains
 /// with: batch size, loss and its reduction, update rule and hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MlpEpoch {
+pub struct MlpRecipe {
     /// Rows per mini-batch (the last one may be smaller).
     pub batch_size: usize,
     /// The loss: MSE against targets of the output's width, or cross-entropy against
@@ -204,17 +133,17 @@ pub struct MlpEpoch {
     /// How the loss is reduced.
     pub reduction: Reduction,
     /// The update rule and its hyperparameters.
-    pub rule: MlpRule,
+    pub rule: UpdateRule,
 }
 
-impl MlpEpoch {
+impl MlpRecipe {
     /// Plain SGD with learning rate `lr` on the MSE loss reduced by `reduction`.
     pub fn sgd_mse(batch_size: usize, lr: f32, reduction: Reduction) -> Self {
-        MlpEpoch {
+        MlpRecipe {
             batch_size,
             loss: LossKind::Mse,
             reduction,
-            rule: MlpRule::Sgd { lr },
+            rule: UpdateRule::Sgd { lr },
         }
     }
 

@@ -3,7 +3,7 @@
 //! A backend offers one through [`Backend::mlp_trainer`]; `fit` and `fit_runs` ask
 //! once.
 
-use crate::backend::{check, Backend, DeviceTensor, MlpEpoch, MlpSpec};
+use crate::backend::{check, Backend, DeviceTensor, MlpRecipe, MlpSpec};
 use crate::error::{Error, Result};
 
 /// A backend's fully fused MLP trainer.
@@ -27,14 +27,14 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         params: &DeviceTensor<B>,
         inputs: &DeviceTensor<B>,
         targets: &DeviceTensor<B>,
-        epoch: &MlpEpoch,
+        epoch: &MlpRecipe,
         losses: &DeviceTensor<B>,
     ) -> Result<()>;
 
     /// Builds what [`MlpTrainer::mlp_epoch`] for `spec` and epochs like `epoch`
     /// (the GPU generates and compiles its kernel), so that the first epoch does not
     /// pay for it; `mlp_epoch` builds it where this was not called.
-    fn prepare(&self, _spec: &MlpSpec, _epoch: &MlpEpoch) -> Result<()> {
+    fn prepare(&self, _spec: &MlpSpec, _epoch: &MlpRecipe) -> Result<()> {
         Ok(())
     }
 
@@ -43,7 +43,7 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
     /// [`Fusion::Auto`](crate::train::Fusion::Auto) asks before it builds anything. By
     /// default always (nothing to build); the GPU answers no for a short run whose
     /// kernel is not compiled yet.
-    fn pays(&self, _spec: &MlpSpec, _epoch: &MlpEpoch, _steps: usize) -> bool {
+    fn pays(&self, _spec: &MlpSpec, _epoch: &MlpRecipe, _steps: usize) -> bool {
         true
     }
 
@@ -57,7 +57,7 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
     /// mini-batches of `epoch.batch_size` rows of `inputs`/`targets` in order, each
     /// one's loss (`epoch.loss`) written to its row of `losses`, the packed `params`
     /// and the update rule's state after them updated in place by `epoch.rule` (see
-    /// [`MlpRule::packed_len`](crate::backend::MlpRule::packed_len)). Checks its arguments, and fails with
+    /// [`UpdateRule::packed_len`](crate::backend::UpdateRule::packed_len)). Checks its arguments, and fails with
     /// [`Error::InvalidArgument`] where [`MlpTrainer::mlp_fits`] is false. It is
     /// [`MlpTrainer::mlp_epoch_runs`] with one run. Do not override: a backend
     /// implements [`MlpTrainer::mlp_epoch_runs_unchecked`].
@@ -67,7 +67,7 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         params: &DeviceTensor<B>,
         inputs: &DeviceTensor<B>,
         targets: &DeviceTensor<B>,
-        epoch: &MlpEpoch,
+        epoch: &MlpRecipe,
         losses: &DeviceTensor<B>,
     ) -> Result<()> {
         self.mlp_epoch_runs(spec, 1, params, inputs, targets, epoch, losses)
@@ -75,7 +75,7 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
 
     /// One epoch of each of `runs` independent trainings of the MLP `spec` with the
     /// same hyperparameters, in one op: run `r` is [`MlpTrainer::mlp_epoch`] on row `r`
-    /// of `params` (`runs ×` [`MlpRule::packed_len`](crate::backend::MlpRule::packed_len)),
+    /// of `params` (`runs ×` [`UpdateRule::packed_len`](crate::backend::UpdateRule::packed_len)),
     /// the `r`-th of `runs` equal shares of the rows of `inputs` and `targets`, and
     /// the `r`-th equal share of `losses`, with the same result as that call (on a
     /// GPU within rounding, on the CPU backends bit for bit). Checks its arguments, and
@@ -89,7 +89,7 @@ pub trait MlpTrainer<B: Backend>: Send + Sync {
         params: &DeviceTensor<B>,
         inputs: &DeviceTensor<B>,
         targets: &DeviceTensor<B>,
-        epoch: &MlpEpoch,
+        epoch: &MlpRecipe,
         losses: &DeviceTensor<B>,
     ) -> Result<()> {
         let all = [Some(params), Some(inputs), Some(targets), Some(losses)];

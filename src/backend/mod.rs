@@ -30,13 +30,13 @@ pub use act::Act;
 pub use cpu::Cpu;
 pub use device_tensor::DeviceTensor;
 pub use gpu::Gpu;
-pub use mlp::{MlpEpoch, MlpLayer, MlpRule, MlpSpec};
+pub use mlp::{MlpLayer, MlpRecipe, MlpSpec};
 pub use mlp_trainer::MlpTrainer;
 pub use ops::Ops;
 pub use reference::Reference;
 pub use state_layout::StateLayout;
 pub use timer::DeviceTimer;
-pub use update::{AdamStep, MomentumStep};
+pub use update::{AdamStep, MomentumStep, UpdateRule};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

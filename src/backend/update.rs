@@ -5,7 +5,8 @@
 //! [`Ops::momentum_step`]: crate::Ops::momentum_step
 //! [`Ops::adam_step`]: crate::Ops::adam_step
 
-use crate::error::{Error, Result};
+use crate::backend::StateLayout;
+use crate::error::{check_non_negative, Error, Result};
 
 /// One step of SGD with momentum, Nesterov momentum and weight decay (PyTorch's `SGD`
 /// with `dampening = 0`).
@@ -35,18 +36,6 @@ pub struct AdamStep {
     pub eps: f32,
     /// L2 penalty added to the gradient.
     pub weight_decay: f32,
-}
-
-/// `Ok` when `value` is finite and at least 0 (and above 0 where `positive`), else an
-/// [`Error::InvalidArgument`] naming `what`.
-pub(crate) fn check_non_negative(what: &str, value: f32, positive: bool) -> Result<()> {
-    if value.is_finite() && value >= 0.0 && (!positive || value > 0.0) {
-        return Ok(());
-    }
-    let want = if positive { "positive" } else { "non-negative" };
-    Err(Error::InvalidArgument(format!(
-        "{what} must be a {want} finite number, got {value}"
-    )))
 }
 
 impl MomentumStep {
@@ -91,5 +80,80 @@ impl AdamStep {
         }
         check_non_negative("eps", self.eps, false)?;
         check_non_negative("weight decay", self.weight_decay, false)
+    }
+}
+
+/// An update rule with its hyperparameters: one of the optimizers of
+/// [`optim`](crate::optim), as the update ops compute it; what an optimizer hands the
+/// whole-epoch trainer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UpdateRule {
+    /// Plain SGD with this learning rate: `p −= lr · ∇p`.
+    Sgd {
+        /// Learning rate.
+        lr: f32,
+    },
+    /// SGD with momentum, Nesterov momentum and weight decay
+    /// ([`Ops::momentum_step`](crate::Ops::momentum_step)); its state is one velocity
+    /// per parameter.
+    Momentum(MomentumStep),
+    /// Adam ([`Ops::adam_step`](crate::Ops::adam_step)); its state
+    /// ([`StateLayout::ADAM`]) is the two running moments per parameter and the two
+    /// bias corrections `1 − β₁ᵗ`, `1 − β₂ᵗ`, which all parameters share (they take
+    /// every step together).
+    Adam(AdamStep),
+}
+
+impl UpdateRule {
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        match self {
+            UpdateRule::Sgd { lr } => *lr,
+            UpdateRule::Momentum(h) => h.lr,
+            UpdateRule::Adam(h) => h.lr,
+        }
+    }
+
+    /// The same rule with learning rate `lr` (a schedule's rate for an epoch).
+    pub fn with_lr(self, lr: f32) -> Self {
+        match self {
+            UpdateRule::Sgd { .. } => UpdateRule::Sgd { lr },
+            UpdateRule::Momentum(h) => UpdateRule::Momentum(MomentumStep { lr, ..h }),
+            UpdateRule::Adam(h) => UpdateRule::Adam(AdamStep { lr, ..h }),
+        }
+    }
+
+    /// The layout of the rule's state: of each parameter's state tensor in
+    /// [`optim`](crate::optim), and of the state after the parameters in the packed
+    /// tensor.
+    pub fn state(&self) -> StateLayout {
+        match self {
+            UpdateRule::Sgd { .. } => StateLayout::SGD,
+            UpdateRule::Momentum(_) => StateLayout::MOMENTUM,
+            UpdateRule::Adam(_) => StateLayout::ADAM,
+        }
+    }
+
+    /// Rows of per-parameter state after the parameters ([`StateLayout::rows`]): 0
+    /// for SGD, 1 (the velocities) with momentum, 2 (the first and second moments)
+    /// for Adam.
+    pub fn state_rows(&self) -> usize {
+        self.state().rows()
+    }
+
+    /// Checks the hyperparameters as the optimizers do, except that the learning rate
+    /// may be 0 (a schedule's last rate may be) but must be finite.
+    pub fn validate(&self) -> Result<()> {
+        let lr = self.lr();
+        if !lr.is_finite() || lr < 0.0 {
+            return Err(Error::InvalidArgument(format!(
+                "mlp_epoch: learning rate must be finite and at least 0, got {lr}"
+            )));
+        }
+        match self.with_lr(1.0) {
+            UpdateRule::Sgd { .. } => Ok(()),
+            UpdateRule::Momentum(h) => h.validate(),
+            UpdateRule::Adam(h) => h.validate(),
+        }
     }
 }

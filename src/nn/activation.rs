@@ -3,8 +3,8 @@
 
 use super::module::{LayerKind, Module};
 use super::scratch::Scratch;
-use crate::backend::update::check_non_negative;
 use crate::backend::{Act, Backend, DeviceTensor, Ops};
+use crate::error::check_non_negative;
 use crate::error::{Error, Result};
 
 /// The function an [`Elementwise`] layer applies: an [`Act`] of the activation family,

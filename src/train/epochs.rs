@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use super::fused::{Form, Packed};
 use super::predict::check_classes;
 use super::{Control, EpochReport, FitConfig, FitRun, Fusion};
-use crate::backend::{Backend, DeviceTensor, DeviceTimer, GradMode, MlpEpoch, Ops};
+use crate::backend::{Backend, DeviceTensor, DeviceTimer, GradMode, MlpRecipe, Ops};
 use crate::data::batches;
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Module, Parameter};
@@ -435,7 +435,7 @@ impl<'a, B: Backend> Group<'a, B> {
                         &params.slice_rows(first, count)?,
                         &self.inputs.slice_rows(first * points, count * points)?,
                         &self.targets.slice_rows(first * points, count * points)?,
-                        &MlpEpoch {
+                        &MlpRecipe {
                             rule: hyper.rule.with_lr(lrs[first]),
                             ..*hyper
                         },
@@ -533,7 +533,7 @@ impl<'a, B: Backend> Group<'a, B> {
                 &packed.params,
                 &inputs.slice_rows(0, rows)?,
                 &targets.slice_rows(0, rows)?,
-                &MlpEpoch {
+                &MlpRecipe {
                     rule: packed.hyper.rule.with_lr(lr),
                     ..packed.hyper
                 },

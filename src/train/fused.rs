@@ -2,7 +2,7 @@
 //! optimizer have a fused form the backend's [`MlpTrainer`] takes, and moving the
 //! parameters into and out of the packed tensor its epochs update.
 
-use crate::backend::{Act, Backend, DeviceTensor, MlpEpoch, MlpLayer, MlpSpec, MlpTrainer, Ops};
+use crate::backend::{Act, Backend, DeviceTensor, MlpLayer, MlpRecipe, MlpSpec, MlpTrainer, Ops};
 use crate::error::Result;
 use crate::nn::{LayerKind, Loss, Module};
 use crate::optim::Optimizer;
@@ -50,14 +50,14 @@ pub fn mlp_spec<B: Backend, M: Module<B> + ?Sized>(model: &M) -> Option<MlpSpec>
 pub(crate) struct Form<'a, B: Backend> {
     pub trainer: &'a dyn MlpTrainer<B>,
     pub spec: MlpSpec,
-    pub hyper: MlpEpoch,
+    pub hyper: MlpRecipe,
 }
 
 impl<'a, B: Backend> Form<'a, B> {
     /// The fused form of training `model` with `loss` and `optimizer` in batches of
     /// `batch_size`: the model is an MLP ([`mlp_spec`]), the loss MSE or
     /// cross-entropy, the optimizer one whose rule the fused trainers run
-    /// ([`Optimizer::mlp_rule`]), and the backend has a trainer that takes the spec,
+    /// ([`Optimizer::update_rule`]), and the backend has a trainer that takes the spec,
     /// as `fusion` asks for a run of `steps` steps: not with [`Fusion::Never`], and
     /// with [`Fusion::Auto`] only where the trainer says the steps pay for its build
     /// ([`MlpTrainer::pays`]). `None` where any of these fails. Builds the trainer's
@@ -79,13 +79,14 @@ impl<'a, B: Backend> Form<'a, B> {
         if fusion == Fusion::Never {
             return Ok(None);
         }
-        let (Some((loss_kind, reduction)), Some(rule)) = (loss.kind(), optimizer.mlp_rule()) else {
+        let (Some((loss_kind, reduction)), Some(rule)) = (loss.kind(), optimizer.update_rule())
+        else {
             return Ok(None);
         };
         let (Some(spec), Some(trainer)) = (mlp_spec(model), backend.mlp_trainer()) else {
             return Ok(None);
         };
-        let hyper = MlpEpoch {
+        let hyper = MlpRecipe {
             batch_size,
             loss: loss_kind,
             reduction,
@@ -104,9 +105,9 @@ impl<'a, B: Backend> Form<'a, B> {
         }))
     }
 
-    /// How many `f32`s the packed tensor holds ([`MlpRule::packed_len`]).
+    /// How many `f32`s the packed tensor holds ([`UpdateRule::packed_len`]).
     ///
-    /// [`MlpRule::packed_len`]: crate::backend::MlpRule::packed_len
+    /// [`UpdateRule::packed_len`]: crate::backend::UpdateRule::packed_len
     pub fn packed_len(&self) -> usize {
         self.hyper.rule.packed_len(&self.spec)
     }
@@ -114,7 +115,7 @@ impl<'a, B: Backend> Form<'a, B> {
     /// Whether runs of this form and of `other` can train in one op: the same spec and
     /// the same hyperparameters but for the learning rate.
     pub fn alike(&self, other: &Self) -> bool {
-        let without_lr = |epoch: &MlpEpoch| MlpEpoch {
+        let without_lr = |epoch: &MlpRecipe| MlpRecipe {
             rule: epoch.rule.with_lr(0.0),
             ..*epoch
         };
@@ -128,7 +129,7 @@ impl<'a, B: Backend> Form<'a, B> {
 pub(crate) struct Packed<'a, B: Backend> {
     pub trainer: &'a dyn MlpTrainer<B>,
     pub spec: MlpSpec,
-    pub hyper: MlpEpoch,
+    pub hyper: MlpRecipe,
     pub params: DeviceTensor<B>,
     /// Each parameter's view.
     views: Vec<DeviceTensor<B>>,

@@ -14,7 +14,7 @@ use crate::backend::reference::definitions::{
     activate, adam_corrections, adam_moments_of, adam_update_of, gate, mlp_loss, momentum_update,
     momentum_velocity, sgd_step,
 };
-use crate::backend::{AdamStep, MlpEpoch, MlpRule, MlpSpec, MomentumStep, StateLayout};
+use crate::backend::{AdamStep, MlpRecipe, MlpSpec, MomentumStep, StateLayout, UpdateRule};
 
 /// Whether every layer's product for one batch is small enough for the fused epoch's
 /// single-threaded kernels; wider networks train faster step by step, where the
@@ -147,7 +147,7 @@ pub(crate) fn run(
     inputs: &[f32],
     targets: &[f32],
     rows: usize,
-    epoch: &MlpEpoch,
+    epoch: &MlpRecipe,
     losses: &mut [f32],
 ) {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
@@ -167,7 +167,7 @@ unsafe fn run_avx2(
     inputs: &[f32],
     targets: &[f32],
     rows: usize,
-    epoch: &MlpEpoch,
+    epoch: &MlpRecipe,
     losses: &mut [f32],
 ) {
     run_portable(spec, packed, inputs, targets, rows, epoch, losses)
@@ -182,20 +182,20 @@ fn run_portable(
     inputs: &[f32],
     targets: &[f32],
     rows: usize,
-    epoch: &MlpEpoch,
+    epoch: &MlpRecipe,
     losses: &mut [f32],
 ) {
     let count = spec.param_count();
     let (params, state) = packed.split_at_mut(count);
     let data = (inputs, targets, rows);
     match epoch.rule {
-        MlpRule::Sgd { lr } => run_steps(spec, params, &mut Sgd(lr), data, epoch, losses),
-        MlpRule::Momentum(hyper) => {
+        UpdateRule::Sgd { lr } => run_steps(spec, params, &mut Sgd(lr), data, epoch, losses),
+        UpdateRule::Momentum(hyper) => {
             let ([velocity], _) = StateLayout::MOMENTUM.split_mut(state, count);
             let step = &mut Momentum { hyper, velocity };
             run_steps(spec, params, step, data, epoch, losses)
         }
-        MlpRule::Adam(hyper) => {
+        UpdateRule::Adam(hyper) => {
             let ([m, v], corrections) = StateLayout::ADAM.split_mut(state, count);
             let step = &mut Adam {
                 hyper,
@@ -216,7 +216,7 @@ fn run_steps(
     params: &mut [f32],
     update: &mut impl Step,
     (inputs, targets, rows): (&[f32], &[f32], usize),
-    epoch: &MlpEpoch,
+    epoch: &MlpRecipe,
     losses: &mut [f32],
 ) {
     let (width_in, width_out) = (spec.inputs(), spec.outputs());

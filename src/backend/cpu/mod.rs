@@ -15,7 +15,7 @@ use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
 use crate::backend::reference::definitions;
 use crate::backend::StateLayout;
 use crate::backend::{
-    Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpEpoch, MlpSpec, MlpTrainer,
+    Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpRecipe, MlpSpec, MlpTrainer,
     MomentumStep, Reduction,
 };
 use crate::error::{Error, Result};
@@ -375,7 +375,7 @@ impl MlpTrainer<Cpu> for Cpu {
         params: &DeviceTensor<Self>,
         inputs: &DeviceTensor<Self>,
         targets: &DeviceTensor<Self>,
-        epoch: &MlpEpoch,
+        epoch: &MlpRecipe,
         losses: &DeviceTensor<Self>,
     ) -> Result<()> {
         let tensors = [params, inputs, targets, losses];

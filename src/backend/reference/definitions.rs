@@ -10,7 +10,8 @@
 use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
 use crate::backend::act::Act;
-use crate::backend::mlp::{MlpEpoch, MlpRule, MlpSpec};
+use crate::backend::mlp::{MlpRecipe, MlpSpec};
+use crate::backend::update::UpdateRule;
 use crate::backend::update::{AdamStep, MomentumStep};
 use crate::backend::{LossKind, StateLayout};
 
@@ -449,10 +450,10 @@ pub fn sgd_step<T: Real>(param: &mut [T], grad: &[T], lr: T) {
 }
 
 /// The loss of a fused epoch's batch, `pred` (rows of `outputs`) against `target` (rows
-/// of [`MlpEpoch::target_width`]), as the loss ops compute it with `epoch`'s loss and
+/// of [`MlpRecipe::target_width`]), as the loss ops compute it with `epoch`'s loss and
 /// reduction; its gradient with respect to `pred` into `grad`.
 pub fn mlp_loss<T: Real>(
-    epoch: &MlpEpoch,
+    epoch: &MlpRecipe,
     pred: &[T],
     target: &[T],
     outputs: usize,
@@ -476,7 +477,7 @@ pub fn mlp_loss<T: Real>(
 /// and `targets`, composed of the ops above exactly as a `Sequential` trained step by
 /// step composes them (zero the gradients, forward, loss into `losses[step]`, backward,
 /// the optimizer's step on each parameter), so that both give the same numbers. The
-/// update rule's state follows the parameters in `packed` ([`MlpRule::packed_len`],
+/// update rule's state follows the parameters in `packed` ([`UpdateRule::packed_len`],
 /// [`StateLayout`]);
 /// Adam's bias corrections advance once per step, as each parameter's would. Its
 /// workspace is allocated once per call, not per step.
@@ -486,7 +487,7 @@ pub fn mlp_epoch<T: Real>(
     inputs: &[T],
     targets: &[T],
     rows: usize,
-    epoch: &MlpEpoch,
+    epoch: &MlpRecipe,
     losses: &mut [T],
 ) {
     let (width_in, width_out) = (spec.inputs(), spec.outputs());
@@ -538,7 +539,7 @@ pub fn mlp_epoch<T: Real>(
                 linear_backward_input(&dz[..n * m], weight, &mut grad[..n * k], n, k, m);
             }
         }
-        if let MlpRule::Adam(hyper) = &epoch.rule {
+        if let UpdateRule::Adam(hyper) = &epoch.rule {
             let ([_, _], corrections) = StateLayout::ADAM.split_mut(state, count);
             adam_corrections(corrections, hyper);
         }
@@ -547,14 +548,14 @@ pub fn mlp_epoch<T: Real>(
                 let range = at..at + g.len();
                 let p = &mut params[range.clone()];
                 match &epoch.rule {
-                    MlpRule::Sgd { lr } => sgd_step(p, g, T::from_f32(*lr)),
-                    MlpRule::Momentum(hyper) => {
+                    UpdateRule::Sgd { lr } => sgd_step(p, g, T::from_f32(*lr)),
+                    UpdateRule::Momentum(hyper) => {
                         let ([velocity], _) = StateLayout::MOMENTUM.split_mut(state, count);
                         let v = &mut velocity[range];
                         momentum_velocity(v, g, p, hyper);
                         momentum_update(p, g, v, hyper);
                     }
-                    MlpRule::Adam(hyper) => {
+                    UpdateRule::Adam(hyper) => {
                         let ([m, v], c) = StateLayout::ADAM.split_mut(state, count);
                         let (m, v) = (&mut m[range.clone()], &mut v[range]);
                         adam_moments_of(m, v, g, p, hyper);

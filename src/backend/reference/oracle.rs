@@ -6,7 +6,7 @@
 use super::definitions;
 use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
 use crate::backend::{
-    Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpEpoch, MlpSpec, MlpTrainer,
+    Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpRecipe, MlpSpec, MlpTrainer,
     MomentumStep, Reduction,
 };
 use crate::error::Result;
@@ -248,7 +248,7 @@ impl MlpTrainer<Reference> for Reference {
         params: &DeviceTensor<Self>,
         inputs: &DeviceTensor<Self>,
         targets: &DeviceTensor<Self>,
-        epoch: &MlpEpoch,
+        epoch: &MlpRecipe,
         losses: &DeviceTensor<Self>,
     ) -> Result<()> {
         let tensors = [params, inputs, targets, losses];

@@ -17,7 +17,7 @@ use crate::backend::gpu::kernels::table::prelude;
 use crate::backend::gpu::runtime::context::{lock, to_u32, Gpu, LOOP_BUDGET};
 use crate::backend::gpu::runtime::launch::Grid;
 use crate::backend::{
-    Act, DeviceTensor, LossKind, MlpEpoch, MlpRule, MlpSpec, MlpTrainer, Reduction,
+    Act, DeviceTensor, LossKind, MlpRecipe, MlpSpec, MlpTrainer, Reduction, UpdateRule,
 };
 use crate::error::{Error, Result};
 
@@ -55,17 +55,17 @@ struct KernelKey {
 }
 
 impl KernelKey {
-    fn new(spec: &MlpSpec, epoch: &MlpEpoch) -> Self {
+    fn new(spec: &MlpSpec, epoch: &MlpRecipe) -> Self {
         let rule = match epoch.rule {
-            MlpRule::Sgd { .. } => [0; 5],
-            MlpRule::Momentum(h) => [
+            UpdateRule::Sgd { .. } => [0; 5],
+            UpdateRule::Momentum(h) => [
                 1,
                 h.momentum.to_bits(),
                 h.weight_decay.to_bits(),
                 h.nesterov as u32,
                 0,
             ],
-            MlpRule::Adam(h) => [
+            UpdateRule::Adam(h) => [
                 2,
                 h.beta1.to_bits(),
                 h.beta2.to_bits(),
@@ -119,7 +119,7 @@ struct Layout<'a> {
     batch: usize,
     loss: LossKind,
     /// The update rule (its learning rate unused: each launch passes one).
-    rule: MlpRule,
+    rule: UpdateRule,
     /// Values of a row of targets.
     target_width: usize,
     /// Invocations of the workgroup.
@@ -135,7 +135,7 @@ struct Layout<'a> {
 
 impl<'a> Layout<'a> {
     /// The layout for epochs like `epoch` on a workgroup of `shape` (see [`shape`]).
-    fn new(spec: &'a MlpSpec, epoch: &MlpEpoch, shape: Shape) -> Self {
+    fn new(spec: &'a MlpSpec, epoch: &MlpRecipe, shape: Shape) -> Self {
         let batch = epoch.batch_size;
         let mut outs = Vec::new();
         let mut at = 0;
@@ -179,8 +179,8 @@ impl<'a> Layout<'a> {
     /// place.
     fn update(&self, target: &str, w: &str, g: &str, state: &[String]) -> String {
         match self.rule {
-            MlpRule::Sgd { .. } => format!("{target} = {w} - params.lr * {g};"),
-            MlpRule::Momentum(h) => {
+            UpdateRule::Sgd { .. } => format!("{target} = {w} - params.lr * {g};"),
+            UpdateRule::Momentum(h) => {
                 let (v, mu) = (&state[0], lit(h.momentum));
                 let d = match h.nesterov {
                     true => format!("gd + {mu} * {v}"),
@@ -192,7 +192,7 @@ impl<'a> Layout<'a> {
                     lit(h.weight_decay)
                 )
             }
-            MlpRule::Adam(h) => {
+            UpdateRule::Adam(h) => {
                 let (m, v) = (&state[0], &state[1]);
                 format!(
                     "{{ let gd = {g} + {} * {w}; {m} = {m} + {} * (gd - {m}); \
@@ -615,7 +615,7 @@ impl<'a> Layout<'a> {
     fn weights_io(&self) -> String {
         let count = self.spec.param_count();
         let (mut decls, mut load, mut store) = (String::new(), String::new(), String::new());
-        if let MlpRule::Adam(_) = self.rule {
+        if let UpdateRule::Adam(_) = self.rule {
             let at = count + self.rule.state().shared_values(count).start;
             decls.push_str("var<private> adam_c1: f32;\nvar<private> adam_c2: f32;\n");
             let _ = writeln!(
@@ -741,7 +741,7 @@ fn store_weights(lid: u32) {{
         s.push_str(&self.weights_io());
         s.push_str("\n// One mini-batch: forward, loss, backward and update, layer by layer.\n");
         s.push_str("fn train_step(lid: u32, rows: u32, first: u32, step: u32) {\n");
-        if let MlpRule::Adam(h) = self.rule {
+        if let UpdateRule::Adam(h) = self.rule {
             // The step's bias corrections, before its updates.
             let _ = writeln!(
                 s,
@@ -811,7 +811,7 @@ const MAX_COLUMNS: usize = 4;
 ///   64-wide layers, against 3 s with one.)
 pub fn shape(
     spec: &MlpSpec,
-    epoch: &MlpEpoch,
+    epoch: &MlpRecipe,
     cpu_adapter: bool,
     subgroup_size: Option<u32>,
 ) -> Shape {
@@ -840,12 +840,12 @@ pub fn shape(
 /// workgroup of `shape` (any number of invocations from 1 up; with `subgroup`, that
 /// number must be the device's subgroup size; a rule with state ignores `subgroup`,
 /// see [`shape`]).
-pub fn source(spec: &MlpSpec, epoch: &MlpEpoch, shape: Shape) -> String {
+pub fn source(spec: &MlpSpec, epoch: &MlpRecipe, shape: Shape) -> String {
     Layout::new(spec, epoch, shape).source()
 }
 
 /// The fused kernel's workgroup on `gpu`.
-fn shape_on(gpu: &Gpu, spec: &MlpSpec, epoch: &MlpEpoch) -> Shape {
+fn shape_on(gpu: &Gpu, spec: &MlpSpec, epoch: &MlpRecipe) -> Shape {
     shape(spec, epoch, gpu.ctx.cpu_adapter, gpu.ctx.subgroup_size)
 }
 
@@ -861,17 +861,17 @@ impl MlpTrainer<Gpu> for Gpu {
             && workgroup_bytes(spec, batch)
                 <= self.limits().max_compute_workgroup_storage_size as usize
             // The workgroup without subgroups, the larger (a rule with state takes it).
-            && shape(spec, &MlpEpoch::sgd_mse(batch, 0.0, Reduction::Sum), self.ctx.cpu_adapter, None)
+            && shape(spec, &MlpRecipe::sgd_mse(batch, 0.0, Reduction::Sum), self.ctx.cpu_adapter, None)
                 .invocations
                 <= self.limits().max_compute_invocations_per_workgroup as usize
     }
 
-    fn prepare(&self, spec: &MlpSpec, epoch: &MlpEpoch) -> Result<()> {
+    fn prepare(&self, spec: &MlpSpec, epoch: &MlpRecipe) -> Result<()> {
         compiled(self, spec, epoch).map(|_| ())
     }
 
     /// From [`FUSED_PAYS_FROM_STEPS`] steps, or at once where the kernel is built.
-    fn pays(&self, spec: &MlpSpec, epoch: &MlpEpoch, steps: usize) -> bool {
+    fn pays(&self, spec: &MlpSpec, epoch: &MlpRecipe, steps: usize) -> bool {
         steps >= FUSED_PAYS_FROM_STEPS
             || lock(&self.state::<FusedPipelines>().0).contains_key(&KernelKey::new(spec, epoch))
     }
@@ -892,7 +892,7 @@ impl MlpTrainer<Gpu> for Gpu {
         params: &DeviceTensor<Gpu>,
         inputs: &DeviceTensor<Gpu>,
         targets: &DeviceTensor<Gpu>,
-        epoch: &MlpEpoch,
+        epoch: &MlpRecipe,
         losses: &DeviceTensor<Gpu>,
     ) -> Result<()> {
         run_epochs(self, spec, runs, params, inputs, targets, epoch, losses)
@@ -901,7 +901,7 @@ impl MlpTrainer<Gpu> for Gpu {
 
 /// The fused kernel for `spec` and epochs like `epoch` and its pipeline id, compiled
 /// on first use and cached.
-fn compiled(gpu: &Gpu, spec: &MlpSpec, epoch: &MlpEpoch) -> Result<(u64, wgpu::ComputePipeline)> {
+fn compiled(gpu: &Gpu, spec: &MlpSpec, epoch: &MlpRecipe) -> Result<(u64, wgpu::ComputePipeline)> {
     let key = KernelKey::new(spec, epoch);
     let state = gpu.state::<FusedPipelines>();
     let mut cache = lock(&state.0);
@@ -926,7 +926,7 @@ fn run_epochs(
     params: &DeviceTensor<Gpu>,
     inputs: &DeviceTensor<Gpu>,
     targets: &DeviceTensor<Gpu>,
-    epoch: &MlpEpoch,
+    epoch: &MlpRecipe,
     losses: &DeviceTensor<Gpu>,
 ) -> Result<()> {
     let run_rows = inputs.rows() / runs;

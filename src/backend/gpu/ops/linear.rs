@@ -253,13 +253,16 @@ pub(crate) fn backward(
 /// The kernel for `product` on `x: n×k`, `w: m×k`, chosen by the products' tuner,
 /// which times the candidates with [`time_candidate`].
 fn product_choice(gpu: &Gpu, product: Product, n: usize, k: usize, m: usize) -> Result<Choice> {
-    let candidates = gpu.product_candidates(product, n, k, m);
-    let fixed = fixed_choice(product, gpu.gemm_lanes(), n, k, m);
+    let options = || {
+        (
+            gpu.product_candidates(product, n, k, m),
+            fixed_choice(product, gpu.gemm_lanes(), n, k, m),
+        )
+    };
     gpu.choose(
         product,
         product.shape(n, k, m),
-        &candidates,
-        fixed,
+        options,
         &mut |choice, slice, hopeless| time_candidate(gpu, product, choice, slice, hopeless),
     )
 }

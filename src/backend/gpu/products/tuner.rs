@@ -90,17 +90,18 @@ impl Gpu {
         format!("{}|{}|{}", a.name, a.backend, a.driver).replace(['\t', '\n'], " ")
     }
 
-    /// The kernel for `product` over `shape`, among `candidates` (which always hold
-    /// the naive kernel): the choice already made for its shape class, else the cache
-    /// file's where it is among the candidates, else `fixed` where measuring is off,
-    /// else the fastest as `time` measures them. Products too small to matter take the
-    /// naive kernel without measuring.
+    /// The kernel for `product` over `shape`: the choice already made for its shape
+    /// class; else, with `options()` giving the candidates (which always hold the
+    /// naive kernel) and the fixed rule's choice, the cache file's where it is among
+    /// the candidates, else the fixed choice where measuring is off, else the fastest
+    /// as `time` measures them. Products too small to matter take the naive kernel
+    /// without measuring. A choice already made costs no allocation: `options` runs
+    /// only on a shape class's first use.
     pub(crate) fn choose(
         &self,
         product: Product,
         shape: ProductShape,
-        candidates: &[Choice],
-        fixed: Choice,
+        options: impl FnOnce() -> (Vec<Choice>, Choice),
         time: &mut TimeCandidate<'_>,
     ) -> Result<Choice> {
         if shape.work() < SMALLEST_TUNED {
@@ -111,6 +112,7 @@ impl Gpu {
         if let Some(&c) = lock(&state.made).get(&class) {
             return Ok(c);
         }
+        let (candidates, fixed) = options();
         let adapter = self.tuning_adapter();
         let from_file = lock(&state.file)
             .get_or_insert_with(|| tuning_cache::read(&adapter))
@@ -122,7 +124,7 @@ impl Gpu {
         } else if let Some(c) = from_file {
             c
         } else {
-            let (best, _) = self.fastest(shape, candidates, time)?;
+            let (best, _) = self.fastest(shape, &candidates, time)?;
             tuning_cache::remember(&adapter, &class.key(), best);
             if let Some(file) = lock(&state.file).as_mut() {
                 file.insert(class.key(), best);
