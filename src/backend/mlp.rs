@@ -22,7 +22,7 @@ pub struct MlpLayer {
 /// Its parameters travel packed in one tensor, layer by layer: the `[out, in]` weight
 /// row by row, then the bias (the order of a `Sequential`'s parameters); after the
 /// `P` parameters, the update rule's state (see [`UpdateRule::packed_len`] and
-/// [`StateLayout`]).
+/// [`StateLayout`](crate::backend::StateLayout)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MlpSpec {
     layers: Vec<MlpLayer>,
