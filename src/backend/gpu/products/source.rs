@@ -10,6 +10,15 @@ use crate::backend::gpu::kernels::convention::{KernelParams, INPUTS, OUTPUT, SEC
 use crate::backend::gpu::kernels::params::LinearParams;
 use crate::backend::gpu::kernels::table::prelude;
 
+/// The entry point's first lines in both families: the sizes, the activation and its
+/// slope, from the parameter block.
+pub(crate) const SIZES: &str = "    let n = params.n;
+    let k = params.k;
+    let m = params.m;
+    let act = params.act;
+    let slope = params.slope;
+";
+
 /// The start of a generated product kernel of either family: the constants, a comment
 /// naming the product and the configuration (`label`, read as `legend`), and the
 /// parameter block.

@@ -21,7 +21,7 @@
 use std::fmt::Write;
 
 use super::product::Product;
-use super::source::{declare_bindings, opening_source};
+use super::source::{declare_bindings, opening_source, SIZES};
 
 /// One member of the family (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -201,12 +201,7 @@ pub fn source(product: Product, config: StagedConfig, gated: bool) -> Option<Str
         "
 @compute @workgroup_size({side}, {side})
 fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
-    let n = params.n;
-    let k = params.k;
-    let m = params.m;
-    let act = params.act;
-    let slope = params.slope;
-    let tx = lid.x;
+{SIZES}    let tx = lid.x;
     let ty = lid.y;
     let me = ty * {side}u + tx;
     let row0 = wid.y * {tile}u;

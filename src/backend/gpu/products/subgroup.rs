@@ -20,7 +20,7 @@
 use std::fmt::Write;
 
 use super::product::Product;
-use super::source::{declare_bindings, opening_source};
+use super::source::{declare_bindings, opening_source, SIZES};
 
 /// One member of the family: the workgroup is one subgroup of `lanes` invocations;
 /// it computes `rows` output rows and `lanes · cols` output columns.
@@ -116,12 +116,7 @@ fn opening(config: GemmConfig) -> String {
         "
 @compute @workgroup_size({lanes})
 fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
-    let n = params.n;
-    let k = params.k;
-    let m = params.m;
-    let act = params.act;
-    let slope = params.slope;
-    let lane = lid.x;
+{SIZES}    let lane = lid.x;
     let row0 = wid.y * {rows}u;
     let col0 = wid.x * {block}u + lane * {cols}u;
 ",
