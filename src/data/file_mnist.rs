@@ -75,10 +75,13 @@ fn parse_from(mut reader: impl Read, path: &Path, form: &str) -> Result<Dataset>
     if got < HEADER {
         return Err(Error::data(
             path,
-            format!("truncated: {got} bytes of {form}content, shorter than the {HEADER}-byte header"),
+            format!(
+                "truncated: {got} bytes of {form}content, shorter than the {HEADER}-byte header"
+            ),
         ));
     }
-    let field = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let field =
+        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let (count, rows, cols) = (field(8), field(12), field(16));
     if rows as usize != MNIST_SIDE || cols as usize != MNIST_SIDE {
         return Err(Error::data(
