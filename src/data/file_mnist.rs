@@ -1,0 +1,147 @@
+//! MNIST digits in minidl's compact file (a header, one label byte and 28×28 pixel
+//! bytes per digit, usually gzip-compressed) read into a [`Dataset`]; the repository
+//! ships 10 000 of them in `datasets/mnist/` (see its README for the source, the
+//! conversion and the licences).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+use super::Dataset;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// The first 8 bytes of the (uncompressed) file: `MNISTu8` and the format version, 1.
+pub const MNIST_MAGIC: [u8; 8] = *b"MNISTu8\x01";
+
+/// The side of an MNIST image in pixels: every digit is 28×28, 784 inputs.
+pub const MNIST_SIDE: usize = 28;
+
+/// The header's length: the magic, then the digit count, the rows and the columns, each
+/// a little-endian `u32`.
+const HEADER: usize = 20;
+
+/// The first two bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The digits the repository ships, `datasets/mnist/mnist10k.bin.gz` under the crate's
+/// source folder (`CARGO_MANIFEST_DIR` at build time). The file lives in the
+/// repository, not in the published crate: from a crates.io copy this path does not
+/// exist and [`read_mnist`] says so.
+pub fn mnist_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist/mnist10k.bin.gz")
+}
+
+/// Reads a file of MNIST digits (gzip-compressed, as shipped, or not): one row of 784
+/// pixels per digit, row by row, as `f32` grey levels from 0 (background) to 255 (ink),
+/// not rescaled, with labels 0–9 (always 10 classes). The digits keep the file's order,
+/// which for the shipped file is grouped by class: shuffle or [`split`](super::split)
+/// before taking a part. Fails with [`Error::Data`] when the file cannot be read, is
+/// not a valid gzip stream, has another magic or image size, holds no digits, holds
+/// fewer or more bytes than its count says, or has a label over 9.
+pub fn read_mnist(path: impl AsRef<Path>) -> Result<Dataset> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
+    parse_mnist(&bytes, path)
+}
+
+/// [`read_mnist`] on the file's bytes (`path` names it in errors). Never panics; it
+/// allocates no more than the decompressed data (up to the size the header claims).
+pub fn parse_mnist(bytes: &[u8], path: &Path) -> Result<Dataset> {
+    if bytes.starts_with(&GZIP_MAGIC) {
+        parse_from(MultiGzDecoder::new(bytes), path, "gzip-compressed ")
+    } else {
+        parse_from(bytes, path, "")
+    }
+}
+
+/// Parses the uncompressed form read from `reader`; `form` describes it in messages.
+fn parse_from(mut reader: impl Read, path: &Path, form: &str) -> Result<Dataset> {
+    let broken = |e: std::io::Error| Error::data(path, format!("the gzip stream is corrupt: {e}"));
+    let mut header = [0u8; HEADER];
+    let got = read_up_to(&mut reader, &mut header).map_err(broken)?;
+    let magic_len = got.min(MNIST_MAGIC.len());
+    if header[..magic_len] != MNIST_MAGIC[..magic_len] {
+        return Err(Error::data(
+            path,
+            format!(
+                "not a minidl MNIST file: its {form}content starts {:02x?}, expected {:02x?} (\"MNISTu8\" and version 1)",
+                &header[..magic_len],
+                MNIST_MAGIC
+            ),
+        ));
+    }
+    if got < HEADER {
+        return Err(Error::data(
+            path,
+            format!(
+                "truncated: {got} bytes of {form}content, shorter than the {HEADER}-byte header"
+            ),
+        ));
+    }
+    let field =
+        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let (count, rows, cols) = (field(8), field(12), field(16));
+    if rows as usize != MNIST_SIDE || cols as usize != MNIST_SIDE {
+        return Err(Error::data(
+            path,
+            format!("the images are {rows}×{cols} pixels; expected {MNIST_SIDE}×{MNIST_SIDE}"),
+        ));
+    }
+    if count == 0 {
+        return Err(Error::data(path, "the file holds no digits (count 0)"));
+    }
+    let count = count as usize;
+    let pixels = MNIST_SIDE * MNIST_SIDE;
+    let body = count
+        .checked_mul(pixels + 1)
+        .filter(|b| b.checked_mul(4).is_some())
+        .ok_or_else(|| Error::data(path, format!("{count} digits are too many to hold")))?;
+    // Reading one byte past the body tells a file with extra bytes; `take` keeps the
+    // buffer to what the data really holds, however large the count claims.
+    let mut rest = Vec::new();
+    reader
+        .take(body as u64 + 1)
+        .read_to_end(&mut rest)
+        .map_err(broken)?;
+    if rest.len() != body {
+        let (what, at_least) = match rest.len() < body {
+            true => ("truncated", ""),
+            false => ("too long", "at least "),
+        };
+        return Err(Error::data(
+            path,
+            format!(
+                "{what}: the header's count of {count} digits needs {body} bytes after the header (a label and {pixels} pixels each), but the {form}content has {at_least}{}",
+                rest.len()
+            ),
+        ));
+    }
+    let (labels, pixels) = rest.split_at(count);
+    if let Some(i) = labels.iter().position(|&l| l > 9) {
+        return Err(Error::data(
+            path,
+            format!("digit {i}: label {} is not a digit 0–9", labels[i]),
+        ));
+    }
+    let inputs = Tensor::new(
+        &[count, MNIST_SIDE * MNIST_SIDE],
+        pixels.iter().map(|&p| f32::from(p)).collect(),
+    )?;
+    Dataset::new(inputs, labels.iter().map(|&l| usize::from(l)).collect(), 10)
+}
+
+/// Reads into `buf` until it is full or the stream ends; the number of bytes read.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
