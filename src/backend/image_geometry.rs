@@ -27,19 +27,11 @@ struct Axis {
 }
 
 impl Axis {
-    /// PyTorch's output size; `None` where the dilated kernel does not fit the padded
-    /// input (the output would be empty) or a size overflows. Assumes `stride ≥ 1`.
-    fn output_size(
-        input: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        dilation: usize,
-    ) -> Option<usize> {
-        let padded = padding.checked_mul(2)?.checked_add(input)?;
-        let span = dilation
-            .checked_mul(kernel.checked_sub(1)?)?
-            .checked_add(1)?;
+    /// PyTorch's output size, `⌊(padded − span) / stride⌋ + 1` for the padded input
+    /// `in + 2·pad` and the dilated kernel's span `dil·(k − 1) + 1`; `None` where the
+    /// span is larger than the padded input (the output would be empty). Assumes
+    /// `stride ≥ 1`.
+    fn output_size(padded: usize, span: usize, stride: usize) -> Option<usize> {
         Some(padded.checked_sub(span)? / stride + 1)
     }
 
@@ -71,6 +63,7 @@ fn window_axes(
     dilation: (usize, usize),
 ) -> Result<[Axis; 2]> {
     let invalid = |what: String| Err(Error::InvalidArgument(format!("{context}: {what}")));
+    let overflow = |what: String| Error::InvalidArgument(format!("{context}: {what}"));
     if input.0 == 0 || input.1 == 0 {
         return invalid(format!(
             "the input image must be at least 1×1, got {}×{}",
@@ -96,7 +89,16 @@ fn window_axes(
         ));
     }
     let axis = |i: usize, k: usize, s: usize, p: usize, d: usize| -> Result<Axis> {
-        match Axis::output_size(i, k, s, p, d) {
+        let padded = p.checked_mul(2).and_then(|p2| p2.checked_add(i));
+        let span = d.checked_mul(k - 1).and_then(|e| e.checked_add(1));
+        let (Some(padded), Some(span)) = (padded, span) else {
+            return Err(overflow(format!(
+                "the input {}×{} with padding ({}, {}) or the kernel {}×{} with dilation \
+                 ({}, {}) spans more positions than fit in usize",
+                input.0, input.1, padding.0, padding.1, kernel.0, kernel.1, dilation.0, dilation.1
+            )));
+        };
+        match Axis::output_size(padded, span, s) {
             Some(output) => Ok(Axis {
                 input: i,
                 kernel: k,
@@ -114,8 +116,8 @@ fn window_axes(
                     kernel.1,
                     dilation.0,
                     dilation.1,
-                    span(kernel.0, dilation.0),
-                    span(kernel.1, dilation.1),
+                    span_of(kernel.0, dilation.0),
+                    span_of(kernel.1, dilation.1),
                     input.0,
                     input.1,
                     padding.0,
@@ -131,7 +133,7 @@ fn window_axes(
 }
 
 /// `dil·(k − 1) + 1` for a message, saturating instead of overflowing.
-fn span(kernel: usize, dilation: usize) -> usize {
+fn span_of(kernel: usize, dilation: usize) -> usize {
     dilation
         .saturating_mul(kernel.saturating_sub(1))
         .saturating_add(1)
