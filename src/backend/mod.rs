@@ -18,6 +18,7 @@ pub mod cpu;
 mod device_tensor;
 pub mod gpu;
 pub mod host;
+pub mod image_geometry;
 pub mod mlp;
 mod mlp_trainer;
 mod ops;
@@ -30,6 +31,9 @@ pub use act::Act;
 pub use cpu::Cpu;
 pub use device_tensor::DeviceTensor;
 pub use gpu::Gpu;
+pub use image_geometry::{
+    Conv2dGeometry, Conv2dSpec, Pool2dGeometry, Pool2dSpec, UpsampleGeometry,
+};
 pub use mlp::{MlpLayer, MlpRecipe, MlpSpec};
 pub use mlp_trainer::MlpTrainer;
 pub use ops::Ops;

@@ -3,6 +3,7 @@
 //! definitions in `f32` on one thread), which the tests hold the fast backends to.
 
 pub mod definitions;
+pub mod images;
 mod oracle;
 
 pub use oracle::Reference;
