@@ -10,36 +10,14 @@
 
 mod common;
 
-use common::rng;
+use common::{assert_matches_finite_differences, rng};
 use minidl::backend::reference::definitions;
 use minidl::Act;
 use minidl::Reduction;
 use rand::RngExt;
 
-const H: f64 = 1e-6;
-
 fn random(r: &mut rand::rngs::ChaCha8Rng, n: usize) -> Vec<f64> {
     (0..n).map(|_| r.random_range(-1.0..1.0)).collect()
-}
-
-/// Checks `analytic` against the central difference of `loss` in every element of `v`.
-fn check(what: &str, v: &mut [f64], analytic: &[f64], loss: impl Fn(&[f64]) -> f64) {
-    assert_eq!(v.len(), analytic.len());
-    for i in 0..v.len() {
-        let keep = v[i];
-        v[i] = keep + H;
-        let up = loss(v);
-        v[i] = keep - H;
-        let down = loss(v);
-        v[i] = keep;
-        let numeric = (up - down) / (2.0 * H);
-        let tol = 1e-6 * (1.0 + analytic[i].abs());
-        assert!(
-            (numeric - analytic[i]).abs() <= tol,
-            "{what}[{i}]: backward gives {} but finite differences give {numeric}",
-            analytic[i]
-        );
-    }
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -66,9 +44,9 @@ fn linear_backward_matches_finite_differences() {
         definitions::linear_backward_weight(&g, &x, &mut dw, n, k, m);
         definitions::linear_backward_bias(&g, &mut db, n, m);
         let (w0, b0, x0) = (w.clone(), b.clone(), x.clone());
-        check("linear dx", &mut x, &dx, |x| forward(x, &w0, &b0));
-        check("linear dw", &mut w, &dw, |w| forward(&x0, w, &b0));
-        check("linear db", &mut b, &db, |b| forward(&x0, &w0, b));
+        assert_matches_finite_differences("linear dx", &mut x, &dx, |x| forward(x, &w0, &b0));
+        assert_matches_finite_differences("linear dw", &mut w, &dw, |w| forward(&x0, w, &b0));
+        assert_matches_finite_differences("linear db", &mut b, &db, |b| forward(&x0, &w0, b));
     }
 }
 
@@ -105,7 +83,7 @@ fn relu_backward_matches_finite_differences() {
     let g = random(&mut r, n);
     let mut dx = vec![0.0; n];
     definitions::activation_backward(Act::Relu, &x, &g, &mut dx);
-    check("relu dx", &mut x, &dx, |x| {
+    assert_matches_finite_differences("relu dx", &mut x, &dx, |x| {
         let mut y = vec![0.0; n];
         definitions::activation_forward(Act::Relu, x, &mut y);
         dot(&y, &g)
@@ -122,7 +100,7 @@ fn tanh_backward_matches_finite_differences() {
     definitions::activation_forward(Act::Tanh, &x, &mut y);
     let mut dx = vec![0.0; n];
     definitions::activation_backward(Act::Tanh, &y, &g, &mut dx);
-    check("tanh dx", &mut x, &dx, |x| {
+    assert_matches_finite_differences("tanh dx", &mut x, &dx, |x| {
         let mut y = vec![0.0; n];
         definitions::activation_forward(Act::Tanh, x, &mut y);
         dot(&y, &g)
@@ -140,9 +118,12 @@ fn mse_grad_matches_finite_differences() {
             let factor = reduction.mse_grad_scale(count) as f64;
             let mut grad = vec![0.0; count];
             definitions::mse_grad(&p, &t, factor, &mut grad);
-            check(&format!("mse {reduction:?} dp"), &mut p, &grad, |p| {
-                definitions::mse_loss(p, &t, scale)
-            });
+            assert_matches_finite_differences(
+                &format!("mse {reduction:?} dp"),
+                &mut p,
+                &grad,
+                |p| definitions::mse_loss(p, &t, scale),
+            );
         }
     }
 }
@@ -174,7 +155,7 @@ fn activation_gates_match_finite_differences() {
         definitions::activate_in_place(&mut y, act);
         let mut dz = vec![0.0; 40];
         definitions::gate(&g, &y, act, &mut dz);
-        check(&format!("{act:?} gate"), &mut z, &dz, |z| {
+        assert_matches_finite_differences(&format!("{act:?} gate"), &mut z, &dz, |z| {
             let mut y = z.to_vec();
             definitions::activate_in_place(&mut y, act);
             dot(&y, &g)
@@ -192,7 +173,7 @@ fn sigmoid_backward_matches_finite_differences() {
     definitions::activation_forward(Act::Sigmoid, &x, &mut y);
     let mut dx = vec![0.0; n];
     definitions::activation_backward(Act::Sigmoid, &y, &g, &mut dx);
-    check("sigmoid dx", &mut x, &dx, |x| {
+    assert_matches_finite_differences("sigmoid dx", &mut x, &dx, |x| {
         let mut y = vec![0.0; n];
         definitions::activation_forward(Act::Sigmoid, x, &mut y);
         dot(&y, &g)
@@ -236,7 +217,7 @@ fn leaky_relu_backward_matches_finite_differences() {
         let g = random(&mut r, n);
         let mut dx = vec![0.0; n];
         definitions::activation_backward(Act::LeakyRelu(slope), &x, &g, &mut dx);
-        check(&format!("leaky_relu {slope} dx"), &mut x, &dx, |x| {
+        assert_matches_finite_differences(&format!("leaky_relu {slope} dx"), &mut x, &dx, |x| {
             let mut y = vec![0.0; n];
             definitions::activation_forward(Act::LeakyRelu(slope), x, &mut y);
             dot(&y, &g)
@@ -254,7 +235,7 @@ fn cross_entropy_grad_matches_finite_differences() {
             let scale = reduction.loss_scale(n) as f64;
             let mut grad = vec![0.0; n * c];
             definitions::cross_entropy_grad(&z, &labels, c, scale, &mut grad);
-            check(
+            assert_matches_finite_differences(
                 &format!("cross_entropy {reduction:?} {n}×{c} dz"),
                 &mut z,
                 &grad,

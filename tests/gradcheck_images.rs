@@ -14,13 +14,11 @@
 
 mod common;
 
-use common::rng;
+use common::{assert_matches_finite_differences, rng};
 use minidl::backend::reference::images;
 use minidl::backend::{Conv2dGeometry, Conv2dSpec, Pool2dGeometry, Pool2dSpec, UpsampleGeometry};
 use minidl::Error;
 use rand::RngExt;
-
-const H: f64 = 1e-6;
 
 fn random(r: &mut rand::rngs::ChaCha8Rng, n: usize) -> Vec<f64> {
     (0..n).map(|_| r.random_range(-1.0..1.0)).collect()
@@ -28,27 +26,6 @@ fn random(r: &mut rand::rngs::ChaCha8Rng, n: usize) -> Vec<f64> {
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Checks `analytic` against the central difference of `loss` in every element of `v`
-/// (tolerance 1e-6 · (1 + |∂|), as `tests/gradcheck.rs`, see docs/testing.md).
-fn check(what: &str, v: &mut [f64], analytic: &[f64], loss: impl Fn(&[f64]) -> f64) {
-    assert_eq!(v.len(), analytic.len(), "{what}: length");
-    for i in 0..v.len() {
-        let keep = v[i];
-        v[i] = keep + H;
-        let up = loss(v);
-        v[i] = keep - H;
-        let down = loss(v);
-        v[i] = keep;
-        let numeric = (up - down) / (2.0 * H);
-        let tol = 1e-6 * (1.0 + analytic[i].abs());
-        assert!(
-            (numeric - analytic[i]).abs() <= tol,
-            "{what}[{i}]: backward gives {} but finite differences give {numeric}",
-            analytic[i]
-        );
-    }
 }
 
 /// PyTorch's documented output size of `Conv2d` / `MaxPool2d` (`ceil_mode = False`),
@@ -120,13 +97,13 @@ fn conv2d_backward_matches_finite_differences() {
         let mut db = vec![0.0; g.bias_len()];
         images::conv2d_backward_weight(&g, &x, &dy, &mut dw, &mut db);
         let (x0, w0, b0) = (x.clone(), w.clone(), b.clone());
-        check(&format!("conv2d dx, {name}"), &mut x, &dx, |x| {
+        assert_matches_finite_differences(&format!("conv2d dx, {name}"), &mut x, &dx, |x| {
             loss(x, &w0, &b0)
         });
-        check(&format!("conv2d dw, {name}"), &mut w, &dw, |w| {
+        assert_matches_finite_differences(&format!("conv2d dw, {name}"), &mut w, &dw, |w| {
             loss(&x0, w, &b0)
         });
-        check(&format!("conv2d db, {name}"), &mut b, &db, |b| {
+        assert_matches_finite_differences(&format!("conv2d db, {name}"), &mut b, &db, |b| {
             loss(&x0, &w0, b)
         });
     }
@@ -361,7 +338,7 @@ fn max_pool_backward_matches_finite_differences() {
         let dy = random(&mut rng(43 + seed as u64), g.output_len());
         let mut dx = vec![f64::NAN; g.input_len()];
         images::max_pool2d_backward(&g, &x, &dy, &mut dx);
-        check(
+        assert_matches_finite_differences(
             &format!("max_pool dx, {spec:?} on {input:?}"),
             &mut x,
             &dx,
@@ -547,7 +524,7 @@ fn upsample_nearest_backward_matches_finite_differences() {
         let dy = random(&mut r, g.output_len());
         let mut dx = vec![f64::NAN; g.input_len()];
         images::upsample_nearest_backward(&g, &dy, &mut dx);
-        check(
+        assert_matches_finite_differences(
             &format!("upsample dx, {n}×{c}×{input:?} by {s}"),
             &mut x,
             &dx,

@@ -463,3 +463,32 @@ pub fn run_example(name: &str, args: &[&str]) -> std::process::Output {
     }
     command.output().unwrap()
 }
+
+/// The step of the central differences the gradient checks take, in `f64`.
+pub const FD_STEP: f64 = 1e-6;
+
+/// Asserts that `analytic` equals the central difference of `loss` in every element of
+/// `v` (step [`FD_STEP`]) within 1e-6 · (1 + |∂|) (see docs/testing.md).
+pub fn assert_matches_finite_differences(
+    what: &str,
+    v: &mut [f64],
+    analytic: &[f64],
+    loss: impl Fn(&[f64]) -> f64,
+) {
+    assert_eq!(v.len(), analytic.len(), "{what}: length");
+    for i in 0..v.len() {
+        let keep = v[i];
+        v[i] = keep + FD_STEP;
+        let up = loss(v);
+        v[i] = keep - FD_STEP;
+        let down = loss(v);
+        v[i] = keep;
+        let numeric = (up - down) / (2.0 * FD_STEP);
+        let tol = 1e-6 * (1.0 + analytic[i].abs());
+        assert!(
+            (numeric - analytic[i]).abs() <= tol,
+            "{what}[{i}]: backward gives {} but finite differences give {numeric}",
+            analytic[i]
+        );
+    }
+}
