@@ -4,39 +4,64 @@
 //! other's checkpoints and compute the same outputs.
 //!
 //! `cargo run --release --example checkpoint_predict -- CHECKPOINT INPUTS OUTPUTS
-//! [--logits] [--backend cpu|gpu]`: INPUTS holds an `[n, 2]` F32 tensor `"inputs"`;
-//! OUTPUTS gets the `[n, 2]` tensor `"outputs"`. `--logits` builds the network without
-//! its final Tanh (as `disc_gpu --loss ce` trains it).
+//! [--logits] [--model LAYERS [--image C,H,W]] [--backend cpu|gpu]`: INPUTS holds an
+//! F32 tensor `"inputs"` of `n` rows (`[n, 2]` for the seed network; any shape whose
+//! first dimension is `n` is read as `n` flat rows); OUTPUTS gets the tensor
+//! `"outputs"`, `[n, out]`. `--logits` builds the seed network without its final Tanh
+//! (as `disc_gpu --loss ce` trains it); `--model` builds the network of a layer list
+//! instead, as `train --model` does (on rows of `C·H·W` values with `--image`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use minidl::checkpoint;
-use minidl::nn::Module;
+use minidl::nn::{build_model, parse_model, LayerSpec, Module, RowShape};
 use minidl::Ops;
-use minidl::{seed, Backend, Cpu, Gpu};
+use minidl::{seed, Backend, Cpu, Gpu, Tensor};
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 
-const USAGE: &str =
-    "usage: checkpoint_predict CHECKPOINT INPUTS OUTPUTS [--logits] [--backend cpu|gpu]";
+const USAGE: &str = "usage: checkpoint_predict CHECKPOINT INPUTS OUTPUTS [--logits] \
+                     [--model LAYERS [--image C,H,W]] [--backend cpu|gpu]";
 
-fn predict<B: Backend>(b: &B, files: &[String], logits: bool) -> Result<(), String> {
-    let mut init = ChaCha8Rng::seed_from_u64(0);
-    let mut model = if logits {
-        seed::logit_network(b, &mut init)
-    } else {
-        seed::network(b, &mut init)
-    }
-    .map_err(|e| e.to_string())?;
-    checkpoint::load(b, &model, &files[0]).map_err(|e| e.to_string())?;
+/// The network to load: the seed network (with or without its Tanh) or a layer list.
+struct Network {
+    logits: bool,
+    model: Option<Vec<LayerSpec>>,
+    image: Option<(usize, usize, usize)>,
+}
+
+fn predict<B: Backend>(b: &B, files: &[String], net: &Network) -> Result<(), String> {
+    let err = |e: minidl::Error| e.to_string();
     let path = Path::new(&files[1]);
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut tensors = checkpoint::parse(&bytes, path).map_err(|e| e.to_string())?;
+    let mut tensors = checkpoint::parse(&bytes, path).map_err(err)?;
     let inputs = tensors
         .remove("inputs")
         .ok_or_else(|| format!("{}: no tensor \"inputs\"", path.display()))?;
+    let rows = inputs.shape().first().copied().unwrap_or(0);
+    let width = inputs.shape().iter().skip(1).product::<usize>();
+    let inputs = Tensor::new(&[rows, width], inputs.data().to_vec()).map_err(err)?;
+    let mut init = ChaCha8Rng::seed_from_u64(0);
+    let mut model = match (&net.model, net.logits) {
+        (Some(layers), _) => {
+            let shape = match net.image {
+                Some((channels, height, width)) => RowShape::Image {
+                    channels,
+                    height,
+                    width,
+                },
+                None => RowShape::Flat(width),
+            };
+            build_model(b, layers, shape, &mut init).map_err(err)?.0
+        }
+        (None, true) => seed::logit_network(b, &mut init).map_err(err)?,
+        (None, false) => seed::network(b, &mut init).map_err(err)?,
+    };
+    // A plain checkpoint, or one of `train --save` (whose scaler is not applied: the
+    // inputs are taken as the network sees them).
+    checkpoint::load_training(b, &model, None, &files[0]).map_err(err)?;
     let x = b.upload(&inputs).map_err(|e| e.to_string())?;
     let y = model.forward(b, &x).map_err(|e| e.to_string())?.clone();
     let outputs = b.download(&y).map_err(|e| e.to_string())?;
@@ -47,11 +72,35 @@ fn predict<B: Backend>(b: &B, files: &[String], logits: bool) -> Result<(), Stri
 
 fn main() -> ExitCode {
     let mut files = Vec::new();
-    let (mut logits, mut gpu) = (false, false);
+    let mut gpu = false;
+    let mut net = Network {
+        logits: false,
+        model: None,
+        image: None,
+    };
     let mut args = std::env::args().skip(1);
+    let bad = |what: String| {
+        eprintln!("checkpoint_predict: {what}\n{USAGE}");
+        ExitCode::from(2)
+    };
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--logits" => logits = true,
+            "--logits" => net.logits = true,
+            "--model" => match args.next().map(|v| parse_model(&v)) {
+                Some(Ok(layers)) => net.model = Some(layers),
+                Some(Err(e)) => return bad(format!("--model: {e}")),
+                None => return bad("--model needs a layer list".into()),
+            },
+            "--image" => {
+                let sizes: Option<Vec<usize>> = args
+                    .next()
+                    .map(|v| v.split(',').map(|p| p.trim().parse().ok()).collect())
+                    .and_then(|s: Option<Vec<usize>>| s);
+                match sizes.as_deref() {
+                    Some(&[c, h, w]) if c > 0 && h > 0 && w > 0 => net.image = Some((c, h, w)),
+                    _ => return bad("--image needs C,H,W, each at least 1".into()),
+                }
+            }
             "--backend" => match args.next().as_deref() {
                 Some("cpu") => gpu = false,
                 Some("gpu") => gpu = true,
@@ -74,9 +123,9 @@ fn main() -> ExitCode {
     let result = if gpu {
         Gpu::new()
             .map_err(|e| e.to_string())
-            .and_then(|g| predict(&g, &files, logits))
+            .and_then(|g| predict(&g, &files, &net))
     } else {
-        predict(&Cpu::new(), &files, logits)
+        predict(&Cpu::new(), &files, &net)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
 //! What the command-line examples share: flag-value parsing, the backend and
 //! optimizer choices, JSON formatting, the median, and the start-up that turns logs
-//! and panics into one-line reports.
+//! and panics into one-line reports. Each example uses a part of it.
+#![allow(dead_code)]
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::str::FromStr;
 
@@ -260,4 +262,20 @@ pub fn main<A>(
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes the split's rows (training, validation, test) to `path` as a JSON object of
+/// three arrays of row indices.
+pub fn write_split(path: &Path, rows: &[Vec<usize>; 3]) -> Result<(), String> {
+    let list = |r: &[usize]| {
+        let v: Vec<String> = r.iter().map(usize::to_string).collect();
+        format!("[{}]", v.join(","))
+    };
+    let text = format!(
+        "{{\"train\":{},\"validation\":{},\"test\":{}}}\n",
+        list(&rows[0]),
+        list(&rows[1]),
+        list(&rows[2])
+    );
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use minidl::data::{Column, Header, SplitFractions, Target};
+use minidl::nn::{parse_model, LayerSpec};
 use minidl::optim::Schedule;
 
 use crate::cli::{
@@ -13,22 +14,34 @@ use crate::cli::{
 /// The usage message, printed with `--help` and after a bad flag.
 pub const USAGE: &str =
     "usage: train --data FILE [--label COL | --targets COL,...] [--header auto|yes|no]
-             [--hidden LIST] [--activation relu|tanh|sigmoid] [--loss ce|mse]
+             [--hidden LIST] [--activation relu|tanh|sigmoid] [--image C,H,W]
+             [--model LAYERS] [--loss ce|mse]
              [--optimizer sgd|momentum|adam] [--lr X] [--momentum X] [--nesterov]
              [--weight-decay X] [--lr-schedule S] [--warmup N] [--batch-size N]
-             [--epochs N] [--split TRAIN,VAL,TEST] [--seed N] [--no-scale]
+             [--epochs N] [--split TRAIN,VAL,TEST] [--seed N] [--no-scale | --scale-by X]
              [--backend auto|gpu|cpu] [--adapter NAME] [--save PATH] [--plot DIR]
              [--json] [--checkpoint-every N] [--checkpoint PATH] [--resume PATH]
              [--split-out PATH]
 
   --data FILE           the data: .csv or .csv.gz (numbers, a header line optional), .npy
-                        (a 2-D array) or .safetensors (1-D and 2-D tensors of equal rows)
+                        (a 2-D array), .safetensors (1-D and 2-D tensors of equal rows)
+                        or .bin.gz (MNIST digits, as datasets/mnist/mnist10k.bin.gz)
   --label COL           classification: the column of class indices 0, 1, … by header
                         name or 0-based index (default: the last column)
   --targets COL,...     regression instead: the columns to predict (MSE loss)
   --header H            whether a CSV file's first line names the columns (default auto)
   --hidden LIST         hidden layer widths, comma-separated, or none (default 64)
   --activation A        relu (default), tanh or sigmoid after each hidden layer
+  --image C,H,W         each row is an image of C channels of H×W pixels, in (C, H, W)
+                        order (C·H·W must be the data's width); scaled with one mean
+                        and deviation over all pixels unless --no-scale
+  --model LAYERS        the network as comma-separated layers in PyTorch's words, instead
+                        of --hidden: conv(OUT,K[,stride=S][,padding=P][,dilation=D]),
+                        maxpool(K[,stride=S]), upsample(S), flatten, linear(OUT), relu,
+                        tanh, sigmoid, leakyrelu; the input comes from the data (and
+                        --image), the last layer's width must be the class count, e.g.
+                        conv(6,5,padding=2),relu,maxpool(2),conv(16,5),relu,maxpool(2),
+                        flatten,linear(120),relu,linear(84),relu,linear(10)
   --loss L              ce (softmax cross-entropy, the default for labels) or mse (on
                         one-hot targets for labels; always for --targets); batch means
   --optimizer O         adam (default), sgd or momentum
@@ -46,7 +59,9 @@ pub const USAGE: &str =
   --seed N              seed of the split (N), the initial weights (N + 1) and the
                         shuffling (N + 2) (default 0)
   --no-scale            keep the inputs as they are (default: standardize each column
-                        with the training rows' mean and standard deviation)
+                        with the training rows' mean and standard deviation; with
+                        --image, all pixels with one mean and one deviation)
+  --scale-by X          divide every input by X instead (e.g. 255 for 8-bit pixels)
   --backend B           auto (default: a hardware GPU if one exists, else the CPU), gpu, cpu
   --adapter NAME        the first GPU adapter whose name contains NAME
   --save PATH           save the trained network and its scaler (safetensors; PyTorch's
@@ -114,6 +129,10 @@ pub struct Args {
     pub hidden: Vec<usize>,
     /// `--activation`.
     pub activation: ActivationChoice,
+    /// `--image C,H,W`.
+    pub image: Option<(usize, usize, usize)>,
+    /// `--model LAYERS`, parsed.
+    pub model: Option<Vec<LayerSpec>>,
     /// `--loss`.
     pub loss: LossChoice,
     /// `--optimizer`, `--lr`, `--momentum`, `--nesterov`, `--weight-decay`.
@@ -130,6 +149,8 @@ pub struct Args {
     pub seed: u64,
     /// Off with `--no-scale`.
     pub scale: bool,
+    /// `--scale-by X`: divide the inputs by X instead of standardizing them.
+    pub scale_by: Option<f32>,
     /// `--backend`.
     pub backend: BackendChoice,
     /// `--adapter NAME`.
@@ -171,6 +192,20 @@ fn split_fractions(v: &str) -> Result<SplitFractions, String> {
     }
 }
 
+/// The `C,H,W` of `--image`, each at least 1.
+fn image_shape(v: &str) -> Result<(usize, usize, usize), String> {
+    let parts: Vec<usize> = v
+        .split(',')
+        .map(|p| number::<usize>("--image", p.trim()))
+        .collect::<Result<_, _>>()?;
+    match parts[..] {
+        [c, h, w] if c > 0 && h > 0 && w > 0 => Ok((c, h, w)),
+        _ => Err(format!(
+            "--image: expected three sizes of at least 1, C,H,W, got {v:?}"
+        )),
+    }
+}
+
 /// Parses the arguments after the program name; `Ok(None)` for `--help`, `Err` with a
 /// one-line reason for anything not understood.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
@@ -182,6 +217,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
         header: Header::Auto,
         hidden: vec![64],
         activation: ActivationChoice::Relu,
+        image: None,
+        model: None,
         loss: LossChoice::CrossEntropy,
         optimizer: OptimizerFlags {
             choice: OptimizerChoice::Adam,
@@ -199,6 +236,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
         },
         seed: 0,
         scale: true,
+        scale_by: None,
         backend: BackendChoice::Auto,
         adapter: None,
         save: None,
@@ -210,6 +248,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
         split_out: None,
     };
     let mut label_given = false;
+    let mut hidden_given = false;
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -238,6 +277,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
                 }
             }
             "--hidden" => {
+                hidden_given = true;
                 let v = value()?;
                 parsed.hidden = match v.as_str() {
                     "none" | "" => Vec::new(),
@@ -261,6 +301,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
                         ))
                     }
                 }
+            }
+            "--image" => parsed.image = Some(image_shape(&value()?)?),
+            "--model" => {
+                let v = value()?;
+                parsed.model = Some(parse_model(&v).map_err(|e| format!("--model: {e}"))?);
             }
             "--loss" => {
                 loss = Some(match value()?.as_str() {
@@ -288,6 +333,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
             "--split" => parsed.split = split_fractions(&value()?)?,
             "--seed" => parsed.seed = number(&flag, &value()?)?,
             "--no-scale" => parsed.scale = false,
+            "--scale-by" => {
+                let x: f32 = non_negative(&flag, &value()?, true)?;
+                if x <= 0.0 {
+                    return Err("--scale-by: must be above 0".into());
+                }
+                parsed.scale_by = Some(x);
+            }
             "--backend" => parsed.backend = value()?.parse()?,
             "--adapter" => parsed.adapter = Some(value()?),
             "--save" => parsed.save = Some(value()?.into()),
@@ -307,6 +359,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
         }
     }
     parsed.data = data.ok_or("--data FILE is required")?;
+    if !parsed.scale && parsed.scale_by.is_some() {
+        return Err("give either --no-scale or --scale-by X".into());
+    }
+    if hidden_given && parsed.model.is_some() {
+        return Err("give either --hidden (an MLP) or --model (any network)".into());
+    }
     let regression = matches!(parsed.target, Target::Values(_));
     if regression && label_given {
         return Err("give either --label (classification) or --targets (regression)".into());

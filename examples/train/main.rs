@@ -1,5 +1,6 @@
-//! Trains a multilayer perceptron on a data file of the user's (CSV, NPY or
-//! safetensors): a seeded train/validation/test split, inputs standardized with the
+//! Trains a network on a data file of the user's (CSV, NPY, safetensors or MNIST
+//! digits): a multilayer perceptron (`--hidden`) or any chain of layers, convolutions
+//! included (`--model`, with `--image C,H,W` for rows that are images): a seeded train/validation/test split, inputs standardized with the
 //! training rows' statistics, classification (accuracy, per-class accuracy, confusion
 //! matrix) or regression (MSE, R²), with checkpoints to resume a run that stopped.
 //!
@@ -27,7 +28,8 @@ use minidl::checkpoint::{self, TrainingState};
 use minidl::data::{self, Dataset, LoadOptions, Split, Standardizer};
 use minidl::metrics::{self, Confusion};
 use minidl::nn::{
-    CrossEntropyLoss, Linear, Loss, Module, MseLoss, ReLU, Sequential, Sigmoid, Tanh,
+    build_model, CrossEntropyLoss, Linear, Loss, Module, MseLoss, ReLU, RowShape, Sequential,
+    Sigmoid, Tanh,
 };
 use minidl::train::{fit, outputs, predict, FitConfig, Fusion};
 use minidl::{Backend, Cpu, Error};
@@ -62,15 +64,50 @@ fn model<B: Backend>(
     args: &Args,
     inputs: usize,
     outputs: usize,
-) -> minidl::Result<Sequential<B>> {
+) -> Result<Sequential<B>, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed.wrapping_add(1));
+    if let Some(layers) = &args.model {
+        let shape = match args.image {
+            Some((channels, height, width)) => RowShape::Image {
+                channels,
+                height,
+                width,
+            },
+            None => RowShape::Flat(inputs),
+        };
+        if shape.width() != inputs {
+            return Err(format!(
+                "--image {}: {} values per row, but the data has {inputs}",
+                shape,
+                shape.width()
+            ));
+        }
+        let (model, out) =
+            build_model(backend, layers, shape, &mut rng).map_err(|e| e.to_string())?;
+        if out != RowShape::Flat(outputs) {
+            return Err(format!(
+                "--model ends with {out}, but the data has {outputs} {}: end with linear({outputs})",
+                if args.loss == LossChoice::Mse { "targets" } else { "classes" }
+            ));
+        }
+        return Ok(model);
+    }
+    if let Some((c, h, w)) = args.image {
+        if c * h * w != inputs {
+            return Err(format!(
+                "--image {c},{h},{w}: {} values per row, but the data has {inputs}",
+                c * h * w
+            ));
+        }
+    }
     let widths: Vec<usize> = std::iter::once(inputs)
         .chain(args.hidden.iter().copied())
         .chain(std::iter::once(outputs))
         .collect();
     let mut layers: Vec<Box<dyn Module<B>>> = Vec::new();
     for (i, pair) in widths.windows(2).enumerate() {
-        layers.push(Box::new(Linear::new(backend, pair[0], pair[1], &mut rng)?));
+        let linear = Linear::new(backend, pair[0], pair[1], &mut rng).map_err(|e| e.to_string())?;
+        layers.push(Box::new(linear));
         if i + 2 < widths.len() {
             layers.push(match args.activation {
                 ActivationChoice::Relu => Box::new(ReLU::new()),
@@ -79,7 +116,7 @@ fn model<B: Backend>(
             });
         }
     }
-    Sequential::new(layers)
+    Sequential::new(layers).map_err(|e| e.to_string())
 }
 
 /// The metrics of the model on one part of the data.
@@ -115,13 +152,13 @@ fn train<B: Backend>(
     let err = |e: Error| e.to_string();
     let mut split = read_and_split(args)?;
     if let Some(path) = &args.split_out {
-        report::write_split(path, &split.rows)?;
+        cli::write_split(path, &split.rows)?;
     }
     let outputs = match split.train.is_regression() {
         true => split.train.targets().shape()[1],
         false => split.train.classes(),
     };
-    let mut model = model(backend, args, split.train.features(), outputs).map_err(err)?;
+    let mut model = model(backend, args, split.train.features(), outputs)?;
     let mut loss: Box<dyn Loss<B>> = match args.loss {
         LossChoice::CrossEntropy => Box::new(CrossEntropyLoss::new(Reduction::Mean)),
         LossChoice::Mse => Box::new(MseLoss::new(Reduction::Mean)),
@@ -159,6 +196,14 @@ fn train<B: Backend>(
     let scaler = match (args.scale, saved_scaler) {
         (false, _) => None,
         (true, Some(s)) => Some(s),
+        (true, None) if args.scale_by.is_some() => {
+            let features = split.train.features();
+            let by = args.scale_by.unwrap_or(1.0);
+            Some(Standardizer::new(vec![0.0; features], vec![by; features]).map_err(err)?)
+        }
+        (true, None) if args.image.is_some() => {
+            Some(Standardizer::fit_global(split.train.inputs()).map_err(err)?)
+        }
         (true, None) => Some(Standardizer::fit(split.train.inputs()).map_err(err)?),
     };
     if let Some(scaler) = &scaler {

@@ -1,7 +1,5 @@
 //! What a train run reports: the metrics of each part of the data, as text or as one
-//! JSON line, and the split's rows as a JSON file.
-
-use std::path::Path;
+//! JSON line.
 
 use minidl::metrics::Confusion;
 
@@ -165,20 +163,4 @@ impl Summary {
         }
         format!("{{{}}}", members.join(","))
     }
-}
-
-/// Writes the split's rows (training, validation, test) to `path` as a JSON object of
-/// three arrays of row indices.
-pub fn write_split(path: &Path, rows: &[Vec<usize>; 3]) -> Result<(), String> {
-    let list = |r: &[usize]| {
-        let v: Vec<String> = r.iter().map(usize::to_string).collect();
-        format!("[{}]", v.join(","))
-    };
-    let text = format!(
-        "{{\"train\":{},\"validation\":{},\"test\":{}}}\n",
-        list(&rows[0]),
-        list(&rows[1]),
-        list(&rows[2])
-    );
-    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }

@@ -3,6 +3,7 @@
 //! backend's kernel, so every backend rejects exactly the same calls with exactly the
 //! same errors.
 
+use crate::backend::image_geometry::Conv2dGeometry;
 use crate::backend::mlp::{MlpRecipe, MlpSpec};
 use crate::backend::update::{AdamStep, MomentumStep};
 use crate::backend::{Act, Backend, BufferHandle, DeviceTensor, LossKind, StateLayout};
@@ -454,4 +455,83 @@ pub fn mlp_epoch_runs<B: Backend>(
     expect_shape(OP, "losses", losses, [runs * steps, 1])?;
     no_alias(OP, params, &[inputs, targets, losses])?;
     no_alias(OP, losses, &[inputs, targets])
+}
+
+/// Shapes of [`Ops::conv2d_forward`](super::Ops::conv2d_forward) for geometry `g`:
+/// `x: N × C·H·W`, `w: O × C·kh·kw`, `b: 1 × O`, `y: N × O·OH·OW`, `y` distinct from
+/// the inputs.
+pub fn conv2d_forward<B: Backend>(
+    g: &Conv2dGeometry,
+    x: &DeviceTensor<B>,
+    w: &DeviceTensor<B>,
+    b: &DeviceTensor<B>,
+    y: &DeviceTensor<B>,
+) -> Result<()> {
+    const OP: &str = "conv2d_forward";
+    let [x_shape, w_shape, b_shape, y_shape] = conv2d_shapes(g);
+    expect_shape(OP, "input", x, x_shape)?;
+    expect_shape(OP, "weight", w, w_shape)?;
+    expect_shape(OP, "bias", b, b_shape)?;
+    expect_shape(OP, "output", y, y_shape)?;
+    no_alias(OP, y, &[x, w, b])
+}
+
+/// The tensor shapes of a convolution of geometry `g`: input, weight, bias, output.
+fn conv2d_shapes(g: &Conv2dGeometry) -> [[usize; 2]; 4] {
+    [
+        [g.batch(), g.input_sample_len()],
+        [g.out_channels(), g.im2col_depth()],
+        [1, g.out_channels()],
+        [g.batch(), g.output_sample_len()],
+    ]
+}
+
+/// Shapes of [`Ops::conv2d_backward`](super::Ops::conv2d_backward): as the forward,
+/// with `dy` shaped like `y`, `dx` like `x`, `dw` like `w`, `db` like `b`; outputs
+/// distinct from the inputs and from each other.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward<B: Backend>(
+    g: &Conv2dGeometry,
+    x: &DeviceTensor<B>,
+    w: &DeviceTensor<B>,
+    dy: &DeviceTensor<B>,
+    dx: Option<&DeviceTensor<B>>,
+    dw: &DeviceTensor<B>,
+    db: &DeviceTensor<B>,
+) -> Result<()> {
+    const OP: &str = "conv2d_backward";
+    let [x_shape, w_shape, b_shape, y_shape] = conv2d_shapes(g);
+    expect_shape(OP, "input", x, x_shape)?;
+    expect_shape(OP, "weight", w, w_shape)?;
+    expect_shape(OP, "output gradient", dy, y_shape)?;
+    expect_shape(OP, "weight gradient", dw, w_shape)?;
+    expect_shape(OP, "bias gradient", db, b_shape)?;
+    no_alias(OP, dw, &[x, w, dy, db])?;
+    no_alias(OP, db, &[x, w, dy])?;
+    if let Some(dx) = dx {
+        expect_shape(OP, "input gradient", dx, x_shape)?;
+        no_alias(OP, dx, &[x, w, dy, dw, db])?;
+    }
+    Ok(())
+}
+
+/// Shapes of a resampling op (max pooling, upsampling): `input: N × C·H·W`,
+/// `output: N × C·OH·OW`, the gradients shaped like them, every output distinct from
+/// every input. `inputs` and `outputs` name each tensor with the element count of one
+/// of its rows.
+pub fn resample<B: Backend>(
+    op: &'static str,
+    batch: usize,
+    inputs: &[(&str, &DeviceTensor<B>, usize)],
+    out: (&str, &DeviceTensor<B>, usize),
+) -> Result<()> {
+    for (name, t, cols) in inputs {
+        expect_shape(op, name, t, [batch, *cols])?;
+    }
+    let (name, t, cols) = out;
+    expect_shape(op, name, t, [batch, cols])?;
+    if inputs.iter().any(|(_, i, _)| i.shares_buffer(t)) {
+        return Err(Error::Aliasing { op });
+    }
+    Ok(())
 }

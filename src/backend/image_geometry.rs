@@ -43,6 +43,19 @@ impl Axis {
             .filter(|&i| i < self.input)
     }
 
+    /// The output positions whose tap `k` reads a real pixel (not the padding): the
+    /// `o` with `0 ≤ o·stride + k·dilation − padding < input`, a range since the
+    /// position grows with `o`.
+    fn readers_of_tap(&self, k: usize) -> std::ops::Range<usize> {
+        let reach = k * self.dilation;
+        let lo = self.padding.saturating_sub(reach).div_ceil(self.stride);
+        let hi = (self.input + self.padding)
+            .saturating_sub(reach)
+            .div_ceil(self.stride)
+            .min(self.output);
+        lo.min(hi)..hi
+    }
+
     /// The output position whose tap `k` reads input `i`, if any: the `o` with
     /// `o·stride = i + padding − k·dilation`, `o < output`.
     fn reader(&self, i: usize, k: usize) -> Option<usize> {
@@ -276,6 +289,33 @@ impl Conv2dGeometry {
         })
     }
 
+    /// The same convolution on a batch of `batch` images; errors as [`Conv2dGeometry::new`].
+    pub fn with_batch(&self, context: &str, batch: usize) -> Result<Self> {
+        Conv2dGeometry::new(context, &self.spec(), batch, self.input_size())
+    }
+
+    /// The layer configuration this geometry was built from.
+    pub fn spec(&self) -> Conv2dSpec {
+        Conv2dSpec {
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
+            kernel: self.kernel(),
+            stride: self.stride(),
+            padding: self.padding(),
+            dilation: self.dilation(),
+        }
+    }
+
+    /// The output rows whose kernel row `ky` reads a real input row (not the padding).
+    pub fn rows_reading(&self, ky: usize) -> std::ops::Range<usize> {
+        self.axes[0].readers_of_tap(ky)
+    }
+
+    /// The output columns whose kernel column `kx` reads a real input column.
+    pub fn cols_reading(&self, kx: usize) -> std::ops::Range<usize> {
+        self.axes[1].readers_of_tap(kx)
+    }
+
     /// The batch size `N`.
     pub fn batch(&self) -> usize {
         self.batch
@@ -496,6 +536,16 @@ impl Pool2dGeometry {
         self.batch
     }
 
+    /// The same pooling on a batch of `batch` images; errors as [`Pool2dGeometry::new`].
+    pub fn with_batch(&self, context: &str, batch: usize) -> Result<Self> {
+        let spec = Pool2dSpec {
+            kernel: self.kernel(),
+            stride: self.stride(),
+            padding: self.padding(),
+        };
+        Pool2dGeometry::new(context, &spec, batch, self.channels, self.input_size())
+    }
+
     /// The channels `C` (the same in and out).
     pub fn channels(&self) -> usize {
         self.channels
@@ -613,6 +663,12 @@ impl UpsampleGeometry {
     /// The batch size `N`.
     pub fn batch(&self) -> usize {
         self.batch
+    }
+
+    /// The same upsampling on a batch of `batch` images; errors as
+    /// [`UpsampleGeometry::new`].
+    pub fn with_batch(&self, context: &str, batch: usize) -> Result<Self> {
+        UpsampleGeometry::new(context, batch, self.channels, self.input, self.scale)
     }
 
     /// The channels `C` (the same in and out).

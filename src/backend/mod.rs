@@ -256,6 +256,63 @@ pub trait Backend: Clone + Send + Sync + 'static {
         hyper: &AdamStep,
     ) -> Result<()>;
 
+    /// The kernel of [`Ops::conv2d_forward`].
+    fn conv2d_forward_unchecked(
+        &self,
+        g: &Conv2dGeometry,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// The kernel of [`Ops::conv2d_backward`].
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_backward_unchecked(
+        &self,
+        g: &Conv2dGeometry,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+        mode: GradMode,
+    ) -> Result<()>;
+
+    /// The kernel of [`Ops::max_pool2d_forward`].
+    fn max_pool2d_forward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// The kernel of [`Ops::max_pool2d_backward`].
+    fn max_pool2d_backward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// The kernel of [`Ops::upsample_nearest_forward`].
+    fn upsample_nearest_forward_unchecked(
+        &self,
+        g: &UpsampleGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// The kernel of [`Ops::upsample_nearest_backward`].
+    fn upsample_nearest_backward_unchecked(
+        &self,
+        g: &UpsampleGeometry,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
     /// The fully fused MLP trainer of this backend, if it has one.
     fn mlp_trainer(&self) -> Option<&dyn MlpTrainer<Self>> {
         None

@@ -5,7 +5,8 @@
 //! same errors, and a backend only computes.
 
 use crate::backend::{
-    check, Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MomentumStep, Reduction,
+    check, Act, AdamStep, Backend, Conv2dGeometry, DeviceTensor, GradMode, LossKind, MomentumStep,
+    Pool2dGeometry, Reduction, UpsampleGeometry,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -240,6 +241,129 @@ pub trait Ops: Backend {
         check::adam_step(param, grad, state, hyper)?;
         self.adam_step_unchecked(param, grad, state, hyper)
     }
+
+    /// The 2-D convolution of geometry `g`, as PyTorch's `Conv2d`: `x` holds `N` images
+    /// of `C × H × W` pixels, one per row in (C, H, W) order (`N × C·H·W`); `w` the
+    /// `[O, C, kh, kw]` weight as `O × C·kh·kw`; `b` the bias as `1 × O`; `y` (written
+    /// over) the `N × O·OH·OW` output. See
+    /// [`images::conv2d_forward`](super::reference::images::conv2d_forward).
+    fn conv2d_forward(
+        &self,
+        g: &Conv2dGeometry,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        check::same_device(
+            self,
+            "conv2d_forward",
+            &[Some(x), Some(w), Some(b), Some(y)],
+        )?;
+        check::conv2d_forward(g, x, w, b, y)?;
+        self.conv2d_forward_unchecked(g, x, w, b, y)
+    }
+
+    /// Backward of [`Ops::conv2d_forward`] given `dy` (shaped like `y`): the input
+    /// gradient into `dx` (written over; skipped when `None`), the weight and bias
+    /// gradients into `dw` and `db`, added or written over as `mode` says. See
+    /// [`images::conv2d_backward_input`](super::reference::images::conv2d_backward_input)
+    /// and [`images::conv2d_backward_weight`](super::reference::images::conv2d_backward_weight).
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_backward(
+        &self,
+        g: &Conv2dGeometry,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+        mode: GradMode,
+    ) -> Result<()> {
+        let all = [Some(x), Some(w), Some(dy), dx, Some(dw), Some(db)];
+        check::same_device(self, "conv2d_backward", &all)?;
+        check::conv2d_backward(g, x, w, dy, dx, dw, db)?;
+        self.conv2d_backward_unchecked(g, x, w, dy, dx, dw, db, mode)
+    }
+
+    /// Max pooling of geometry `g`, as PyTorch's `MaxPool2d`: `x` is `N × C·H·W`, `y`
+    /// (written over) `N × C·OH·OW`. See
+    /// [`images::max_pool2d_forward`](super::reference::images::max_pool2d_forward).
+    fn max_pool2d_forward(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        const OP: &str = "max_pool2d_forward";
+        check::same_device(self, OP, &[Some(x), Some(y)])?;
+        let (input, output) = pool_widths(g);
+        check::resample(OP, g.batch(), &[("input", x, input)], ("output", y, output))?;
+        self.max_pool2d_forward_unchecked(g, x, y)
+    }
+
+    /// Backward of [`Ops::max_pool2d_forward`] from its input `x` and `dy`: each
+    /// output's gradient goes to the first maximum of its window; `dx` (shaped like
+    /// `x`) is written over. See
+    /// [`images::max_pool2d_backward`](super::reference::images::max_pool2d_backward).
+    fn max_pool2d_backward(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        const OP: &str = "max_pool2d_backward";
+        check::same_device(self, OP, &[Some(x), Some(dy), Some(dx)])?;
+        let (input, output) = pool_widths(g);
+        let ins = [("input", x, input), ("output gradient", dy, output)];
+        check::resample(OP, g.batch(), &ins, ("input gradient", dx, input))?;
+        self.max_pool2d_backward_unchecked(g, x, dy, dx)
+    }
+
+    /// Nearest-neighbour upsampling of geometry `g`, as PyTorch's
+    /// `Upsample(mode = "nearest")` with an integer scale: `x` is `N × C·H·W`, `y`
+    /// (written over) `N × C·sH·sW`. See
+    /// [`images::upsample_nearest_forward`](super::reference::images::upsample_nearest_forward).
+    fn upsample_nearest_forward(
+        &self,
+        g: &UpsampleGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        const OP: &str = "upsample_nearest_forward";
+        check::same_device(self, OP, &[Some(x), Some(y)])?;
+        let (input, output) = upsample_widths(g);
+        check::resample(OP, g.batch(), &[("input", x, input)], ("output", y, output))?;
+        self.upsample_nearest_forward_unchecked(g, x, y)
+    }
+
+    /// Backward of [`Ops::upsample_nearest_forward`]: each input pixel's gradient is
+    /// the sum of the `s²` output gradients it was copied to; `dx` is written over.
+    fn upsample_nearest_backward(
+        &self,
+        g: &UpsampleGeometry,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        const OP: &str = "upsample_nearest_backward";
+        check::same_device(self, OP, &[Some(dy), Some(dx)])?;
+        let (input, output) = upsample_widths(g);
+        let ins = [("output gradient", dy, output)];
+        check::resample(OP, g.batch(), &ins, ("input gradient", dx, input))?;
+        self.upsample_nearest_backward_unchecked(g, dy, dx)
+    }
+}
+
+/// The row widths (elements per image) of a max pool's input and output.
+fn pool_widths(g: &Pool2dGeometry) -> (usize, usize) {
+    (g.input_len() / g.batch(), g.output_len() / g.batch())
+}
+
+/// The row widths (elements per image) of an upsampling's input and output.
+fn upsample_widths(g: &UpsampleGeometry) -> (usize, usize) {
+    (g.input_len() / g.batch(), g.output_len() / g.batch())
 }
 
 impl<B: Backend> Ops for B {}

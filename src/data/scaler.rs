@@ -63,6 +63,34 @@ impl Standardizer {
         })
     }
 
+    /// One mean and one population standard deviation over every value of `inputs`
+    /// (`[n, features]`, `n ≥ 1`, finite; summed in `f64`), applied to every column:
+    /// images scaled as torchvision's `Normalize` with the data set's statistics. A
+    /// deviation below 10⁻¹² of the mean's magnitude gives scale 1.
+    pub fn fit_global(inputs: &Tensor) -> Result<Self> {
+        let (n, cols) = inputs.matrix_dims()?;
+        if n == 0 || cols == 0 {
+            return Err(Error::InvalidArgument(
+                "a scaler needs at least one row and one column".into(),
+            ));
+        }
+        crate::data::check_finite("Standardizer::fit_global", inputs)?;
+        let count = inputs.data().len() as f64;
+        let mean = inputs.data().iter().map(|&v| v as f64).sum::<f64>() / count;
+        let var = inputs
+            .data()
+            .iter()
+            .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+            .sum::<f64>()
+            / count;
+        let std = var.sqrt();
+        let scale = match std > 1e-12 * mean.abs().max(1.0) {
+            true => std as f32,
+            false => 1.0,
+        };
+        Standardizer::new(vec![mean as f32; cols], vec![scale; cols])
+    }
+
     /// A standardizer with the given per-column mean and scale (finite, scales above 0,
     /// as many of each).
     pub fn new(mean: Vec<f32>, scale: Vec<f32>) -> Result<Self> {

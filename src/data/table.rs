@@ -172,7 +172,9 @@ impl Table {
 
 /// Reads the data file at `path` and makes a data set of it as `options` say. The
 /// format follows the name: `.csv` or `.csv.gz` ([`read_csv`]), `.npy` ([`read_npy`]),
-/// `.safetensors` ([`read_safetensors`]).
+/// `.safetensors` ([`read_safetensors`]); `.bin` or `.bin.gz`, MNIST digits in the
+/// shipped format ([`read_mnist`](super::read_mnist); its labels are the classes, and
+/// `options` do not apply).
 pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
     let path = path.as_ref();
     let name = path.to_string_lossy().to_lowercase();
@@ -187,10 +189,12 @@ pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
         read_npy(path)?
     } else if name.ends_with(".safetensors") {
         read_safetensors(path)?
+    } else if name.ends_with(".bin") || name.ends_with(".bin.gz") {
+        return super::read_mnist(path);
     } else {
         return Err(Error::data(
             path,
-            "unknown format: the name should end in .csv, .csv.gz, .npy or .safetensors",
+            "unknown format: the name should end in .csv, .csv.gz, .npy, .safetensors, or .bin or .bin.gz (MNIST digits)",
         ));
     };
     table.dataset(&options.target)

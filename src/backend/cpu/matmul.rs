@@ -33,7 +33,7 @@ fn threads_for(pool: Option<&ThreadPool>, macs: usize) -> Option<&ThreadPool> {
 /// `rows × inner` and `rhs` is `inner × cols`, each given as (slice, row stride,
 /// column stride). Runs on `pool` when given.
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(
+pub(crate) fn gemm_into(
     pool: Option<&ThreadPool>,
     (rows, cols, inner): (usize, usize, usize),
     dst: &mut [f32],

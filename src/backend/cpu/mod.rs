@@ -3,9 +3,11 @@
 //! and a fused epoch for narrow MLPs. Every op is tested against
 //! [`Reference`](crate::Reference), the plain loops that define it.
 
+mod convolution;
 mod matmul;
 mod mlp_epoch;
 mod parallel;
+mod resample;
 
 pub use parallel::THREADS_VAR;
 
@@ -15,8 +17,8 @@ use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
 use crate::backend::reference::definitions;
 use crate::backend::StateLayout;
 use crate::backend::{
-    Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpRecipe, MlpSpec, MlpTrainer,
-    MomentumStep, Reduction,
+    Act, AdamStep, Backend, Conv2dGeometry, DeviceTensor, GradMode, LossKind, MlpRecipe, MlpSpec,
+    MlpTrainer, MomentumStep, Pool2dGeometry, Reduction, UpsampleGeometry,
 };
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -337,6 +339,94 @@ impl Backend for Cpu {
             parallel::for_each_chunk(self.pool, [m, v], p, |[m, v], p| {
                 definitions::adam_update_of(p, m, v, c, hyper)
             })
+        });
+        Ok(())
+    }
+
+    fn conv2d_forward_unchecked(
+        &self,
+        g: &Conv2dGeometry,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x, w, b], y, |[x, w, b], y| {
+            convolution::forward(self.pool, g, x, w, b, y)
+        });
+        Ok(())
+    }
+
+    fn conv2d_backward_unchecked(
+        &self,
+        g: &Conv2dGeometry,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+        mode: GradMode,
+    ) -> Result<()> {
+        if let Some(dx) = dx {
+            with_slices([dy, w], dx, |[dy, w], dx| {
+                convolution::backward_input(self.pool, g, dy, w, dx)
+            });
+        }
+        let accumulate = mode == GradMode::Accumulate;
+        with_slices([x, dy], dw, |[x, dy], dw| {
+            with_slices([], db, |_, db| {
+                convolution::backward_weight(self.pool, g, x, dy, dw, db, accumulate)
+            })
+        });
+        Ok(())
+    }
+
+    fn max_pool2d_forward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x], y, |[x], y| {
+            resample::max_pool_forward(self.pool, g, x, y)
+        });
+        Ok(())
+    }
+
+    fn max_pool2d_backward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x, dy], dx, |[x, dy], dx| {
+            resample::max_pool_backward(self.pool, g, x, dy, dx)
+        });
+        Ok(())
+    }
+
+    fn upsample_nearest_forward_unchecked(
+        &self,
+        g: &UpsampleGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x], y, |[x], y| {
+            resample::upsample_forward(self.pool, g, x, y)
+        });
+        Ok(())
+    }
+
+    fn upsample_nearest_backward_unchecked(
+        &self,
+        g: &UpsampleGeometry,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([dy], dx, |[dy], dx| {
+            resample::upsample_backward(self.pool, g, dy, dx)
         });
         Ok(())
     }

@@ -20,8 +20,8 @@ pub use runtime::context::{Gpu, LOOP_BUDGET};
 pub use runtime::recorder::GpuStats;
 
 use crate::backend::{
-    Act, AdamStep, Backend, DeviceTensor, DeviceTimer, GradMode, LossKind, MlpTrainer,
-    MomentumStep, Reduction,
+    Act, AdamStep, Backend, Conv2dGeometry, DeviceTensor, DeviceTimer, GradMode, LossKind,
+    MlpTrainer, MomentumStep, Pool2dGeometry, Reduction, UpsampleGeometry,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -171,6 +171,68 @@ impl Backend for Gpu {
         hyper: &AdamStep,
     ) -> Result<()> {
         ops::update::adam(self, param, grad, state, hyper)
+    }
+
+    fn conv2d_forward_unchecked(
+        &self,
+        g: &Conv2dGeometry,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        ops::image::conv2d_forward(self, g, x, w, b, y)
+    }
+
+    fn conv2d_backward_unchecked(
+        &self,
+        g: &Conv2dGeometry,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+        mode: GradMode,
+    ) -> Result<()> {
+        ops::image::conv2d_backward(self, g, x, w, dy, dx, dw, db, mode)
+    }
+
+    fn max_pool2d_forward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        ops::image::max_pool2d_forward(self, g, x, y)
+    }
+
+    fn max_pool2d_backward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        ops::image::max_pool2d_backward(self, g, x, dy, dx)
+    }
+
+    fn upsample_nearest_forward_unchecked(
+        &self,
+        g: &UpsampleGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        ops::image::upsample_nearest_forward(self, g, x, y)
+    }
+
+    fn upsample_nearest_backward_unchecked(
+        &self,
+        g: &UpsampleGeometry,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        ops::image::upsample_nearest_backward(self, g, dy, dx)
     }
 
     fn mlp_trainer(&self) -> Option<&dyn MlpTrainer<Self>> {

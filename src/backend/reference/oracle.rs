@@ -3,11 +3,11 @@
 //! definitions give. The fast backends ([`Cpu`](crate::Cpu) and [`Gpu`](crate::Gpu))
 //! are tested against it; it is not meant to train on (use the `Cpu` backend).
 
-use super::definitions;
+use super::{definitions, images};
 use crate::backend::host::{self, with_slices, HostBuffer, HOST_DEVICE};
 use crate::backend::{
-    Act, AdamStep, Backend, DeviceTensor, GradMode, LossKind, MlpRecipe, MlpSpec, MlpTrainer,
-    MomentumStep, Reduction,
+    Act, AdamStep, Backend, Conv2dGeometry, DeviceTensor, GradMode, LossKind, MlpRecipe, MlpSpec,
+    MlpTrainer, MomentumStep, Pool2dGeometry, Reduction, UpsampleGeometry,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -220,6 +220,94 @@ impl Backend for Reference {
         });
         with_slices([state], param, |[s], p| {
             definitions::adam_update(p, s, hyper)
+        });
+        Ok(())
+    }
+
+    fn conv2d_forward_unchecked(
+        &self,
+        g: &Conv2dGeometry,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        b: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x, w, b], y, |[x, w, b], y| {
+            images::conv2d_forward(g, x, w, b, y)
+        });
+        Ok(())
+    }
+
+    fn conv2d_backward_unchecked(
+        &self,
+        g: &Conv2dGeometry,
+        x: &DeviceTensor<Self>,
+        w: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: Option<&DeviceTensor<Self>>,
+        dw: &DeviceTensor<Self>,
+        db: &DeviceTensor<Self>,
+        mode: GradMode,
+    ) -> Result<()> {
+        if let Some(dx) = dx {
+            with_slices([dy, w], dx, |[dy, w], dx| {
+                images::conv2d_backward_input(g, dy, w, dx)
+            });
+        }
+        if mode == GradMode::Overwrite {
+            self.zero_unchecked(dw)?;
+            self.zero_unchecked(db)?;
+        }
+        // The definition adds to both gradients at once: it reads `db` from a copy.
+        let mut bias = host::download(db)?.data().to_vec();
+        with_slices([x, dy], dw, |[x, dy], dw| {
+            images::conv2d_backward_weight(g, x, dy, dw, &mut bias)
+        });
+        with_slices([], db, |_, db| db.copy_from_slice(&bias));
+        Ok(())
+    }
+
+    fn max_pool2d_forward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x], y, |[x], y| images::max_pool2d_forward(g, x, y));
+        Ok(())
+    }
+
+    fn max_pool2d_backward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x, dy], dx, |[x, dy], dx| {
+            images::max_pool2d_backward(g, x, dy, dx)
+        });
+        Ok(())
+    }
+
+    fn upsample_nearest_forward_unchecked(
+        &self,
+        g: &UpsampleGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x], y, |[x], y| images::upsample_nearest_forward(g, x, y));
+        Ok(())
+    }
+
+    fn upsample_nearest_backward_unchecked(
+        &self,
+        g: &UpsampleGeometry,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([dy], dx, |[dy], dx| {
+            images::upsample_nearest_backward(g, dy, dx)
         });
         Ok(())
     }

@@ -118,3 +118,47 @@ kernel_params! {
         run_rows: u32,
     }
 }
+
+kernel_params! {
+    /// The image ops (`shaders/image.wgsl`): the geometry of a convolution, a max pool
+    /// or an upsampling on an `(N, C, H, W)` batch (fields an op does not use are 0,
+    /// strides and dilations 1).
+    ImageParams {
+        /// Elements the launch writes (one invocation each).
+        count: u32,
+        /// Images in the batch `N`.
+        batch: u32,
+        /// Input channels `C` (for pooling and upsampling, the channels).
+        channels: u32,
+        /// The convolution's output channels `O`.
+        out_channels: u32,
+        /// Input height.
+        in_h: u32,
+        /// Input width.
+        in_w: u32,
+        /// Output height.
+        out_h: u32,
+        /// Output width.
+        out_w: u32,
+        /// Window height.
+        kernel_h: u32,
+        /// Window width.
+        kernel_w: u32,
+        /// Vertical stride.
+        stride_h: u32,
+        /// Horizontal stride.
+        stride_w: u32,
+        /// Zero padding above and below.
+        pad_h: u32,
+        /// Zero padding left and right.
+        pad_w: u32,
+        /// Vertical spacing of the kernel taps.
+        dil_h: u32,
+        /// Horizontal spacing of the kernel taps.
+        dil_w: u32,
+        /// The upsampling's scale.
+        scale: u32,
+        /// 1 to add the parameter gradients to the outputs, 0 to write over them.
+        accumulate: u32,
+    }
+}

@@ -9,7 +9,8 @@
 
 use super::convention::{storage_bindings, KernelParams};
 use super::params::{
-    ActivationParams, CrossEntropyParams, FillParams, LinearParams, MseParams, UpdateParams,
+    ActivationParams, CrossEntropyParams, FillParams, ImageParams, LinearParams, MseParams,
+    UpdateParams,
 };
 use crate::backend::Act;
 
@@ -86,6 +87,7 @@ shader_files! {
     "update.wgsl" => UpdateParams,
     "cross_entropy.wgsl" => CrossEntropyParams,
     "fill.wgsl" => FillParams,
+    "image.wgsl" => ImageParams,
 }
 
 /// Every shader of the crate with its prelude, for pipeline creation and for the
@@ -150,6 +152,14 @@ kernels! {
     CrossEntropyLoss => ("cross_entropy.wgsl", "cross_entropy_loss"),
     CrossEntropyGrad => ("cross_entropy.wgsl", "cross_entropy_grad"),
     Fill => ("fill.wgsl", "fill"),
+    Conv2dForward => ("image.wgsl", "conv2d_forward"),
+    Conv2dBackwardInput => ("image.wgsl", "conv2d_backward_input"),
+    Conv2dBackwardWeight => ("image.wgsl", "conv2d_backward_weight"),
+    Conv2dBackwardBias => ("image.wgsl", "conv2d_backward_bias"),
+    MaxPool2dForward => ("image.wgsl", "max_pool2d_forward"),
+    MaxPool2dBackward => ("image.wgsl", "max_pool2d_backward"),
+    UpsampleNearestForward => ("image.wgsl", "upsample_nearest_forward"),
+    UpsampleNearestBackward => ("image.wgsl", "upsample_nearest_backward"),
 }
 
 impl Kernel {

@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod cross_entropy;
+pub mod image;
 pub mod linear;
 pub mod mse;
 pub mod update;

@@ -1,0 +1,117 @@
+//! denoise's command line: the flags, their defaults and their checks.
+
+use std::path::PathBuf;
+
+use crate::cli::{non_negative, number, BackendChoice};
+
+/// The usage message, printed with `--help` and after a bad flag.
+pub const USAGE: &str = "usage: denoise [--data FILE] [--epochs N] [--sigma X] [--lr X]
+               [--batch-size N] [--seed N] [--runs R] [--backend auto|gpu|cpu]
+               [--adapter NAME] [--plot DIR] [--json] [--split-out PATH] [--save PATH]
+
+Trains the Noise2Noise denoiser of EE-559's 2022 mini-project on MNIST digits: pairs of
+independently noised copies of each training digit, MSE, Adam, and reports the PSNR of
+its output against the clean test digits, beside the noisy input's.
+
+  --data FILE        MNIST digits (default: datasets/mnist/mnist10k.bin.gz), split 80 %
+                     for training and 20 % for the test by a permutation seeded with the
+                     run's seed; pixels divided by 255
+  --epochs N         passes over the training digits (default 5)
+  --sigma X          the noise's standard deviation (default 0.2), fresh every step, not
+                     clipped
+  --lr X             Adam's learning rate (default 0.001)
+  --batch-size N     digits per step (default 64)
+  --seed N           the first run's seed: the split (N), the weights (N + 1), the
+                     shuffling (N + 2), the training noise (N + 3), the test noise (N + 4)
+  --runs R           train R runs, seeds N … N + R − 1, and report the distribution
+                     (default 1)
+  --backend B        auto (default: a hardware GPU if one exists, else the CPU), gpu, cpu
+  --adapter NAME     the first GPU adapter whose name contains NAME
+  --plot DIR         write DIR/denoised.png (noisy / denoised / clean test digits of the
+                     first run) and DIR/training_curve.png (loss and test PSNR per epoch)
+  --json             print nothing but one JSON line of results at the end
+  --split-out PATH   write the first run's split (row indices) to PATH as JSON
+  --save PATH        save the first run's trained network (safetensors, PyTorch's
+                     state_dict names)";
+
+/// The parsed command line.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// `--data FILE`.
+    pub data: PathBuf,
+    /// `--epochs N`.
+    pub epochs: usize,
+    /// `--sigma X`.
+    pub sigma: f32,
+    /// `--lr X`.
+    pub lr: f32,
+    /// `--batch-size N`.
+    pub batch_size: usize,
+    /// `--seed N`.
+    pub seed: u64,
+    /// `--runs R`.
+    pub runs: usize,
+    /// `--backend`.
+    pub backend: BackendChoice,
+    /// `--adapter NAME`.
+    pub adapter: Option<String>,
+    /// `--plot DIR`.
+    pub plot: Option<PathBuf>,
+    /// `--json`.
+    pub json: bool,
+    /// `--split-out PATH`.
+    pub split_out: Option<PathBuf>,
+    /// `--save PATH`.
+    pub save: Option<PathBuf>,
+}
+
+/// Parses the arguments after the program name; `Ok(None)` for `--help`, `Err` with a
+/// one-line reason for anything not understood.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        data: minidl::data::mnist_path(),
+        epochs: 5,
+        sigma: 0.2,
+        lr: 0.001,
+        batch_size: 64,
+        seed: 0,
+        runs: 1,
+        backend: BackendChoice::Auto,
+        adapter: None,
+        plot: None,
+        json: false,
+        split_out: None,
+        save: None,
+    };
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--data" => parsed.data = value()?.into(),
+            "--epochs" => parsed.epochs = number(&flag, &value()?)?,
+            "--sigma" => parsed.sigma = non_negative(&flag, &value()?, false)?,
+            "--lr" => parsed.lr = non_negative(&flag, &value()?, true)?,
+            "--batch-size" => parsed.batch_size = number(&flag, &value()?)?,
+            "--seed" => parsed.seed = number(&flag, &value()?)?,
+            "--runs" => parsed.runs = number(&flag, &value()?)?,
+            "--backend" => parsed.backend = value()?.parse()?,
+            "--adapter" => parsed.adapter = Some(value()?),
+            "--plot" => parsed.plot = Some(value()?.into()),
+            "--json" => parsed.json = true,
+            "--split-out" => parsed.split_out = Some(value()?.into()),
+            "--save" => parsed.save = Some(value()?.into()),
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    for (name, v) in [
+        ("--epochs", parsed.epochs),
+        ("--batch-size", parsed.batch_size),
+        ("--runs", parsed.runs),
+    ] {
+        if v == 0 {
+            return Err(format!("{name}: must be at least 1"));
+        }
+    }
+    Ok(Some(parsed))
+}

@@ -1,0 +1,227 @@
+//! Launches of `shaders/image.wgsl`: the 2-D convolution and its gradients, max pooling
+//! and nearest-neighbour upsampling, one invocation per element written, with the
+//! geometry in [`ImageParams`].
+
+use crate::backend::gpu::kernels::params::ImageParams;
+use crate::backend::gpu::kernels::table::Kernel;
+use crate::backend::gpu::runtime::context::{to_u32, Gpu};
+use crate::backend::gpu::runtime::launch::Grid;
+use crate::backend::{Conv2dGeometry, DeviceTensor, GradMode, Pool2dGeometry, UpsampleGeometry};
+use crate::error::Result;
+
+/// The parameter block of a sliding window over an `(N, C, H, W)` batch.
+#[allow(clippy::too_many_arguments)]
+fn window_params(
+    batch: usize,
+    (channels, out_channels): (usize, usize),
+    input: (usize, usize),
+    output: (usize, usize),
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    dilation: (usize, usize),
+) -> Result<ImageParams> {
+    let u = |what: &str, v: usize| to_u32(what, v);
+    Ok(ImageParams {
+        batch: u("batch", batch)?,
+        channels: u("channels", channels)?,
+        out_channels: u("channels", out_channels)?,
+        in_h: u("height", input.0)?,
+        in_w: u("width", input.1)?,
+        out_h: u("height", output.0)?,
+        out_w: u("width", output.1)?,
+        kernel_h: u("kernel", kernel.0)?,
+        kernel_w: u("kernel", kernel.1)?,
+        stride_h: u("stride", stride.0)?,
+        stride_w: u("stride", stride.1)?,
+        pad_h: u("padding", padding.0)?,
+        pad_w: u("padding", padding.1)?,
+        dil_h: u("dilation", dilation.0)?,
+        dil_w: u("dilation", dilation.1)?,
+        ..Default::default()
+    })
+}
+
+/// The parameter block of convolution `g`, writing `count` elements.
+fn conv_params(g: &Conv2dGeometry, count: usize, accumulate: bool) -> Result<ImageParams> {
+    let p = window_params(
+        g.batch(),
+        (g.in_channels(), g.out_channels()),
+        g.input_size(),
+        g.output_size(),
+        g.kernel(),
+        g.stride(),
+        g.padding(),
+        g.dilation(),
+    )?;
+    Ok(ImageParams {
+        count: to_u32("elements", count)?,
+        accumulate: accumulate as u32,
+        ..p
+    })
+}
+
+/// The parameter block of max pool `g`, writing `count` elements.
+fn pool_params(g: &Pool2dGeometry, count: usize) -> Result<ImageParams> {
+    let p = window_params(
+        g.batch(),
+        (g.channels(), g.channels()),
+        g.input_size(),
+        g.output_size(),
+        g.kernel(),
+        g.stride(),
+        g.padding(),
+        (1, 1),
+    )?;
+    Ok(ImageParams {
+        count: to_u32("elements", count)?,
+        ..p
+    })
+}
+
+/// The parameter block of upsampling `g`, writing `count` elements.
+fn upsample_params(g: &UpsampleGeometry, count: usize) -> Result<ImageParams> {
+    let s = g.scale();
+    let p = window_params(
+        g.batch(),
+        (g.channels(), g.channels()),
+        g.input_size(),
+        g.output_size(),
+        (s, s),
+        (s, s),
+        (0, 0),
+        (1, 1),
+    )?;
+    Ok(ImageParams {
+        count: to_u32("elements", count)?,
+        scale: to_u32("scale", s)?,
+        ..p
+    })
+}
+
+/// `y = conv(x, w) + b`.
+pub(crate) fn conv2d_forward(
+    gpu: &Gpu,
+    g: &Conv2dGeometry,
+    x: &DeviceTensor<Gpu>,
+    w: &DeviceTensor<Gpu>,
+    b: &DeviceTensor<Gpu>,
+    y: &DeviceTensor<Gpu>,
+) -> Result<()> {
+    let count = g.output_len();
+    let params = conv_params(g, count, false)?;
+    gpu.launch(
+        Kernel::Conv2dForward,
+        &[x, w, b],
+        y,
+        params,
+        Grid::Flat(count),
+    )
+}
+
+/// The convolution's input gradient (when `dx` is given), weight and bias gradients.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv2d_backward(
+    gpu: &Gpu,
+    g: &Conv2dGeometry,
+    x: &DeviceTensor<Gpu>,
+    w: &DeviceTensor<Gpu>,
+    dy: &DeviceTensor<Gpu>,
+    dx: Option<&DeviceTensor<Gpu>>,
+    dw: &DeviceTensor<Gpu>,
+    db: &DeviceTensor<Gpu>,
+    mode: GradMode,
+) -> Result<()> {
+    let accumulate = mode == GradMode::Accumulate;
+    if let Some(dx) = dx {
+        let count = g.input_len();
+        let params = conv_params(g, count, false)?;
+        let grid = Grid::Flat(count);
+        gpu.launch(Kernel::Conv2dBackwardInput, &[dy, w], dx, params, grid)?;
+    }
+    let count = g.weight_len();
+    let params = conv_params(g, count, accumulate)?;
+    gpu.launch(
+        Kernel::Conv2dBackwardWeight,
+        &[x, dy],
+        dw,
+        params,
+        Grid::Flat(count),
+    )?;
+    let count = g.out_channels();
+    let params = conv_params(g, count, accumulate)?;
+    gpu.launch(
+        Kernel::Conv2dBackwardBias,
+        &[dy],
+        db,
+        params,
+        Grid::Flat(count),
+    )
+}
+
+/// `y = max_pool(x)`.
+pub(crate) fn max_pool2d_forward(
+    gpu: &Gpu,
+    g: &Pool2dGeometry,
+    x: &DeviceTensor<Gpu>,
+    y: &DeviceTensor<Gpu>,
+) -> Result<()> {
+    let count = g.output_len();
+    let params = pool_params(g, count)?;
+    gpu.launch(Kernel::MaxPool2dForward, &[x], y, params, Grid::Flat(count))
+}
+
+/// The max pool's input gradient.
+pub(crate) fn max_pool2d_backward(
+    gpu: &Gpu,
+    g: &Pool2dGeometry,
+    x: &DeviceTensor<Gpu>,
+    dy: &DeviceTensor<Gpu>,
+    dx: &DeviceTensor<Gpu>,
+) -> Result<()> {
+    let count = g.input_len();
+    let params = pool_params(g, count)?;
+    gpu.launch(
+        Kernel::MaxPool2dBackward,
+        &[x, dy],
+        dx,
+        params,
+        Grid::Flat(count),
+    )
+}
+
+/// `y = upsample_nearest(x)`.
+pub(crate) fn upsample_nearest_forward(
+    gpu: &Gpu,
+    g: &UpsampleGeometry,
+    x: &DeviceTensor<Gpu>,
+    y: &DeviceTensor<Gpu>,
+) -> Result<()> {
+    let count = g.output_len();
+    let params = upsample_params(g, count)?;
+    gpu.launch(
+        Kernel::UpsampleNearestForward,
+        &[x],
+        y,
+        params,
+        Grid::Flat(count),
+    )
+}
+
+/// The upsampling's input gradient.
+pub(crate) fn upsample_nearest_backward(
+    gpu: &Gpu,
+    g: &UpsampleGeometry,
+    dy: &DeviceTensor<Gpu>,
+    dx: &DeviceTensor<Gpu>,
+) -> Result<()> {
+    let count = g.input_len();
+    let params = upsample_params(g, count)?;
+    gpu.launch(
+        Kernel::UpsampleNearestBackward,
+        &[dy],
+        dx,
+        params,
+        Grid::Flat(count),
+    )
+}

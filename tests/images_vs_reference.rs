@@ -1,0 +1,279 @@
+//! The image ops of the fast backends (the CPU's im2col products on one and two
+//! threads, the GPU's kernels) against the reference backend, on odd shapes: batch 1,
+//! one and three channels, odd image sizes, stride, padding and dilation combined and
+//! unequal between height and width, sizes that are multiples of no tile.
+//!
+//! Bounds: a convolution output is a sum of `n` products (`n = C·kh·kw` taps plus the
+//! bias for the forward, `O·kh·kw` for the input gradient, `N·OH·OW` for the weight
+//! and bias gradients, plus one addition where they accumulate); two evaluations of
+//! it in any order, with or without fused multiply-adds, differ by at most
+//! `2·γ_n·Σ|terms|`, and `Σ|terms|` is the same op computed in f64 on absolute values.
+//! Max pooling and upsampling copy or add in the reference's order: exact.
+
+mod common;
+
+use common::{assert_within, gamma, gpu, random, rng};
+use minidl::backend::reference::images;
+use minidl::backend::{Conv2dGeometry, Conv2dSpec, Pool2dGeometry, Pool2dSpec, UpsampleGeometry};
+use minidl::{Backend, Cpu, GradMode, Ops, Reference, Tensor};
+
+/// Convolution cases: batch, spec, input (H, W).
+fn conv_cases() -> Vec<(usize, Conv2dSpec, (usize, usize))> {
+    let spec = |c, o, k, s, p, d| {
+        Conv2dSpec::new(c, o, k)
+            .with_stride(s)
+            .with_padding(p)
+            .with_dilation(d)
+    };
+    vec![
+        // Batch 1, one channel, no padding.
+        (1, spec(1, 2, (3, 3), (1, 1), (0, 0), (1, 1)), (5, 7)),
+        // Stride, padding and dilation combined, unequal between the axes.
+        (3, spec(3, 5, (3, 2), (2, 1), (1, 2), (2, 1)), (11, 9)),
+        // All three larger than 1 on both axes.
+        (2, spec(3, 4, (5, 5), (3, 2), (2, 1), (2, 2)), (13, 12)),
+        // A stride larger than the kernel: some pixels are read by no output.
+        (2, spec(2, 3, (2, 2), (3, 3), (0, 0), (1, 1)), (10, 11)),
+        // LeNet's first layer on a few digits.
+        (4, spec(1, 6, (5, 5), (1, 1), (2, 2), (1, 1)), (28, 28)),
+        // The denoiser's strided layer: many channels, padding 1, stride 2.
+        (5, spec(32, 17, (3, 3), (2, 2), (1, 1), (1, 1)), (13, 14)),
+        // A 1×1 kernel.
+        (3, spec(7, 3, (1, 1), (1, 1), (0, 0), (1, 1)), (3, 5)),
+    ]
+}
+
+/// `f` applied to |a| and |b| in f64: the sums of absolute terms of an op.
+fn abs64(t: &Tensor) -> Vec<f64> {
+    t.data().iter().map(|v| v.abs() as f64).collect()
+}
+
+/// The bound `2·γ_n·s` for each absolute sum `s`.
+fn bound(sums: &[f64], n: usize) -> Vec<f64> {
+    sums.iter().map(|s| 2.0 * gamma(n) * s).collect()
+}
+
+/// The convolution forward and backward of `backend` against the reference, with
+/// the weight gradients accumulated onto a nonzero start, then written over.
+fn check_conv<B: Backend>(backend: &B, label: &str) {
+    let mut r = rng(41);
+    for (n, spec, input) in conv_cases() {
+        let g = Conv2dGeometry::new("test", &spec, n, input).unwrap();
+        let what = format!("{label} {spec:?} on {n}×{input:?}");
+        let x = random(&mut r, n, g.input_sample_len(), -1.0, 1.0);
+        let w = random(&mut r, spec.out_channels, g.im2col_depth(), -1.0, 1.0);
+        let b = random(&mut r, 1, spec.out_channels, -1.0, 1.0);
+        let dy = random(&mut r, n, g.output_sample_len(), -1.0, 1.0);
+        let dw0 = random(&mut r, spec.out_channels, g.im2col_depth(), -1.0, 1.0);
+        let db0 = random(&mut r, 1, spec.out_channels, -1.0, 1.0);
+        let run = |mode: GradMode, fast: bool| -> [Tensor; 4] {
+            if fast {
+                conv_on(backend, &g, [&x, &w, &b, &dy, &dw0, &db0], mode)
+            } else {
+                conv_on(&Reference, &g, [&x, &w, &b, &dy, &dw0, &db0], mode)
+            }
+        };
+        // The absolute sums, in f64.
+        let (ax, aw, ab, ady) = (abs64(&x), abs64(&w), abs64(&b), abs64(&dy));
+        let mut y_abs = vec![0.0; g.output_len()];
+        images::conv2d_forward(&g, &ax, &aw, &ab, &mut y_abs);
+        let mut dx_abs = vec![0.0; g.input_len()];
+        images::conv2d_backward_input(&g, &ady, &aw, &mut dx_abs);
+        let (kh, kw) = spec.kernel;
+        let pixels = n * g.out_height() * g.out_width();
+        for mode in [GradMode::Accumulate, GradMode::Overwrite] {
+            // The gradients' absolute sums start from the start values where they add.
+            let start = |t: &Tensor| match mode {
+                GradMode::Accumulate => abs64(t),
+                GradMode::Overwrite => vec![0.0; t.len()],
+            };
+            let (mut dw_abs, mut db_abs) = (start(&dw0), start(&db0));
+            images::conv2d_backward_weight(&g, &ax, &ady, &mut dw_abs, &mut db_abs);
+            let got = run(mode, true);
+            let want = run(mode, false);
+            let names = [
+                "output",
+                "input gradient",
+                "weight gradient",
+                "bias gradient",
+            ];
+            let bounds = [
+                bound(&y_abs, spec.in_channels * kh * kw + 1),
+                bound(&dx_abs, spec.out_channels * kh * kw),
+                bound(&dw_abs, pixels + 1),
+                bound(&db_abs, pixels + 1),
+            ];
+            for ((name, (got, want)), bound) in names.iter().zip(got.iter().zip(&want)).zip(&bounds)
+            {
+                let what = format!("{what} {mode:?}: {name}");
+                assert_within(&what, got.data(), want.data(), bound);
+            }
+        }
+    }
+}
+
+/// Runs the convolution of `g` on `backend`: the output, the input gradient, and the
+/// weight and bias gradients starting from `dw0` and `db0` under `mode`.
+fn conv_on<B: Backend>(
+    backend: &B,
+    g: &Conv2dGeometry,
+    [x, w, b, dy, dw0, db0]: [&Tensor; 6],
+    mode: GradMode,
+) -> [Tensor; 4] {
+    let up = |t: &Tensor| backend.upload(t).unwrap();
+    let (x, w, b, dy, dw, db) = (up(x), up(w), up(b), up(dy), up(dw0), up(db0));
+    let y = backend.alloc(g.batch(), g.output_sample_len()).unwrap();
+    let dx = backend.alloc(g.batch(), g.input_sample_len()).unwrap();
+    backend.conv2d_forward(g, &x, &w, &b, &y).unwrap();
+    backend
+        .conv2d_backward(g, &x, &w, &dy, Some(&dx), &dw, &db, mode)
+        .unwrap();
+    [&y, &dx, &dw, &db].map(|t| backend.download(t).unwrap())
+}
+
+/// Pooling cases: batch, channels, input (H, W), spec.
+fn pool_cases() -> Vec<(usize, usize, (usize, usize), Pool2dSpec)> {
+    vec![
+        (3, 6, (28, 28), Pool2dSpec::new((2, 2))),
+        (
+            1,
+            1,
+            (7, 9),
+            Pool2dSpec::new((3, 3))
+                .with_stride((2, 2))
+                .with_padding((1, 1)),
+        ),
+        // Overlapping windows, so that a pixel takes the gradient of several.
+        (2, 3, (5, 6), Pool2dSpec::new((2, 3)).with_stride((1, 1))),
+        // Odd sizes: the last row and column are dropped by the floor.
+        (2, 2, (9, 11), Pool2dSpec::new((2, 2))),
+    ]
+}
+
+/// Max pooling forward and backward of `backend` against the reference, exactly, on
+/// values drawn from a few levels so that windows hold tied maxima.
+fn check_pool<B: Backend>(backend: &B, label: &str) {
+    let mut r = rng(43);
+    for (n, c, input, spec) in pool_cases() {
+        let g = Pool2dGeometry::new("test", &spec, n, c, input).unwrap();
+        let (wi, wo) = (g.input_len() / n, g.output_len() / n);
+        let levels = random(&mut r, n, wi, 0.0, 4.0);
+        let x = Tensor::new(&[n, wi], levels.data().iter().map(|v| v.floor()).collect()).unwrap();
+        let dy = random(&mut r, n, wo, -1.0, 1.0);
+        let run = |b: &dyn Fn(&Tensor, &Tensor) -> (Tensor, Tensor)| b(&x, &dy);
+        let fast = |x: &Tensor, dy: &Tensor| pool_on(backend, &g, x, dy);
+        let slow = |x: &Tensor, dy: &Tensor| pool_on(&Reference, &g, x, dy);
+        let (got, want) = (run(&fast), run(&slow));
+        assert_eq!(
+            got.0.data(),
+            want.0.data(),
+            "{label} max pool {spec:?} forward"
+        );
+        assert_eq!(
+            got.1.data(),
+            want.1.data(),
+            "{label} max pool {spec:?} backward"
+        );
+    }
+}
+
+fn pool_on<B: Backend>(
+    backend: &B,
+    g: &Pool2dGeometry,
+    x: &Tensor,
+    dy: &Tensor,
+) -> (Tensor, Tensor) {
+    let (x, dy) = (backend.upload(x).unwrap(), backend.upload(dy).unwrap());
+    let y = backend.alloc(dy.rows(), dy.cols()).unwrap();
+    let dx = backend.alloc(x.rows(), x.cols()).unwrap();
+    backend.max_pool2d_forward(g, &x, &y).unwrap();
+    backend.max_pool2d_backward(g, &x, &dy, &dx).unwrap();
+    (
+        backend.download(&y).unwrap(),
+        backend.download(&dx).unwrap(),
+    )
+}
+
+/// Upsampling forward and backward of `backend` against the reference, exactly.
+fn check_upsample<B: Backend>(backend: &B, label: &str) {
+    let mut r = rng(47);
+    for (n, c, input, scale) in [(2, 32, (7, 7), 2), (1, 1, (5, 4), 3), (3, 2, (1, 1), 1)] {
+        let g = UpsampleGeometry::new("test", n, c, input, scale).unwrap();
+        let x = random(&mut r, n, g.input_len() / n, -1.0, 1.0);
+        let dy = random(&mut r, n, g.output_len() / n, -1.0, 1.0);
+        let on = |b: &dyn Fn() -> (Tensor, Tensor)| b();
+        let fast = || upsample_on(backend, &g, &x, &dy);
+        let slow = || upsample_on(&Reference, &g, &x, &dy);
+        let (got, want) = (on(&fast), on(&slow));
+        assert_eq!(
+            got.0.data(),
+            want.0.data(),
+            "{label} upsample ×{scale} forward"
+        );
+        assert_eq!(
+            got.1.data(),
+            want.1.data(),
+            "{label} upsample ×{scale} backward"
+        );
+    }
+}
+
+fn upsample_on<B: Backend>(
+    backend: &B,
+    g: &UpsampleGeometry,
+    x: &Tensor,
+    dy: &Tensor,
+) -> (Tensor, Tensor) {
+    let (x, dy) = (backend.upload(x).unwrap(), backend.upload(dy).unwrap());
+    let y = backend.alloc(dy.rows(), dy.cols()).unwrap();
+    let dx = backend.alloc(x.rows(), x.cols()).unwrap();
+    backend.upsample_nearest_forward(g, &x, &y).unwrap();
+    backend.upsample_nearest_backward(g, &dy, &dx).unwrap();
+    (
+        backend.download(&y).unwrap(),
+        backend.download(&dx).unwrap(),
+    )
+}
+
+fn cpus() -> [Cpu; 2] {
+    [Cpu::with_threads(1).unwrap(), Cpu::with_threads(2).unwrap()]
+}
+
+#[test]
+fn cpu_conv2d_matches_reference() {
+    for cpu in cpus() {
+        check_conv(&cpu, &format!("cpu ×{}", cpu.threads()));
+    }
+}
+
+#[test]
+fn cpu_max_pool_matches_reference_exactly() {
+    for cpu in cpus() {
+        check_pool(&cpu, &format!("cpu ×{}", cpu.threads()));
+    }
+}
+
+#[test]
+fn cpu_upsample_matches_reference_exactly() {
+    for cpu in cpus() {
+        check_upsample(&cpu, &format!("cpu ×{}", cpu.threads()));
+    }
+}
+
+#[test]
+fn gpu_conv2d_matches_reference() {
+    let Some(gpu) = gpu() else { return };
+    check_conv(&gpu, "gpu");
+}
+
+#[test]
+fn gpu_max_pool_matches_reference_exactly() {
+    let Some(gpu) = gpu() else { return };
+    check_pool(&gpu, "gpu");
+}
+
+#[test]
+fn gpu_upsample_matches_reference_exactly() {
+    let Some(gpu) = gpu() else { return };
+    check_upsample(&gpu, "gpu");
+}
