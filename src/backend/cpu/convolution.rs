@@ -3,10 +3,13 @@
 //! column per output pixel, zeros where a tap falls in the padding), then
 //! `y = w · columns + b`, `dcolumns = wᵀ · dy` folded back onto the input (col2im),
 //! and `dw += dy · columnsᵀ`, each through `gemm`. The images of a batch are split
-//! between the backend's threads; each thread unfolds into a scratch buffer of its
-//! own, kept from call to call, and sums its images' weight gradients into a slice of
-//! the caller's scratch, which are then added in thread order (so the result does not
-//! depend on scheduling). A step allocates nothing once the buffers have grown.
+//! between the backend's threads; each thread unfolds its images side by side into one
+//! matrix (a scratch buffer of its own, kept from call to call) in groups small enough
+//! to stay in its caches, so that each op is a few large products per thread, and sums its weight gradients into a slice of the caller's
+//! scratch, which are then added in thread order (so the result does not depend on
+//! scheduling). minidl allocates nothing in a step once the buffers have grown; the
+//! `gemm` crate allocates its packing buffers in each product it computes (a few
+//! allocations per product, so a fixed number per step).
 
 use std::cell::RefCell;
 
@@ -20,8 +23,10 @@ use crate::backend::Conv2dGeometry;
 const PAR_MIN_MACS: usize = 1 << 18;
 
 thread_local! {
-    /// A thread's unfolded image (`C·kh·kw × OH·OW`), reused from call to call.
+    /// A thread's unfolded images (`C·kh·kw × images·OH·OW`), reused from call to call.
     static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A thread's output-shaped matrix (`O × images·OH·OW`), reused from call to call.
+    static GATHERED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// The calling thread's per-task weight and bias gradient sums.
     static PARTIALS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -83,8 +88,10 @@ fn split_images<F>(
     }
 }
 
-/// Unfolds one image `x` (`C × H × W`) into `columns` (`C·kh·kw × OH·OW`).
-fn im2col(g: &Conv2dGeometry, x: &[f32], columns: &mut [f32]) {
+/// Unfolds one image `x` (`C × H × W`) into the columns of `columns` that are its own:
+/// row `r = (c, ky, kx)` of the unfolding goes to `columns[r·stride ..][.. OH·OW]`, so
+/// that several images unfold side by side into one `C·kh·kw × (images·OH·OW)` matrix.
+fn im2col(g: &Conv2dGeometry, x: &[f32], columns: &mut [f32], stride: usize) {
     let (kh, kw) = g.kernel();
     let (h, w) = g.input_size();
     let (oh, ow) = g.output_size();
@@ -94,26 +101,25 @@ fn im2col(g: &Conv2dGeometry, x: &[f32], columns: &mut [f32]) {
         for ky in 0..kh {
             for kx in 0..kw {
                 let r = (c * kh + ky) * kw + kx;
-                let out = &mut columns[r * oh * ow..(r + 1) * oh * ow];
+                let out = &mut columns[r * stride..r * stride + oh * ow];
                 let cols = g.cols_reading(kx);
-                for oy in 0..oh {
-                    let line = &mut out[oy * ow..(oy + 1) * ow];
-                    let Some(iy) = g.input_y(oy, ky) else {
+                let ix0 = g.input_x(cols.start, kx).unwrap_or(0);
+                for (oy, line) in out.chunks_exact_mut(ow).enumerate() {
+                    let Some(iy) = g.input_y(oy, ky).filter(|_| !cols.is_empty()) else {
                         line.fill(0.0);
                         continue;
                     };
                     line[..cols.start].fill(0.0);
                     line[cols.end..].fill(0.0);
-                    if cols.is_empty() {
-                        continue;
-                    }
-                    let ix0 = g.input_x(cols.start, kx).unwrap_or(0);
                     let src = &plane[iy * w..(iy + 1) * w];
+                    let dst = &mut line[cols.clone()];
                     if sx == 1 {
-                        line[cols.clone()].copy_from_slice(&src[ix0..ix0 + cols.len()]);
+                        for (d, s) in dst.iter_mut().zip(&src[ix0..]) {
+                            *d = *s;
+                        }
                     } else {
-                        for (i, v) in line[cols.clone()].iter_mut().enumerate() {
-                            *v = src[ix0 + i * sx];
+                        for (i, d) in dst.iter_mut().enumerate() {
+                            *d = src[ix0 + i * sx];
                         }
                     }
                 }
@@ -122,9 +128,9 @@ fn im2col(g: &Conv2dGeometry, x: &[f32], columns: &mut [f32]) {
     }
 }
 
-/// Folds `columns` back onto one image: `dx` (`C × H × W`, written over) gets, at each
-/// pixel, the sum of the column entries that read it.
-fn col2im(g: &Conv2dGeometry, columns: &[f32], dx: &mut [f32]) {
+/// Folds one image's columns (laid out as [`im2col`] writes them) back onto it: `dx`
+/// (`C × H × W`, written over) gets, at each pixel, the sum of the entries that read it.
+fn col2im(g: &Conv2dGeometry, columns: &[f32], stride: usize, dx: &mut [f32]) {
     let (kh, kw) = g.kernel();
     let (h, w) = g.input_size();
     let (oh, ow) = g.output_size();
@@ -135,7 +141,7 @@ fn col2im(g: &Conv2dGeometry, columns: &[f32], dx: &mut [f32]) {
         for ky in 0..kh {
             for kx in 0..kw {
                 let r = (c * kh + ky) * kw + kx;
-                let src = &columns[r * oh * ow..(r + 1) * oh * ow];
+                let src = &columns[r * stride..r * stride + oh * ow];
                 let cols = g.cols_reading(kx);
                 if cols.is_empty() {
                     continue;
@@ -145,10 +151,16 @@ fn col2im(g: &Conv2dGeometry, columns: &[f32], dx: &mut [f32]) {
                     let Some(iy) = g.input_y(oy, ky) else {
                         continue;
                     };
-                    let line = &src[oy * ow..(oy + 1) * ow];
+                    let line = &src[oy * ow + cols.start..oy * ow + cols.end];
                     let dst = &mut plane[iy * w..(iy + 1) * w];
-                    for (i, v) in line[cols.clone()].iter().enumerate() {
-                        dst[ix0 + i * sx] += v;
+                    if sx == 1 {
+                        for (d, v) in dst[ix0..].iter_mut().zip(line) {
+                            *d += v;
+                        }
+                    } else {
+                        for (i, v) in line.iter().enumerate() {
+                            dst[ix0 + i * sx] += v;
+                        }
                     }
                 }
             }
@@ -156,7 +168,55 @@ fn col2im(g: &Conv2dGeometry, columns: &[f32], dx: &mut [f32]) {
     }
 }
 
-/// `y = conv(x, w) + b` for the whole batch (`y` written over).
+/// The sizes of a convolution's products: `C·kh·kw` (the unfolding's rows), `OH·OW`
+/// (an image's output pixels) and `O`.
+fn sizes(g: &Conv2dGeometry) -> (usize, usize, usize) {
+    (
+        g.im2col_depth(),
+        g.out_height() * g.out_width(),
+        g.out_channels(),
+    )
+}
+
+/// The unfolded values a thread keeps at once (512 KiB of them): its images are unfolded
+/// side by side in groups of at most this many values (at least one image), which stay
+/// in its caches while the product reads them.
+const COLUMN_BUDGET: usize = 1 << 17;
+
+/// The images unfolded side by side into one product.
+fn group(g: &Conv2dGeometry) -> usize {
+    let (depth, pixels, _) = sizes(g);
+    (COLUMN_BUDGET / (depth * pixels).max(1)).clamp(1, g.batch())
+}
+
+/// Unfolds images `first..first + count` of `x` side by side into `columns`
+/// (`C·kh·kw × count·OH·OW`).
+fn unfold(g: &Conv2dGeometry, x: &[f32], first: usize, count: usize, columns: &mut [f32]) {
+    let (x_len, pixels) = (g.input_sample_len(), g.out_height() * g.out_width());
+    for i in 0..count {
+        let n = first + i;
+        let x_n = &x[n * x_len..(n + 1) * x_len];
+        im2col(g, x_n, &mut columns[i * pixels..], count * pixels);
+    }
+}
+
+/// Lays images `first..first + count` of `dy` (`O × OH·OW` each) side by side into
+/// `gathered` (`O × count·OH·OW`), the layout of the unfolded product.
+fn gather(g: &Conv2dGeometry, dy: &[f32], first: usize, count: usize, gathered: &mut [f32]) {
+    let (_, pixels, _) = sizes(g);
+    let y_len = g.output_sample_len();
+    for i in 0..count {
+        let dy_n = &dy[(first + i) * y_len..(first + i + 1) * y_len];
+        for (o, row) in dy_n.chunks_exact(pixels).enumerate() {
+            let at = o * count * pixels + i * pixels;
+            gathered[at..at + pixels].copy_from_slice(row);
+        }
+    }
+}
+
+/// `y = conv(x, w) + b` for the whole batch (`y` written over): per task, its images
+/// unfolded side by side, one product `w · columns`, then each image's output rows
+/// with the bias added.
 pub(crate) fn forward(
     pool: Option<&ThreadPool>,
     g: &Conv2dGeometry,
@@ -165,41 +225,44 @@ pub(crate) fn forward(
     b: &[f32],
     y: &mut [f32],
 ) {
-    let (x_len, y_len) = (g.input_sample_len(), g.output_sample_len());
-    let (depth, pixels, outs) = (
-        g.im2col_depth(),
-        g.out_height() * g.out_width(),
-        g.out_channels(),
-    );
+    let (depth, pixels, outs) = sizes(g);
+    let y_len = g.output_sample_len();
     let tasks = tasks(pool, g);
-    split_images(
-        pool,
-        g.batch(),
-        tasks,
-        y,
-        |per| per * y_len,
-        |first, count, y| {
-            with_scratch(&COLUMNS, depth * pixels, |columns| {
-                for (n, y_n) in (first..first + count).zip(y.chunks_exact_mut(y_len)) {
-                    for (o, row) in y_n.chunks_exact_mut(pixels).enumerate() {
-                        row.fill(b[o]);
-                    }
-                    im2col(g, &x[n * x_len..(n + 1) * x_len], columns);
+    let group = group(g);
+    split_images(pool, g.batch(), tasks, y, |per| per * y_len, |first, count, y| {
+        with_scratch(&COLUMNS, depth * group * pixels, |columns| {
+            with_scratch(&GATHERED, outs * group * pixels, |product| {
+                for (start, y) in (first..first + count)
+                    .step_by(group)
+                    .zip(y.chunks_mut(group * y_len))
+                {
+                    let count = y.len() / y_len;
+                    let wide = count * pixels;
+                    unfold(g, x, start, count, columns);
                     gemm_into(
                         None,
-                        (outs, pixels, depth),
-                        y_n,
-                        true,
+                        (outs, wide, depth),
+                        product,
+                        false,
                         (w, depth, 1),
-                        (columns, pixels, 1),
+                        (columns, wide, 1),
                     );
+                    for (i, y_n) in y.chunks_exact_mut(y_len).enumerate() {
+                        for (o, row) in y_n.chunks_exact_mut(pixels).enumerate() {
+                            let at = o * wide + i * pixels;
+                            for (d, s) in row.iter_mut().zip(&product[at..at + pixels]) {
+                                *d = s + b[o];
+                            }
+                        }
+                    }
                 }
             })
-        },
-    );
+        })
+    });
 }
 
-/// `dx = conv_inputᵀ(dy)` for the whole batch (`dx` written over).
+/// `dx = conv_inputᵀ(dy)` for the whole batch (`dx` written over): per task,
+/// `wᵀ · dy` for its images side by side, folded back onto each image.
 pub(crate) fn backward_input(
     pool: Option<&ThreadPool>,
     g: &Conv2dGeometry,
@@ -207,39 +270,40 @@ pub(crate) fn backward_input(
     w: &[f32],
     dx: &mut [f32],
 ) {
-    let (x_len, y_len) = (g.input_sample_len(), g.output_sample_len());
-    let (depth, pixels, outs) = (
-        g.im2col_depth(),
-        g.out_height() * g.out_width(),
-        g.out_channels(),
-    );
+    let (depth, pixels, outs) = sizes(g);
+    let x_len = g.input_sample_len();
     let tasks = tasks(pool, g);
-    split_images(
-        pool,
-        g.batch(),
-        tasks,
-        dx,
-        |per| per * x_len,
-        |first, count, dx| {
-            with_scratch(&COLUMNS, depth * pixels, |columns| {
-                for (n, dx_n) in (first..first + count).zip(dx.chunks_exact_mut(x_len)) {
+    let group = group(g);
+    split_images(pool, g.batch(), tasks, dx, |per| per * x_len, |first, count, dx| {
+        with_scratch(&COLUMNS, depth * group * pixels, |columns| {
+            with_scratch(&GATHERED, outs * group * pixels, |gathered| {
+                for (start, dx) in (first..first + count)
+                    .step_by(group)
+                    .zip(dx.chunks_mut(group * x_len))
+                {
+                    let count = dx.len() / x_len;
+                    let wide = count * pixels;
+                    gather(g, dy, start, count, gathered);
                     gemm_into(
                         None,
-                        (depth, pixels, outs),
+                        (depth, wide, outs),
                         columns,
                         false,
                         (w, 1, depth),
-                        (&dy[n * y_len..(n + 1) * y_len], pixels, 1),
+                        (gathered, wide, 1),
                     );
-                    col2im(g, columns, dx_n);
+                    for (i, dx_n) in dx.chunks_exact_mut(x_len).enumerate() {
+                        col2im(g, &columns[i * pixels..], wide, dx_n);
+                    }
                 }
             })
-        },
-    );
+        })
+    });
 }
 
-/// `dw (+)= Σ_n dy_n · columns_nᵀ` and `db (+)= Σ_n Σ_pixels dy_n`, added to the
-/// gradients where `accumulate`, written over them otherwise.
+/// `dw (+)= dy · columnsᵀ` and `db (+)= Σ_pixels dy` over the batch, added to the
+/// gradients where `accumulate`, written over them otherwise: per task one product
+/// over its images side by side, then the tasks' sums added in task order.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_weight(
     pool: Option<&ThreadPool>,
@@ -250,43 +314,36 @@ pub(crate) fn backward_weight(
     db: &mut [f32],
     accumulate: bool,
 ) {
-    let (x_len, y_len) = (g.input_sample_len(), g.output_sample_len());
-    let (depth, pixels, outs) = (
-        g.im2col_depth(),
-        g.out_height() * g.out_width(),
-        g.out_channels(),
-    );
+    let (depth, pixels, outs) = sizes(g);
     let tasks = tasks(pool, g);
+    let group = group(g);
     let part = outs * depth + outs;
     with_scratch(&PARTIALS, tasks * part, |partials| {
-        split_images(
-            pool,
-            g.batch(),
-            tasks,
-            partials,
-            |_| part,
-            |first, count, partial| {
-                let (pw, pb) = partial.split_at_mut(outs * depth);
-                pb.fill(0.0);
-                with_scratch(&COLUMNS, depth * pixels, |columns| {
-                    for n in first..first + count {
-                        let dy_n = &dy[n * y_len..(n + 1) * y_len];
-                        im2col(g, &x[n * x_len..(n + 1) * x_len], columns);
+        split_images(pool, g.batch(), tasks, partials, |_| part, |first, count, partial| {
+            let (pw, pb) = partial.split_at_mut(outs * depth);
+            pb.fill(0.0);
+            with_scratch(&COLUMNS, depth * group * pixels, |columns| {
+                with_scratch(&GATHERED, outs * group * pixels, |gathered| {
+                    for start in (first..first + count).step_by(group) {
+                        let count = group.min(first + count - start);
+                        let wide = count * pixels;
+                        unfold(g, x, start, count, columns);
+                        gather(g, dy, start, count, gathered);
                         gemm_into(
                             None,
-                            (outs, depth, pixels),
+                            (outs, depth, wide),
                             pw,
-                            n != first,
-                            (dy_n, pixels, 1),
-                            (columns, 1, pixels),
+                            start != first,
+                            (gathered, wide, 1),
+                            (columns, 1, wide),
                         );
-                        for (o, row) in dy_n.chunks_exact(pixels).enumerate() {
-                            pb[o] += row.iter().sum::<f32>();
+                        for (o, sum) in pb.iter_mut().enumerate() {
+                            *sum += gathered[o * wide..(o + 1) * wide].iter().sum::<f32>();
                         }
                     }
-                });
-            },
-        );
+                })
+            });
+        });
         let used = g.batch().div_ceil(g.batch().div_ceil(tasks));
         for (t, partial) in partials.chunks_exact(part).take(used).enumerate() {
             let (pw, pb) = partial.split_at(outs * depth);

@@ -1,7 +1,9 @@
-//! Max pooling and nearest-neighbour upsampling on the [`Cpu`](crate::Cpu) backend:
-//! the reference's loops ([`images`]), run on chunks of images in parallel. Each image
-//! is computed exactly as the reference computes it, so the results are the
-//! reference's bit for bit.
+//! Max pooling and nearest-neighbour upsampling on the [`Cpu`](crate::Cpu) backend,
+//! on chunks of images in parallel: upsampling by the reference's loops
+//! ([`images`]), max pooling by a loop over each window's rows and columns (its range
+//! computed once, instead of a test per tap) that scans in the reference's order and
+//! keeps its rule. Either way each image is computed exactly as the reference computes
+//! it, so the results are the reference's bit for bit.
 
 use rayon::ThreadPool;
 
@@ -43,7 +45,53 @@ fn upsample_widths(g: &UpsampleGeometry) -> (usize, usize) {
     (g.input_len() / g.batch(), g.output_len() / g.batch())
 }
 
-/// [`images::max_pool2d_forward`] on chunks of images.
+/// The input positions `start..end` that window `o` of an axis covers: `o·stride −
+/// padding` and the `kernel` after it, clipped to the input.
+fn window(o: usize, kernel: usize, stride: usize, padding: usize, input: usize) -> (usize, usize) {
+    let first = o * stride;
+    (
+        first.saturating_sub(padding).min(input),
+        (first + kernel).saturating_sub(padding).min(input),
+    )
+}
+
+/// The offset in `plane` (`w` wide) of the pixel that the window of rows `rows` and
+/// columns `cols` takes: the first maximum in row-major order, or the last NaN (the
+/// rule of [`images::max_pool2d_forward`]). Branch-free selection: the comparisons of
+/// random data would mispredict half the time.
+#[inline]
+fn argmax(plane: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -> usize {
+    let mut best = rows.0 * w + cols.0;
+    let mut max = plane[best];
+    for iy in rows.0..rows.1 {
+        let start = iy * w + cols.0;
+        for (i, &v) in plane[start..iy * w + cols.1].iter().enumerate() {
+            let take = v > max || v.is_nan();
+            best = if take { start + i } else { best };
+            max = if take { v } else { max };
+        }
+    }
+    best
+}
+
+/// Calls `f(plane, output index in the plane, argmax offset in the plane)` for every
+/// output of the pool of geometry `g` over `x`, planes and outputs in row-major order.
+fn for_each_argmax(g: &Pool2dGeometry, x: &[f32], mut f: impl FnMut(usize, usize, usize)) {
+    let (h, w) = g.input_size();
+    let (oh, ow) = g.output_size();
+    let ((kh, kw), (sh, sw), (ph, pw)) = (g.kernel(), g.stride(), g.padding());
+    for (p, plane) in x.chunks_exact(h * w).enumerate().take(g.planes()) {
+        for oy in 0..oh {
+            let rows = window(oy, kh, sh, ph, h);
+            for ox in 0..ow {
+                let cols = window(ox, kw, sw, pw, w);
+                f(p, oy * ow + ox, argmax(plane, w, rows, cols));
+            }
+        }
+    }
+}
+
+/// Max pooling on chunks of images, bit for bit [`images::max_pool2d_forward`].
 pub(crate) fn max_pool_forward(
     pool: Option<&ThreadPool>,
     g: &Pool2dGeometry,
@@ -53,11 +101,16 @@ pub(crate) fn max_pool_forward(
     let (i, o) = pool_widths(g);
     let part = |g: &Pool2dGeometry, n| g.with_batch("max_pool2d", n).ok();
     per_images(pool, g, g.batch(), ([i], [x]), (o, y), part, |g, [x], y| {
-        images::max_pool2d_forward(g, x, y)
+        let (h, w) = g.input_size();
+        let outputs = g.output_len() / g.planes();
+        for_each_argmax(g, x, |p, at, best| {
+            y[p * outputs + at] = x[p * h * w + best]
+        });
     })
 }
 
-/// [`images::max_pool2d_backward`] on chunks of images.
+/// The max pool's input gradient on chunks of images, bit for bit
+/// [`images::max_pool2d_backward`].
 pub(crate) fn max_pool_backward(
     pool: Option<&ThreadPool>,
     g: &Pool2dGeometry,
@@ -67,15 +120,15 @@ pub(crate) fn max_pool_backward(
 ) {
     let (i, o) = pool_widths(g);
     let part = |g: &Pool2dGeometry, n| g.with_batch("max_pool2d", n).ok();
-    per_images(
-        pool,
-        g,
-        g.batch(),
-        ([i, o], [x, dy]),
-        (i, dx),
-        part,
-        |g, [x, dy], dx| images::max_pool2d_backward(g, x, dy, dx),
-    )
+    let widths = ([i, o], [x, dy]);
+    per_images(pool, g, g.batch(), widths, (i, dx), part, |g, [x, dy], dx| {
+        let (h, w) = g.input_size();
+        let outputs = g.output_len() / g.planes();
+        dx.fill(0.0);
+        for_each_argmax(g, x, |p, at, best| {
+            dx[p * h * w + best] += dy[p * outputs + at]
+        });
+    })
 }
 
 /// [`images::upsample_nearest_forward`] on chunks of images.
