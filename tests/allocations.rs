@@ -30,7 +30,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use common::{gpu, rng};
 use minidl::data::disc;
-use minidl::nn::MseLoss;
+use minidl::data::Dataset;
+use minidl::nn::{build_model, parse_model, MseLoss, RowShape, Sequential};
 use minidl::optim::Sgd;
 use minidl::train::{fit, FitConfig};
 use minidl::{seed, Backend, Cpu, Reference};
@@ -93,7 +94,40 @@ fn steady_epoch_allocations<B: Backend>(
     counters: &dyn Fn() -> [u64; 2],
 ) -> (u64, [u64; 2], bool) {
     let data = disc(rows, &mut rng(0)).unwrap();
-    let mut model = seed::network(b, &mut rng(3)).unwrap();
+    let model = seed::network(b, &mut rng(3)).unwrap();
+    epoch_allocations(b, model, &data, fused, counters)
+}
+
+/// A small convolutional network on `rows` random 1×9×9 images in two classes
+/// (convolution with padding and stride, pooling, upsampling, flattening, a linear
+/// layer), trained step by step: the allocations of a steady epoch.
+fn steady_conv_epoch_allocations<B: Backend>(b: &B, rows: usize) -> u64 {
+    let mut r = rng(5);
+    let inputs = common::random(&mut r, rows, 81, 0.0, 1.0);
+    let labels = (0..rows).map(|i| i % 2).collect();
+    let data = Dataset::new(inputs, labels, 2).unwrap();
+    let layers =
+        parse_model("conv(4,3,padding=1),relu,maxpool(2),upsample(2),conv(3,3,stride=2),flatten,linear(2)")
+            .unwrap();
+    let image = RowShape::Image {
+        channels: 1,
+        height: 9,
+        width: 9,
+    };
+    let (model, _) = build_model(b, &layers, image, &mut rng(3)).unwrap();
+    epoch_allocations(b, model, &data, false, &|| [0; 2]).0
+}
+
+/// The allocations of a steady epoch of training `model` on `data` in mini-batches of
+/// 10 (the fewest of epochs 3, 4 and 5), how far the two `counters` advanced in that
+/// epoch, and whether it ran fused.
+fn epoch_allocations<B: Backend>(
+    b: &B,
+    mut model: Sequential<B>,
+    data: &Dataset,
+    fused: bool,
+    counters: &dyn Fn() -> [u64; 2],
+) -> (u64, [u64; 2], bool) {
     let mut loss = MseLoss::new(seed::REDUCTION);
     let mut sgd = Sgd::new(seed::LR).unwrap();
     let config = FitConfig {
@@ -107,7 +141,7 @@ fn steady_epoch_allocations<B: Backend>(
         &mut model,
         &mut loss,
         &mut sgd,
-        &data,
+        data,
         &config,
         |r, _| {
             marks[r.epoch - 1] = (allocations(), counters());
@@ -141,6 +175,23 @@ fn assert_steps_allocate_nothing<B: Backend>(b: &B, paths: &[bool], jitter: u64)
             b.name()
         );
     }
+}
+
+#[test]
+fn a_steady_convolutional_step_allocates_nothing_on_the_cpu() {
+    let _alone = alone();
+    for b in [Cpu::with_threads(1).unwrap(), Cpu::with_threads(2).unwrap()] {
+        let short = steady_conv_epoch_allocations(&b, 1000);
+        let long = steady_conv_epoch_allocations(&b, 2000);
+        assert_eq!(
+            long, short,
+            "{} threads: an epoch of 200 convolutional steps allocated {long} times, one of 100 {short} times",
+            b.threads()
+        );
+    }
+    let short = steady_conv_epoch_allocations(&Reference, 1000);
+    let long = steady_conv_epoch_allocations(&Reference, 2000);
+    assert_eq!(long, short, "reference: 200 steps {long}, 100 steps {short}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
-use crate::backend::cpu::matmul::gemm_into;
+use crate::backend::cpu::matmul::{gemm_into, SMALL_PRODUCT};
 use crate::backend::Conv2dGeometry;
 
 /// Convolutions of fewer multiply-adds than this run on the calling thread.
@@ -178,6 +178,40 @@ fn sizes(g: &Conv2dGeometry) -> (usize, usize, usize) {
     )
 }
 
+/// `dst (rows × cols) = [dst +] lhs·rhs`, operands given as (slice, row stride, column
+/// stride): through `gemm` where it is large, else by plain loops that allocate nothing
+/// (`gemm` allocates its packing buffers in every call, which costs more than a small
+/// product).
+fn product(
+    (rows, cols, inner): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: (&[f32], usize, usize),
+    rhs: (&[f32], usize, usize),
+) {
+    if rows * cols * inner >= SMALL_PRODUCT {
+        return gemm_into(None, (rows, cols, inner), dst, accumulate, lhs, rhs);
+    }
+    let ((a, a_rs, a_cs), (b, b_rs, b_cs)) = (lhs, rhs);
+    for (i, d) in dst.chunks_exact_mut(cols).take(rows).enumerate() {
+        if !accumulate {
+            d.fill(0.0);
+        }
+        for p in 0..inner {
+            let factor = a[i * a_rs + p * a_cs];
+            if b_cs == 1 {
+                for (d, b) in d.iter_mut().zip(&b[p * b_rs..p * b_rs + cols]) {
+                    *d += factor * b;
+                }
+            } else {
+                for (j, d) in d.iter_mut().enumerate() {
+                    *d += factor * b[p * b_rs + j * b_cs];
+                }
+            }
+        }
+    }
+}
+
 /// The unfolded values a thread keeps at once (512 KiB of them): its images are unfolded
 /// side by side in groups of at most this many values (at least one image), which stay
 /// in its caches while the product reads them.
@@ -231,7 +265,7 @@ pub(crate) fn forward(
     let group = group(g);
     split_images(pool, g.batch(), tasks, y, |per| per * y_len, |first, count, y| {
         with_scratch(&COLUMNS, depth * group * pixels, |columns| {
-            with_scratch(&GATHERED, outs * group * pixels, |product| {
+            with_scratch(&GATHERED, outs * group * pixels, |unfolded_out| {
                 for (start, y) in (first..first + count)
                     .step_by(group)
                     .zip(y.chunks_mut(group * y_len))
@@ -239,10 +273,9 @@ pub(crate) fn forward(
                     let count = y.len() / y_len;
                     let wide = count * pixels;
                     unfold(g, x, start, count, columns);
-                    gemm_into(
-                        None,
+                    product(
                         (outs, wide, depth),
-                        product,
+                        unfolded_out,
                         false,
                         (w, depth, 1),
                         (columns, wide, 1),
@@ -250,7 +283,7 @@ pub(crate) fn forward(
                     for (i, y_n) in y.chunks_exact_mut(y_len).enumerate() {
                         for (o, row) in y_n.chunks_exact_mut(pixels).enumerate() {
                             let at = o * wide + i * pixels;
-                            for (d, s) in row.iter_mut().zip(&product[at..at + pixels]) {
+                            for (d, s) in row.iter_mut().zip(&unfolded_out[at..at + pixels]) {
                                 *d = s + b[o];
                             }
                         }
@@ -284,8 +317,7 @@ pub(crate) fn backward_input(
                     let count = dx.len() / x_len;
                     let wide = count * pixels;
                     gather(g, dy, start, count, gathered);
-                    gemm_into(
-                        None,
+                    product(
                         (depth, wide, outs),
                         columns,
                         false,
@@ -329,8 +361,7 @@ pub(crate) fn backward_weight(
                         let wide = count * pixels;
                         unfold(g, x, start, count, columns);
                         gather(g, dy, start, count, gathered);
-                        gemm_into(
-                            None,
+                        product(
                             (outs, depth, wide),
                             pw,
                             start != first,
