@@ -16,6 +16,17 @@ top-level keys, so the two outputs can be compared side by side:
                  in [0,1), fixed one-hot random targets, MSELoss(mean), SGD lr
                  0.01.  3 warm-up steps, then --steps steps timed one by one
                  (synchronised on CUDA); median ms per step.
+  lenet_step_ms  LeNet-5 (Conv2d(1,6,5,padding=2), ReLU, MaxPool2d(2), Conv2d(6,16,5),
+                 ReLU, MaxPool2d(2), Flatten, Linear(400,120), ReLU, Linear(120,84),
+                 ReLU, Linear(84,10)) on 64 uniform random 1x28x28 images with
+                 fixed labels, CrossEntropyLoss (mean), SGD lr 0.05 momentum 0.9;
+  denoiser_step_ms  the Noise2Noise denoiser of examples/denoise (Conv2d(1,32,3,
+                 stride 2, padding 1), ReLU, Conv2d(32,32,3,2,1), ReLU,
+                 Upsample(x2 nearest), Conv2d(32,32,3,padding 1), ReLU,
+                 Upsample(x2), Conv2d(32,1,3,padding 1), Sigmoid) on 64 random
+                 images against 64 random targets, MSELoss (mean), Adam 1e-3.
+                 Both: 3 warm-up steps, then --image-steps steps timed one by one,
+                 each ending with the loss read back (.item()); median ms per step.
   matmul_gflops  CPU: square float32 torch.mm for n = 256, 1024, 2048; warm-up,
                  then the median over several repetitions; GFLOPS = 2 n^3 / s / 1e9.
                  CUDA: the linear layer's three products as minidl's bench names
@@ -107,6 +118,45 @@ def wide_step_ms(dev, steps):
     return statistics.median(times)
 
 
+LENET = lambda: nn.Sequential(
+    nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
+    nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
+    nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+DENOISER = lambda: nn.Sequential(
+    nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),
+    nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(),
+    nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+    nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(32, 1, 3, padding=1), nn.Sigmoid())
+
+
+def image_step_ms(dev, denoiser, steps):
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 28, 28, device=dev)
+    if denoiser:
+        model = DENOISER().to(dev)
+        y = torch.rand(64, 1, 28, 28, device=dev)
+        loss_fn = nn.MSELoss()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    else:
+        model = LENET().to(dev)
+        y = (torch.arange(64, device=dev) * 7) % 10
+        loss_fn = nn.CrossEntropyLoss()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    times = []
+    for step in range(3 + steps):
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        loss.item()
+        if step >= 3:
+            times.append((time.perf_counter() - t0) * 1e3)
+    name = "denoiser" if denoiser else "LeNet"
+    log(f"  {name} {dev.type}: median {statistics.median(times):.3f} ms/step")
+    return statistics.median(times)
+
+
 def matmul_gflops(dev):
     out = {}
     for n, reps in ((256, 50), (1024, 10), (2048, 5)):
@@ -165,6 +215,10 @@ def main():
                    help="no readable summary; only progress on stderr and the JSON line on stdout")
     p.add_argument("--epochs", type=int, default=10, help="timed seed epochs (>= 5, default 10)")
     p.add_argument("--steps", type=int, default=30, help="timed wide steps (>= 20, default 30)")
+    p.add_argument("--image-steps", type=int, default=20,
+                   help="timed LeNet-5 and denoiser steps (default 20)")
+    p.add_argument("--only-images", action="store_true",
+                   help="only the LeNet-5 and denoiser steps")
     p.add_argument("--threads", default="1",
                    help="CPU intra-op thread counts, comma-separated (default 1)")
     p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
@@ -191,20 +245,27 @@ def main():
         names.append(f"CUDA {torch.cuda.get_device_name(0)}")
     result = {"adapter": f"PyTorch {torch.__version__} " + " + ".join(names),
               "torch": torch.__version__, "cpu_threads": threads if run_cpu else [],
-              "seed_epoch_ms": {}, "wide_step_ms": {}, "matmul_gflops": {}}
+              "seed_epoch_ms": {}, "wide_step_ms": {}, "matmul_gflops": {},
+              "lenet_step_ms": {}, "denoiser_step_ms": {}}
     if run_cpu:
         cpu = torch.device("cpu")
-        for key in ("seed_epoch_ms", "wide_step_ms", "matmul_gflops"):
+        for key in ("seed_epoch_ms", "wide_step_ms", "matmul_gflops", "lenet_step_ms",
+                    "denoiser_step_ms"):
             result[key]["cpu"] = {}
         for t in threads:
             torch.set_num_threads(t)
             log(f"[cpu, {t} thread(s)]")
-            result["seed_epoch_ms"]["cpu"][str(t)] = seed_epoch_ms(cpu, args.epochs)
-            result["wide_step_ms"]["cpu"][str(t)] = wide_step_ms(cpu, args.steps)
-            result["matmul_gflops"]["cpu"][str(t)] = matmul_gflops(cpu)
+            if not args.only_images:
+                result["seed_epoch_ms"]["cpu"][str(t)] = seed_epoch_ms(cpu, args.epochs)
+                result["wide_step_ms"]["cpu"][str(t)] = wide_step_ms(cpu, args.steps)
+                result["matmul_gflops"]["cpu"][str(t)] = matmul_gflops(cpu)
+            result["lenet_step_ms"]["cpu"][str(t)] = image_step_ms(cpu, False, args.image_steps)
+            result["denoiser_step_ms"]["cpu"][str(t)] = image_step_ms(cpu, True, args.image_steps)
     if run_cuda:
         cuda = torch.device("cuda")
         log("[cuda]")
+        result["lenet_step_ms"]["cuda"] = image_step_ms(cuda, False, args.image_steps)
+        result["denoiser_step_ms"]["cuda"] = image_step_ms(cuda, True, args.image_steps)
         result["seed_epoch_ms"]["cuda"] = seed_epoch_ms(cuda, args.epochs)
         result["wide_step_ms"]["cuda"] = wide_step_ms(cuda, args.steps)
         result["matmul_gflops"]["cuda"] = product_gflops(cuda)
@@ -213,9 +274,12 @@ def main():
         log(f"\n{result['adapter']}")
         for t in (threads if run_cpu else []):
             k = str(t)
-            mm = ", ".join(f"n={n}: {g:.1f}" for n, g in result["matmul_gflops"]["cpu"][k].items())
-            log(f"  cpu, {t} thread(s): seed {result['seed_epoch_ms']['cpu'][k]:.3f} ms/epoch | "
-                f"wide {result['wide_step_ms']['cpu'][k]:.3f} ms/step | matmul GFLOPS {mm}")
+            if not args.only_images:
+                mm = ", ".join(f"n={n}: {g:.1f}" for n, g in result["matmul_gflops"]["cpu"][k].items())
+                log(f"  cpu, {t} thread(s): seed {result['seed_epoch_ms']['cpu'][k]:.3f} ms/epoch | "
+                    f"wide {result['wide_step_ms']['cpu'][k]:.3f} ms/step | matmul GFLOPS {mm}")
+            log(f"  cpu, {t} thread(s): LeNet {result['lenet_step_ms']['cpu'][k]:.3f} ms/step | "
+                f"denoiser {result['denoiser_step_ms']['cpu'][k]:.3f} ms/step")
         if run_cuda:
             fwd = result["matmul_gflops"]["cuda"]["forward"]
             mm = ", ".join(f"n={n}: {g['gflops']:.1f}" for n, g in fwd.items())

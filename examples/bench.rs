@@ -1,7 +1,8 @@
 //! The benchmark: median times of the seed workload per epoch (the CPU backend fused
 //! and step by step, the GPU step by step and fused; wall clock, and device time from
 //! timestamp queries where the adapter has them), of a wide MLP's training step, and
-//! the matrix-product throughput of the CPU backend, of the kernels the GPU's tuner
+//! of LeNet-5's and the denoiser's training steps (batch 64), the matrix-product
+//! throughput of the CPU backend, of the kernels the GPU's tuner
 //! chooses, and of its tiled, naive and workgroup-memory (`s…`) forward kernels. CPU figures are given per thread count (`cpu_threads`: one thread and
 //! every core by default), keyed by the count. The last line of `--json` output is
 //! one JSON object; `bench/pytorch_reference.py` prints the same keys for PyTorch.
@@ -15,19 +16,23 @@ use std::time::Instant;
 use minidl::backend::gpu::products::{self, Choice, Product};
 use minidl::backend::{MlpLayer, MlpRecipe, MlpSpec, MlpTrainer};
 use minidl::data::{disc_train_test, Dataset};
-use minidl::nn::{Linear, Module, MseLoss, ReLU, Sequential};
-use minidl::optim::Sgd;
+use minidl::nn::{
+    build_model, parse_model, CrossEntropyLoss, Linear, Module, MseLoss, ReLU, RowShape,
+    Sequential,
+};
+use minidl::optim::{Adam, MomentumStep, Sgd};
 use minidl::train::{fit, FitConfig, Fusion};
 use minidl::{seed, Act, Backend, Cpu, DeviceTensor, Error, Gpu, GradMode, Ops, Reduction, Tensor};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
-const USAGE: &str = "usage: bench [--json] [--epochs N] [--steps N] [--reps N] [--threads LIST]
+const USAGE: &str = "usage: bench [--json] [--epochs N] [--steps N] [--reps N] [--image-steps N] [--threads LIST]
              [--adapter NAME | --no-gpu]
 
   --epochs N      timed seed epochs per path, after 5 warm-up epochs (default 30, at least 5)
   --steps N       timed wide-MLP steps per backend, after one warm-up step (default 5)
   --reps N        timed products per matrix size and kernel, after one warm-up (default 3)
+  --image-steps N timed LeNet-5 and denoiser steps (batch 64) per backend (default 20)
   --threads LIST  CPU thread counts, comma-separated (default: 1 and every core)
   --adapter NAME  the GPU adapter whose name contains NAME
   --no-gpu        CPU figures only (also when no GPU adapter exists)
@@ -46,6 +51,7 @@ struct Args {
     adapter: Option<String>,
     no_gpu: bool,
     products_only: bool,
+    image_steps: usize,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -58,6 +64,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         adapter: None,
         no_gpu: false,
         products_only: false,
+        image_steps: 20,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +80,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--epochs" => args.epochs = number("--epochs")?.max(5),
             "--steps" => args.steps = number("--steps")?,
             "--reps" => args.reps = number("--reps")?,
+            "--image-steps" => args.image_steps = number("--image-steps")?,
             "--threads" => {
                 let v = it.next().ok_or("--threads needs a value")?;
                 args.threads = v
@@ -175,6 +183,58 @@ fn wide_step_ms<B: Backend>(b: &B, steps: usize) -> Result<f64, Error> {
         &config,
         |_, _| Ok(()),
     )?;
+    Ok(median(reports[1..].iter().map(|r| r.millis).collect()))
+}
+
+/// LeNet-5 on 1×28×28 images (cross-entropy, SGD with momentum 0.9, learning rate
+/// 0.05), as `train --model` builds it.
+const LENET: &str = "conv(6,5,padding=2),relu,maxpool(2),conv(16,5),relu,maxpool(2),flatten,\
+                     linear(120),relu,linear(84),relu,linear(10)";
+/// The Noise2Noise denoiser of `examples/denoise` (MSE, Adam 0.001).
+const DENOISER: &str = "conv(32,3,stride=2,padding=1),relu,conv(32,3,stride=2,padding=1),relu,\
+                        upsample(2),conv(32,3,padding=1),relu,upsample(2),conv(1,3,padding=1),sigmoid";
+
+/// Median ms per training step of LeNet-5 (`denoiser` false) or the denoiser on 64
+/// random 1×28×28 images, after one warm-up step; each step ends with the loss read
+/// back.
+fn image_step_ms<B: Backend>(b: &B, denoiser: bool, steps: usize) -> Result<f64, Error> {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let list = if denoiser { DENOISER } else { LENET };
+    let layers = parse_model(list).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let image = RowShape::Image {
+        channels: 1,
+        height: 28,
+        width: 28,
+    };
+    let (mut model, _) = build_model(b, &layers, image, &mut rng)?;
+    let mut random = |n: usize| -> Result<Tensor, Error> {
+        let v = (0..n * 784).map(|_| rng.random_range(0.0..1.0)).collect();
+        Tensor::new(&[n, 784], v)
+    };
+    let inputs = random(64)?;
+    let config = FitConfig {
+        epochs: steps + 1,
+        batch_size: 64,
+        fused: Fusion::Never,
+        ..FitConfig::default()
+    };
+    let reports = if denoiser {
+        let data = Dataset::regression(inputs, random(64)?)?;
+        let mut loss = MseLoss::new(Reduction::Mean);
+        let mut adam = Adam::new(0.001)?;
+        fit(b, &mut model, &mut loss, &mut adam, &data, &config, |_, _| Ok(()))?
+    } else {
+        let labels = (0..64).map(|i| (i * 7) % 10).collect();
+        let data = Dataset::new(inputs, labels, 10)?;
+        let mut loss = CrossEntropyLoss::new(Reduction::Mean);
+        let mut sgd = Sgd::with(MomentumStep {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+        })?;
+        fit(b, &mut model, &mut loss, &mut sgd, &data, &config, |_, _| Ok(()))?
+    };
     Ok(median(reports[1..].iter().map(|r| r.millis).collect()))
 }
 
@@ -321,6 +381,8 @@ struct CpuFigures {
     seed_fused: Vec<(usize, String)>,
     seed_generic: Vec<(usize, String)>,
     wide: Vec<(usize, String)>,
+    lenet: Vec<(usize, String)>,
+    denoiser: Vec<(usize, String)>,
     matmul: Vec<(usize, String)>,
 }
 
@@ -329,6 +391,8 @@ fn cpu_figures(args: &Args) -> Result<CpuFigures, Error> {
         seed_fused: Vec::new(),
         seed_generic: Vec::new(),
         wide: Vec::new(),
+        lenet: Vec::new(),
+        denoiser: Vec::new(),
         matmul: Vec::new(),
     };
     for &t in &args.threads {
@@ -340,6 +404,11 @@ fn cpu_figures(args: &Args) -> Result<CpuFigures, Error> {
         );
         let wide = wide_step_ms(&cpu, args.steps)?;
         eprintln!("wide step, cpu {t} thread(s): {wide:.2} ms");
+        let lenet = image_step_ms(&cpu, false, args.image_steps)?;
+        let denoiser = image_step_ms(&cpu, true, args.image_steps)?;
+        eprintln!("LeNet step, cpu {t} thread(s): {lenet:.2} ms; denoiser step {denoiser:.2} ms");
+        f.lenet.push((t, lenet.to_string()));
+        f.denoiser.push((t, denoiser.to_string()));
         let matmul = matmul_sizes(&format!("cpu {t} thread(s)"), |n| {
             matmul_gflops(&cpu, n, args.reps, |a, w, bias, c| {
                 cpu.linear_forward(a, w, bias, c)
@@ -354,7 +423,7 @@ fn cpu_figures(args: &Args) -> Result<CpuFigures, Error> {
 }
 
 /// The GPU figures as JSON members (without braces), or `None` without a GPU.
-fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
+fn gpu_figures(args: &Args) -> Result<Option<[String; 6]>, Error> {
     if args.no_gpu {
         return Ok(None);
     }
@@ -381,6 +450,9 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
     let number = |v: Option<f64>| v.map_or("null".to_string(), |v| v.to_string());
     let wide_gpu = wide_step_ms(&gpu, args.steps)?;
     eprintln!("wide step, gpu: {wide_gpu:.1} ms");
+    let lenet_gpu = image_step_ms(&gpu, false, args.image_steps)?;
+    let denoiser_gpu = image_step_ms(&gpu, true, args.image_steps)?;
+    eprintln!("LeNet step, gpu: {lenet_gpu:.1} ms; denoiser step {denoiser_gpu:.1} ms");
     let mut matmul = vec![format!("\"gpu\":{}", tuned_products(&gpu, args.reps)?)];
     // The plain kernels and the workgroup-memory ones, kept for the comparison: the
     // forward product.
@@ -403,6 +475,8 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 4]>, Error> {
         format!("\"gpu_generic\":{generic},\"gpu_fused\":{fused}"),
         format!("\"gpu\":{wide_gpu}"),
         matmul.join(","),
+        format!("\"gpu\":{lenet_gpu}"),
+        format!("\"gpu\":{denoiser_gpu}"),
     ]))
 }
 
@@ -413,14 +487,12 @@ fn run(args: &Args) -> Result<String, Error> {
     }
     let cpu = cpu_figures(args)?;
     let threads: Vec<String> = args.threads.iter().map(|t| t.to_string()).collect();
-    let [head, seed_gpu, wide_gpu, matmul_gpu] = gpu.unwrap_or_else(|| {
-        [
-            "\"adapter\":null".to_string(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]
-    });
+    let [head, seed_gpu, wide_gpu, matmul_gpu, lenet_gpu, denoiser_gpu] =
+        gpu.unwrap_or_else(|| {
+            let mut none: [String; 6] = Default::default();
+            none[0] = "\"adapter\":null".to_string();
+            none
+        });
     let with = |cpu: String, gpu: &str| {
         if gpu.is_empty() {
             cpu
@@ -429,7 +501,7 @@ fn run(args: &Args) -> Result<String, Error> {
         }
     };
     Ok(format!(
-        "{{{head},\"cpu_threads\":[{}],\"seed_epoch_ms\":{{{}}},\"wide_step_ms\":{{{}}},\"matmul_gflops\":{{{}}}}}",
+        "{{{head},\"cpu_threads\":[{}],\"seed_epoch_ms\":{{{}}},\"wide_step_ms\":{{{}}},\"matmul_gflops\":{{{}}},\"lenet_step_ms\":{{{}}},\"denoiser_step_ms\":{{{}}}}}",
         threads.join(","),
         with(
             format!(
@@ -441,6 +513,8 @@ fn run(args: &Args) -> Result<String, Error> {
         ),
         with(format!("\"cpu\":{}", per_threads(&cpu.wide)), &wide_gpu),
         with(format!("\"cpu\":{}", per_threads(&cpu.matmul)), &matmul_gpu),
+        with(format!("\"cpu\":{}", per_threads(&cpu.lenet)), &lenet_gpu),
+        with(format!("\"cpu\":{}", per_threads(&cpu.denoiser)), &denoiser_gpu),
     ))
 }
 
