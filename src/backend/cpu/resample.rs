@@ -1,6 +1,7 @@
 //! Max pooling and nearest-neighbour upsampling on the [`Cpu`](crate::Cpu) backend,
-//! on chunks of images in parallel: upsampling by the reference's loops
-//! ([`images`]), max pooling by a loop over each window's rows and columns (its range
+//! on chunks of images in parallel: upsampling row by row (an input row spread into
+//! one output row, copied to the others; the gradient summed in the reference's
+//! order), max pooling by a loop over each window's rows and columns (its range
 //! computed once, instead of a test per tap) that scans in the reference's order and
 //! keeps its rule. Either way each image is computed exactly as the reference computes
 //! it, so the results are the reference's bit for bit.
@@ -8,7 +9,6 @@
 use rayon::ThreadPool;
 
 use crate::backend::cpu::parallel::for_each_rows;
-use crate::backend::reference::images;
 use crate::backend::{Pool2dGeometry, UpsampleGeometry};
 
 /// Runs `f(geometry of the chunk, inputs, output)` over chunks of whole images:
@@ -57,7 +57,7 @@ fn window(o: usize, kernel: usize, stride: usize, padding: usize, input: usize) 
 
 /// The offset in `plane` (`w` wide) of the pixel that the window of rows `rows` and
 /// columns `cols` takes: the first maximum in row-major order, or the last NaN (the
-/// rule of [`images::max_pool2d_forward`]). Branch-free selection: the comparisons of
+/// rule of [`images::max_pool2d_forward`](crate::backend::reference::images::max_pool2d_forward)). Branch-free selection: the comparisons of
 /// random data would mispredict half the time.
 #[inline]
 fn argmax(plane: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -> usize {
@@ -108,7 +108,7 @@ fn for_each_argmax(g: &Pool2dGeometry, x: &[f32], mut f: impl FnMut(usize, usize
     }
 }
 
-/// Max pooling on chunks of images, bit for bit [`images::max_pool2d_forward`].
+/// Max pooling on chunks of images, bit for bit [`images::max_pool2d_forward`](crate::backend::reference::images::max_pool2d_forward).
 pub(crate) fn max_pool_forward(
     pool: Option<&ThreadPool>,
     g: &Pool2dGeometry,
@@ -127,7 +127,7 @@ pub(crate) fn max_pool_forward(
 }
 
 /// The max pool's input gradient on chunks of images, bit for bit
-/// [`images::max_pool2d_backward`].
+/// [`images::max_pool2d_backward`](crate::backend::reference::images::max_pool2d_backward).
 pub(crate) fn max_pool_backward(
     pool: Option<&ThreadPool>,
     g: &Pool2dGeometry,
@@ -148,7 +148,7 @@ pub(crate) fn max_pool_backward(
     })
 }
 
-/// [`images::upsample_nearest_forward`] on chunks of images.
+/// Upsampling on chunks of images, bit for bit [`images::upsample_nearest_forward`](crate::backend::reference::images::upsample_nearest_forward).
 pub(crate) fn upsample_forward(
     pool: Option<&ThreadPool>,
     g: &UpsampleGeometry,
@@ -158,11 +158,23 @@ pub(crate) fn upsample_forward(
     let (i, o) = upsample_widths(g);
     let part = |g: &UpsampleGeometry, n| g.with_batch("upsample_nearest", n).ok();
     per_images(pool, g, g.batch(), ([i], [x]), (o, y), part, |g, [x], y| {
-        images::upsample_nearest_forward(g, x, y)
+        let ((_, w), (_, ow), s) = (g.input_size(), g.output_size(), g.scale());
+        // Each input row becomes `s` equal output rows: the first spread out, the
+        // others copies of it.
+        for (row, out) in x.chunks_exact(w).zip(y.chunks_exact_mut(s * ow)) {
+            let (first, rest) = out.split_at_mut(ow);
+            for (spread, &v) in first.chunks_exact_mut(s).zip(row) {
+                spread.fill(v);
+            }
+            for copy in rest.chunks_exact_mut(ow) {
+                copy.copy_from_slice(first);
+            }
+        }
     })
 }
 
-/// [`images::upsample_nearest_backward`] on chunks of images.
+/// The upsampling's input gradient on chunks of images, bit for bit
+/// [`images::upsample_nearest_backward`](crate::backend::reference::images::upsample_nearest_backward).
 pub(crate) fn upsample_backward(
     pool: Option<&ThreadPool>,
     g: &UpsampleGeometry,
@@ -178,6 +190,19 @@ pub(crate) fn upsample_backward(
         ([o], [dy]),
         (i, dx),
         part,
-        |g, [dy], dx| images::upsample_nearest_backward(g, dy, dx),
+        |g, [dy], dx| {
+            let ((_, w), (_, ow), s) = (g.input_size(), g.output_size(), g.scale());
+            // The sums of the reference, in its order: output rows a, then columns b.
+            for (sum, rows) in dx.chunks_exact_mut(w).zip(dy.chunks_exact(s * ow)) {
+                sum.fill(0.0);
+                for line in rows.chunks_exact(ow) {
+                    for (acc, block) in sum.iter_mut().zip(line.chunks_exact(s)) {
+                        for v in block {
+                            *acc += v;
+                        }
+                    }
+                }
+            }
+        },
     )
 }
