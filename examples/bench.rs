@@ -17,8 +17,7 @@ use minidl::backend::gpu::products::{self, Choice, Product};
 use minidl::backend::{MlpLayer, MlpRecipe, MlpSpec, MlpTrainer};
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{
-    build_model, parse_model, CrossEntropyLoss, Linear, Module, MseLoss, ReLU, RowShape,
-    Sequential,
+    build_model, parse_model, CrossEntropyLoss, Linear, Module, MseLoss, ReLU, RowShape, Sequential,
 };
 use minidl::optim::{Adam, MomentumStep, Sgd};
 use minidl::train::{fit, FitConfig, Fusion};
@@ -26,7 +25,8 @@ use minidl::{seed, Act, Backend, Cpu, DeviceTensor, Error, Gpu, GradMode, Ops, R
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
-const USAGE: &str = "usage: bench [--json] [--epochs N] [--steps N] [--reps N] [--image-steps N] [--threads LIST]
+const USAGE: &str =
+    "usage: bench [--json] [--epochs N] [--steps N] [--reps N] [--image-steps N] [--threads LIST]
              [--adapter NAME | --no-gpu]
 
   --epochs N      timed seed epochs per path, after 5 warm-up epochs (default 30, at least 5)
@@ -222,7 +222,15 @@ fn image_step_ms<B: Backend>(b: &B, denoiser: bool, steps: usize) -> Result<f64,
         let data = Dataset::regression(inputs, random(64)?)?;
         let mut loss = MseLoss::new(Reduction::Mean);
         let mut adam = Adam::new(0.001)?;
-        fit(b, &mut model, &mut loss, &mut adam, &data, &config, |_, _| Ok(()))?
+        fit(
+            b,
+            &mut model,
+            &mut loss,
+            &mut adam,
+            &data,
+            &config,
+            |_, _| Ok(()),
+        )?
     } else {
         let labels = (0..64).map(|i| (i * 7) % 10).collect();
         let data = Dataset::new(inputs, labels, 10)?;
@@ -233,7 +241,15 @@ fn image_step_ms<B: Backend>(b: &B, denoiser: bool, steps: usize) -> Result<f64,
             weight_decay: 0.0,
             nesterov: false,
         })?;
-        fit(b, &mut model, &mut loss, &mut sgd, &data, &config, |_, _| Ok(()))?
+        fit(
+            b,
+            &mut model,
+            &mut loss,
+            &mut sgd,
+            &data,
+            &config,
+            |_, _| Ok(()),
+        )?
     };
     Ok(median(reports[1..].iter().map(|r| r.millis).collect()))
 }

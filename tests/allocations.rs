@@ -106,9 +106,10 @@ fn steady_conv_epoch_allocations<B: Backend>(b: &B, rows: usize) -> u64 {
     let inputs = common::random(&mut r, rows, 81, 0.0, 1.0);
     let labels = (0..rows).map(|i| i % 2).collect();
     let data = Dataset::new(inputs, labels, 2).unwrap();
-    let layers =
-        parse_model("conv(4,3,padding=1),relu,maxpool(2),upsample(2),conv(3,3,stride=2),flatten,linear(2)")
-            .unwrap();
+    let layers = parse_model(
+        "conv(4,3,padding=1),relu,maxpool(2),upsample(2),conv(3,3,stride=2),flatten,linear(2)",
+    )
+    .unwrap();
     let image = RowShape::Image {
         channels: 1,
         height: 9,
@@ -136,18 +137,10 @@ fn epoch_allocations<B: Backend>(
         ..FitConfig::default()
     };
     let mut marks = [(0u64, [0u64; 2]); 5];
-    let reports = fit(
-        b,
-        &mut model,
-        &mut loss,
-        &mut sgd,
-        data,
-        &config,
-        |r, _| {
-            marks[r.epoch - 1] = (allocations(), counters());
-            Ok(())
-        },
-    )
+    let reports = fit(b, &mut model, &mut loss, &mut sgd, data, &config, |r, _| {
+        marks[r.epoch - 1] = (allocations(), counters());
+        Ok(())
+    })
     .unwrap();
     let fewest = marks
         .windows(2)
@@ -191,7 +184,10 @@ fn a_steady_convolutional_step_allocates_nothing_on_the_cpu() {
     }
     let short = steady_conv_epoch_allocations(&Reference, 1000);
     let long = steady_conv_epoch_allocations(&Reference, 2000);
-    assert_eq!(long, short, "reference: 200 steps {long}, 100 steps {short}");
+    assert_eq!(
+        long, short,
+        "reference: 200 steps {long}, 100 steps {short}"
+    );
 }
 
 #[test]

@@ -57,7 +57,16 @@ fn trained<B: Backend>(b: &B) -> Vec<Vec<f32>> {
         fused: Fusion::Never,
         ..FitConfig::default()
     };
-    fit(b, &mut model, &mut loss, &mut sgd, &data, &config, |_, _| Ok(())).unwrap();
+    fit(
+        b,
+        &mut model,
+        &mut loss,
+        &mut sgd,
+        &data,
+        &config,
+        |_, _| Ok(()),
+    )
+    .unwrap();
     model
         .parameters()
         .iter()
@@ -138,7 +147,13 @@ fn model_lists_parse_into_pytorchs_layers() {
             dilation: 1
         }
     );
-    assert_eq!(layers[2], LayerSpec::MaxPool { kernel: 2, stride: 2 });
+    assert_eq!(
+        layers[2],
+        LayerSpec::MaxPool {
+            kernel: 2,
+            stride: 2
+        }
+    );
     assert_eq!(layers[11], LayerSpec::Linear(10));
     // Written back, a list parses to the same layers.
     let again: Vec<String> = layers.iter().map(describe).collect();
@@ -157,7 +172,10 @@ fn model_lists_parse_into_pytorchs_layers() {
             LayerSpec::Upsample(3)
         ]
     );
-    assert_eq!(parse_model("leakyrelu").unwrap(), vec![LayerSpec::LeakyRelu(0.01)]);
+    assert_eq!(
+        parse_model("leakyrelu").unwrap(),
+        vec![LayerSpec::LeakyRelu(0.01)]
+    );
 }
 
 #[test]
@@ -168,7 +186,10 @@ fn a_model_list_that_does_not_parse_names_the_token() {
         ("conv(6,0)", "conv(6,0)"),
         ("conv(6,5,stride=0)", "conv(6,5,stride=0)"),
         ("conv(6,5,pad=1)", "conv(6,5,pad=1)"),
-        ("maxpool(2,stride=1,stride=2)", "maxpool(2,stride=1,stride=2)"),
+        (
+            "maxpool(2,stride=1,stride=2)",
+            "maxpool(2,stride=1,stride=2)",
+        ),
         ("linear(-3)", "linear(-3)"),
         ("relu(1)", "relu(1)"),
         ("linear(10),", ""),
@@ -200,7 +221,10 @@ fn a_geometry_that_cannot_work_is_an_error_naming_the_layer() {
         width: 28,
     };
     // A kernel larger than the padded input.
-    let e = build_error("conv(6,5),relu,maxpool(2),conv(16,5),maxpool(2),conv(4,5)", mnist);
+    let e = build_error(
+        "conv(6,5),relu,maxpool(2),conv(16,5),maxpool(2),conv(4,5)",
+        mnist,
+    );
     assert!(matches!(e, Error::Shape { .. }), "{e}");
     assert!(e.to_string().contains("layer 5 (conv(4,5))"), "{e}");
     // An output of size 0 after pooling.
@@ -224,7 +248,10 @@ fn a_geometry_that_cannot_work_is_an_error_naming_the_layer() {
     let e = Sequential::new(layers).err().unwrap();
     let text = e.to_string();
     assert!(matches!(e, Error::Shape { .. }), "{text}");
-    assert!(text.contains("Conv2d(1→6, 5×5)") && text.contains("Linear(3457→10)"), "{text}");
+    assert!(
+        text.contains("Conv2d(1→6, 5×5)") && text.contains("Linear(3457→10)"),
+        "{text}"
+    );
     let layers = parse_model("conv(6,5),flatten,linear(10)").unwrap();
     let (model, out) = build_model(&Reference, &layers, mnist, &mut rng(0)).unwrap();
     assert_eq!(out, RowShape::Flat(10));
@@ -238,7 +265,9 @@ fn a_geometry_that_cannot_work_is_an_error_naming_the_layer() {
     let spec = minidl::backend::Conv2dSpec::new(3, 2, (3, 3));
     let w = minidl::Tensor::new(&[2, 1, 3, 3], vec![0.0; 18]).unwrap();
     let b = minidl::Tensor::new(&[2], vec![0.0; 2]).unwrap();
-    let e = minidl::nn::Conv2d::from_tensors(&Reference, spec, (5, 5), &w, &b).err().unwrap();
+    let e = minidl::nn::Conv2d::from_tensors(&Reference, spec, (5, 5), &w, &b)
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("Conv2d(3→2, 3×3)"), "{e}");
 }
 

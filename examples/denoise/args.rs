@@ -7,7 +7,8 @@ use crate::cli::{non_negative, number, BackendChoice};
 /// The usage message, printed with `--help` and after a bad flag.
 pub const USAGE: &str = "usage: denoise [--data FILE] [--epochs N] [--sigma X] [--lr X]
                [--batch-size N] [--seed N] [--runs R] [--backend auto|gpu|cpu]
-               [--adapter NAME] [--plot DIR] [--json] [--split-out PATH] [--save PATH]
+               [--adapter NAME] [--digits N] [--plot DIR] [--json] [--split-out PATH]
+               [--save PATH]
 
 Trains the Noise2Noise denoiser of EE-559's 2022 mini-project on MNIST digits: pairs of
 independently noised copies of each training digit, MSE, Adam, and reports the PSNR of
@@ -27,6 +28,8 @@ its output against the clean test digits, beside the noisy input's.
                      (default 1)
   --backend B        auto (default: a hardware GPU if one exists, else the CPU), gpu, cpu
   --adapter NAME     the first GPU adapter whose name contains NAME
+  --digits N         use only N of the digits (80 % of them for training), a random
+                     subset: the split's first rows (default: all)
   --plot DIR         write DIR/denoised.png (noisy / denoised / clean test digits of the
                      first run) and DIR/training_curve.png (loss and test PSNR per epoch)
   --json             print nothing but one JSON line of results at the end
@@ -55,6 +58,8 @@ pub struct Args {
     pub backend: BackendChoice,
     /// `--adapter NAME`.
     pub adapter: Option<String>,
+    /// `--digits N`.
+    pub digits: Option<usize>,
     /// `--plot DIR`.
     pub plot: Option<PathBuf>,
     /// `--json`.
@@ -78,6 +83,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
         runs: 1,
         backend: BackendChoice::Auto,
         adapter: None,
+        digits: None,
         plot: None,
         json: false,
         split_out: None,
@@ -96,6 +102,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
             "--runs" => parsed.runs = number(&flag, &value()?)?,
             "--backend" => parsed.backend = value()?.parse()?,
             "--adapter" => parsed.adapter = Some(value()?),
+            "--digits" => {
+                let n: usize = number(&flag, &value()?)?;
+                if n < 5 {
+                    return Err("--digits: at least 5 (4 to train on, 1 to test)".into());
+                }
+                parsed.digits = Some(n);
+            }
             "--plot" => parsed.plot = Some(value()?.into()),
             "--json" => parsed.json = true,
             "--split-out" => parsed.split_out = Some(value()?.into()),

@@ -92,21 +92,29 @@ fn digits(args: &Args, seed: u64, write_split: bool) -> Result<(Tensor, Tensor),
     if let (true, Some(path)) = (write_split, &args.split_out) {
         cli::write_split(path, &split.rows)?;
     }
-    let test = split
+    let mut train = split.train;
+    let mut test = split
         .test
         .ok_or("the split left no test digits: the data set is too small")?;
+    if let Some(n) = args.digits {
+        // The split's order is a random permutation: its first rows are a random subset.
+        let take = |d: &Dataset, k: usize| d.select(&(0..k.min(d.len())).collect::<Vec<_>>());
+        let train_rows = n * 4 / 5;
+        train = take(&train, train_rows).map_err(err)?;
+        test = take(&test, n - train_rows).map_err(err)?;
+    }
     let scaled = |d: &Dataset| {
         let data = d.inputs().data().iter().map(|v| v / 255.0).collect();
         Tensor::new(d.inputs().shape(), data).map_err(err)
     };
-    if split.train.features() != SIDE * SIDE {
+    if train.features() != SIDE * SIDE {
         return Err(format!(
             "{}: digits of {} pixels, the denoiser takes 28×28",
             args.data.display(),
-            split.train.features()
+            train.features()
         ));
     }
-    Ok((scaled(&split.train)?, scaled(&test)?))
+    Ok((scaled(&train)?, scaled(&test)?))
 }
 
 /// Trains one run and measures it; draws the pictures of the first run.
@@ -286,6 +294,11 @@ fn train_all<B: Backend>(backend: &B, kind: &str, args: &Args) -> Result<(), Str
         .iter()
         .filter(|r| r.psnr_db < r.noisy_psnr_db)
         .count();
+    // The CPU backend's threads (as `Cpu::new` reads them); null on the GPU.
+    let threads = match kind {
+        "cpu" => Cpu::new().threads().to_string(),
+        _ => "null".to_string(),
+    };
     if args.json {
         let runs: Vec<String> = results
             .iter()
@@ -305,7 +318,7 @@ fn train_all<B: Backend>(backend: &B, kind: &str, args: &Args) -> Result<(), Str
              \"noisy_psnr_db\":{},\"step_ms_median\":{},\"collapsed\":{},\"runs\":[{}]}}",
             cli::json_string(kind),
             cli::json_string(&backend.name()),
-            std::env::var("MINIDL_THREADS").map_or(Cpu::all_cores(), |t| t.parse().unwrap_or(0)),
+            threads,
             args.epochs,
             cli::json_number(args.sigma as f64),
             cli::json_number(args.lr as f64),

@@ -134,8 +134,18 @@ impl Summary {
             format!("\"backend\":{}", json_string(self.backend)),
             format!("\"adapter\":{}", json_string(&self.adapter)),
             format!("\"data\":{}", json_string(&args.data.display().to_string())),
-            format!("\"hidden\":[{}]", hidden.join(",")),
-            format!("\"activation\":{}", json_string(args.activation.flag())),
+            match &args.model {
+                // The network as a layer list, written back from what was parsed.
+                Some(layers) => {
+                    let list: Vec<String> = layers.iter().map(minidl::nn::describe).collect();
+                    format!("\"model\":{}", json_string(&list.join(",")))
+                }
+                None => format!(
+                    "\"hidden\":[{}],\"activation\":{}",
+                    hidden.join(","),
+                    json_string(args.activation.flag())
+                ),
+            },
             format!("\"loss\":{}", json_string(args.loss.flag())),
             format!(
                 "\"optimizer\":{}",
