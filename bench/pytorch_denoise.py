@@ -9,9 +9,9 @@ seed 0 .. --seeds - 1 the script
      target/release/examples/denoise) as
 
        denoise --data FILE --epochs E --sigma X --lr X --batch-size B --seed S
-               --backend cpu --split-out SPLIT --json [--warmup-steps N]
+               --backend cpu --split-out SPLIT --json [--default-init]
 
-     (--warmup-steps only when N > 0), with MINIDL_THREADS=--threads in its
+     (--default-init with --init default), with MINIDL_THREADS=--threads in its
      environment; it reads the last stdout line (a JSON object with psnr_db,
      noisy_psnr_db and step_ms_median) and the train / test row indices minidl
      wrote to SPLIT;
@@ -25,7 +25,11 @@ The recipe both sides follow:
                 Upsample(scale_factor=2, mode='nearest'), Conv2d(32,32,3,padding=1),
                 ReLU, Upsample(scale_factor=2, mode='nearest'),
                 Conv2d(32,1,3,padding=1), Sigmoid; PyTorch's default init right
-                after torch.manual_seed(seed)
+                after torch.manual_seed(seed); then, with --init prior (the
+                default, as minidl's), the last convolution's bias set to the
+                logit of the mean clean training pixel, so that the untrained
+                network outputs that mean instead of 0.5 (--init default keeps
+                PyTorch's bias)
   step          for the batch's clean digits c: input = c + sigma * N(0,1) and
                 target = c + sigma * N(0,1), two independent draws, fresh every
                 step, not clipped; nn.MSELoss() (mean); zero_grad, forward,
@@ -177,6 +181,10 @@ def train_pytorch(pixels, split, seed, args):
     test = images(pixels, split["test"])
     torch.manual_seed(seed)
     model = denoiser()
+    if args.init == "prior":
+        mean = min(max(clean.double().mean().item(), 1e-3), 1 - 1e-3)
+        with torch.no_grad():
+            model[-2].bias.fill_(math.log(mean / (1 - mean)))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = None
     if args.warmup_steps > 0:
@@ -220,7 +228,9 @@ def minidl_command(args, seed, split_out):
            "--batch-size", str(args.batch_size), "--seed", str(seed), "--backend", "cpu",
            "--split-out", split_out, "--json"]
     if args.warmup_steps > 0:
-        cmd += ["--warmup-steps", str(args.warmup_steps)]
+        fail("--warmup-steps is PyTorch's only: give it with --skip-minidl")
+    if args.init == "default":
+        cmd += ["--default-init"]
     return cmd
 
 
@@ -291,9 +301,12 @@ def parse_args():
     p.add_argument("--sigma", type=float, default=0.2,
                    help="standard deviation of the added noise (default 0.2)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
+    p.add_argument("--init", choices=("prior", "default"), default="prior",
+                   help="the output bias: the mean pixel's logit (prior, minidl's default) "
+                        "or PyTorch's default")
     p.add_argument("--warmup-steps", type=int, default=0,
-                   help="raise the learning rate linearly over the first N steps "
-                        "(default 0: constant)")
+                   help="PyTorch only (with --skip-minidl): raise the learning rate "
+                        "linearly over the first N steps (default 0: constant)")
     p.add_argument("--threads", type=int, default=1,
                    help="threads of both sides: torch.set_num_threads(N) and "
                         "MINIDL_THREADS=N for minidl (default 1)")
@@ -326,7 +339,7 @@ def main():
     pixels = load_pixels(args.data)
     seeds = list(range(args.seeds))
     recipe = {"data": args.data, "sigma": args.sigma, "lr": args.lr,
-              "warmup_steps": args.warmup_steps, "batch_size": args.batch_size,
+              "warmup_steps": args.warmup_steps, "init": args.init, "batch_size": args.batch_size,
               "epochs": args.epochs, "loss": "mse", "optimizer": "adam",
               "split": [0.8, 0.0, 0.2], "backend": None if args.skip_minidl else "cpu",
               "split_source": "numpy" if args.skip_minidl else "minidl",

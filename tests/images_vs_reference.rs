@@ -277,3 +277,26 @@ fn gpu_upsample_matches_reference_exactly() {
     let Some(gpu) = gpu() else { return };
     check_upsample(&gpu, "gpu");
 }
+
+/// Under a loop budget (llvmpipe's, here imposed on any adapter) the weight and bias
+/// gradients run over chunks of the batch, and still match the reference; a shape whose
+/// single image needs more loop iterations than the budget is an error naming it.
+#[test]
+fn gpu_conv2d_splits_its_batch_within_the_loop_budget() {
+    let Some(gpu) = gpu() else { return };
+    // LeNet's 28×28 output needs 1 + 28·29 = 813 iterations an image: 2 images a chunk.
+    check_conv(&gpu.with_loop_budget(Some(2000)), "gpu, budget 2000");
+    let tight = gpu.with_loop_budget(Some(500));
+    let spec = Conv2dSpec::new(1, 6, (5, 5)).with_padding((2, 2));
+    let g = Conv2dGeometry::new("test", &spec, 2, (28, 28)).unwrap();
+    let mut r = rng(5);
+    let x = random(&mut r, 2, g.input_sample_len(), -1.0, 1.0);
+    let w = random(&mut r, 6, 25, -1.0, 1.0);
+    let dy = random(&mut r, 2, g.output_sample_len(), -1.0, 1.0);
+    let up = |t: &Tensor| tight.upload(t).unwrap();
+    let (dw, db) = (tight.alloc(6, 25).unwrap(), tight.alloc(1, 6).unwrap());
+    let e = tight
+        .conv2d_backward(&g, &up(&x), &up(&w), &up(&dy), None, &dw, &db, GradMode::Overwrite)
+        .unwrap_err();
+    assert!(e.to_string().contains("budget of 500"), "{e}");
+}

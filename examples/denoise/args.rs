@@ -8,7 +8,7 @@ use crate::cli::{non_negative, number, BackendChoice};
 pub const USAGE: &str = "usage: denoise [--data FILE] [--epochs N] [--sigma X] [--lr X]
                [--batch-size N] [--seed N] [--runs R] [--backend auto|gpu|cpu]
                [--adapter NAME] [--digits N] [--plot DIR] [--json] [--split-out PATH]
-               [--save PATH]
+               [--save PATH] [--default-init]
 
 Trains the Noise2Noise denoiser of EE-559's 2022 mini-project on MNIST digits: pairs of
 independently noised copies of each training digit, MSE, Adam, and reports the PSNR of
@@ -34,6 +34,9 @@ its output against the clean test digits, beside the noisy input's.
                      first run) and DIR/training_curve.png (loss and test PSNR per epoch)
   --json             print nothing but one JSON line of results at the end
   --split-out PATH   write the first run's split (row indices) to PATH as JSON
+  --default-init     keep PyTorch's initialisation of the output layer's bias (default:
+                     set it so that the untrained network outputs the training digits'
+                     mean pixel, which keeps the recipe from collapsing)
   --save PATH        save the first run's trained network (safetensors, PyTorch's
                      state_dict names)";
 
@@ -68,6 +71,8 @@ pub struct Args {
     pub split_out: Option<PathBuf>,
     /// `--save PATH`.
     pub save: Option<PathBuf>,
+    /// Off with `--default-init`.
+    pub prior_bias: bool,
 }
 
 /// Parses the arguments after the program name; `Ok(None)` for `--help`, `Err` with a
@@ -88,6 +93,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
         json: false,
         split_out: None,
         save: None,
+        prior_bias: true,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -113,6 +119,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
             "--json" => parsed.json = true,
             "--split-out" => parsed.split_out = Some(value()?.into()),
             "--save" => parsed.save = Some(value()?.into()),
+            "--default-init" => parsed.prior_bias = false,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }

@@ -27,7 +27,7 @@ use minidl::data::{self, Dataset, SplitFractions};
 use minidl::nn::{build_model, parse_model, Module, MseLoss, RowShape, Sequential};
 use minidl::optim::Adam;
 use minidl::train::{fit, outputs, FitConfig, Fusion};
-use minidl::{Backend, Cpu, Tensor};
+use minidl::{Backend, Cpu, Ops, Tensor};
 use progress::{EpochLine, Progress};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
@@ -117,6 +117,24 @@ fn digits(args: &Args, seed: u64, write_split: bool) -> Result<(Tensor, Tensor),
     Ok((scaled(&train)?, scaled(&test)?))
 }
 
+/// Sets the last layer's bias so that the untrained network outputs the mean pixel of
+/// the training digits (through the Sigmoid: the bias is that mean's logit) instead of
+/// 0.5. Without it, every early step pushes all outputs down at once, and in about
+/// half the seeds Adam's first steps drive every ReLU of the last hidden layer dead: the
+/// output then stays constant (the collapse of the 2022 project's recipe).
+fn set_prior_bias<B: Backend>(backend: &B, model: &Sequential<B>, train: &Tensor) -> Result<(), String> {
+    let values = train.data();
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64;
+    let mean = mean.clamp(1e-3, 1.0 - 1e-3);
+    let logit = (mean / (1.0 - mean)).ln() as f32;
+    let params = model.parameters();
+    let bias = params
+        .last()
+        .filter(|p| p.name.ends_with("bias") && p.value.len() == 1)
+        .ok_or("the denoiser's last parameter is not its one-channel output bias")?;
+    backend.write(bias.value, &[logit]).map_err(|e| e.to_string())
+}
+
 /// Trains one run and measures it; draws the pictures of the first run.
 fn run_one<B: Backend>(
     backend: &B,
@@ -135,6 +153,9 @@ fn run_one<B: Backend>(
     };
     let mut init = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
     let (mut model, _) = build_model(backend, &layers, image, &mut init).map_err(err)?;
+    if args.prior_bias {
+        set_prior_bias(backend, &model, &train)?;
+    }
     let mut loss = MseLoss::new(Reduction::Mean);
     let mut optimizer = Adam::<B>::new(args.lr).map_err(err)?;
     let mut train_noise = ChaCha8Rng::seed_from_u64(seed.wrapping_add(3));

@@ -263,35 +263,42 @@ pub(crate) fn forward(
     let y_len = g.output_sample_len();
     let tasks = tasks(pool, g);
     let group = group(g);
-    split_images(pool, g.batch(), tasks, y, |per| per * y_len, |first, count, y| {
-        with_scratch(&COLUMNS, depth * group * pixels, |columns| {
-            with_scratch(&GATHERED, outs * group * pixels, |unfolded_out| {
-                for (start, y) in (first..first + count)
-                    .step_by(group)
-                    .zip(y.chunks_mut(group * y_len))
-                {
-                    let count = y.len() / y_len;
-                    let wide = count * pixels;
-                    unfold(g, x, start, count, columns);
-                    product(
-                        (outs, wide, depth),
-                        unfolded_out,
-                        false,
-                        (w, depth, 1),
-                        (columns, wide, 1),
-                    );
-                    for (i, y_n) in y.chunks_exact_mut(y_len).enumerate() {
-                        for (o, row) in y_n.chunks_exact_mut(pixels).enumerate() {
-                            let at = o * wide + i * pixels;
-                            for (d, s) in row.iter_mut().zip(&unfolded_out[at..at + pixels]) {
-                                *d = s + b[o];
+    split_images(
+        pool,
+        g.batch(),
+        tasks,
+        y,
+        |per| per * y_len,
+        |first, count, y| {
+            with_scratch(&COLUMNS, depth * group * pixels, |columns| {
+                with_scratch(&GATHERED, outs * group * pixels, |unfolded_out| {
+                    for (start, y) in (first..first + count)
+                        .step_by(group)
+                        .zip(y.chunks_mut(group * y_len))
+                    {
+                        let count = y.len() / y_len;
+                        let wide = count * pixels;
+                        unfold(g, x, start, count, columns);
+                        product(
+                            (outs, wide, depth),
+                            unfolded_out,
+                            false,
+                            (w, depth, 1),
+                            (columns, wide, 1),
+                        );
+                        for (i, y_n) in y.chunks_exact_mut(y_len).enumerate() {
+                            for (o, row) in y_n.chunks_exact_mut(pixels).enumerate() {
+                                let at = o * wide + i * pixels;
+                                for (d, s) in row.iter_mut().zip(&unfolded_out[at..at + pixels]) {
+                                    *d = s + b[o];
+                                }
                             }
                         }
                     }
-                }
+                })
             })
-        })
-    });
+        },
+    );
 }
 
 /// `dx = conv_inputᵀ(dy)` for the whole batch (`dx` written over): per task,
@@ -307,30 +314,37 @@ pub(crate) fn backward_input(
     let x_len = g.input_sample_len();
     let tasks = tasks(pool, g);
     let group = group(g);
-    split_images(pool, g.batch(), tasks, dx, |per| per * x_len, |first, count, dx| {
-        with_scratch(&COLUMNS, depth * group * pixels, |columns| {
-            with_scratch(&GATHERED, outs * group * pixels, |gathered| {
-                for (start, dx) in (first..first + count)
-                    .step_by(group)
-                    .zip(dx.chunks_mut(group * x_len))
-                {
-                    let count = dx.len() / x_len;
-                    let wide = count * pixels;
-                    gather(g, dy, start, count, gathered);
-                    product(
-                        (depth, wide, outs),
-                        columns,
-                        false,
-                        (w, 1, depth),
-                        (gathered, wide, 1),
-                    );
-                    for (i, dx_n) in dx.chunks_exact_mut(x_len).enumerate() {
-                        col2im(g, &columns[i * pixels..], wide, dx_n);
+    split_images(
+        pool,
+        g.batch(),
+        tasks,
+        dx,
+        |per| per * x_len,
+        |first, count, dx| {
+            with_scratch(&COLUMNS, depth * group * pixels, |columns| {
+                with_scratch(&GATHERED, outs * group * pixels, |gathered| {
+                    for (start, dx) in (first..first + count)
+                        .step_by(group)
+                        .zip(dx.chunks_mut(group * x_len))
+                    {
+                        let count = dx.len() / x_len;
+                        let wide = count * pixels;
+                        gather(g, dy, start, count, gathered);
+                        product(
+                            (depth, wide, outs),
+                            columns,
+                            false,
+                            (w, 1, depth),
+                            (gathered, wide, 1),
+                        );
+                        for (i, dx_n) in dx.chunks_exact_mut(x_len).enumerate() {
+                            col2im(g, &columns[i * pixels..], wide, dx_n);
+                        }
                     }
-                }
+                })
             })
-        })
-    });
+        },
+    );
 }
 
 /// `dw (+)= dy · columnsᵀ` and `db (+)= Σ_pixels dy` over the batch, added to the
@@ -351,30 +365,37 @@ pub(crate) fn backward_weight(
     let group = group(g);
     let part = outs * depth + outs;
     with_scratch(&PARTIALS, tasks * part, |partials| {
-        split_images(pool, g.batch(), tasks, partials, |_| part, |first, count, partial| {
-            let (pw, pb) = partial.split_at_mut(outs * depth);
-            pb.fill(0.0);
-            with_scratch(&COLUMNS, depth * group * pixels, |columns| {
-                with_scratch(&GATHERED, outs * group * pixels, |gathered| {
-                    for start in (first..first + count).step_by(group) {
-                        let count = group.min(first + count - start);
-                        let wide = count * pixels;
-                        unfold(g, x, start, count, columns);
-                        gather(g, dy, start, count, gathered);
-                        product(
-                            (outs, depth, wide),
-                            pw,
-                            start != first,
-                            (gathered, wide, 1),
-                            (columns, 1, wide),
-                        );
-                        for (o, sum) in pb.iter_mut().enumerate() {
-                            *sum += gathered[o * wide..(o + 1) * wide].iter().sum::<f32>();
+        split_images(
+            pool,
+            g.batch(),
+            tasks,
+            partials,
+            |_| part,
+            |first, count, partial| {
+                let (pw, pb) = partial.split_at_mut(outs * depth);
+                pb.fill(0.0);
+                with_scratch(&COLUMNS, depth * group * pixels, |columns| {
+                    with_scratch(&GATHERED, outs * group * pixels, |gathered| {
+                        for start in (first..first + count).step_by(group) {
+                            let count = group.min(first + count - start);
+                            let wide = count * pixels;
+                            unfold(g, x, start, count, columns);
+                            gather(g, dy, start, count, gathered);
+                            product(
+                                (outs, depth, wide),
+                                pw,
+                                start != first,
+                                (gathered, wide, 1),
+                                (columns, 1, wide),
+                            );
+                            for (o, sum) in pb.iter_mut().enumerate() {
+                                *sum += gathered[o * wide..(o + 1) * wide].iter().sum::<f32>();
+                            }
                         }
-                    }
-                })
-            });
-        });
+                    })
+                });
+            },
+        );
         let used = g.batch().div_ceil(g.batch().div_ceil(tasks));
         for (t, partial) in partials.chunks_exact(part).take(used).enumerate() {
             let (pw, pb) = partial.split_at(outs * depth);

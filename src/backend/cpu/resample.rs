@@ -90,7 +90,11 @@ fn for_each_argmax(g: &Pool2dGeometry, x: &[f32], mut f: impl FnMut(usize, usize
                 for (ox, (u, l)) in upper.chunks_exact(2).zip(lower.chunks_exact(2)).enumerate() {
                     // The scan order of the general rule: the upper pair, then the lower.
                     let (mut best, mut max) = (top + 2 * ox, u[0]);
-                    for (at, v) in [(top + 2 * ox + 1, u[1]), (bottom + 2 * ox, l[0]), (bottom + 2 * ox + 1, l[1])] {
+                    for (at, v) in [
+                        (top + 2 * ox + 1, u[1]),
+                        (bottom + 2 * ox, l[0]),
+                        (bottom + 2 * ox + 1, l[1]),
+                    ] {
                         let take = v > max || v.is_nan();
                         best = if take { at } else { best };
                         max = if take { v } else { max };
@@ -138,14 +142,22 @@ pub(crate) fn max_pool_backward(
     let (i, o) = pool_widths(g);
     let part = |g: &Pool2dGeometry, n| g.with_batch("max_pool2d", n).ok();
     let widths = ([i, o], [x, dy]);
-    per_images(pool, g, g.batch(), widths, (i, dx), part, |g, [x, dy], dx| {
-        let (h, w) = g.input_size();
-        let outputs = g.output_len() / g.planes();
-        dx.fill(0.0);
-        for_each_argmax(g, x, |p, at, best| {
-            dx[p * h * w + best] += dy[p * outputs + at]
-        });
-    })
+    per_images(
+        pool,
+        g,
+        g.batch(),
+        widths,
+        (i, dx),
+        part,
+        |g, [x, dy], dx| {
+            let (h, w) = g.input_size();
+            let outputs = g.output_len() / g.planes();
+            dx.fill(0.0);
+            for_each_argmax(g, x, |p, at, best| {
+                dx[p * h * w + best] += dy[p * outputs + at]
+            });
+        },
+    )
 }
 
 /// Upsampling on chunks of images, bit for bit [`images::upsample_nearest_forward`](crate::backend::reference::images::upsample_nearest_forward).

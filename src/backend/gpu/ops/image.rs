@@ -7,7 +7,7 @@ use crate::backend::gpu::kernels::table::Kernel;
 use crate::backend::gpu::runtime::context::{to_u32, Gpu};
 use crate::backend::gpu::runtime::launch::Grid;
 use crate::backend::{Conv2dGeometry, DeviceTensor, GradMode, Pool2dGeometry, UpsampleGeometry};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The parameter block of a sliding window over an `(N, C, H, W)` batch.
 #[allow(clippy::too_many_arguments)]
@@ -108,6 +108,8 @@ pub(crate) fn conv2d_forward(
     b: &DeviceTensor<Gpu>,
     y: &DeviceTensor<Gpu>,
 ) -> Result<()> {
+    let (kh, kw) = g.kernel();
+    within_budget(gpu, "conv2d_forward", g.in_channels() * (1 + kh * (1 + kw)))?;
     let count = g.output_len();
     let params = conv_params(g, count, false)?;
     gpu.launch(
@@ -119,7 +121,8 @@ pub(crate) fn conv2d_forward(
     )
 }
 
-/// The convolution's input gradient (when `dx` is given), weight and bias gradients.
+/// The convolution's input gradient (when `dx` is given), weight and bias gradients,
+/// the latter over chunks of the batch where the adapter limits an invocation's loops.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d_backward(
     gpu: &Gpu,
@@ -132,31 +135,50 @@ pub(crate) fn conv2d_backward(
     db: &DeviceTensor<Gpu>,
     mode: GradMode,
 ) -> Result<()> {
-    let accumulate = mode == GradMode::Accumulate;
+    let (o, (kh, kw)) = (g.out_channels(), g.kernel());
+    // Loop iterations of one invocation: the input gradient's over o, ky, kx; the
+    // weight and bias gradients' over the images, rows and columns (per image).
+    within_budget(gpu, "conv2d_backward (input gradient)", o * (1 + kh * (1 + kw)))?;
+    let (oh, ow) = g.output_size();
+    let per_image = 1 + oh * (1 + ow);
+    within_budget(gpu, "conv2d_backward (weight gradient)", per_image)?;
     if let Some(dx) = dx {
         let count = g.input_len();
         let params = conv_params(g, count, false)?;
         let grid = Grid::Flat(count);
         gpu.launch(Kernel::Conv2dBackwardInput, &[dy, w], dx, params, grid)?;
     }
-    let count = g.weight_len();
-    let params = conv_params(g, count, accumulate)?;
-    gpu.launch(
-        Kernel::Conv2dBackwardWeight,
-        &[x, dy],
-        dw,
-        params,
-        Grid::Flat(count),
-    )?;
-    let count = g.out_channels();
-    let params = conv_params(g, count, accumulate)?;
-    gpu.launch(
-        Kernel::Conv2dBackwardBias,
-        &[dy],
-        db,
-        params,
-        Grid::Flat(count),
-    )
+    // The images in chunks that keep each invocation within the loop budget, the
+    // chunks after the first adding to the gradients.
+    let n = g.batch();
+    let chunk = gpu.loop_budget().map_or(n, |b| (b / per_image).max(1));
+    let mut accumulate = mode == GradMode::Accumulate;
+    for first in (0..n).step_by(chunk) {
+        let rows = chunk.min(n - first);
+        let part = g.with_batch("conv2d_backward", rows)?;
+        let (x, dy) = (x.slice_rows(first, rows)?, dy.slice_rows(first, rows)?);
+        let count = part.weight_len();
+        let params = conv_params(&part, count, accumulate)?;
+        gpu.launch(Kernel::Conv2dBackwardWeight, &[&x, &dy], dw, params, Grid::Flat(count))?;
+        let count = part.out_channels();
+        let params = conv_params(&part, count, accumulate)?;
+        gpu.launch(Kernel::Conv2dBackwardBias, &[&dy], db, params, Grid::Flat(count))?;
+        accumulate = true;
+    }
+    Ok(())
+}
+
+/// Fails, naming `op` and the numbers, where one invocation would loop `iterations`
+/// times, over the adapter's [`Gpu::loop_budget`] (llvmpipe would cut it short).
+fn within_budget(gpu: &Gpu, op: &str, iterations: usize) -> Result<()> {
+    match gpu.loop_budget() {
+        Some(budget) if iterations > budget => Err(Error::InvalidArgument(format!(
+            "{op}: one invocation would loop {iterations} times, over this adapter's budget \
+             of {budget} (llvmpipe cuts invocations short); use fewer channels or a smaller \
+             image, or the CPU backend"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `y = max_pool(x)`.
