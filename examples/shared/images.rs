@@ -7,8 +7,9 @@ use plotters::prelude::*;
 
 use crate::curve::{draw_error, ensure_font, FONT};
 
-/// Pixels per image pixel.
-const ZOOM: u32 = 4;
+/// The least side of a drawn image, in picture pixels: small images (a 5×5 filter)
+/// are enlarged more than large ones, at least 4 times.
+const MIN_SIDE: usize = 100;
 /// The gap between images and the label column, in picture pixels.
 const GAP: u32 = 6;
 /// The width of the label column.
@@ -43,7 +44,8 @@ pub fn draw_image_rows(
 ) -> Result<(), String> {
     ensure_font()?;
     let columns = rows.iter().map(|r| r.images.len()).max().unwrap_or(0) as u32;
-    let cell = (width as u32 * ZOOM + GAP, height as u32 * ZOOM + GAP);
+    let zoom = (MIN_SIDE / height.max(width).max(1)).max(4) as u32;
+    let cell = (width as u32 * zoom + GAP, height as u32 * zoom + GAP);
     let size = (
         (LABEL + columns * cell.0 + GAP).max(400),
         CAPTION + rows.len() as u32 * cell.1 + GAP,
@@ -70,7 +72,7 @@ pub fn draw_image_rows(
             let left = (LABEL + c as u32 * cell.0) as i32;
             for (i, &v) in image.iter().enumerate().take(height * width) {
                 let (y, x) = ((i / width) as i32, (i % width) as i32);
-                let z = ZOOM as i32;
+                let z = zoom as i32;
                 let corner = (left + x * z, top + y * z);
                 let rect = Rectangle::new(
                     [corner, (corner.0 + z, corner.1 + z)],

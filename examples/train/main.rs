@@ -14,6 +14,8 @@ mod args;
 mod cli;
 #[path = "../shared/curve.rs"]
 mod curve;
+#[path = "../shared/images.rs"]
+mod images;
 mod plot;
 #[path = "../shared/progress.rs"]
 mod progress;
@@ -32,7 +34,7 @@ use minidl::nn::{
     Sigmoid, Tanh,
 };
 use minidl::train::{fit, outputs, predict, FitConfig, Fusion};
-use minidl::{Backend, Cpu, Error};
+use minidl::{Backend, Cpu, Error, Ops};
 use progress::{EpochLine, Progress};
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
@@ -291,6 +293,12 @@ fn train<B: Backend>(
     };
     if let Some(dir) = &args.plot {
         plot::draw(dir, args, &curve, &summary)?;
+        // A convolutional first layer: its filters, `[out, in, kh, kw]`.
+        let first = model.parameters().into_iter().next();
+        if let Some(p) = first.filter(|p| p.shape.len() == 4) {
+            let weights = backend.download(p.value).map_err(err)?;
+            plot::filters(dir, &p.shape, weights.data())?;
+        }
         progress.say(&format!("wrote the pictures into {}", dir.display()));
     }
     Ok(summary)

@@ -1,5 +1,5 @@
 //! The pictures of a train run: the training curve (loss and validation error per
-//! epoch) and the test rows' confusion matrix.
+//! epoch), the test rows' confusion matrix, and a convolutional first layer's filters.
 
 use std::path::Path;
 
@@ -46,6 +46,30 @@ pub fn draw(
         confusion_matrix(&dir.join(CONFUSION_PNG), &title, &c.rows())?;
     }
     Ok(())
+}
+
+/// The first layer's filters' file name under `--plot DIR`.
+const FILTERS_PNG: &str = "filters.png";
+
+/// Writes `DIR/filters.png`: the `[out, in, kh, kw]` weights of a convolutional first
+/// layer, one row per input channel (at most 3), one `kh × kw` picture per filter,
+/// each filter's weights shaded from its smallest (black) to its largest (white).
+pub fn filters(dir: &Path, shape: &[usize], weights: &[f32]) -> Result<(), String> {
+    let [out, inputs, kh, kw] = shape[..] else {
+        return Err(format!("filters of shape {shape:?}: expected [out, in, kh, kw]"));
+    };
+    let taps = kh * kw;
+    let rows: Vec<crate::images::ImageRow> = (0..inputs.min(3))
+        .map(|c| crate::images::ImageRow {
+            label: format!("channel {c}"),
+            images: (0..out)
+                .map(|o| &weights[(o * inputs + c) * taps..(o * inputs + c + 1) * taps])
+                .collect(),
+            range: None,
+        })
+        .collect();
+    let title = format!("first layer: {out} filters of {kh}×{kw}");
+    crate::images::draw_image_rows(&dir.join(FILTERS_PNG), &title, (kh, kw), &rows)
 }
 
 /// Writes the confusion matrix `rows` (row = true class, column = predicted class) as
