@@ -76,33 +76,12 @@ fn argmax(plane: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -
 
 /// Calls `f(plane, output index in the plane, argmax offset in the plane)` for every
 /// output of the pool of geometry `g` over `x`, planes and outputs in row-major order.
-/// The common 2×2 window of stride 2 without padding has a path of its own, unrolled.
 fn for_each_argmax(g: &Pool2dGeometry, x: &[f32], mut f: impl FnMut(usize, usize, usize)) {
     let (h, w) = g.input_size();
     let (oh, ow) = g.output_size();
     let ((kh, kw), (sh, sw), (ph, pw)) = (g.kernel(), g.stride(), g.padding());
-    let halving = (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0);
     for (p, plane) in x.chunks_exact(h * w).enumerate().take(g.planes()) {
         for oy in 0..oh {
-            if halving {
-                let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
-                let (upper, lower) = (&plane[top..top + 2 * ow], &plane[bottom..bottom + 2 * ow]);
-                for (ox, (u, l)) in upper.chunks_exact(2).zip(lower.chunks_exact(2)).enumerate() {
-                    // The scan order of the general rule: the upper pair, then the lower.
-                    let (mut best, mut max) = (top + 2 * ox, u[0]);
-                    for (at, v) in [
-                        (top + 2 * ox + 1, u[1]),
-                        (bottom + 2 * ox, l[0]),
-                        (bottom + 2 * ox + 1, l[1]),
-                    ] {
-                        let take = v > max || v.is_nan();
-                        best = if take { at } else { best };
-                        max = if take { v } else { max };
-                    }
-                    f(p, oy * ow + ox, best);
-                }
-                continue;
-            }
             let rows = window(oy, kh, sh, ph, h);
             for ox in 0..ow {
                 let cols = window(ox, kw, sw, pw, w);
@@ -111,6 +90,36 @@ fn for_each_argmax(g: &Pool2dGeometry, x: &[f32], mut f: impl FnMut(usize, usize
         }
     }
 }
+
+/// Whether `g` is the common 2×2 window of stride 2 without padding, whose windows
+/// tile the image: [`halving_row`] computes it a row at a time, in a loop the
+/// compiler vectorizes.
+fn is_halving(g: &Pool2dGeometry) -> bool {
+    (g.kernel(), g.stride(), g.padding()) == ((2, 2), (2, 2), (0, 0))
+}
+
+/// One output row of a 2×2, stride-2 pool from its two input rows (`upper`, `lower`,
+/// `2·ow` values each): each output's maximum into `max` and which of its four pixels
+/// it took into `code` (0, 1 upper; 2, 3 lower), by the rule of
+/// [`images::max_pool2d_forward`](crate::backend::reference::images::max_pool2d_forward)
+/// in its scan order.
+fn halving_row(upper: &[f32], lower: &[f32], max: &mut [f32], code: &mut [u8]) {
+    let pairs = upper.chunks_exact(2).zip(lower.chunks_exact(2));
+    for ((u, l), (m, k)) in pairs.zip(max.iter_mut().zip(code.iter_mut())) {
+        let (mut best, mut at) = (u[0], 0u8);
+        for (v, i) in [(u[1], 1u8), (l[0], 2), (l[1], 3)] {
+            let take = v > best || v.is_nan();
+            best = if take { v } else { best };
+            at = if take { i } else { at };
+        }
+        *m = best;
+        *k = at;
+    }
+}
+
+/// The widest output row [`halving_row`]'s codes are kept for on the stack; wider rows
+/// take the general path.
+const HALVING_MAX_WIDTH: usize = 512;
 
 /// Max pooling on chunks of images, bit for bit [`images::max_pool2d_forward`](crate::backend::reference::images::max_pool2d_forward).
 pub(crate) fn max_pool_forward(
@@ -123,6 +132,18 @@ pub(crate) fn max_pool_forward(
     let part = |g: &Pool2dGeometry, n| g.with_batch("max_pool2d", n).ok();
     per_images(pool, g, g.batch(), ([i], [x]), (o, y), part, |g, [x], y| {
         let (h, w) = g.input_size();
+        let (oh, ow) = g.output_size();
+        if is_halving(g) && ow <= HALVING_MAX_WIDTH {
+            let mut code = [0u8; HALVING_MAX_WIDTH];
+            for (plane, out) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
+                for (oy, row) in out.chunks_exact_mut(ow).enumerate() {
+                    let top = 2 * oy * w;
+                    let (upper, lower) = (&plane[top..top + 2 * ow], &plane[top + w..top + w + 2 * ow]);
+                    halving_row(upper, lower, row, &mut code[..ow]);
+                }
+            }
+            return;
+        }
         let outputs = g.output_len() / g.planes();
         for_each_argmax(g, x, |p, at, best| {
             y[p * outputs + at] = x[p * h * w + best]
@@ -151,8 +172,30 @@ pub(crate) fn max_pool_backward(
         part,
         |g, [x, dy], dx| {
             let (h, w) = g.input_size();
-            let outputs = g.output_len() / g.planes();
+            let (oh, ow) = g.output_size();
             dx.fill(0.0);
+            if is_halving(g) && ow <= HALVING_MAX_WIDTH {
+                // The windows tile the image: each pixel is taken by at most one
+                // output, so its gradient is that output's or 0, written without a sum.
+                let (mut max, mut code) = ([0f32; HALVING_MAX_WIDTH], [0u8; HALVING_MAX_WIDTH]);
+                let planes = x.chunks_exact(h * w).zip(dy.chunks_exact(oh * ow));
+                for ((plane, grads), out) in planes.zip(dx.chunks_exact_mut(h * w)) {
+                    for (oy, g_row) in grads.chunks_exact(ow).enumerate() {
+                        let top = 2 * oy * w;
+                        let upper = &plane[top..top + 2 * ow];
+                        let lower = &plane[top + w..top + w + 2 * ow];
+                        halving_row(upper, lower, &mut max[..ow], &mut code[..ow]);
+                        let (above, below) = out[top..top + 2 * w].split_at_mut(w);
+                        let targets = above.chunks_exact_mut(2).zip(below.chunks_exact_mut(2));
+                        for (((u, l), &k), &d) in targets.zip(&code[..ow]).zip(g_row) {
+                            let pick = |i: u8| if k == i { d } else { 0.0 };
+                            (u[0], u[1], l[0], l[1]) = (pick(0), pick(1), pick(2), pick(3));
+                        }
+                    }
+                }
+                return;
+            }
+            let outputs = g.output_len() / g.planes();
             for_each_argmax(g, x, |p, at, best| {
                 dx[p * h * w + best] += dy[p * outputs + at]
             });
