@@ -38,6 +38,9 @@ fn conv_cases() -> Vec<(usize, Conv2dSpec, (usize, usize))> {
         (4, spec(1, 6, (5, 5), (1, 1), (2, 2), (1, 1)), (28, 28)),
         // The denoiser's strided layer: many channels, padding 1, stride 2.
         (5, spec(32, 17, (3, 3), (2, 2), (1, 1), (1, 1)), (13, 14)),
+        // Stride 1 (unfolded at the padded width on the CPU) with padding and dilation
+        // unequal between the axes.
+        (2, spec(3, 4, (3, 2), (1, 1), (2, 1), (2, 3)), (9, 10)),
         // A 1×1 kernel.
         (3, spec(7, 3, (1, 1), (1, 1), (0, 0), (1, 1)), (3, 5)),
     ]
@@ -296,7 +299,16 @@ fn gpu_conv2d_splits_its_batch_within_the_loop_budget() {
     let up = |t: &Tensor| tight.upload(t).unwrap();
     let (dw, db) = (tight.alloc(6, 25).unwrap(), tight.alloc(1, 6).unwrap());
     let e = tight
-        .conv2d_backward(&g, &up(&x), &up(&w), &up(&dy), None, &dw, &db, GradMode::Overwrite)
+        .conv2d_backward(
+            &g,
+            &up(&x),
+            &up(&w),
+            &up(&dy),
+            None,
+            &dw,
+            &db,
+            GradMode::Overwrite,
+        )
         .unwrap_err();
     assert!(e.to_string().contains("budget of 500"), "{e}");
 }

@@ -122,7 +122,11 @@ fn digits(args: &Args, seed: u64, write_split: bool) -> Result<(Tensor, Tensor),
 /// 0.5. Without it, every early step pushes all outputs down at once, and in about
 /// half the seeds Adam's first steps drive every ReLU of the last hidden layer dead: the
 /// output then stays constant (the collapse of the 2022 project's recipe).
-fn set_prior_bias<B: Backend>(backend: &B, model: &Sequential<B>, train: &Tensor) -> Result<(), String> {
+fn set_prior_bias<B: Backend>(
+    backend: &B,
+    model: &Sequential<B>,
+    train: &Tensor,
+) -> Result<(), String> {
     let values = train.data();
     let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64;
     let mean = mean.clamp(1e-3, 1.0 - 1e-3);
@@ -132,7 +136,9 @@ fn set_prior_bias<B: Backend>(backend: &B, model: &Sequential<B>, train: &Tensor
         .last()
         .filter(|p| p.name.ends_with("bias") && p.value.len() == 1)
         .ok_or("the denoiser's last parameter is not its one-channel output bias")?;
-    backend.write(bias.value, &[logit]).map_err(|e| e.to_string())
+    backend
+        .write(bias.value, &[logit])
+        .map_err(|e| e.to_string())
 }
 
 /// Trains one run and measures it; draws the pictures of the first run.

@@ -56,7 +56,9 @@ const FILTERS_PNG: &str = "filters.png";
 /// each filter's weights shaded from its smallest (black) to its largest (white).
 pub fn filters(dir: &Path, shape: &[usize], weights: &[f32]) -> Result<(), String> {
     let [out, inputs, kh, kw] = shape[..] else {
-        return Err(format!("filters of shape {shape:?}: expected [out, in, kh, kw]"));
+        return Err(format!(
+            "filters of shape {shape:?}: expected [out, in, kh, kw]"
+        ));
     };
     let taps = kh * kw;
     let rows: Vec<crate::images::ImageRow> = (0..inputs.min(3))

@@ -25,6 +25,8 @@ const PAR_MIN_MACS: usize = 1 << 18;
 thread_local! {
     /// A thread's unfolded images (`C·kh·kw × images·OH·OW`), reused from call to call.
     static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A thread's padded image (the unfolding of stride-1 convolutions).
+    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// A thread's output-shaped matrix (`O × images·OH·OW`), reused from call to call.
     static GATHERED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// The calling thread's per-task weight and bias gradient sums.
@@ -168,6 +170,122 @@ fn col2im(g: &Conv2dGeometry, columns: &[f32], stride: usize, dx: &mut [f32]) {
     }
 }
 
+/// How a convolution's images are unfolded: `row` values for each output row and `span`
+/// for each image. A convolution of stride 1 is unfolded at the width of its padded
+/// input (`padded` gives that input's height, width and plane length), so that each
+/// unfolded row is one contiguous run of the padded image, copied at once; the
+/// `row − OW` values past each output row are computed and dropped (their gradients are
+/// zeros). Other strides unfold output pixel by output pixel (`im2col`).
+#[derive(Clone, Copy)]
+struct Layout {
+    row: usize,
+    span: usize,
+    padded: Option<(usize, usize, usize)>,
+}
+
+fn layout(g: &Conv2dGeometry) -> Layout {
+    let (oh, ow) = g.output_size();
+    if g.stride() != (1, 1) {
+        return Layout {
+            row: ow,
+            span: oh * ow,
+            padded: None,
+        };
+    }
+    let ((h, w), (ph, pw), (_, kw), (_, dw)) =
+        (g.input_size(), g.padding(), g.kernel(), g.dilation());
+    let (rows, cols) = (h + 2 * ph, w + 2 * pw);
+    // The last unfolded row reads `(kw − 1)·dw` values past the padded plane.
+    let plane = rows * cols + (kw - 1) * dw;
+    Layout {
+        row: cols,
+        span: oh * cols,
+        padded: Some((rows, cols, plane)),
+    }
+}
+
+/// Copies image `x` (`C × H × W`) into `padded` (`C` planes of the layout's padded size,
+/// zeros around and after it).
+fn pad(g: &Conv2dGeometry, (_, cols, plane): (usize, usize, usize), x: &[f32], padded: &mut [f32]) {
+    let ((h, w), (ph, pw)) = (g.input_size(), g.padding());
+    for (src, dst) in x.chunks_exact(h * w).zip(padded.chunks_exact_mut(plane)) {
+        dst.fill(0.0);
+        for (line, out) in src.chunks_exact(w).zip(dst[ph * cols..].chunks_mut(cols)) {
+            out[pw..pw + w].copy_from_slice(line);
+        }
+    }
+}
+
+/// The offset in a padded plane that unfolded row `(ky, kx)` starts at.
+fn tap_start(g: &Conv2dGeometry, cols: usize, ky: usize, kx: usize) -> usize {
+    let (dh, dw) = g.dilation();
+    ky * dh * cols + kx * dw
+}
+
+/// [`im2col`] at the padded width: row `r = (c, ky, kx)` of the unfolding is the
+/// padded plane `c` from that tap's offset on.
+fn unfold_padded(
+    g: &Conv2dGeometry,
+    padded: (usize, usize, usize),
+    x: &[f32],
+    scratch: &mut [f32],
+    columns: &mut [f32],
+    stride: usize,
+) {
+    let (_, cols, plane) = padded;
+    let (kh, kw) = g.kernel();
+    let span = g.out_height() * cols;
+    pad(g, padded, x, scratch);
+    for (c, image) in scratch
+        .chunks_exact(plane)
+        .enumerate()
+        .take(g.in_channels())
+    {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let (r, start) = ((c * kh + ky) * kw + kx, tap_start(g, cols, ky, kx));
+                columns[r * stride..r * stride + span].copy_from_slice(&image[start..start + span]);
+            }
+        }
+    }
+}
+
+/// [`col2im`] at the padded width: each unfolded row added onto its padded plane from
+/// its tap's offset on, then the image cut out of the padding into `dx` (written over).
+fn fold_padded(
+    g: &Conv2dGeometry,
+    padded: (usize, usize, usize),
+    columns: &[f32],
+    stride: usize,
+    scratch: &mut [f32],
+    dx: &mut [f32],
+) {
+    let (_, cols, plane) = padded;
+    let ((h, w), (ph, pw), (kh, kw)) = (g.input_size(), g.padding(), g.kernel());
+    let span = g.out_height() * cols;
+    for (c, image) in scratch
+        .chunks_exact_mut(plane)
+        .enumerate()
+        .take(g.in_channels())
+    {
+        image.fill(0.0);
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let (r, start) = ((c * kh + ky) * kw + kx, tap_start(g, cols, ky, kx));
+                let src = &columns[r * stride..r * stride + span];
+                for (d, v) in image[start..start + span].iter_mut().zip(src) {
+                    *d += v;
+                }
+            }
+        }
+        let out = &mut dx[c * h * w..(c + 1) * h * w];
+        for (iy, line) in out.chunks_exact_mut(w).enumerate() {
+            let at = (iy + ph) * cols + pw;
+            line.copy_from_slice(&image[at..at + w]);
+        }
+    }
+}
+
 /// The sizes of a convolution's products: `C·kh·kw` (the unfolding's rows), `OH·OW`
 /// (an image's output pixels) and `O`.
 fn sizes(g: &Conv2dGeometry) -> (usize, usize, usize) {
@@ -219,18 +337,39 @@ const COLUMN_BUDGET: usize = 1 << 17;
 
 /// The images unfolded side by side into one product.
 fn group(g: &Conv2dGeometry) -> usize {
-    let (depth, pixels, _) = sizes(g);
-    (COLUMN_BUDGET / (depth * pixels).max(1)).clamp(1, g.batch())
+    let (depth, _, _) = sizes(g);
+    (COLUMN_BUDGET / (depth * layout(g).span).max(1)).clamp(1, g.batch())
 }
 
 /// Unfolds images `first..first + count` of `x` side by side into `columns`
 /// (`C·kh·kw × count·OH·OW`).
 fn unfold(g: &Conv2dGeometry, x: &[f32], first: usize, count: usize, columns: &mut [f32]) {
-    let (x_len, pixels) = (g.input_sample_len(), g.out_height() * g.out_width());
+    let (x_len, l) = (g.input_sample_len(), layout(g));
     for i in 0..count {
         let n = first + i;
         let x_n = &x[n * x_len..(n + 1) * x_len];
-        im2col(g, x_n, &mut columns[i * pixels..], count * pixels);
+        let at = &mut columns[i * l.span..];
+        match l.padded {
+            Some(padded) => with_scratch(&PADDED, g.in_channels() * padded.2, |scratch| {
+                unfold_padded(g, padded, x_n, scratch, at, count * l.span)
+            }),
+            None => im2col(g, x_n, at, count * l.span),
+        }
+    }
+}
+
+/// Folds the unfolded gradient of images laid side by side (`count` of them, from
+/// `columns`) back onto each image of `dx` (written over).
+fn fold(g: &Conv2dGeometry, columns: &[f32], count: usize, dx: &mut [f32]) {
+    let (x_len, l) = (g.input_sample_len(), layout(g));
+    for (i, dx_n) in dx.chunks_exact_mut(x_len).enumerate().take(count) {
+        let at = &columns[i * l.span..];
+        match l.padded {
+            Some(padded) => with_scratch(&PADDED, g.in_channels() * padded.2, |scratch| {
+                fold_padded(g, padded, at, count * l.span, scratch, dx_n)
+            }),
+            None => col2im(g, at, count * l.span, dx_n),
+        }
     }
 }
 
@@ -238,12 +377,21 @@ fn unfold(g: &Conv2dGeometry, x: &[f32], first: usize, count: usize, columns: &m
 /// `gathered` (`O × count·OH·OW`), the layout of the unfolded product.
 fn gather(g: &Conv2dGeometry, dy: &[f32], first: usize, count: usize, gathered: &mut [f32]) {
     let (_, pixels, _) = sizes(g);
-    let y_len = g.output_sample_len();
+    let (y_len, l, ow) = (g.output_sample_len(), layout(g), g.out_width());
     for i in 0..count {
         let dy_n = &dy[(first + i) * y_len..(first + i + 1) * y_len];
-        for (o, row) in dy_n.chunks_exact(pixels).enumerate() {
-            let at = o * count * pixels + i * pixels;
-            gathered[at..at + pixels].copy_from_slice(row);
+        for (o, plane) in dy_n.chunks_exact(pixels).enumerate() {
+            let at = o * count * l.span + i * l.span;
+            let dst = &mut gathered[at..at + l.span];
+            if l.row == ow {
+                dst.copy_from_slice(plane);
+                continue;
+            }
+            // The values past each output row get zero gradients.
+            for (out, line) in dst.chunks_exact_mut(l.row).zip(plane.chunks_exact(ow)) {
+                out[..ow].copy_from_slice(line);
+                out[ow..].fill(0.0);
+            }
         }
     }
 }
@@ -260,7 +408,7 @@ pub(crate) fn forward(
     y: &mut [f32],
 ) {
     let (depth, pixels, outs) = sizes(g);
-    let y_len = g.output_sample_len();
+    let (y_len, l, ow) = (g.output_sample_len(), layout(g), g.out_width());
     let tasks = tasks(pool, g);
     let group = group(g);
     split_images(
@@ -270,14 +418,14 @@ pub(crate) fn forward(
         y,
         |per| per * y_len,
         |first, count, y| {
-            with_scratch(&COLUMNS, depth * group * pixels, |columns| {
-                with_scratch(&GATHERED, outs * group * pixels, |unfolded_out| {
+            with_scratch(&COLUMNS, depth * group * l.span, |columns| {
+                with_scratch(&GATHERED, outs * group * l.span, |unfolded_out| {
                     for (start, y) in (first..first + count)
                         .step_by(group)
                         .zip(y.chunks_mut(group * y_len))
                     {
                         let count = y.len() / y_len;
-                        let wide = count * pixels;
+                        let wide = count * l.span;
                         unfold(g, x, start, count, columns);
                         product(
                             (outs, wide, depth),
@@ -287,10 +435,13 @@ pub(crate) fn forward(
                             (columns, wide, 1),
                         );
                         for (i, y_n) in y.chunks_exact_mut(y_len).enumerate() {
-                            for (o, row) in y_n.chunks_exact_mut(pixels).enumerate() {
-                                let at = o * wide + i * pixels;
-                                for (d, s) in row.iter_mut().zip(&unfolded_out[at..at + pixels]) {
-                                    *d = s + b[o];
+                            for (o, plane) in y_n.chunks_exact_mut(pixels).enumerate() {
+                                let at = o * wide + i * l.span;
+                                let src = unfolded_out[at..at + l.span].chunks_exact(l.row);
+                                for (line, src) in plane.chunks_exact_mut(ow).zip(src) {
+                                    for (d, s) in line.iter_mut().zip(src) {
+                                        *d = s + b[o];
+                                    }
                                 }
                             }
                         }
@@ -310,8 +461,8 @@ pub(crate) fn backward_input(
     w: &[f32],
     dx: &mut [f32],
 ) {
-    let (depth, pixels, outs) = sizes(g);
-    let x_len = g.input_sample_len();
+    let (depth, _, outs) = sizes(g);
+    let (x_len, span) = (g.input_sample_len(), layout(g).span);
     let tasks = tasks(pool, g);
     let group = group(g);
     split_images(
@@ -321,14 +472,14 @@ pub(crate) fn backward_input(
         dx,
         |per| per * x_len,
         |first, count, dx| {
-            with_scratch(&COLUMNS, depth * group * pixels, |columns| {
-                with_scratch(&GATHERED, outs * group * pixels, |gathered| {
+            with_scratch(&COLUMNS, depth * group * span, |columns| {
+                with_scratch(&GATHERED, outs * group * span, |gathered| {
                     for (start, dx) in (first..first + count)
                         .step_by(group)
                         .zip(dx.chunks_mut(group * x_len))
                     {
                         let count = dx.len() / x_len;
-                        let wide = count * pixels;
+                        let wide = count * span;
                         gather(g, dy, start, count, gathered);
                         product(
                             (depth, wide, outs),
@@ -337,9 +488,7 @@ pub(crate) fn backward_input(
                             (w, 1, depth),
                             (gathered, wide, 1),
                         );
-                        for (i, dx_n) in dx.chunks_exact_mut(x_len).enumerate() {
-                            col2im(g, &columns[i * pixels..], wide, dx_n);
-                        }
+                        fold(g, columns, count, dx);
                     }
                 })
             })
@@ -360,7 +509,8 @@ pub(crate) fn backward_weight(
     db: &mut [f32],
     accumulate: bool,
 ) {
-    let (depth, pixels, outs) = sizes(g);
+    let (depth, _, outs) = sizes(g);
+    let span = layout(g).span;
     let tasks = tasks(pool, g);
     let group = group(g);
     let part = outs * depth + outs;
@@ -374,11 +524,11 @@ pub(crate) fn backward_weight(
             |first, count, partial| {
                 let (pw, pb) = partial.split_at_mut(outs * depth);
                 pb.fill(0.0);
-                with_scratch(&COLUMNS, depth * group * pixels, |columns| {
-                    with_scratch(&GATHERED, outs * group * pixels, |gathered| {
+                with_scratch(&COLUMNS, depth * group * span, |columns| {
+                    with_scratch(&GATHERED, outs * group * span, |gathered| {
                         for start in (first..first + count).step_by(group) {
                             let count = group.min(first + count - start);
-                            let wide = count * pixels;
+                            let wide = count * span;
                             unfold(g, x, start, count, columns);
                             gather(g, dy, start, count, gathered);
                             product(

@@ -138,7 +138,8 @@ pub(crate) fn max_pool_forward(
             for (plane, out) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
                 for (oy, row) in out.chunks_exact_mut(ow).enumerate() {
                     let top = 2 * oy * w;
-                    let (upper, lower) = (&plane[top..top + 2 * ow], &plane[top + w..top + w + 2 * ow]);
+                    let (upper, lower) =
+                        (&plane[top..top + 2 * ow], &plane[top + w..top + w + 2 * ow]);
                     halving_row(upper, lower, row, &mut code[..ow]);
                 }
             }

@@ -138,7 +138,11 @@ pub(crate) fn conv2d_backward(
     let (o, (kh, kw)) = (g.out_channels(), g.kernel());
     // Loop iterations of one invocation: the input gradient's over o, ky, kx; the
     // weight and bias gradients' over the images, rows and columns (per image).
-    within_budget(gpu, "conv2d_backward (input gradient)", o * (1 + kh * (1 + kw)))?;
+    within_budget(
+        gpu,
+        "conv2d_backward (input gradient)",
+        o * (1 + kh * (1 + kw)),
+    )?;
     let (oh, ow) = g.output_size();
     let per_image = 1 + oh * (1 + ow);
     within_budget(gpu, "conv2d_backward (weight gradient)", per_image)?;
@@ -159,10 +163,22 @@ pub(crate) fn conv2d_backward(
         let (x, dy) = (x.slice_rows(first, rows)?, dy.slice_rows(first, rows)?);
         let count = part.weight_len();
         let params = conv_params(&part, count, accumulate)?;
-        gpu.launch(Kernel::Conv2dBackwardWeight, &[&x, &dy], dw, params, Grid::Flat(count))?;
+        gpu.launch(
+            Kernel::Conv2dBackwardWeight,
+            &[&x, &dy],
+            dw,
+            params,
+            Grid::Flat(count),
+        )?;
         let count = part.out_channels();
         let params = conv_params(&part, count, accumulate)?;
-        gpu.launch(Kernel::Conv2dBackwardBias, &[&dy], db, params, Grid::Flat(count))?;
+        gpu.launch(
+            Kernel::Conv2dBackwardBias,
+            &[&dy],
+            db,
+            params,
+            Grid::Flat(count),
+        )?;
         accumulate = true;
     }
     Ok(())
