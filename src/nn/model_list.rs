@@ -154,8 +154,9 @@ fn split_top(list: &str) -> std::result::Result<Vec<&str>, ModelListError> {
     Ok(parts)
 }
 
-/// Parses a model list (see the [module](self) documentation). Never panics; every
-/// error names the offending token.
+/// Parses a model list: comma-separated layers, each a [`LayerSpec`] as its
+/// documentation writes it (`conv(6,5,padding=2),relu,maxpool(2),flatten,linear(10)`).
+/// Never panics; every error names the offending token.
 pub fn parse_model(list: &str) -> std::result::Result<Vec<LayerSpec>, ModelListError> {
     if list.trim().is_empty() {
         return Err(ModelListError {

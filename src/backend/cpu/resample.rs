@@ -57,7 +57,9 @@ fn window(o: usize, kernel: usize, stride: usize, padding: usize, input: usize) 
 
 /// The offset in `plane` (`w` wide) of the pixel that the window of rows `rows` and
 /// columns `cols` takes: the first maximum in row-major order, or the last NaN (the
-/// rule of [`images::max_pool2d_forward`](crate::backend::reference::images::max_pool2d_forward)). Branch-free selection: the comparisons of
+/// rule of
+/// [`images::max_pool2d_forward`](crate::backend::reference::images::max_pool2d_forward)).
+/// Branch-free selection: the comparisons of
 /// random data would mispredict half the time.
 #[inline]
 fn argmax(plane: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -> usize {
@@ -121,7 +123,8 @@ fn halving_row(upper: &[f32], lower: &[f32], max: &mut [f32], code: &mut [u8]) {
 /// take the general path.
 const HALVING_MAX_WIDTH: usize = 512;
 
-/// Max pooling on chunks of images, bit for bit [`images::max_pool2d_forward`](crate::backend::reference::images::max_pool2d_forward).
+/// Max pooling on chunks of images, bit for bit
+/// [`images::max_pool2d_forward`](crate::backend::reference::images::max_pool2d_forward).
 pub(crate) fn max_pool_forward(
     pool: Option<&ThreadPool>,
     g: &Pool2dGeometry,
@@ -204,7 +207,8 @@ pub(crate) fn max_pool_backward(
     )
 }
 
-/// Upsampling on chunks of images, bit for bit [`images::upsample_nearest_forward`](crate::backend::reference::images::upsample_nearest_forward).
+/// Upsampling on chunks of images, bit for bit
+/// [`upsample_nearest_forward`](crate::backend::reference::images::upsample_nearest_forward).
 pub(crate) fn upsample_forward(
     pool: Option<&ThreadPool>,
     g: &UpsampleGeometry,
@@ -230,7 +234,7 @@ pub(crate) fn upsample_forward(
 }
 
 /// The upsampling's input gradient on chunks of images, bit for bit
-/// [`images::upsample_nearest_backward`](crate::backend::reference::images::upsample_nearest_backward).
+/// [`upsample_nearest_backward`](crate::backend::reference::images::upsample_nearest_backward).
 pub(crate) fn upsample_backward(
     pool: Option<&ThreadPool>,
     g: &UpsampleGeometry,
