@@ -13,7 +13,7 @@ const MIN_SIDE: usize = 100;
 /// The gap between images and the label column, in picture pixels.
 const GAP: u32 = 6;
 /// The width of the label column.
-const LABEL: u32 = 110;
+const LABEL: u32 = 150;
 /// The caption's height.
 const CAPTION: u32 = 30;
 
