@@ -591,6 +591,16 @@ impl Pool2dGeometry {
         self.batch * self.channels
     }
 
+    /// Elements of one input image, `C·H·W` (a row of the flattened batch).
+    pub fn input_sample_len(&self) -> usize {
+        self.channels * self.axes[0].input * self.axes[1].input
+    }
+
+    /// Elements of one output image, `C·OH·OW`.
+    pub fn output_sample_len(&self) -> usize {
+        self.channels * self.axes[0].output * self.axes[1].output
+    }
+
     /// Elements of the input batch, `N·C·H·W`.
     pub fn input_len(&self) -> usize {
         self.planes() * self.axes[0].input * self.axes[1].input
@@ -694,6 +704,16 @@ impl UpsampleGeometry {
     /// The number of image planes, `N·C`.
     pub fn planes(&self) -> usize {
         self.batch * self.channels
+    }
+
+    /// Elements of one input image, `C·H·W` (a row of the flattened batch).
+    pub fn input_sample_len(&self) -> usize {
+        self.channels * self.input.0 * self.input.1
+    }
+
+    /// Elements of one output image, `C·H·W·scale²`.
+    pub fn output_sample_len(&self) -> usize {
+        self.input_sample_len() * self.scale * self.scale
     }
 
     /// Elements of the input batch, `N·C·H·W`.

@@ -298,7 +298,7 @@ pub trait Ops: Backend {
     ) -> Result<()> {
         const OP: &str = "max_pool2d_forward";
         check::same_device(self, OP, &[Some(x), Some(y)])?;
-        let (input, output) = pool_widths(g);
+        let (input, output) = (g.input_sample_len(), g.output_sample_len());
         check::resample(OP, g.batch(), &[("input", x, input)], ("output", y, output))?;
         self.max_pool2d_forward_unchecked(g, x, y)
     }
@@ -316,7 +316,7 @@ pub trait Ops: Backend {
     ) -> Result<()> {
         const OP: &str = "max_pool2d_backward";
         check::same_device(self, OP, &[Some(x), Some(dy), Some(dx)])?;
-        let (input, output) = pool_widths(g);
+        let (input, output) = (g.input_sample_len(), g.output_sample_len());
         let ins = [("input", x, input), ("output gradient", dy, output)];
         check::resample(OP, g.batch(), &ins, ("input gradient", dx, input))?;
         self.max_pool2d_backward_unchecked(g, x, dy, dx)
@@ -334,7 +334,7 @@ pub trait Ops: Backend {
     ) -> Result<()> {
         const OP: &str = "upsample_nearest_forward";
         check::same_device(self, OP, &[Some(x), Some(y)])?;
-        let (input, output) = upsample_widths(g);
+        let (input, output) = (g.input_sample_len(), g.output_sample_len());
         check::resample(OP, g.batch(), &[("input", x, input)], ("output", y, output))?;
         self.upsample_nearest_forward_unchecked(g, x, y)
     }
@@ -349,21 +349,11 @@ pub trait Ops: Backend {
     ) -> Result<()> {
         const OP: &str = "upsample_nearest_backward";
         check::same_device(self, OP, &[Some(dy), Some(dx)])?;
-        let (input, output) = upsample_widths(g);
+        let (input, output) = (g.input_sample_len(), g.output_sample_len());
         let ins = [("output gradient", dy, output)];
         check::resample(OP, g.batch(), &ins, ("input gradient", dx, input))?;
         self.upsample_nearest_backward_unchecked(g, dy, dx)
     }
-}
-
-/// The row widths (elements per image) of a max pool's input and output.
-fn pool_widths(g: &Pool2dGeometry) -> (usize, usize) {
-    (g.input_len() / g.batch(), g.output_len() / g.batch())
-}
-
-/// The row widths (elements per image) of an upsampling's input and output.
-fn upsample_widths(g: &UpsampleGeometry) -> (usize, usize) {
-    (g.input_len() / g.batch(), g.output_len() / g.batch())
 }
 
 impl<B: Backend> Ops for B {}

@@ -50,11 +50,14 @@ impl<B: Backend> Module<B> for MaxPool2d<B> {
     }
 
     fn widths(&self) -> Option<(usize, usize)> {
-        Some((self.geometry.input_len(), self.geometry.output_len()))
+        Some((
+            self.geometry.input_sample_len(),
+            self.geometry.output_sample_len(),
+        ))
     }
 
     fn forward(&mut self, backend: &B, input: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
-        let width = self.geometry.input_len();
+        let width = self.geometry.input_sample_len();
         if input.cols() != width || input.rows() == 0 {
             return Err(Error::shape(
                 self.name(),
@@ -68,7 +71,7 @@ impl<B: Backend> Module<B> for MaxPool2d<B> {
         let g = self.geometry.with_batch("MaxPool2d", input.rows())?;
         let y = self
             .output
-            .get(backend, input.rows(), self.geometry.output_len())?;
+            .get(backend, input.rows(), self.geometry.output_sample_len())?;
         backend.max_pool2d_forward(&g, input, &y)?;
         self.input = Some(input.clone());
         Ok(self.output_view.insert(y))

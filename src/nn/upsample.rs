@@ -45,11 +45,14 @@ impl<B: Backend> Module<B> for NearestUpsampling<B> {
     }
 
     fn widths(&self) -> Option<(usize, usize)> {
-        Some((self.geometry.input_len(), self.geometry.output_len()))
+        Some((
+            self.geometry.input_sample_len(),
+            self.geometry.output_sample_len(),
+        ))
     }
 
     fn forward(&mut self, backend: &B, input: &DeviceTensor<B>) -> Result<&DeviceTensor<B>> {
-        let width = self.geometry.input_len();
+        let width = self.geometry.input_sample_len();
         if input.cols() != width || input.rows() == 0 {
             return Err(Error::shape(
                 self.name(),
@@ -65,7 +68,7 @@ impl<B: Backend> Module<B> for NearestUpsampling<B> {
             .with_batch("NearestUpsampling", input.rows())?;
         let y = self
             .output
-            .get(backend, input.rows(), self.geometry.output_len())?;
+            .get(backend, input.rows(), self.geometry.output_sample_len())?;
         backend.upsample_nearest_forward(&g, input, &y)?;
         self.rows = input.rows();
         Ok(self.output_view.insert(y))
@@ -81,7 +84,7 @@ impl<B: Backend> Module<B> for NearestUpsampling<B> {
         let g = self.geometry.with_batch("NearestUpsampling", self.rows)?;
         let dx = self
             .grad_input
-            .get(backend, self.rows, self.geometry.input_len())?;
+            .get(backend, self.rows, self.geometry.input_sample_len())?;
         backend.upsample_nearest_backward(&g, grad_output, &dx)?;
         Ok(self.grad_input_view.insert(dx))
     }

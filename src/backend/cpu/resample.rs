@@ -35,16 +35,6 @@ fn per_images<G, const N: usize>(
     })
 }
 
-/// The widths of a pool's input and output rows.
-fn pool_widths(g: &Pool2dGeometry) -> (usize, usize) {
-    (g.input_len() / g.batch(), g.output_len() / g.batch())
-}
-
-/// The widths of an upsampling's input and output rows.
-fn upsample_widths(g: &UpsampleGeometry) -> (usize, usize) {
-    (g.input_len() / g.batch(), g.output_len() / g.batch())
-}
-
 /// The input positions `start..end` that window `o` of an axis covers: `o·stride −
 /// padding` and the `kernel` after it, clipped to the input.
 fn window(o: usize, kernel: usize, stride: usize, padding: usize, input: usize) -> (usize, usize) {
@@ -119,6 +109,13 @@ fn halving_row(upper: &[f32], lower: &[f32], max: &mut [f32], code: &mut [u8]) {
     }
 }
 
+/// The two input rows (`2·ow` values each, of a plane `w` wide) that output row `oy` of
+/// a 2×2, stride-2 pool reads.
+fn window_rows(plane: &[f32], w: usize, ow: usize, oy: usize) -> (&[f32], &[f32]) {
+    let top = 2 * oy * w;
+    (&plane[top..top + 2 * ow], &plane[top + w..top + w + 2 * ow])
+}
+
 /// The widest output row [`halving_row`]'s codes are kept for on the stack; wider rows
 /// take the general path.
 const HALVING_MAX_WIDTH: usize = 512;
@@ -131,7 +128,7 @@ pub(crate) fn max_pool_forward(
     x: &[f32],
     y: &mut [f32],
 ) {
-    let (i, o) = pool_widths(g);
+    let (i, o) = (g.input_sample_len(), g.output_sample_len());
     let part = |g: &Pool2dGeometry, n| g.with_batch("max_pool2d", n).ok();
     per_images(pool, g, g.batch(), ([i], [x]), (o, y), part, |g, [x], y| {
         let (h, w) = g.input_size();
@@ -140,9 +137,7 @@ pub(crate) fn max_pool_forward(
             let mut code = [0u8; HALVING_MAX_WIDTH];
             for (plane, out) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
                 for (oy, row) in out.chunks_exact_mut(ow).enumerate() {
-                    let top = 2 * oy * w;
-                    let (upper, lower) =
-                        (&plane[top..top + 2 * ow], &plane[top + w..top + w + 2 * ow]);
+                    let (upper, lower) = window_rows(plane, w, ow, oy);
                     halving_row(upper, lower, row, &mut code[..ow]);
                 }
             }
@@ -164,7 +159,7 @@ pub(crate) fn max_pool_backward(
     dy: &[f32],
     dx: &mut [f32],
 ) {
-    let (i, o) = pool_widths(g);
+    let (i, o) = (g.input_sample_len(), g.output_sample_len());
     let part = |g: &Pool2dGeometry, n| g.with_batch("max_pool2d", n).ok();
     let widths = ([i, o], [x, dy]);
     per_images(
@@ -185,10 +180,9 @@ pub(crate) fn max_pool_backward(
                 let planes = x.chunks_exact(h * w).zip(dy.chunks_exact(oh * ow));
                 for ((plane, grads), out) in planes.zip(dx.chunks_exact_mut(h * w)) {
                     for (oy, g_row) in grads.chunks_exact(ow).enumerate() {
-                        let top = 2 * oy * w;
-                        let upper = &plane[top..top + 2 * ow];
-                        let lower = &plane[top + w..top + w + 2 * ow];
+                        let (upper, lower) = window_rows(plane, w, ow, oy);
                         halving_row(upper, lower, &mut max[..ow], &mut code[..ow]);
+                        let top = 2 * oy * w;
                         let (above, below) = out[top..top + 2 * w].split_at_mut(w);
                         let targets = above.chunks_exact_mut(2).zip(below.chunks_exact_mut(2));
                         for (((u, l), &k), &d) in targets.zip(&code[..ow]).zip(g_row) {
@@ -215,7 +209,7 @@ pub(crate) fn upsample_forward(
     x: &[f32],
     y: &mut [f32],
 ) {
-    let (i, o) = upsample_widths(g);
+    let (i, o) = (g.input_sample_len(), g.output_sample_len());
     let part = |g: &UpsampleGeometry, n| g.with_batch("upsample_nearest", n).ok();
     per_images(pool, g, g.batch(), ([i], [x]), (o, y), part, |g, [x], y| {
         let ((_, w), (_, ow), s) = (g.input_size(), g.output_size(), g.scale());
@@ -241,7 +235,7 @@ pub(crate) fn upsample_backward(
     dy: &[f32],
     dx: &mut [f32],
 ) {
-    let (i, o) = upsample_widths(g);
+    let (i, o) = (g.input_sample_len(), g.output_sample_len());
     let part = |g: &UpsampleGeometry, n| g.with_batch("upsample_nearest", n).ok();
     per_images(
         pool,
