@@ -54,90 +54,29 @@ stdout is one JSON object whose "max_abs_diff" holds the four differences
 --tolerance (default 1e-4) or not finite.
 """
 import argparse
-import gzip
 import json
 import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import torch
-from torch import nn
 from safetensors.torch import load_file, save_file
 
+from mnist_common import (DEFAULT_DATA, DENOISER_LAYERS, LENET_LAYERS, SIDE, check_binary,
+                          denoiser, fail, lenet, load_mnist, log, read_split)
+
 DEFAULT_BIN = os.path.join("target", "release", "examples")
-DEFAULT_DATA = os.path.join("datasets", "mnist", "mnist10k.bin.gz")
-MAGIC = b"MNISTu8\x01"
-SIDE = 28
 POINTS = 16
-LENET_LAYERS = ("conv(6,5,padding=2),relu,maxpool(2),conv(16,5),relu,maxpool(2),"
-                "flatten,linear(120),relu,linear(84),relu,linear(10)")
-DENOISER_LAYERS = ("conv(32,3,stride=2,padding=1),relu,conv(32,3,stride=2,padding=1),relu,"
-                   "upsample(2),conv(32,3,padding=1),relu,upsample(2),conv(1,3,padding=1),"
-                   "sigmoid")
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def fail(msg):
-    log(f"pytorch_checkpoint_images.py: error: {msg}")
-    sys.exit(1)
-
-
-def lenet():
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10))
-
-
-def denoiser():
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Upsample(scale_factor=2, mode="nearest"),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-        nn.Upsample(scale_factor=2, mode="nearest"),
-        nn.Conv2d(32, 1, 3, padding=1), nn.Sigmoid())
-
-
-def load_pixels(path):
-    """The pixels (uint8, n x 28 x 28) of minidl's MNIST file; the labels are not needed."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        fail(f"cannot read {path}: {e}")
-    if len(raw) < 20 or raw[:8] != MAGIC:
-        fail(f"{path}: not an MNISTu8 version 1 file (bad magic)")
-    n, rows, cols = struct.unpack("<III", raw[8:20])
-    if n == 0 or (rows, cols) != (SIDE, SIDE):
-        fail(f"{path}: expected 28x28 digits and a positive count, got {n} of {rows}x{cols}")
-    if len(raw) != 20 + n + n * rows * cols:
-        fail(f"{path}: {len(raw)} bytes do not match {n} digits of {rows}x{cols}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=20 + n).reshape(n, rows, cols)
 
 
 def read_test_rows(path, n):
     """The test indices of the split minidl wrote with --split-out."""
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-        idx = np.asarray(raw["test"], dtype=np.int64).reshape(-1)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        fail(f"cannot read the test rows of minidl's split file {path}: {e}")
-    if idx.size < POINTS or idx.min() < 0 or idx.max() >= n:
-        fail(f"minidl's split {path} has fewer than {POINTS} test rows or rows outside 0..{n - 1}")
+    idx = read_split(path, n)["test"]
+    if idx.size < POINTS:
+        fail(f"minidl's split {path} has fewer than {POINTS} test rows")
     return idx
 
 
@@ -146,13 +85,6 @@ def pick_inputs(pixels, test_rows, seed):
     rows = np.random.default_rng(seed).choice(test_rows, size=POINTS, replace=False)
     x = pixels[rows].reshape(POINTS, SIDE * SIDE).astype(np.float32) / np.float32(255.0)
     return torch.from_numpy(x).contiguous(), rows.tolist()
-
-
-def check_binary(path, example):
-    if not os.path.isfile(path) or not os.access(path, os.X_OK):
-        fail(f"minidl's {example} example is not at {path}: build it with "
-             f"`cargo build --release --example {example}`, pass --bin-dir DIR, "
-             "or check only the PyTorch half with --skip-minidl")
 
 
 def run(cmd, args, what):
@@ -321,8 +253,9 @@ def main():
     torch.set_num_threads(args.threads)
     if not args.skip_minidl:
         for example in ("train", "denoise", "checkpoint_predict"):
-            check_binary(os.path.join(args.bin_dir, example), example)
-    pixels = load_pixels(args.data)
+            check_binary(os.path.join(args.bin_dir, example), example,
+                         "pass --bin-dir DIR, or check only the PyTorch half with --skip-minidl")
+    pixels, _ = load_mnist(args.data)
     networks = (("lenet", lenet, LENET_LAYERS), ("denoiser", denoiser, DENOISER_LAYERS))
     reports = {}
     with tempfile.TemporaryDirectory(prefix="pytorch_checkpoint_images_") as tmp:

@@ -72,101 +72,23 @@ psnr_db_range, noisy_psnr_db_median, step_ms_median, collapsed_count}, null
 for a side that did not run) and median_difference_db (minidl - PyTorch).
 """
 import argparse
-import gzip
 import json
 import math
 import os
 import statistics
-import struct
 import subprocess
-import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
+from mnist_common import (DEFAULT_DATA, SIDE, check_binary, cpu_model, denoiser, fail, images,
+                          load_mnist, log, own_split, read_split)
+
 DEFAULT_MINIDL = os.path.join("target", "release", "examples", "denoise")
-DEFAULT_DATA = os.path.join("datasets", "mnist", "mnist10k.bin.gz")
-MAGIC = b"MNISTu8\x01"
-SIDE = 28
+SKIP_HINT = "pass --minidl PATH, or run PyTorch alone with --skip-minidl"
 WARMUP_STEPS_UNTIMED = 5
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def fail(msg):
-    log(f"pytorch_denoise.py: error: {msg}")
-    sys.exit(1)
-
-
-def load_pixels(path):
-    """The pixels (uint8, n x 28 x 28) of minidl's MNIST file; the labels are not needed."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        fail(f"cannot read {path}: {e}")
-    if len(raw) < 20 or raw[:8] != MAGIC:
-        fail(f"{path}: not an MNISTu8 version 1 file (bad magic)")
-    n, rows, cols = struct.unpack("<III", raw[8:20])
-    if n == 0 or (rows, cols) != (SIDE, SIDE):
-        fail(f"{path}: expected 28x28 digits and a positive count, got {n} of {rows}x{cols}")
-    if len(raw) != 20 + n + n * rows * cols:
-        fail(f"{path}: {len(raw)} bytes do not match {n} digits of {rows}x{cols}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=20 + n).reshape(n, rows, cols)
-
-
-def own_split(n, seed):
-    """0.8 train / 0.2 test from numpy's default_rng(seed).permutation (no validation)."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_train = int(0.8 * n)
-    return {"train": perm[:n_train], "validation": perm[:0], "test": perm[n_train:]}
-
-
-def read_split(path, n):
-    """The split minidl wrote with --split-out, checked against the data's n rows."""
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"cannot read minidl's split file {path}: {e}")
-    split, seen = {}, set()
-    for part in ("train", "validation", "test"):
-        if not isinstance(raw, dict) or part not in raw:
-            fail(f"minidl's split file {path} has no {part!r} list")
-        idx = np.asarray(raw[part], dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            fail(f"minidl's {part} indices are outside 0..{n - 1}")
-        rows = set(idx.tolist())
-        if len(rows) != idx.size or seen.intersection(rows):
-            fail(f"minidl's {part} indices repeat a row")
-        seen.update(rows)
-        split[part] = idx
-    if not split["train"].size or not split["test"].size:
-        fail("minidl's split has an empty train or test part")
-    return split
-
-
-def denoiser():
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Upsample(scale_factor=2, mode="nearest"),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-        nn.Upsample(scale_factor=2, mode="nearest"),
-        nn.Conv2d(32, 1, 3, padding=1), nn.Sigmoid())
-
-
-def images(pixels, idx):
-    """float32 (len(idx), 1, 28, 28) tensor of pixel / 255."""
-    x = pixels[idx].astype(np.float32) / np.float32(255.0)
-    return torch.from_numpy(x).unsqueeze(1)
 
 
 def psnr(a, b):
@@ -234,13 +156,6 @@ def minidl_command(args, seed, split_out):
     return cmd
 
 
-def check_binary(path, example):
-    if not os.path.isfile(path) or not os.access(path, os.X_OK):
-        fail(f"minidl's {example} example is not at {path}: build it with "
-             f"`cargo build --release --example {example}`, pass --minidl PATH, "
-             "or run PyTorch alone with --skip-minidl")
-
-
 def run_minidl(args, seed, split_out):
     """minidl's JSON result for one seed (its stderr goes straight through)."""
     cmd = minidl_command(args, seed, split_out)
@@ -263,18 +178,6 @@ def run_minidl(args, seed, split_out):
             "noisy_psnr_db": float(result["noisy_psnr_db"]),
             "step_ms": float(result["step_ms_median"]),
             "backend": result.get("backend"), "adapter": result.get("adapter")}
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or None
 
 
 def side_summary(runs):
@@ -335,8 +238,8 @@ def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     if not args.skip_minidl:
-        check_binary(args.minidl, "denoise")
-    pixels = load_pixels(args.data)
+        check_binary(args.minidl, "denoise", SKIP_HINT)
+    pixels, _ = load_mnist(args.data)
     seeds = list(range(args.seeds))
     recipe = {"data": args.data, "sigma": args.sigma, "lr": args.lr,
               "warmup_steps": args.warmup_steps, "init": args.init, "batch_size": args.batch_size,

@@ -58,111 +58,26 @@ step_ms_median} (null with --skip-torch) and median_difference_pp (minidl
 median - PyTorch median in percentage points, null unless both ran).
 """
 import argparse
-import gzip
 import json
 import math
 import os
 import statistics
-import struct
 import subprocess
-import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
+from mnist_common import (DEFAULT_DATA, LENET_LAYERS, SIDE, check_binary, cpu_model,
+                          fail, images, lenet, load_mnist, log, own_split, read_split)
+
 DEFAULT_MINIDL = os.path.join("target", "release", "examples", "train")
-DEFAULT_DATA = os.path.join("datasets", "mnist", "mnist10k.bin.gz")
-MAGIC = b"MNISTu8\x01"
-SIDE = 28
-CLASSES = 10
+SKIP_HINT = "pass --minidl PATH, or run PyTorch alone with --skip-minidl"
 LR = 0.05
 MOMENTUM = 0.9
 BATCH = 64
 WARMUP_STEPS = 5
-MINIDL_MODEL = ("conv(6,5,padding=2),relu,maxpool(2),conv(16,5),relu,maxpool(2),"
-                "flatten,linear(120),relu,linear(84),relu,linear(10)")
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def fail(msg):
-    log(f"pytorch_lenet.py: error: {msg}")
-    sys.exit(1)
-
-
-def load_mnist(path):
-    """Pixels (uint8, n x 28 x 28) and labels (int64) of minidl's MNIST file."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        fail(f"cannot read {path}: {e}")
-    if len(raw) < 20 or raw[:8] != MAGIC:
-        fail(f"{path}: not an MNISTu8 version 1 file (bad magic)")
-    n, rows, cols = struct.unpack("<III", raw[8:20])
-    if n == 0 or (rows, cols) != (SIDE, SIDE):
-        fail(f"{path}: expected 28x28 digits and a positive count, got {n} of {rows}x{cols}")
-    if len(raw) != 20 + n + n * rows * cols:
-        fail(f"{path}: {len(raw)} bytes do not match {n} digits of {rows}x{cols}")
-    labels = np.frombuffer(raw, dtype=np.uint8, count=n, offset=20).astype(np.int64)
-    if labels.max() >= CLASSES:
-        fail(f"{path}: a label is above {CLASSES - 1}")
-    pixels = np.frombuffer(raw, dtype=np.uint8, offset=20 + n).reshape(n, rows, cols)
-    return pixels, labels
-
-
-def own_split(n, seed):
-    """0.8 train / 0.2 test from numpy's default_rng(seed).permutation (no validation)."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_train = int(0.8 * n)
-    return {"train": perm[:n_train], "validation": perm[:0], "test": perm[n_train:]}
-
-
-def read_split(path, n):
-    """The split minidl wrote with --split-out, checked against the data's n rows."""
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"cannot read minidl's split file {path}: {e}")
-    split, seen = {}, set()
-    for part in ("train", "validation", "test"):
-        if not isinstance(raw, dict) or part not in raw:
-            fail(f"minidl's split file {path} has no {part!r} list")
-        idx = np.asarray(raw[part], dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            fail(f"minidl's {part} indices are outside 0..{n - 1}")
-        rows = set(idx.tolist())
-        if len(rows) != idx.size or seen.intersection(rows):
-            fail(f"minidl's {part} indices repeat a row")
-        seen.update(rows)
-        split[part] = idx
-    if not split["train"].size or not split["test"].size:
-        fail("minidl's split has an empty train or test part")
-    return split
-
-
-def lenet():
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, CLASSES))
-
-
-def images(pixels, idx):
-    """float32 (len(idx), 1, 28, 28) tensor of pixel / 255."""
-    x = pixels[idx].astype(np.float32) / np.float32(255.0)
-    return torch.from_numpy(x).unsqueeze(1)
 
 
 def accuracy(model, x, y, chunk=1000):
@@ -206,18 +121,11 @@ def train_pytorch(pixels, labels, split, seed, epochs):
 
 def minidl_command(args, seed, split_out):
     return [args.minidl, "--data", args.data, "--image", f"1,{SIDE},{SIDE}",
-            "--model", MINIDL_MODEL, "--optimizer", "momentum", "--lr", repr(LR),
+            "--model", LENET_LAYERS, "--optimizer", "momentum", "--lr", repr(LR),
             "--momentum", repr(MOMENTUM), "--batch-size", str(BATCH),
             "--epochs", str(args.epochs), "--split", "0.8,0,0.2", "--scale-by", "255",
             "--backend", args.backend, "--seed", str(seed), "--split-out", split_out,
             "--json"]
-
-
-def check_binary(path, example):
-    if not os.path.isfile(path) or not os.access(path, os.X_OK):
-        fail(f"minidl's {example} example is not at {path}: build it with "
-             f"`cargo build --release --example {example}`, pass --minidl PATH, "
-             "or run PyTorch alone with --skip-minidl")
 
 
 def run_minidl(args, seed, split_out):
@@ -239,18 +147,6 @@ def run_minidl(args, seed, split_out):
         fail(f"minidl's last stdout line for seed {seed} is not a JSON object with "
              f"test_accuracy and epoch_ms_median: {lines[-1] if lines else '(no output)'!r}")
     return result
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or None
 
 
 def summary(values):
@@ -291,10 +187,10 @@ def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     if not args.skip_minidl:
-        check_binary(args.minidl, "train")
+        check_binary(args.minidl, "train", SKIP_HINT)
     pixels, labels = load_mnist(args.data)
     seeds = list(range(args.seeds))
-    recipe = {"data": args.data, "model": MINIDL_MODEL, "inputs": "pixel / 255",
+    recipe = {"data": args.data, "model": LENET_LAYERS, "inputs": "pixel / 255",
               "loss": "ce", "optimizer": "momentum", "lr": LR, "momentum": MOMENTUM,
               "batch_size": BATCH, "epochs": args.epochs, "split": [0.8, 0.0, 0.2],
               "backend": None if args.skip_minidl else args.backend,

@@ -52,6 +52,8 @@ import time
 import torch
 from torch import nn
 
+from mnist_common import denoiser, lenet
+
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
@@ -118,27 +120,16 @@ def wide_step_ms(dev, steps):
     return statistics.median(times)
 
 
-LENET = lambda: nn.Sequential(
-    nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
-    nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
-    nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
-DENOISER = lambda: nn.Sequential(
-    nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),
-    nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(),
-    nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-    nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(32, 1, 3, padding=1), nn.Sigmoid())
-
-
-def image_step_ms(dev, denoiser, steps):
+def image_step_ms(dev, is_denoiser, steps):
     torch.manual_seed(0)
     x = torch.rand(64, 1, 28, 28, device=dev)
-    if denoiser:
-        model = DENOISER().to(dev)
+    if is_denoiser:
+        model = denoiser().to(dev)
         y = torch.rand(64, 1, 28, 28, device=dev)
         loss_fn = nn.MSELoss()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     else:
-        model = LENET().to(dev)
+        model = lenet().to(dev)
         y = (torch.arange(64, device=dev) * 7) % 10
         loss_fn = nn.CrossEntropyLoss()
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -152,7 +143,7 @@ def image_step_ms(dev, denoiser, steps):
         loss.item()
         if step >= 3:
             times.append((time.perf_counter() - t0) * 1e3)
-    name = "denoiser" if denoiser else "LeNet"
+    name = "denoiser" if is_denoiser else "LeNet"
     log(f"  {name} {dev.type}: median {statistics.median(times):.3f} ms/step")
     return statistics.median(times)
 
