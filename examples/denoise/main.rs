@@ -370,31 +370,8 @@ fn train_all<B: Backend>(backend: &B, kind: &str, args: &Args) -> Result<(), Str
     Ok(())
 }
 
-/// Checks the model list once (it is a constant) so that a typo fails loudly.
-fn check_model() -> Result<Sequential<Cpu>, String> {
-    let layers = parse_model(DENOISER).map_err(|e| e.to_string())?;
-    let image = RowShape::Image {
-        channels: 1,
-        height: SIDE,
-        width: SIDE,
-    };
-    let (model, out) = build_model(
-        &Cpu::new(),
-        &layers,
-        image,
-        &mut ChaCha8Rng::seed_from_u64(0),
-    )
-    .map_err(|e| e.to_string())?;
-    match out == image && model.widths() == Some((SIDE * SIDE, SIDE * SIDE)) {
-        true => Ok(model),
-        false => Err(format!(
-            "the denoiser's output is {out}, not its input's shape"
-        )),
-    }
-}
 
 fn run(args: &Args) -> Result<(), String> {
-    check_model()?;
     match cli::choose_gpu(args.backend, args.adapter.as_deref())? {
         Some(gpu) => train_all(&gpu, "gpu", args),
         None => train_all(&Cpu::new(), "cpu", args),
