@@ -37,6 +37,8 @@ const USAGE: &str =
   --adapter NAME  the GPU adapter whose name contains NAME
   --no-gpu        CPU figures only (also when no GPU adapter exists)
   --products-only only the GPU's tuned products (stderr; no JSON)
+  --images-only   only the GPU's LeNet-5 and denoiser steps (stderr; no JSON; compare
+                  the convolution's lowerings with MINIDL_CONV=direct or unfolded)
   --json          end with one JSON line of results";
 
 /// Seed epochs run before the timed ones (the first few are slower on llvmpipe).
@@ -51,6 +53,7 @@ struct Args {
     adapter: Option<String>,
     no_gpu: bool,
     products_only: bool,
+    images_only: bool,
     image_steps: usize,
 }
 
@@ -64,6 +67,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         adapter: None,
         no_gpu: false,
         products_only: false,
+        images_only: false,
         image_steps: 20,
     };
     let mut it = std::env::args().skip(1);
@@ -94,6 +98,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--adapter" => args.adapter = Some(it.next().ok_or("--adapter needs a value")?),
             "--no-gpu" => args.no_gpu = true,
             "--products-only" => args.products_only = true,
+            "--images-only" => args.images_only = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -456,6 +461,12 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 6]>, Error> {
         tuned_products(&gpu, args.reps)?;
         return Ok(None);
     }
+    if args.images_only {
+        let lenet = image_step_ms(&gpu, false, args.image_steps)?;
+        let denoiser = image_step_ms(&gpu, true, args.image_steps)?;
+        eprintln!("LeNet step, gpu: {lenet:.1} ms; denoiser step {denoiser:.1} ms");
+        return Ok(None);
+    }
     let build_seed = fused_build_ms(args.adapter.as_deref(), &seed::WIDTHS)?;
     let build_wide = fused_build_ms(args.adapter.as_deref(), &[8, 64, 64, 3])?;
     eprintln!("fused trainer build: seed {build_seed:.1} ms, 8-64-64-3 {build_wide:.1} ms");
@@ -498,7 +509,7 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 6]>, Error> {
 
 fn run(args: &Args) -> Result<String, Error> {
     let gpu = gpu_figures(args)?;
-    if args.products_only {
+    if args.products_only || args.images_only {
         return Ok(String::new());
     }
     let cpu = cpu_figures(args)?;

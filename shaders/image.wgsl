@@ -1,8 +1,12 @@
 // The image ops on (N, C, H, W) batches, one invocation per element they write, each
 // summing in the reference's order (src/backend/reference/images.rs): the 2-D
 // convolution forward, its input, weight and bias gradients, max pooling and its
-// gradient, nearest-neighbour upsampling and its gradient. params (ImageParams) holds
-// the geometry; params.count is the number of elements the launch writes.
+// gradient, nearest-neighbour upsampling and its gradient; and the layout changes that
+// let a convolution run as matrix products (src/backend/gpu/ops/unfolded_conv.rs):
+// unfolding the input into one row of taps per output pixel and folding such rows back,
+// and moving between (N, O, H, W) and one row of O channels per pixel. params
+// (ImageParams) holds the geometry; params.count is the number of elements the launch
+// writes.
 
 // The input row of output row `o` through kernel row `k`, or -1 in the padding.
 fn tap_y(o: u32, k: u32) -> i32 {
@@ -290,4 +294,110 @@ fn upsample_nearest_backward(
         }
     }
     out[params.out_at + i] = acc;
+}
+
+// The unfolded input: row n·P + p (P = out_h·out_w output pixels per image) holds the
+// taps of output pixel p of image n, in the weight's (c, ky, kx) order, 0 in the
+// padding; one element each.  in0 = x, out = the unfolded rows.
+@compute @workgroup_size(WG_FLAT)
+fn conv2d_unfold(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let i = flat_index(gid, groups);
+    if (i >= params.count) {
+        return;
+    }
+    let taps = params.kernel_h * params.kernel_w;
+    let depth = params.channels * taps;
+    let col = i % depth;
+    let row = i / depth;
+    let pixels = params.out_h * params.out_w;
+    let p = row % pixels;
+    let n = row / pixels;
+    let c = col / taps;
+    let ky = (col % taps) / params.kernel_w;
+    let kx = col % params.kernel_w;
+    let iy = tap_y(p / params.out_w, ky);
+    let ix = tap_x(p % params.out_w, kx);
+    var v = 0.0;
+    if (iy >= 0 && ix >= 0) {
+        let plane = params.in0_at + (n * params.channels + c) * params.in_h * params.in_w;
+        v = in0[plane + u32(iy) * params.in_w + u32(ix)];
+    }
+    out[params.out_at + i] = v;
+}
+
+// The input gradient from the unfolded rows' gradient: each input pixel sums the taps
+// that read it, kernel taps in row-major order; one input element each (written over).
+// in0 = the unfolded rows' gradient, out = dx.
+@compute @workgroup_size(WG_FLAT)
+fn conv2d_fold(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let i = flat_index(gid, groups);
+    if (i >= params.count) {
+        return;
+    }
+    let ix = i % params.in_w;
+    let iy = (i / params.in_w) % params.in_h;
+    let c = (i / (params.in_w * params.in_h)) % params.channels;
+    let n = i / (params.in_w * params.in_h * params.channels);
+    let taps = params.kernel_h * params.kernel_w;
+    let depth = params.channels * taps;
+    let rows = params.in0_at + n * params.out_h * params.out_w * depth + c * taps;
+    var acc = 0.0;
+    for (var ky = 0u; ky < params.kernel_h; ky++) {
+        let oy = reader_y(iy, ky);
+        if (oy < 0) {
+            continue;
+        }
+        for (var kx = 0u; kx < params.kernel_w; kx++) {
+            let ox = reader_x(ix, kx);
+            if (ox < 0) {
+                continue;
+            }
+            let p = u32(oy) * params.out_w + u32(ox);
+            acc += in0[rows + p * depth + ky * params.kernel_w + kx];
+        }
+    }
+    out[params.out_at + i] = acc;
+}
+
+// (N, O, H, W) to one row per pixel: row n·P + p holds pixel p's O channels; one
+// element each.  in0 = the image batch, out = the pixel rows.
+@compute @workgroup_size(WG_FLAT)
+fn to_pixel_rows(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let i = flat_index(gid, groups);
+    if (i >= params.count) {
+        return;
+    }
+    let pixels = params.out_h * params.out_w;
+    let o = i % params.out_channels;
+    let row = i / params.out_channels;
+    let p = row % pixels;
+    let n = row / pixels;
+    out[params.out_at + i] = in0[params.in0_at + (n * params.out_channels + o) * pixels + p];
+}
+
+// One row per pixel back to (N, O, H, W); one element each.  in0 = the pixel rows,
+// out = the image batch.
+@compute @workgroup_size(WG_FLAT)
+fn from_pixel_rows(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let i = flat_index(gid, groups);
+    if (i >= params.count) {
+        return;
+    }
+    let pixels = params.out_h * params.out_w;
+    let p = i % pixels;
+    let o = (i / pixels) % params.out_channels;
+    let n = i / (pixels * params.out_channels);
+    out[params.out_at + i] = in0[params.in0_at + (n * pixels + p) * params.out_channels + o];
 }

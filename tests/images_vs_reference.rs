@@ -1,5 +1,6 @@
 //! The image ops of the fast backends (the CPU's im2col products on one and two
-//! threads, the GPU's kernels) against the reference backend, on odd shapes: batch 1,
+//! threads, the GPU's direct kernels and its products over the unfolded input) against
+//! the reference backend, on odd shapes: batch 1,
 //! one and three channels, odd image sizes, stride, padding and dilation combined and
 //! unequal between height and width, sizes that are multiples of no tile.
 //!
@@ -13,12 +14,16 @@
 mod common;
 
 use common::{assert_within, gamma, gpu, random, rng};
+use minidl::backend::gpu::{ConvLowering, SCRATCH_ELEMENTS, UNFOLD_CHANNELS, UNFOLD_FROM};
 use minidl::backend::reference::images;
 use minidl::backend::{Conv2dGeometry, Conv2dSpec, Pool2dGeometry, Pool2dSpec, UpsampleGeometry};
-use minidl::{Backend, Cpu, GradMode, Ops, Reference, Tensor};
+use minidl::{Backend, Cpu, Gpu, GradMode, Ops, Reference, Tensor};
+
+/// A convolution case: batch, spec, input (H, W).
+type ConvCase = (usize, Conv2dSpec, (usize, usize));
 
 /// Convolution cases: batch, spec, input (H, W).
-fn conv_cases() -> Vec<(usize, Conv2dSpec, (usize, usize))> {
+fn conv_cases() -> Vec<ConvCase> {
     let spec = |c, o, k, s, p, d| {
         Conv2dSpec::new(c, o, k)
             .with_stride(s)
@@ -56,22 +61,43 @@ fn bound(sums: &[f64], n: usize) -> Vec<f64> {
     sums.iter().map(|s| 2.0 * gamma(n) * s).collect()
 }
 
+/// How a test runs a convolution on a fast backend: the output, the input gradient
+/// and the weight and bias gradients (see [`conv_on`]).
+type RunConv<'a> = dyn Fn(&Conv2dGeometry, [&Tensor; 6], GradMode) -> [Tensor; 4] + 'a;
+
 /// The convolution forward and backward of `backend` against the reference, with
 /// the weight gradients accumulated onto a nonzero start, then written over.
 fn check_conv<B: Backend>(backend: &B, label: &str) {
+    check_conv_cases(&conv_cases(), -1.0, label, &|g, t, mode| {
+        conv_on(backend, g, t, mode)
+    });
+}
+
+/// The GPU's convolution with `lowering` against the reference, as [`check_conv`],
+/// the operands drawn from `[low, 1)`.
+fn check_gpu_conv(gpu: &Gpu, lowering: ConvLowering, cases: &[ConvCase], low: f32, label: &str) {
+    let label = format!("{label} {lowering:?}");
+    check_conv_cases(cases, low, &label, &|g, t, mode| {
+        gpu_conv_on(gpu, lowering, g, t, mode)
+    });
+}
+
+/// [`check_conv`] over `cases`, the fast backend run by `fast`, the operands drawn
+/// from `[low, 1)`.
+fn check_conv_cases(cases: &[ConvCase], low: f32, label: &str, fast: &RunConv<'_>) {
     let mut r = rng(41);
-    for (n, spec, input) in conv_cases() {
+    for &(n, spec, input) in cases {
         let g = Conv2dGeometry::new("test", &spec, n, input).unwrap();
         let what = format!("{label} {spec:?} on {n}×{input:?}");
-        let x = random(&mut r, n, g.input_sample_len(), -1.0, 1.0);
-        let w = random(&mut r, spec.out_channels, g.im2col_depth(), -1.0, 1.0);
-        let b = random(&mut r, 1, spec.out_channels, -1.0, 1.0);
-        let dy = random(&mut r, n, g.output_sample_len(), -1.0, 1.0);
+        let x = random(&mut r, n, g.input_sample_len(), low, 1.0);
+        let w = random(&mut r, spec.out_channels, g.im2col_depth(), low, 1.0);
+        let b = random(&mut r, 1, spec.out_channels, low, 1.0);
+        let dy = random(&mut r, n, g.output_sample_len(), low, 1.0);
         let dw0 = random(&mut r, spec.out_channels, g.im2col_depth(), -1.0, 1.0);
         let db0 = random(&mut r, 1, spec.out_channels, -1.0, 1.0);
-        let run = |mode: GradMode, fast: bool| -> [Tensor; 4] {
-            if fast {
-                conv_on(backend, &g, [&x, &w, &b, &dy, &dw0, &db0], mode)
+        let run = |mode: GradMode, on_fast: bool| -> [Tensor; 4] {
+            if on_fast {
+                fast(&g, [&x, &w, &b, &dy, &dw0, &db0], mode)
             } else {
                 conv_on(&Reference, &g, [&x, &w, &b, &dy, &dw0, &db0], mode)
             }
@@ -132,6 +158,25 @@ fn conv_on<B: Backend>(
         .conv2d_backward(g, &x, &w, &dy, Some(&dx), &dw, &db, mode)
         .unwrap();
     [&y, &dx, &dw, &db].map(|t| backend.download(t).unwrap())
+}
+
+/// [`conv_on`] on the GPU with `lowering`.
+fn gpu_conv_on(
+    gpu: &Gpu,
+    lowering: ConvLowering,
+    g: &Conv2dGeometry,
+    [x, w, b, dy, dw0, db0]: [&Tensor; 6],
+    mode: GradMode,
+) -> [Tensor; 4] {
+    let up = |t: &Tensor| gpu.upload(t).unwrap();
+    let (x, w, b, dy, dw, db) = (up(x), up(w), up(b), up(dy), up(dw0), up(db0));
+    let y = gpu.alloc(g.batch(), g.output_sample_len()).unwrap();
+    let dx = gpu.alloc(g.batch(), g.input_sample_len()).unwrap();
+    gpu.conv2d_forward_with(lowering, g, &x, &w, &b, &y)
+        .unwrap();
+    gpu.conv2d_backward_with(lowering, g, &x, &w, &dy, Some(&dx), &dw, &db, mode)
+        .unwrap();
+    [&y, &dx, &dw, &db].map(|t| gpu.download(t).unwrap())
 }
 
 /// Pooling cases: batch, channels, input (H, W), spec.
@@ -263,10 +308,59 @@ fn cpu_upsample_matches_reference_exactly() {
     }
 }
 
+/// Both lowerings of the GPU's convolution (the direct kernels and the products over
+/// the unfolded input), and the one the op chooses, against the reference.
 #[test]
 fn gpu_conv2d_matches_reference() {
     let Some(gpu) = gpu() else { return };
     check_conv(&gpu, "gpu");
+    for lowering in [ConvLowering::Direct, ConvLowering::Unfolded] {
+        check_gpu_conv(&gpu, lowering, &conv_cases(), -1.0, "gpu");
+    }
+}
+
+/// The lowering the op takes: products from `UNFOLD_FROM` multiply-adds into at least
+/// `UNFOLD_CHANNELS` output channels, the direct kernels below and with fewer
+/// channels.
+#[test]
+fn gpu_conv2d_lowering_follows_the_work() {
+    let Some(gpu) = gpu() else { return };
+    let spec = |o| Conv2dSpec::new(2, o, (3, 3)).with_padding((1, 1));
+    // 8·8 pixels · UNFOLD_CHANNELS channels · 18 taps per image.
+    let per_image = 64 * UNFOLD_CHANNELS * 18;
+    let images = UNFOLD_FROM.div_ceil(per_image);
+    for (n, o, want) in [
+        (images - 1, UNFOLD_CHANNELS, ConvLowering::Direct),
+        (images, UNFOLD_CHANNELS, ConvLowering::Unfolded),
+        (images * 4, UNFOLD_CHANNELS - 1, ConvLowering::Direct),
+    ] {
+        let g = Conv2dGeometry::new("test", &spec(o), n, (8, 8)).unwrap();
+        assert_eq!(
+            ConvLowering::for_geometry(&gpu, &g),
+            want,
+            "{n} images, {o} channels"
+        );
+    }
+}
+
+/// A batch whose unfolded rows exceed one scratch buffer runs in groups of images,
+/// the groups after the first adding to the parameter gradients, and still matches the
+/// reference. The operands are positive, so that the sums do not cancel and the bound
+/// (relative to the sum of absolute terms) is tight enough to see a group left out.
+#[test]
+fn gpu_unfolded_conv2d_runs_large_batches_in_groups() {
+    let Some(gpu) = gpu() else { return };
+    let spec = Conv2dSpec::new(8, 3, (3, 3)).with_padding((1, 1));
+    // One image unfolds to 28·28 pixels × 72 taps.
+    let per_image = 28 * 28 * 8 * 9;
+    let images = SCRATCH_ELEMENTS / per_image + 2;
+    check_gpu_conv(
+        &gpu,
+        ConvLowering::Unfolded,
+        &[(images, spec, (28, 28))],
+        0.0,
+        "gpu, two groups",
+    );
 }
 
 #[test]
@@ -281,14 +375,19 @@ fn gpu_upsample_matches_reference_exactly() {
     check_upsample(&gpu, "gpu");
 }
 
-/// Under a loop budget (llvmpipe's, here imposed on any adapter) the weight and bias
-/// gradients run over chunks of the batch, and still match the reference; a shape whose
-/// single image needs more loop iterations than the budget is an error naming it.
+/// Under a loop budget (llvmpipe's, here imposed on any adapter) the direct weight and
+/// bias gradients run over chunks of the batch, and so do the products' sums, and
+/// still match the reference; a shape whose single image needs more of the direct
+/// kernels' loop iterations than the budget is an error naming it there, and runs as
+/// products where the op chooses.
 #[test]
 fn gpu_conv2d_splits_its_batch_within_the_loop_budget() {
     let Some(gpu) = gpu() else { return };
     // LeNet's 28×28 output needs 1 + 28·29 = 813 iterations an image: 2 images a chunk.
-    check_conv(&gpu.with_loop_budget(Some(2000)), "gpu, budget 2000");
+    let budget = gpu.with_loop_budget(Some(2000));
+    for lowering in [ConvLowering::Direct, ConvLowering::Unfolded] {
+        check_gpu_conv(&budget, lowering, &conv_cases(), -1.0, "gpu, budget 2000");
+    }
     let tight = gpu.with_loop_budget(Some(500));
     let spec = Conv2dSpec::new(1, 6, (5, 5)).with_padding((2, 2));
     let g = Conv2dGeometry::new("test", &spec, 2, (28, 28)).unwrap();
@@ -299,7 +398,8 @@ fn gpu_conv2d_splits_its_batch_within_the_loop_budget() {
     let up = |t: &Tensor| tight.upload(t).unwrap();
     let (dw, db) = (tight.alloc(6, 25).unwrap(), tight.alloc(1, 6).unwrap());
     let e = tight
-        .conv2d_backward(
+        .conv2d_backward_with(
+            ConvLowering::Direct,
             &g,
             &up(&x),
             &up(&w),
@@ -311,4 +411,15 @@ fn gpu_conv2d_splits_its_batch_within_the_loop_budget() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("budget of 500"), "{e}");
+    assert_eq!(
+        ConvLowering::for_geometry(&tight, &g),
+        ConvLowering::Unfolded
+    );
+    check_gpu_conv(
+        &tight,
+        ConvLowering::Unfolded,
+        &[(2, spec, (28, 28))],
+        -1.0,
+        "gpu, budget 500",
+    );
 }

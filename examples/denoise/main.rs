@@ -370,7 +370,6 @@ fn train_all<B: Backend>(backend: &B, kind: &str, args: &Args) -> Result<(), Str
     Ok(())
 }
 
-
 fn run(args: &Args) -> Result<(), String> {
     match cli::choose_gpu(args.backend, args.adapter.as_deref())? {
         Some(gpu) => train_all(&gpu, "gpu", args),

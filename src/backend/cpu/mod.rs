@@ -191,14 +191,32 @@ impl Backend for Cpu {
         };
         // The three products and the bias sums from the gated gradient `dz`.
         host::with_gated(dy, y, gate, |dz| {
-            if let Some(dx) = dx {
-                with_slices([w], dx, |[w], out| {
-                    matmul::backward_input(self.pool, dz, w, out, dims)
-                });
+            let input = |pool| {
+                dx.map(|dx| {
+                    with_slices([w], dx, |[w], out| {
+                        matmul::backward_input(pool, dz, w, out, dims)
+                    })
+                })
+            };
+            let weight = |pool| {
+                with_slices([x], dw, |[x], out| {
+                    matmul::backward_weight(pool, dz, x, out, dims, accumulate)
+                })
+            };
+            // Two large products on two threads: one each, side by side, rather than
+            // each split between the threads in turn.
+            match self
+                .pool
+                .filter(|p| dx.is_some() && matmul::side_by_side(p, dims))
+            {
+                Some(pool) => {
+                    pool.join(|| input(None), || weight(None));
+                }
+                None => {
+                    input(self.pool);
+                    weight(self.pool);
+                }
             }
-            with_slices([x], dw, |[x], out| {
-                matmul::backward_weight(self.pool, dz, x, out, dims, accumulate)
-            });
             with_slices([], db, |_, out| {
                 matmul::backward_bias(dz, out, (n, m), accumulate)
             });

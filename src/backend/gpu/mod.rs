@@ -14,6 +14,8 @@ pub(crate) mod ops;
 pub mod products;
 pub(crate) mod runtime;
 
+pub use ops::image::{ConvLowering, CONV_ENV, UNFOLD_CHANNELS, UNFOLD_FROM};
+pub use ops::unfolded_conv::SCRATCH_ELEMENTS;
 pub use runtime::adapter::{AdapterSummary, ADAPTER_ENV};
 pub use runtime::buffer::GpuBuffer;
 pub use runtime::context::{Gpu, LOOP_BUDGET};

@@ -1,5 +1,6 @@
 //! The GPU runtime: the adapter and device, buffers and transfers, recording and
-//! launching kernels, timers, and the pipeline cache on disk. It knows the calling
+//! launching kernels, timers, the pipeline cache on disk, and the scratch buffers ops
+//! share (the workspace). It knows the calling
 //! convention and the built-in kernels, not the ops built on them.
 
 pub mod adapter;
@@ -13,3 +14,4 @@ pub mod pipeline_cache;
 pub mod recorder;
 pub mod timestamps;
 pub mod transfer;
+pub mod workspace;
