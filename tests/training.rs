@@ -5,13 +5,16 @@
 mod common;
 
 use common::{gpu, rng};
-use minidl::backend::gpu::GpuStats;
+use minidl::backend::gpu::{ConvLowering, GpuStats};
+use minidl::backend::{Conv2dGeometry, Conv2dSpec};
 use minidl::data::{disc_train_test, Dataset};
-use minidl::nn::{Loss, Module, MseLoss, Sequential};
+use minidl::nn::{
+    build_model, parse_model, CrossEntropyLoss, Loss, Module, MseLoss, RowShape, Sequential,
+};
 use minidl::optim::{Optimizer, Sgd};
 use minidl::train::{count_errors, fit, FitConfig, Fusion};
-use minidl::Ops;
 use minidl::{seed, Backend, Gpu, Reference, Tensor};
+use minidl::{Ops, Reduction};
 
 /// GPU-vs-CPU tolerance for whole-network quantities, relative to the largest magnitude
 /// in each tensor. A step chains 8 reductions of at most 25 terms (each within
@@ -438,6 +441,76 @@ fn a_2000_step_epoch_creates_nothing_after_the_first() {
         (second.uniforms, second.bind_groups, second.buffers),
         (first.uniforms, first.bind_groups, first.buffers),
         "uniform blocks, bind groups and buffers created in the second epoch of 2000 steps"
+    );
+}
+
+/// A convolutional network whose first layer takes the unfolded lowering (products
+/// over the unfolded input, in the device's workspace) and whose second takes the
+/// direct kernels: after its first epoch, which grows the workspace and measures the
+/// products, an epoch of full and partial batches creates no buffer, uniform block or
+/// bind group.
+#[test]
+fn a_convolutional_epoch_creates_nothing_after_the_first() {
+    if gpu().is_none() {
+        return;
+    }
+    let gpu = Gpu::new().unwrap();
+    let layers = parse_model("conv(16,3,padding=1),relu,conv(2,3),relu,flatten,linear(3)").unwrap();
+    let image = RowShape::Image {
+        channels: 1,
+        height: 8,
+        width: 8,
+    };
+    let (mut model, _) = build_model(&gpu, &layers, image, &mut rng(8)).unwrap();
+    // The first layer on a full batch of 64 runs unfolded, on the last batch of 8 and
+    // the second layer directly.
+    let first = Conv2dSpec::new(1, 16, (3, 3)).with_padding((1, 1));
+    let second = Conv2dSpec::new(16, 2, (3, 3));
+    for (spec, n, want) in [
+        (first, 64, ConvLowering::Unfolded),
+        (first, 8, ConvLowering::Direct),
+        (second, 64, ConvLowering::Direct),
+    ] {
+        let g = Conv2dGeometry::new("test", &spec, n, (8, 8)).unwrap();
+        assert_eq!(
+            ConvLowering::for_geometry(&gpu, &g),
+            want,
+            "{spec:?} on {n}"
+        );
+    }
+    let mut r = rng(9);
+    let rows = 200;
+    let pixels = (0..rows * 64)
+        .map(|_| rand::RngExt::random_range(&mut r, 0.0..1.0))
+        .collect();
+    let inputs = Tensor::new(&[rows, 64], pixels).unwrap();
+    let labels = (0..rows).map(|i| i % 3).collect();
+    let data = Dataset::new(inputs, labels, 3).unwrap();
+    let config = FitConfig {
+        epochs: 2,
+        batch_size: 64,
+        fused: Fusion::Never,
+        ..FitConfig::default()
+    };
+    let mut after_epoch = Vec::new();
+    fit(
+        &gpu,
+        &mut model,
+        &mut CrossEntropyLoss::new(Reduction::Mean),
+        &mut Sgd::new(0.01).unwrap(),
+        &data,
+        &config,
+        |_, _| {
+            after_epoch.push(gpu.stats());
+            Ok(())
+        },
+    )
+    .unwrap();
+    let (first, second) = (after_epoch[0], after_epoch[1]);
+    assert_eq!(
+        (second.uniforms, second.bind_groups, second.buffers),
+        (first.uniforms, first.bind_groups, first.buffers),
+        "uniform blocks, bind groups and buffers created in the second epoch"
     );
 }
 

@@ -14,7 +14,7 @@ pub(crate) mod ops;
 pub mod products;
 pub(crate) mod runtime;
 
-pub use ops::image::{ConvLowering, CONV_ENV, UNFOLD_CHANNELS, UNFOLD_FROM};
+pub use ops::convolution::{ConvLowering, CONV_ENV, UNFOLD_CHANNELS, UNFOLD_FROM};
 pub use ops::unfolded_conv::SCRATCH_ELEMENTS;
 pub use runtime::adapter::{AdapterSummary, ADAPTER_ENV};
 pub use runtime::buffer::GpuBuffer;
@@ -183,7 +183,7 @@ impl Backend for Gpu {
         b: &DeviceTensor<Self>,
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
-        ops::image::conv2d_forward(self, g, x, w, b, y)
+        ops::convolution::conv2d_forward(self, g, x, w, b, y)
     }
 
     fn conv2d_backward_unchecked(
@@ -197,7 +197,7 @@ impl Backend for Gpu {
         db: &DeviceTensor<Self>,
         mode: GradMode,
     ) -> Result<()> {
-        ops::image::conv2d_backward(self, g, x, w, dy, dx, dw, db, mode)
+        ops::convolution::conv2d_backward(self, g, x, w, dy, dx, dw, db, mode)
     }
 
     fn max_pool2d_forward_unchecked(
