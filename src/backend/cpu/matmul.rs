@@ -145,10 +145,10 @@ fn forward_small(
 }
 
 /// Whether a linear layer's two backward products over `(n, k, m)` (the same
-/// multiply-adds each) run faster side by side, one on each of `pool`'s threads, than
-/// one after the other split between them: where the pool has two threads and each
-/// product is large enough to be split at all. (Measured on the wide step:
-/// docs/performance.md.)
+/// multiply-adds each) run side by side, one on each of `pool`'s threads, rather than
+/// one after the other, each split between them: where the pool has two threads and
+/// each product is large enough to be split at all. (On the wide step the gain
+/// measured so far is within the machine's noise: docs/performance.md.)
 pub(crate) fn side_by_side(pool: &ThreadPool, (n, k, m): (usize, usize, usize)) -> bool {
     pool.current_num_threads() == 2 && n * k * m >= PAR_MIN_PRODUCT
 }
