@@ -12,15 +12,20 @@ use minidl::{checkpoint, seed, Cpu};
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 
+/// The backend on one thread: every op on the fuzzer's thread.
+fn cpu() -> Cpu {
+    Cpu::with_threads(1).expect("a one-thread CPU backend")
+}
+
 thread_local! {
     static MODEL: Sequential<Cpu> =
-        seed::network(&Cpu, &mut ChaCha8Rng::seed_from_u64(0)).expect("the seed network");
+        seed::network(&cpu(), &mut ChaCha8Rng::seed_from_u64(0)).expect("the seed network");
 }
 
 fuzz_target!(|data: &[u8]| {
     let path = Path::new("fuzz-input.safetensors");
     let _ = checkpoint::parse(data, path);
     MODEL.with(|model| {
-        let _ = checkpoint::load_bytes(&Cpu, model, data, path);
+        let _ = checkpoint::load_bytes(&cpu(), model, data, path);
     });
 });
