@@ -14,10 +14,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use minidl::backend::gpu::products::{self, Choice, Product};
+use minidl::backend::gpu::{ConvLowering, ConvPass};
+use minidl::backend::{Conv2dGeometry, Conv2dSpec};
 use minidl::backend::{MlpLayer, MlpRecipe, MlpSpec, MlpTrainer};
 use minidl::data::{disc_train_test, Dataset};
 use minidl::nn::{
-    build_model, parse_model, CrossEntropyLoss, Linear, Module, MseLoss, ReLU, RowShape, Sequential,
+    build_model, parse_model, CrossEntropyLoss, LayerSpec, Linear, Module, MseLoss, ReLU, RowShape,
+    Sequential,
 };
 use minidl::optim::{Adam, MomentumStep, Sgd};
 use minidl::train::{fit, FitConfig, Fusion};
@@ -37,8 +40,9 @@ const USAGE: &str =
   --adapter NAME  the GPU adapter whose name contains NAME
   --no-gpu        CPU figures only (also when no GPU adapter exists)
   --products-only only the GPU's tuned products (stderr; no JSON)
-  --images-only   only the GPU's LeNet-5 and denoiser steps (stderr; no JSON; compare
-                  the convolution's lowerings with MINIDL_CONV=direct or unfolded)
+  --images-only   only the GPU's LeNet-5 and denoiser steps, after both lowerings of each
+                  of their convolutions timed (stderr; no JSON; MINIDL_CONV=direct or
+                  unfolded forces a lowering in the steps)
   --json          end with one JSON line of results";
 
 /// Seed epochs run before the timed ones (the first few are slower on llvmpipe).
@@ -259,6 +263,66 @@ fn image_step_ms<B: Backend>(b: &B, denoiser: bool, steps: usize) -> Result<f64,
     Ok(median(reports[1..].iter().map(|r| r.millis).collect()))
 }
 
+/// For each convolution of LeNet-5 and the denoiser at batch 64 on `gpu`, and each of
+/// its passes (the first layer's backward without the input gradient, as in training):
+/// both lowerings' milliseconds as `Gpu::measure_conv` times them, and the lowering the
+/// op takes (stderr).
+fn conv_lowerings(gpu: &Gpu) -> Result<(), Error> {
+    for (name, list) in [("LeNet-5", LENET), ("denoiser", DENOISER)] {
+        let layers = parse_model(list).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for (i, layer) in layers.iter().enumerate() {
+            let LayerSpec::Conv {
+                out,
+                kernel,
+                stride,
+                padding,
+                dilation,
+            } = *layer
+            else {
+                continue;
+            };
+            let input = RowShape::Image {
+                channels: 1,
+                height: 28,
+                width: 28,
+            };
+            // The shape the layers before this one make of the 28×28 digits.
+            let shape = match i {
+                0 => input,
+                _ => build_model(gpu, &layers[..i], input, &mut rng)?.1,
+            };
+            let RowShape::Image {
+                channels,
+                height,
+                width,
+            } = shape
+            else {
+                continue;
+            };
+            let spec = Conv2dSpec::new(channels, out, (kernel, kernel))
+                .with_stride((stride, stride))
+                .with_padding((padding, padding))
+                .with_dilation((dilation, dilation));
+            let g = Conv2dGeometry::new("bench", &spec, 64, (height, width))?;
+            let backward = ConvPass::Backward { input_grad: i > 0 };
+            for pass in [ConvPass::Forward, backward] {
+                let (_, times) = gpu.measure_conv(&g, pass)?;
+                let time = |l: ConvLowering| times.iter().find(|t| t.0 == l).map_or(0.0, |t| t.1);
+                eprintln!(
+                    "{name} layer {i} conv {channels}→{out} on {height}×{width}, {}: direct {:.1} ms, \
+                     unfolded {:.1} ms; the op takes {}",
+                    pass.label(),
+                    time(ConvLowering::Direct),
+                    time(ConvLowering::Unfolded),
+                    gpu.conv_lowering(&g, pass)?.label()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// GFLOPS of `n×n · (n×n)ᵀ` (plus a bias) on `b`, each product run by `product`: the
 /// median of `reps` timed products after a warm-up, each waited for.
 fn matmul_gflops<B: Backend>(
@@ -462,6 +526,7 @@ fn gpu_figures(args: &Args) -> Result<Option<[String; 6]>, Error> {
         return Ok(None);
     }
     if args.images_only {
+        conv_lowerings(&gpu)?;
         let lenet = image_step_ms(&gpu, false, args.image_steps)?;
         let denoiser = image_step_ms(&gpu, true, args.image_steps)?;
         eprintln!("LeNet step, gpu: {lenet:.1} ms; denoiser step {denoiser:.1} ms");

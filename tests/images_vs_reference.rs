@@ -14,7 +14,9 @@
 mod common;
 
 use common::{assert_within, gamma, gpu, random, rng};
-use minidl::backend::gpu::{ConvLowering, SCRATCH_ELEMENTS, UNFOLD_CHANNELS, UNFOLD_FROM};
+use minidl::backend::gpu::{
+    ConvLowering, ConvPass, MEASURED_IMAGES, SCRATCH_ELEMENTS, UNFOLD_CHANNELS, UNFOLD_FROM,
+};
 use minidl::backend::reference::images;
 use minidl::backend::{Conv2dGeometry, Conv2dSpec, Pool2dGeometry, Pool2dSpec, UpsampleGeometry};
 use minidl::{Backend, Cpu, Gpu, GradMode, Ops, Reference, Tensor};
@@ -319,12 +321,11 @@ fn gpu_conv2d_matches_reference() {
     }
 }
 
-/// The lowering the op takes: products from `UNFOLD_FROM` multiply-adds into at least
-/// `UNFOLD_CHANNELS` output channels, the direct kernels below and with fewer
+/// The fixed rule (measuring off): products from `UNFOLD_FROM` multiply-adds into at
+/// least `UNFOLD_CHANNELS` output channels, the direct kernels below and with fewer
 /// channels.
 #[test]
-fn gpu_conv2d_lowering_follows_the_work() {
-    let Some(gpu) = gpu() else { return };
+fn conv2d_fixed_rule_follows_the_work() {
     let spec = |o| Conv2dSpec::new(2, o, (3, 3)).with_padding((1, 1));
     // 8·8 pixels · UNFOLD_CHANNELS channels · 18 taps per image.
     let per_image = 64 * UNFOLD_CHANNELS * 18;
@@ -336,10 +337,58 @@ fn gpu_conv2d_lowering_follows_the_work() {
     ] {
         let g = Conv2dGeometry::new("test", &spec(o), n, (8, 8)).unwrap();
         assert_eq!(
-            ConvLowering::for_geometry(&gpu, &g),
+            ConvLowering::fixed_rule(&g),
             want,
             "{n} images, {o} channels"
         );
+    }
+}
+
+/// The lowering the op takes: the direct kernels without measuring below
+/// `UNFOLD_FROM`; above, the faster of the two as measured, once per device (a second
+/// request, or one on a batch beyond `MEASURED_IMAGES`, measures nothing), and the one
+/// `with_conv_lowering` forces.
+#[test]
+fn gpu_conv2d_lowering_is_measured_once() {
+    let Some(gpu) = gpu() else { return };
+    let spec = Conv2dSpec::new(2, 4, (3, 3)).with_padding((1, 1));
+    // 8·8 pixels · 4 channels · 18 taps per image.
+    let images = UNFOLD_FROM.div_ceil(64 * 4 * 18);
+    let small = Conv2dGeometry::new("test", &spec, images - 1, (8, 8)).unwrap();
+    let large = Conv2dGeometry::new("test", &spec, images, (8, 8)).unwrap();
+    for pass in [
+        ConvPass::Forward,
+        ConvPass::Backward { input_grad: true },
+        ConvPass::Backward { input_grad: false },
+    ] {
+        let before = gpu.stats();
+        assert_eq!(
+            gpu.conv_lowering(&small, pass).unwrap(),
+            ConvLowering::Direct,
+            "{pass:?}"
+        );
+        assert_eq!(gpu.stats(), before, "{pass:?} below UNFOLD_FROM measured");
+        let chosen = gpu.conv_lowering(&large, pass).unwrap();
+        let after = gpu.stats();
+        assert_eq!(gpu.conv_lowering(&large, pass).unwrap(), chosen);
+        // A batch beyond MEASURED_IMAGES takes the choice measured on that many.
+        let larger = large.with_batch("test", 8 * MEASURED_IMAGES).unwrap();
+        assert_eq!(gpu.conv_lowering(&larger, pass).unwrap(), chosen);
+        assert_eq!(gpu.stats(), after, "{pass:?} measured twice");
+        // Measuring picks the faster of its two timings.
+        let (fastest, times) = gpu.measure_conv(&large, pass).unwrap();
+        assert_eq!(times.len(), 2, "{pass:?}: {times:?}");
+        assert!(times.iter().all(|t| t.1 > 0.0), "{pass:?}: {times:?}");
+        let best = times.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+        assert!(
+            times.contains(&(fastest, best)),
+            "{pass:?}: {fastest:?} from {times:?}"
+        );
+        for forced in [ConvLowering::Direct, ConvLowering::Unfolded] {
+            let pinned = gpu.with_conv_lowering(Some(forced));
+            assert_eq!(pinned.conv_lowering(&large, pass).unwrap(), forced);
+            assert_eq!(pinned.conv_lowering(&small, pass).unwrap(), forced);
+        }
     }
 }
 
@@ -411,9 +460,23 @@ fn gpu_conv2d_splits_its_batch_within_the_loop_budget() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("budget of 500"), "{e}");
+    // The weight gradient's loop is beyond the budget: both backward passes run as
+    // products, even where the direct kernels are forced; the forward is within it.
+    let forced = tight.with_conv_lowering(Some(ConvLowering::Direct));
+    for input_grad in [false, true] {
+        let pass = ConvPass::Backward { input_grad };
+        assert_eq!(
+            tight.conv_lowering(&g, pass).unwrap(),
+            ConvLowering::Unfolded
+        );
+        assert_eq!(
+            forced.conv_lowering(&g, pass).unwrap(),
+            ConvLowering::Unfolded
+        );
+    }
     assert_eq!(
-        ConvLowering::for_geometry(&tight, &g),
-        ConvLowering::Unfolded
+        forced.conv_lowering(&g, ConvPass::Forward).unwrap(),
+        ConvLowering::Direct
     );
     check_gpu_conv(
         &tight,

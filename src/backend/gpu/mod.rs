@@ -14,7 +14,8 @@ pub(crate) mod ops;
 pub mod products;
 pub(crate) mod runtime;
 
-pub use ops::convolution::{ConvLowering, CONV_ENV, UNFOLD_CHANNELS, UNFOLD_FROM};
+pub use ops::conv_lowering::{ConvLowering, ConvPass};
+pub use ops::convolution::{CONV_ENV, MEASURED_IMAGES, UNFOLD_CHANNELS, UNFOLD_FROM};
 pub use ops::unfolded_conv::SCRATCH_ELEMENTS;
 pub use runtime::adapter::{AdapterSummary, ADAPTER_ENV};
 pub use runtime::buffer::GpuBuffer;

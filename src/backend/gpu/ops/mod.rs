@@ -4,6 +4,7 @@
 //! products over its unfolded input.
 
 pub mod activation;
+pub mod conv_lowering;
 pub mod convolution;
 pub mod cross_entropy;
 pub mod image;

@@ -2,7 +2,7 @@
 //! a (product, shape class), the candidates the caller lists are timed on slices of
 //! the shape by a function the caller hands over (the tuner launches nothing itself),
 //! and the fastest is kept: in memory for the device, and in the tuning cache file
-//! ([`tuning_cache`]) for later runs. `MINIDL_TUNE=off` uses the
+//! ([`tuning_cache`](super::tuning_cache)) for later runs. `MINIDL_TUNE=off` uses the
 //! caller's fixed rule instead of measuring.
 
 use std::collections::HashMap;
@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use super::choice::Choice;
 use super::product::{Product, ProductShape};
-use super::tuning_cache;
 use crate::backend::gpu::runtime::context::{lock, Gpu};
 use crate::backend::gpu::runtime::timestamps::Timestamps;
 use crate::backend::Backend;
@@ -20,12 +19,17 @@ use crate::error::Result;
 /// The environment variable that turns measuring off (`off`): a fixed rule chooses.
 pub const TUNE_ENV: &str = "MINIDL_TUNE";
 
+/// Whether [`TUNE_ENV`] turns measuring off: the fixed rules choose.
+pub(crate) fn tuning_off() -> bool {
+    std::env::var(TUNE_ENV).as_deref() == Ok("off")
+}
+
 /// Timed runs per candidate, after one untimed run (which also compiles it).
 const RUNS: usize = 3;
 
 /// A candidate whose first timed run is this many times slower than the best median so
 /// far is not run again: that run gives its rate.
-const HOPELESS: f64 = 4.0;
+pub(crate) const HOPELESS: f64 = 4.0;
 
 /// The most outputs along each side, and the longest sum, on which the plain kernels
 /// are measured (multiples of 4, as all the cuts, so that a shape the generated
@@ -71,12 +75,10 @@ impl ShapeClass {
     }
 }
 
-/// The tuner's state for one device (a [`Gpu::state`]): the choices made, and the
-/// cache file's entries for this adapter, read once.
+/// The tuner's state for one device (a [`Gpu::state`]): the choices made.
 #[derive(Default)]
 struct Choices {
     made: Mutex<HashMap<ShapeClass, Choice>>,
-    file: Mutex<Option<HashMap<String, Choice>>>,
 }
 
 /// How a caller measures one candidate: `time(choice, slice, hopeless)` returns the
@@ -84,12 +86,6 @@ struct Choices {
 pub type TimeCandidate<'a> = dyn FnMut(Choice, ProductShape, f64) -> Result<f64> + 'a;
 
 impl Gpu {
-    /// The identity of this adapter in the cache file.
-    fn tuning_adapter(&self) -> String {
-        let a = &self.ctx.adapter;
-        format!("{}|{}|{}", a.name, a.backend, a.driver).replace(['\t', '\n'], " ")
-    }
-
     /// The kernel for `product` over `shape`: the choice already made for its shape
     /// class; else, with `options()` giving the candidates (which always hold the
     /// naive kernel) and the fixed rule's choice, the cache file's where it is among
@@ -113,22 +109,17 @@ impl Gpu {
             return Ok(c);
         }
         let (candidates, fixed) = options();
-        let adapter = self.tuning_adapter();
-        let from_file = lock(&state.file)
-            .get_or_insert_with(|| tuning_cache::read(&adapter))
-            .get(&class.key())
-            .copied()
-            .filter(|c| candidates.contains(c));
-        let choice = if std::env::var(TUNE_ENV).as_deref() == Ok("off") {
+        let choice = if tuning_off() {
             fixed
-        } else if let Some(c) = from_file {
+        } else if let Some(c) = self
+            .cached_label(&class.key())
+            .and_then(|label| Choice::parse(&label))
+            .filter(|c| candidates.contains(c))
+        {
             c
         } else {
             let (best, _) = self.fastest(shape, &candidates, time)?;
-            tuning_cache::remember(&adapter, &class.key(), best);
-            if let Some(file) = lock(&state.file).as_mut() {
-                file.insert(class.key(), best);
-            }
+            self.remember_label(&class.key(), &best.label());
             best
         };
         lock(&state.made).insert(class, choice);
@@ -195,15 +186,29 @@ impl Gpu {
 
     /// The median milliseconds of the work `run` records (after one untimed run, which
     /// also compiles a generated kernel); the first timed run alone where it takes
-    /// longer than `hopeless` milliseconds. Each run is waited for and timed on the
-    /// device between timestamp queries of a timer of its own where the adapter has
-    /// them (the device timer a fit uses stays free), by the wall clock otherwise.
+    /// longer than `hopeless` milliseconds (see [`Gpu::median_millis_after`]).
     pub(crate) fn median_millis(
         &self,
         hopeless: f64,
         mut run: impl FnMut() -> Result<()>,
     ) -> Result<f64> {
         run()?;
+        self.median_millis_after(hopeless, || Ok(()), run)
+    }
+
+    /// The median milliseconds of the work `run` records, after the untimed `warm_up`
+    /// (which compiles what `run` needs, and may be smaller than it); the first timed
+    /// run alone where it takes longer than `hopeless` milliseconds. Each run is waited
+    /// for and timed on the device between timestamp queries of a timer of its own
+    /// where the adapter has them (the device timer a fit uses stays free), by the wall
+    /// clock otherwise.
+    pub(crate) fn median_millis_after(
+        &self,
+        hopeless: f64,
+        warm_up: impl FnOnce() -> Result<()>,
+        mut run: impl FnMut() -> Result<()>,
+    ) -> Result<f64> {
+        warm_up()?;
         self.synchronize()?;
         let mut timer = Timestamps::new(
             &self.ctx.device,

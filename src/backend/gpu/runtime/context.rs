@@ -12,6 +12,7 @@ use super::pipeline_cache::DiskCache;
 use super::recorder::Recorder;
 use super::timestamps::Timestamps;
 use crate::backend::gpu::kernels::table::Pipelines;
+use crate::backend::gpu::ops::conv_lowering::ConvLowering;
 use crate::error::{Error, Result};
 
 /// Native features used where the adapter has them (each with a path without it):
@@ -34,6 +35,9 @@ pub struct Gpu {
     pub(crate) ctx: Arc<Context>,
     /// [`Gpu::loop_budget`]: the adapter's, unless [`Gpu::with_loop_budget`] set another.
     pub(crate) loop_budget: Option<usize>,
+    /// The lowering every convolution takes where [`Gpu::with_conv_lowering`] forced
+    /// one; `None`: the measured choice.
+    pub(crate) forced_conv: Option<ConvLowering>,
 }
 
 /// The state of one device, shared by every clone of its [`Gpu`].

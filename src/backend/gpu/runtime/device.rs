@@ -129,6 +129,7 @@ impl Gpu {
                 pipeline_cache,
             }),
             loop_budget: cpu_adapter.then_some(LOOP_BUDGET),
+            forced_conv: None,
         })
     }
 
@@ -174,8 +175,8 @@ impl Gpu {
     /// tests do), or to lift it (`None`) on a driver known to have no such limit.
     pub fn with_loop_budget(&self, budget: Option<usize>) -> Gpu {
         Gpu {
-            ctx: self.ctx.clone(),
             loop_budget: budget,
+            ..self.clone()
         }
     }
 
