@@ -10,26 +10,82 @@
 //! `"outputs"`, `[n, out]`. `--logits` builds the seed network without its final Tanh
 //! (as `disc_gpu --loss ce` trains it); `--model` builds the network of a layer list
 //! instead, as `train --model` does (on rows of `C·H·W` values with `--image`).
+//!
+//! With `--adam LR`, the loaded network first trains on INPUTS' rows against its tensor
+//! `"targets"` (`[n, out]`, or any shape whose first dimension is `n`): MSE (mean),
+//! PyTorch's Adam at rate `LR`, one pass over the rows in order in batches of
+//! `--batch-size` (default 64); OUTPUTS then holds the outputs of the trained network
+//! and its parameters under their state-dict names. That is the minidl half of
+//! `bench/pytorch_steps.py`, which checks that the same steps from the same weights on
+//! the same batches end where PyTorch's do.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
+use minidl::backend::Reduction;
 use minidl::checkpoint;
-use minidl::nn::{build_model, parse_model, LayerSpec, Module, RowShape};
+use minidl::data::Dataset;
+use minidl::nn::{build_model, parse_model, LayerSpec, Module, MseLoss, RowShape};
+use minidl::optim::Adam;
+use minidl::train::{fit, FitConfig, Fusion};
 use minidl::Ops;
 use minidl::{seed, Backend, Cpu, Gpu, Tensor};
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 
 const USAGE: &str = "usage: checkpoint_predict CHECKPOINT INPUTS OUTPUTS [--logits] \
-                     [--model LAYERS [--image C,H,W]] [--backend cpu|gpu]";
+                     [--model LAYERS [--image C,H,W]] [--adam LR [--batch-size B]] \
+                     [--backend cpu|gpu]";
+
+/// Training before the prediction (`--adam`).
+#[derive(Clone, Copy)]
+struct Steps {
+    lr: f32,
+    batch_size: usize,
+}
 
 /// The network to load: the seed network (with or without its Tanh) or a layer list.
 struct Network {
     logits: bool,
     model: Option<Vec<LayerSpec>>,
     image: Option<(usize, usize, usize)>,
+    steps: Option<Steps>,
+}
+
+/// One pass of MSE and Adam over `inputs` and `targets` in order (see the file's doc).
+fn train_steps<B: Backend, M: Module<B>>(
+    b: &B,
+    model: &mut M,
+    inputs: &Tensor,
+    targets: Tensor,
+    steps: Steps,
+) -> Result<(), String> {
+    let err = |e: minidl::Error| e.to_string();
+    let rows = targets.shape().first().copied().unwrap_or(0);
+    let width = targets.shape().iter().skip(1).product::<usize>();
+    let targets = Tensor::new(&[rows, width], targets.data().to_vec()).map_err(err)?;
+    let pairs = Dataset::regression(inputs.clone(), targets).map_err(err)?;
+    let config = FitConfig {
+        epochs: 1,
+        batch_size: steps.batch_size,
+        shuffle: false,
+        fused: Fusion::Never,
+        ..FitConfig::default()
+    };
+    let mut loss = MseLoss::new(Reduction::Mean);
+    let mut optimizer = Adam::<B>::new(steps.lr).map_err(err)?;
+    fit(
+        b,
+        model,
+        &mut loss,
+        &mut optimizer,
+        &pairs,
+        &config,
+        |_, _| Ok(()),
+    )
+    .map_err(err)?;
+    Ok(())
 }
 
 fn predict<B: Backend>(b: &B, files: &[String], net: &Network) -> Result<(), String> {
@@ -62,11 +118,22 @@ fn predict<B: Backend>(b: &B, files: &[String], net: &Network) -> Result<(), Str
     // A plain checkpoint, or one of `train --save` (whose scaler is not applied: the
     // inputs are taken as the network sees them).
     checkpoint::load_training(b, &model, None, &files[0]).map_err(err)?;
-    let x = b.upload(&inputs).map_err(|e| e.to_string())?;
-    let y = model.forward(b, &x).map_err(|e| e.to_string())?.clone();
-    let outputs = b.download(&y).map_err(|e| e.to_string())?;
-    let bytes = checkpoint::serialize(&BTreeMap::from([("outputs".to_string(), outputs)]))
-        .map_err(|e| e.to_string())?;
+    let mut written = BTreeMap::new();
+    if let Some(steps) = net.steps {
+        let targets = tensors
+            .remove("targets")
+            .ok_or_else(|| format!("{}: --adam needs a tensor \"targets\"", path.display()))?;
+        train_steps(b, &mut model, &inputs, targets, steps)?;
+        for p in model.parameters() {
+            let values = b.download(p.value).map_err(err)?;
+            let values = Tensor::new(&p.shape, values.data().to_vec()).map_err(err)?;
+            written.insert(p.name.clone(), values);
+        }
+    }
+    let x = b.upload(&inputs).map_err(err)?;
+    let y = model.forward(b, &x).map_err(err)?.clone();
+    written.insert("outputs".to_string(), b.download(&y).map_err(err)?);
+    let bytes = checkpoint::serialize(&written).map_err(err)?;
     std::fs::write(&files[2], bytes).map_err(|e| format!("{}: {e}", files[2]))
 }
 
@@ -77,7 +144,9 @@ fn main() -> ExitCode {
         logits: false,
         model: None,
         image: None,
+        steps: None,
     };
+    let mut batch_size = 64;
     let mut args = std::env::args().skip(1);
     let bad = |what: String| {
         eprintln!("checkpoint_predict: {what}\n{USAGE}");
@@ -101,6 +170,16 @@ fn main() -> ExitCode {
                     _ => return bad("--image needs C,H,W, each at least 1".into()),
                 }
             }
+            "--adam" => match args.next().map(|v| v.parse::<f32>()) {
+                Some(Ok(lr)) if lr.is_finite() && lr > 0.0 => {
+                    net.steps = Some(Steps { lr, batch_size: 0 })
+                }
+                _ => return bad("--adam needs a positive learning rate".into()),
+            },
+            "--batch-size" => match args.next().map(|v| v.parse::<usize>()) {
+                Some(Ok(n)) if n > 0 => batch_size = n,
+                _ => return bad("--batch-size needs a whole number of at least 1".into()),
+            },
             "--backend" => match args.next().as_deref() {
                 Some("cpu") => gpu = false,
                 Some("gpu") => gpu = true,
@@ -115,6 +194,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if let Some(steps) = &mut net.steps {
+        steps.batch_size = batch_size;
     }
     if files.len() != 3 {
         eprintln!("checkpoint_predict: expected 3 files\n{USAGE}");
