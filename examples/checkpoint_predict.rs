@@ -53,6 +53,13 @@ struct Network {
     steps: Option<Steps>,
 }
 
+/// `t` as a matrix of flat rows: its first dimension by the product of the others.
+fn as_rows(t: &Tensor) -> minidl::Result<Tensor> {
+    let rows = t.shape().first().copied().unwrap_or(0);
+    let width = t.shape().iter().skip(1).product::<usize>();
+    Tensor::new(&[rows, width], t.data().to_vec())
+}
+
 /// One pass of MSE and Adam over `inputs` and `targets` in order (see the file's doc).
 fn train_steps<B: Backend, M: Module<B>>(
     b: &B,
@@ -62,10 +69,8 @@ fn train_steps<B: Backend, M: Module<B>>(
     steps: Steps,
 ) -> Result<(), String> {
     let err = |e: minidl::Error| e.to_string();
-    let rows = targets.shape().first().copied().unwrap_or(0);
-    let width = targets.shape().iter().skip(1).product::<usize>();
-    let targets = Tensor::new(&[rows, width], targets.data().to_vec()).map_err(err)?;
-    let pairs = Dataset::regression(inputs.clone(), targets).map_err(err)?;
+    let pairs =
+        Dataset::regression(inputs.clone(), as_rows(&targets).map_err(err)?).map_err(err)?;
     let config = FitConfig {
         epochs: 1,
         batch_size: steps.batch_size,
@@ -96,9 +101,8 @@ fn predict<B: Backend>(b: &B, files: &[String], net: &Network) -> Result<(), Str
     let inputs = tensors
         .remove("inputs")
         .ok_or_else(|| format!("{}: no tensor \"inputs\"", path.display()))?;
-    let rows = inputs.shape().first().copied().unwrap_or(0);
-    let width = inputs.shape().iter().skip(1).product::<usize>();
-    let inputs = Tensor::new(&[rows, width], inputs.data().to_vec()).map_err(err)?;
+    let inputs = as_rows(&inputs).map_err(err)?;
+    let width = inputs.shape()[1];
     let mut init = ChaCha8Rng::seed_from_u64(0);
     let mut model = match (&net.model, net.logits) {
         (Some(layers), _) => {
@@ -146,7 +150,7 @@ fn main() -> ExitCode {
         image: None,
         steps: None,
     };
-    let mut batch_size = 64;
+    let (mut adam_lr, mut batch_size) = (None, 64);
     let mut args = std::env::args().skip(1);
     let bad = |what: String| {
         eprintln!("checkpoint_predict: {what}\n{USAGE}");
@@ -171,9 +175,7 @@ fn main() -> ExitCode {
                 }
             }
             "--adam" => match args.next().map(|v| v.parse::<f32>()) {
-                Some(Ok(lr)) if lr.is_finite() && lr > 0.0 => {
-                    net.steps = Some(Steps { lr, batch_size: 0 })
-                }
+                Some(Ok(lr)) if lr.is_finite() && lr > 0.0 => adam_lr = Some(lr),
                 _ => return bad("--adam needs a positive learning rate".into()),
             },
             "--batch-size" => match args.next().map(|v| v.parse::<usize>()) {
@@ -195,9 +197,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    if let Some(steps) = &mut net.steps {
-        steps.batch_size = batch_size;
-    }
+    net.steps = adam_lr.map(|lr| Steps { lr, batch_size });
     if files.len() != 3 {
         eprintln!("checkpoint_predict: expected 3 files\n{USAGE}");
         return ExitCode::from(2);
