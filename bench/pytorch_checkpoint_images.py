@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that minidl's and PyTorch's checkpoints of convolutional networks are interchangeable.
 
-Two networks, both on 1x28x28 MNIST digits (datasets/mnist/mnist10k.bin.gz):
+Three networks, all on 1x28x28 MNIST digits (datasets/mnist/mnist10k.bin.gz):
 
   lenet     Conv2d(1,6,5,padding=2), ReLU, MaxPool2d(2), Conv2d(6,16,5), ReLU,
             MaxPool2d(2), Flatten, Linear(400,120), ReLU, Linear(120,84), ReLU,
@@ -15,10 +15,15 @@ Two networks, both on 1x28x28 MNIST digits (datasets/mnist/mnist10k.bin.gz):
             conv(32,3,stride=2,padding=1),relu,conv(32,3,stride=2,padding=1),
             relu,upsample(2),conv(32,3,padding=1),relu,upsample(2),
             conv(1,3,padding=1),sigmoid
+  general   Conv2d(1,4,(3,5),stride=(1,2),padding=(1,2),dilation=(2,1),
+            bias=False), ReLU, MaxPool2d((3,2),stride=(2,1),padding=1),
+            Conv2d(4,8,(2,3),bias=False), Tanh, Flatten, Linear(8*12*13,10):
+            sides that differ everywhere and convolutions without a bias;
+            minidl's layers GENERAL_LAYERS below, trained as lenet is
 
 For each network:
   (a) minidl -> PyTorch.  minidl trains it for one epoch and saves it:
-        train --data FILE --image 1,28,28 --model LENET --optimizer momentum
+        train --data FILE --image 1,28,28 --model LAYERS --optimizer momentum
               --lr 0.05 --momentum 0.9 --batch-size 64 --epochs 1
               --split 0.8,0,0.2 --scale-by 255 --backend B --seed S
               --split-out SPLIT --save CKPT --json
@@ -41,7 +46,7 @@ For each network:
       safetensors.torch.save_file(model.state_dict(), FILE), and
       checkpoint_predict runs it on the same 16 inputs.
 The figure of each check is the maximum absolute difference of the outputs
-(for lenet also how many of the 16 argmax classes agree).
+(for the classifiers also how many of the 16 argmax classes agree).
 
 Run from the repository root after
 `cargo build --release --example train --example denoise --example checkpoint_predict`:
@@ -49,7 +54,7 @@ Run from the repository root after
 Without the minidl binaries, --skip-minidl checks only the PyTorch half: a
 numpy split, and a save_file / load_file round trip of each fresh network.
 Needs torch, numpy and safetensors.  Progress goes to stderr; the LAST line on
-stdout is one JSON object whose "max_abs_diff" holds the four differences
+stdout is one JSON object whose "max_abs_diff" holds the six differences
 (null with --skip-minidl).  The exit status is 1 when a difference is above
 --tolerance (default 1e-4) or not finite.
 """
@@ -63,6 +68,7 @@ import tempfile
 
 import numpy as np
 import torch
+from torch import nn
 from safetensors.torch import load_file, save_file
 
 from mnist_common import (DEFAULT_DATA, DENOISER_LAYERS, LENET_LAYERS, SIDE, check_binary,
@@ -70,6 +76,18 @@ from mnist_common import (DEFAULT_DATA, DENOISER_LAYERS, LENET_LAYERS, SIDE, che
 
 DEFAULT_BIN = os.path.join("target", "release", "examples")
 POINTS = 16
+GENERAL_LAYERS = ("conv(4,(3,5),stride=(1,2),padding=(1,2),dilation=(2,1),bias=false),relu,"
+                  "maxpool((3,2),stride=(2,1),padding=1),conv(8,(2,3),bias=false),tanh,"
+                  "flatten,linear(10)")
+
+
+def general():
+    """GENERAL_LAYERS in PyTorch: 28x28 -> 4x26x14 -> pool 4x13x15 -> 8x12x13."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, (3, 5), stride=(1, 2), padding=(1, 2), dilation=(2, 1), bias=False),
+        nn.ReLU(), nn.MaxPool2d((3, 2), stride=(2, 1), padding=1),
+        nn.Conv2d(4, 8, (2, 3), bias=False), nn.Tanh(), nn.Flatten(),
+        nn.Linear(8 * 12 * 13, 10))
 
 
 def read_test_rows(path, n):
@@ -111,10 +129,10 @@ def last_json(stdout, what):
              f"{lines[-1] if lines else '(no output)'!r}")
 
 
-def train_command(args, name, ckpt, split_out):
-    if name == "lenet":
+def train_command(args, name, layers, ckpt, split_out):
+    if name != "denoiser":
         return [os.path.join(args.bin_dir, "train"), "--data", args.data,
-                "--image", f"1,{SIDE},{SIDE}", "--model", LENET_LAYERS,
+                "--image", f"1,{SIDE},{SIDE}", "--model", layers,
                 "--optimizer", "momentum", "--lr", "0.05", "--momentum", "0.9",
                 "--batch-size", "64", "--epochs", "1", "--split", "0.8,0,0.2",
                 "--scale-by", "255", "--backend", args.backend, "--seed", str(args.seed),
@@ -177,7 +195,7 @@ def compare(ours, theirs, classes):
 
 def check_network(name, build, layers, pixels, args, tmp):
     """Both directions for one network (only PyTorch's round trip with --skip-minidl)."""
-    classes = name == "lenet"
+    classes = name != "denoiser"
     report = {"layers": layers}
     if args.skip_minidl:
         perm = np.random.default_rng(args.seed).permutation(len(pixels))
@@ -186,7 +204,7 @@ def check_network(name, build, layers, pixels, args, tmp):
         ckpt = os.path.join(tmp, f"{name}_minidl.safetensors")
         split_out = os.path.join(tmp, f"{name}_split.json")
         what = "train" if classes else "denoise"
-        summary = last_json(run(train_command(args, name, ckpt, split_out), args, what), what)
+        summary = last_json(run(train_command(args, name, layers, ckpt, split_out), args, what), what)
         report["minidl_summary"] = {k: summary[k] for k in
                                     ("test_accuracy", "psnr_db", "noisy_psnr_db", "backend")
                                     if k in summary}
@@ -256,7 +274,8 @@ def main():
             check_binary(os.path.join(args.bin_dir, example), example,
                          "pass --bin-dir DIR, or check only the PyTorch half with --skip-minidl")
     pixels, _ = load_mnist(args.data)
-    networks = (("lenet", lenet, LENET_LAYERS), ("denoiser", denoiser, DENOISER_LAYERS))
+    networks = (("lenet", lenet, LENET_LAYERS), ("denoiser", denoiser, DENOISER_LAYERS),
+                ("general", general, GENERAL_LAYERS))
     reports = {}
     with tempfile.TemporaryDirectory(prefix="pytorch_checkpoint_images_") as tmp:
         for name, build, layers in networks:

@@ -278,6 +278,7 @@ fn conv_lowerings(gpu: &Gpu) -> Result<(), Error> {
                 stride,
                 padding,
                 dilation,
+                ..
             } = *layer
             else {
                 continue;
@@ -300,10 +301,10 @@ fn conv_lowerings(gpu: &Gpu) -> Result<(), Error> {
             else {
                 continue;
             };
-            let spec = Conv2dSpec::new(channels, out, (kernel, kernel))
-                .with_stride((stride, stride))
-                .with_padding((padding, padding))
-                .with_dilation((dilation, dilation));
+            let spec = Conv2dSpec::new(channels, out, kernel)
+                .with_stride(stride)
+                .with_padding(padding)
+                .with_dilation(dilation);
             let g = Conv2dGeometry::new("bench", &spec, 64, (height, width))?;
             let backward = ConvPass::Backward { input_grad: i > 0 };
             for pass in [ConvPass::Forward, backward] {

@@ -21,6 +21,12 @@ use proptest::prelude::*;
 const SMALL: &str = "conv(4,3,padding=1,dilation=2),relu,maxpool(3,stride=2),upsample(2),\
                      conv(3,2,stride=2),tanh,flatten,linear(5),sigmoid,linear(3)";
 
+/// Sizes that differ between height and width everywhere, convolutions without a
+/// bias, pooling with padding: 11×9 → conv 3×6×7 → pool 3×6×3 → conv 2×5×1.
+const RECTANGULAR: &str = "conv(3,(3,2),stride=(2,1),padding=(1,0),dilation=(1,2),bias=false),\
+                           relu,maxpool((3,2),stride=(1,2),padding=(1,0)),\
+                           conv(2,kernel_size=(2,3),bias=False),flatten,linear(3)";
+
 /// 1×11×9 images: odd, not square.
 fn image() -> RowShape {
     RowShape::Image {
@@ -31,18 +37,24 @@ fn image() -> RowShape {
 }
 
 fn small_model<B: Backend>(b: &B) -> Sequential<B> {
-    let layers = parse_model(SMALL).unwrap();
+    model(b, SMALL)
+}
+
+/// The network `list` on [`image`]s, initialised from seed 7.
+fn model<B: Backend>(b: &B, list: &str) -> Sequential<B> {
+    let layers = parse_model(list).unwrap();
     build_model(b, &layers, image(), &mut rng(7)).unwrap().0
 }
 
-/// The parameters after `steps` mini-batches of SGD with momentum on random images.
-fn trained<B: Backend>(b: &B) -> Vec<Vec<f32>> {
+/// The parameters of the network `list` after 18 mini-batches of SGD with momentum on
+/// random images.
+fn trained<B: Backend>(b: &B, list: &str) -> Vec<Vec<f32>> {
     let mut r = rng(11);
     let rows = 40;
     let inputs = random(&mut r, rows, 99, -1.0, 1.0);
     let labels = (0..rows).map(|i| (i * 7) % 3).collect();
     let data = Dataset::new(inputs, labels, 3).unwrap();
-    let mut model = small_model(b);
+    let mut model = model(b, list);
     let mut loss = CrossEntropyLoss::new(Reduction::Mean);
     let mut sgd = Sgd::with(minidl::optim::MomentumStep {
         lr: 0.05,
@@ -78,16 +90,19 @@ fn trained<B: Backend>(b: &B) -> Vec<Vec<f32>> {
 /// (within a small fraction of each parameter's largest value: 18 steps compound the
 /// rounding of every op).
 fn assert_trains_like_reference<B: Backend>(b: &B, label: &str) {
-    let want = trained(&Reference);
-    let got = trained(b);
-    let start: Vec<Vec<f32>> = small_model(&Reference)
-        .parameters()
-        .iter()
-        .map(|p| Reference.download(p.value).unwrap().data().to_vec())
-        .collect();
-    assert_ne!(want, start, "training changed the parameters");
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_close_to_largest(&format!("{label} parameter {i}"), g, w, 1e-4);
+    for list in [SMALL, RECTANGULAR] {
+        let want = trained(&Reference, list);
+        let got = trained(b, list);
+        let start: Vec<Vec<f32>> = model(&Reference, list)
+            .parameters()
+            .iter()
+            .map(|p| Reference.download(p.value).unwrap().data().to_vec())
+            .collect();
+        assert_ne!(want, start, "training changed the parameters");
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_close_to_largest(&format!("{label} {list} parameter {i}"), g, w, 1e-4);
+        }
     }
 }
 
@@ -132,6 +147,120 @@ fn parameters_carry_pytorch_names_and_shapes() {
 }
 
 #[test]
+fn a_convolution_without_bias_has_only_its_weight() {
+    // PyTorch's names and shapes for the rectangular network: 11×9 → 3×6×7 → 3×6×3 →
+    // 2×5×1, so 10 features; no bias tensor for either convolution.
+    let params: Vec<(String, Vec<usize>)> = model(&Reference, RECTANGULAR)
+        .parameters()
+        .iter()
+        .map(|p| (p.name.clone(), p.shape.clone()))
+        .collect();
+    let want = [
+        ("0.weight", vec![3, 1, 3, 2]),
+        ("3.weight", vec![2, 3, 2, 3]),
+        ("5.weight", vec![3, 10]),
+        ("5.bias", vec![3]),
+    ];
+    let want: Vec<(String, Vec<usize>)> =
+        want.into_iter().map(|(n, s)| (n.to_string(), s)).collect();
+    assert_eq!(params, want);
+
+    // The weight is drawn as with a bias (PyTorch draws the weight first), and the
+    // layer computes what the same weight with a zero bias computes.
+    let spec = minidl::backend::Conv2dSpec::new(2, 3, (3, 2)).with_padding((1, 0));
+    let mut with = minidl::nn::Conv2d::new(&Reference, spec, (5, 4), &mut rng(3)).unwrap();
+    let mut without =
+        minidl::nn::Conv2d::without_bias(&Reference, spec, (5, 4), &mut rng(3)).unwrap();
+    let weight = Reference.download(with.weight()).unwrap();
+    assert_eq!(weight, Reference.download(without.weight()).unwrap());
+    assert!(with.bias().is_some() && without.bias().is_none());
+    assert!(without.name().contains("no bias"), "{}", without.name());
+    let shaped = minidl::Tensor::new(&[3, 2, 3, 2], weight.data().to_vec()).unwrap();
+    let zero_bias = minidl::Tensor::zeros(&[3]);
+    let mut zeroed =
+        minidl::nn::Conv2d::from_tensors(&Reference, spec, (5, 4), &shaped, &zero_bias).unwrap();
+    let x = Reference
+        .upload(&random(&mut rng(4), 3, 40, -1.0, 1.0))
+        .unwrap();
+    let y = Reference
+        .download(without.forward(&Reference, &x).unwrap())
+        .unwrap();
+    let y_zeroed = Reference
+        .download(zeroed.forward(&Reference, &x).unwrap())
+        .unwrap();
+    assert_eq!(y, y_zeroed);
+    let y_with = Reference
+        .download(with.forward(&Reference, &x).unwrap())
+        .unwrap();
+    assert_ne!(y, y_with, "the drawn bias changes the output");
+    // A weight of the wrong shape is refused, naming the layer.
+    let e = minidl::nn::Conv2d::from_weight(&Reference, spec, (5, 4), &zero_bias)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("no bias"), "{e}");
+}
+
+#[test]
+fn model_lists_take_pytorchs_pairs_and_keywords() {
+    let list = "conv(4,(3,5),stride=(1,2),padding=(1,2),dilation=(2,1),bias=false),\
+                maxpool(kernel_size=(3,2),stride=(2,1),padding=1),conv(2,kernel_size=3),\
+                upsample(scale_factor=2)";
+    let layers = parse_model(list).unwrap();
+    assert_eq!(
+        layers,
+        vec![
+            LayerSpec::Conv {
+                out: 4,
+                kernel: (3, 5),
+                stride: (1, 2),
+                padding: (1, 2),
+                dilation: (2, 1),
+                bias: false,
+            },
+            LayerSpec::MaxPool {
+                kernel: (3, 2),
+                stride: (2, 1),
+                padding: (1, 1),
+            },
+            LayerSpec::Conv {
+                out: 2,
+                kernel: (3, 3),
+                stride: (1, 1),
+                padding: (0, 0),
+                dilation: (1, 1),
+                bias: true,
+            },
+            LayerSpec::Upsample(2),
+        ]
+    );
+    // Written back, the list parses to the same layers; pairs of equal sides are
+    // written as one number.
+    let again: Vec<String> = layers.iter().map(describe).collect();
+    assert_eq!(
+        again[0],
+        "conv(4,(3,5),stride=(1,2),padding=(1,2),dilation=(2,1),bias=false)"
+    );
+    assert_eq!(again[1], "maxpool((3,2),stride=(2,1),padding=1)");
+    assert_eq!(parse_model(&again.join(",")).unwrap(), layers);
+    // The shapes follow PyTorch's formula per side: 1×28×28 → conv 4×26×14 → pool
+    // (3×2, stride (2, 1), padding 1) 4×13×15 → conv 2×11×13 → upsample 2×22×26.
+    let input = RowShape::Image {
+        channels: 1,
+        height: 28,
+        width: 28,
+    };
+    let (_, out) = build_model(&Reference, &layers, input, &mut rng(0)).unwrap();
+    assert_eq!(
+        out,
+        RowShape::Image {
+            channels: 2,
+            height: 22,
+            width: 26
+        }
+    );
+}
+
+#[test]
 fn model_lists_parse_into_pytorchs_layers() {
     let lenet = "conv(6,5,padding=2),relu,maxpool(2),conv(16,5),relu,maxpool(2),flatten,\
                  linear(120),relu,linear(84),relu,linear(10)";
@@ -141,17 +270,19 @@ fn model_lists_parse_into_pytorchs_layers() {
         layers[0],
         LayerSpec::Conv {
             out: 6,
-            kernel: 5,
-            stride: 1,
-            padding: 2,
-            dilation: 1
+            kernel: (5, 5),
+            stride: (1, 1),
+            padding: (2, 2),
+            dilation: (1, 1),
+            bias: true,
         }
     );
     assert_eq!(
         layers[2],
         LayerSpec::MaxPool {
-            kernel: 2,
-            stride: 2
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: (0, 0),
         }
     );
     assert_eq!(layers[11], LayerSpec::Linear(10));
@@ -163,10 +294,11 @@ fn model_lists_parse_into_pytorchs_layers() {
         vec![
             LayerSpec::Conv {
                 out: 8,
-                kernel: 3,
-                stride: 2,
-                padding: 0,
-                dilation: 1
+                kernel: (3, 3),
+                stride: (2, 2),
+                padding: (0, 0),
+                dilation: (1, 1),
+                bias: true,
             },
             LayerSpec::LeakyRelu(0.2),
             LayerSpec::Upsample(3)
@@ -196,6 +328,13 @@ fn a_model_list_that_does_not_parse_names_the_token() {
         ("conv(6,5", "conv(6,5"),
         ("upsample(2))", "upsample(2))"),
         ("leakyrelu(nan)", "leakyrelu(nan)"),
+        ("conv(6,(3,5,7))", "conv(6,(3,5,7))"),
+        ("conv(6,(3,0))", "conv(6,(3,0))"),
+        ("conv(6,5,kernel_size=3)", "conv(6,5,kernel_size=3)"),
+        ("conv(6,5,bias=maybe)", "conv(6,5,bias=maybe)"),
+        ("conv(6,5,stride=(2,))", "conv(6,5,stride=(2,))"),
+        ("maxpool(stride=2)", "maxpool(stride=2)"),
+        ("upsample((2,2))", "upsample((2,2))"),
         ("", ""),
     ] {
         let e = parse_model(list).unwrap_err();
@@ -230,6 +369,17 @@ fn a_geometry_that_cannot_work_is_an_error_naming_the_layer() {
     // An output of size 0 after pooling.
     let e = build_error("maxpool(29)", mnist);
     assert!(e.to_string().contains("layer 0 (maxpool(29))"), "{e}");
+    // Pooling padding over half the window (PyTorch's rule), on one side only.
+    let e = build_error("maxpool((2,4),padding=(1,3))", mnist);
+    assert!(
+        e.to_string()
+            .contains("layer 0 (maxpool((2,4),padding=(1,3)))"),
+        "{e}"
+    );
+    // A kernel that fits the height but not the width.
+    let e = build_error("conv(2,(3,29))", mnist);
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    assert!(e.to_string().contains("conv(2,(3,29))"), "{e}");
     // A Linear whose width is not the flattened size, in a network put together by
     // hand: Sequential names both layers.
     let conv = minidl::nn::Conv2d::new(
@@ -295,7 +445,10 @@ proptest! {
         parts in proptest::collection::vec(
             (prop::sample::select(vec!["conv", "maxpool", "upsample", "linear", "flatten", "relu", "leakyrelu"]),
              proptest::collection::vec(0usize..6, 0..3),
-             prop::sample::select(vec!["", ",stride=2", ",padding=1", ",dilation=2", ",stride=0"])),
+             prop::sample::select(vec!["", ",stride=2", ",padding=1", ",dilation=2", ",stride=0",
+                                       ",stride=(2,1)", ",padding=(0,2)", ",dilation=(1,3)",
+                                       ",bias=false", ",kernel_size=(2,1)", ",padding=(1,)",
+                                       ",scale_factor=2"])),
             1..5)
     ) {
         let list: Vec<String> = parts

@@ -36,9 +36,10 @@ pub const USAGE: &str =
                         order (C·H·W must be the data's width); scaled with one mean
                         and deviation over all pixels unless --no-scale
   --model LAYERS        the network as comma-separated layers in PyTorch's words, instead
-                        of --hidden: conv(OUT,K[,stride=S][,padding=P][,dilation=D]),
-                        maxpool(K[,stride=S]), upsample(S), flatten, linear(OUT), relu,
-                        tanh, sigmoid, leakyrelu; the input comes from the data (and
+                        of --hidden: conv(OUT,K[,stride=S][,padding=P][,dilation=D]
+                        [,bias=false]), maxpool(K[,stride=S][,padding=P]), upsample(S),
+                        flatten, linear(OUT), relu, tanh, sigmoid, leakyrelu; a size is
+                        N or a pair (H,W); the input comes from the data (and
                         --image), the last layer's width must be the class count, e.g.
                         conv(6,5,padding=2),relu,maxpool(2),conv(16,5),relu,maxpool(2),
                         flatten,linear(120),relu,linear(84),relu,linear(10)

@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
             width: 7,
         };
         let small = layers.iter().all(|l| match *l {
-            minidl::nn::LayerSpec::Conv { out, kernel, .. } => out <= 64 && kernel <= 16,
+            minidl::nn::LayerSpec::Conv { out, kernel, .. } => {
+                out <= 64 && kernel.0 <= 16 && kernel.1 <= 16
+            }
             minidl::nn::LayerSpec::Linear(n) => n <= 4096,
             minidl::nn::LayerSpec::Upsample(s) => s <= 8,
             _ => true,

@@ -1,6 +1,6 @@
 //! `Conv2d`: the 2-D convolution layer, as PyTorch's `nn.Conv2d` (zero padding, stride,
-//! dilation, bias), its weight stored `[out, in, kh, kw]` and initialised as
-//! PyTorch's. Its geometry is fixed when it is built, so that a kernel that does not
+//! dilation, with or without a bias), its weight stored `[out, in, kh, kw]` and
+//! initialised as PyTorch's. Its geometry is fixed when it is built, so that a kernel that does not
 //! fit the image is an error then, naming the layer.
 
 use rand::{Rng, RngExt};
@@ -17,9 +17,13 @@ pub struct Conv2d<B: Backend> {
     /// The geometry for one image; a batch's is derived from it.
     geometry: Conv2dGeometry,
     weight: DeviceTensor<B>,
+    /// The bias; zeros, never trained and not a parameter, where `has_bias` is false
+    /// (the backend's ops always add one).
     bias: DeviceTensor<B>,
     weight_grad: DeviceTensor<B>,
+    /// The bias gradient; computed and dropped where `has_bias` is false.
     bias_grad: DeviceTensor<B>,
+    has_bias: bool,
     input: Option<DeviceTensor<B>>,
     output: Scratch<B>,
     output_view: Option<DeviceTensor<B>>,
@@ -29,8 +33,9 @@ pub struct Conv2d<B: Backend> {
     input_grad: bool,
 }
 
-/// The name of a convolution layer, e.g. `Conv2d(1→6, 5×5, stride 2, padding 1)`.
-fn layer_name(spec: &Conv2dSpec) -> String {
+/// The name of a convolution layer, e.g. `Conv2d(1→6, 5×5, stride 2, padding 1)`,
+/// `Conv2d(1→6, 5×5, no bias)`.
+fn layer_name(spec: &Conv2dSpec, has_bias: bool) -> String {
     let mut s = format!(
         "Conv2d({}→{}, {}×{}",
         spec.in_channels, spec.out_channels, spec.kernel.0, spec.kernel.1
@@ -48,6 +53,9 @@ fn layer_name(spec: &Conv2dSpec) -> String {
             }
         }
     }
+    if !has_bias {
+        s.push_str(", no bias");
+    }
     s.push(')');
     s
 }
@@ -64,16 +72,45 @@ impl<B: Backend> Conv2d<B> {
         input: (usize, usize),
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        let geometry = Conv2dGeometry::new(&layer_name(&spec), &spec, 1, input)?;
-        let fan_in = geometry.im2col_depth();
-        let bound = 1.0 / (fan_in as f32).sqrt();
-        let mut draw =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+        let (weight, bound) = Self::draw_weight(spec, input, true, rng)?;
+        let bias = Tensor::new(
+            &[spec.out_channels],
+            (0..spec.out_channels)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect(),
+        )?;
+        Self::from_tensors(backend, spec, input, &weight, &bias)
+    }
+
+    /// A layer without a bias, as PyTorch's `nn.Conv2d(..., bias=False)`: the weight
+    /// drawn as [`Conv2d::new`] draws it (the same values from the same `rng`), no
+    /// bias drawn. Its only parameter is `weight`. Fails as [`Conv2d::new`].
+    pub fn without_bias(
+        backend: &B,
+        spec: Conv2dSpec,
+        input: (usize, usize),
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        let (weight, _) = Self::draw_weight(spec, input, false, rng)?;
+        Self::from_weight(backend, spec, input, &weight)
+    }
+
+    /// PyTorch's initial weight for `spec` (uniform in ±1/√(C·kh·kw), in
+    /// `[out, in, kh, kw]` order) and the bound, after checking the geometry.
+    fn draw_weight(
+        spec: Conv2dSpec,
+        input: (usize, usize),
+        has_bias: bool,
+        rng: &mut impl Rng,
+    ) -> Result<(Tensor, f32)> {
+        let geometry = Conv2dGeometry::new(&layer_name(&spec, has_bias), &spec, 1, input)?;
+        let bound = 1.0 / (geometry.im2col_depth() as f32).sqrt();
         let (kh, kw) = spec.kernel;
         let shape = [spec.out_channels, spec.in_channels, kh, kw];
-        let weight = Tensor::new(&shape, draw(geometry.weight_len()))?;
-        let bias = Tensor::new(&[spec.out_channels], draw(spec.out_channels))?;
-        Self::from_tensors(backend, spec, input, &weight, &bias)
+        let values = (0..geometry.weight_len())
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        Ok((Tensor::new(&shape, values)?, bound))
     }
 
     /// A layer with the given `[out, in, kh, kw]` weight and `[out]` bias, whose sizes
@@ -85,10 +122,35 @@ impl<B: Backend> Conv2d<B> {
         weight: &Tensor,
         bias: &Tensor,
     ) -> Result<Self> {
-        let name = layer_name(&spec);
+        Self::build(backend, spec, input, weight, Some(bias))
+    }
+
+    /// A layer without a bias with the given `[out, in, kh, kw]` weight, whose size
+    /// must match `spec`.
+    pub fn from_weight(
+        backend: &B,
+        spec: Conv2dSpec,
+        input: (usize, usize),
+        weight: &Tensor,
+    ) -> Result<Self> {
+        Self::build(backend, spec, input, weight, None)
+    }
+
+    /// A layer from its weight and, where it has one, its bias.
+    fn build(
+        backend: &B,
+        spec: Conv2dSpec,
+        input: (usize, usize),
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> Result<Self> {
+        let name = layer_name(&spec, bias.is_some());
         let geometry = Conv2dGeometry::new(&name, &spec, 1, input)?;
         let (kh, kw) = spec.kernel;
         let want = [spec.out_channels, spec.in_channels, kh, kw];
+        let has_bias = bias.is_some();
+        let zeros = Tensor::zeros(&[spec.out_channels]);
+        let bias = bias.unwrap_or(&zeros);
         if weight.shape() != want || bias.shape() != [spec.out_channels] {
             return Err(Error::shape(
                 name,
@@ -119,6 +181,7 @@ impl<B: Backend> Conv2d<B> {
             bias: backend.upload(bias)?,
             weight_grad: backend.alloc(spec.out_channels, depth)?,
             bias_grad: backend.alloc(1, spec.out_channels)?,
+            has_bias,
             input: None,
             output: Scratch::new(),
             output_view: None,
@@ -150,9 +213,9 @@ impl<B: Backend> Conv2d<B> {
         &self.weight
     }
 
-    /// The bias, a `1 × O` row.
-    pub fn bias(&self) -> &DeviceTensor<B> {
-        &self.bias
+    /// The bias, a `1 × O` row; `None` for a layer without one.
+    pub fn bias(&self) -> Option<&DeviceTensor<B>> {
+        self.has_bias.then_some(&self.bias)
     }
 
     /// The geometry of a batch of `rows` images.
@@ -163,7 +226,7 @@ impl<B: Backend> Conv2d<B> {
 
 impl<B: Backend> Module<B> for Conv2d<B> {
     fn name(&self) -> String {
-        layer_name(&self.geometry.spec())
+        layer_name(&self.geometry.spec(), self.has_bias)
     }
 
     fn widths(&self) -> Option<(usize, usize)> {
@@ -234,25 +297,26 @@ impl<B: Backend> Module<B> for Conv2d<B> {
 
     fn parameters(&self) -> Vec<Parameter<'_, B>> {
         let spec = self.geometry.spec();
-        vec![
-            Parameter {
-                name: "weight".into(),
-                shape: vec![
-                    spec.out_channels,
-                    spec.in_channels,
-                    spec.kernel.0,
-                    spec.kernel.1,
-                ],
-                value: &self.weight,
-                grad: &self.weight_grad,
-            },
-            Parameter {
+        let mut parameters = vec![Parameter {
+            name: "weight".into(),
+            shape: vec![
+                spec.out_channels,
+                spec.in_channels,
+                spec.kernel.0,
+                spec.kernel.1,
+            ],
+            value: &self.weight,
+            grad: &self.weight_grad,
+        }];
+        if self.has_bias {
+            parameters.push(Parameter {
                 name: "bias".into(),
                 shape: vec![spec.out_channels],
                 value: &self.bias,
                 grad: &self.bias_grad,
-            },
-        ]
+            });
+        }
+        parameters
     }
 
     fn set_grad_mode(&mut self, mode: GradMode) -> bool {

@@ -8,8 +8,12 @@
 //! The grammar: layers separated by commas; each is a name, optionally followed by
 //! arguments in parentheses, positional first, then `key=value`:
 //! `conv(OUT,K[,stride=S][,padding=P][,dilation=D][,bias=false])`,
-//! `maxpool(K[,stride=S])` (stride K by default, as PyTorch's), `upsample(S)`,
-//! `flatten`, `linear(OUT)`, `relu`, `tanh`, `sigmoid`, `leakyrelu[(SLOPE)]`.
+//! `maxpool(K[,stride=S][,padding=P])` (stride K by default, as PyTorch's),
+//! `upsample(S)`, `flatten`, `linear(OUT)`, `relu`, `tanh`, `sigmoid`,
+//! `leakyrelu[(SLOPE)]`. As in PyTorch, a size (`K`, `S`, `P`, `D`) is one number
+//! for both sides or a pair `(HEIGHT,WIDTH)`: `conv(8,(3,5),stride=(1,2))`; the kernel
+//! may be given as `kernel_size=K` and the scale as `scale_factor=S`; `bias` takes
+//! `true` or `false` (any case).
 
 use std::fmt;
 
@@ -25,27 +29,32 @@ use crate::error::{Error, Result};
 /// One layer of a model list.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LayerSpec {
-    /// `conv(OUT,K[,stride=S][,padding=P][,dilation=D])`: a [`Conv2d`] with a square
-    /// `K×K` kernel to `OUT` channels (the input channels come from the shape before).
+    /// `conv(OUT,K[,stride=S][,padding=P][,dilation=D][,bias=false])`: a [`Conv2d`]
+    /// to `OUT` channels (the input channels come from the shape before); each size is
+    /// (height, width).
     Conv {
         /// Output channels.
         out: usize,
-        /// Kernel side.
-        kernel: usize,
+        /// Kernel size.
+        kernel: (usize, usize),
         /// Stride (default 1).
-        stride: usize,
-        /// Zero padding (default 0).
-        padding: usize,
+        stride: (usize, usize),
+        /// Zero padding on both sides (default 0).
+        padding: (usize, usize),
         /// Dilation (default 1).
-        dilation: usize,
+        dilation: (usize, usize),
+        /// Whether the layer has a bias (default true).
+        bias: bool,
     },
-    /// `maxpool(K[,stride=S])`: a [`MaxPool2d`] over `K×K` windows, stride `K` unless
-    /// given.
+    /// `maxpool(K[,stride=S][,padding=P])`: a [`MaxPool2d`] over `K` windows, stride
+    /// `K` unless given, padding 0 unless given; each size is (height, width).
     MaxPool {
-        /// Window side.
-        kernel: usize,
+        /// Window size.
+        kernel: (usize, usize),
         /// Stride.
-        stride: usize,
+        stride: (usize, usize),
+        /// Padding on both sides (at most half the window, as PyTorch's).
+        padding: (usize, usize),
     },
     /// `upsample(S)`: a [`NearestUpsampling`] by `S`.
     Upsample(usize),
@@ -190,6 +199,72 @@ impl<'a> Arguments<'a> {
         }
     }
 
+    /// The value of positional argument `i` or, where there are fewer, of the named
+    /// argument `key` (PyTorch's keyword for it); an error naming `what` where neither
+    /// or both are given.
+    fn positional_or(
+        &self,
+        i: usize,
+        key: &str,
+        what: &str,
+    ) -> std::result::Result<&'a str, ModelListError> {
+        let named = self.named.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        match (self.positional.get(i).copied(), named) {
+            (Some(v), None) | (None, Some(v)) => Ok(v),
+            (Some(_), Some(_)) => Err(self.error(format!("{what} given twice (and as {key})"))),
+            (None, None) => Err(self.error(format!("missing {what}"))),
+        }
+    }
+
+    /// `v` as a size: one whole number ≥ `least` for both sides, or a pair
+    /// `(HEIGHT,WIDTH)` of them.
+    fn parse_pair(
+        &self,
+        what: &str,
+        v: &str,
+        least: usize,
+    ) -> std::result::Result<(usize, usize), ModelListError> {
+        let v = v.trim();
+        match v.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+            Some(inner) => match inner.split(',').collect::<Vec<_>>()[..] {
+                [h, w] => Ok((
+                    self.parse_count(what, h, least)?,
+                    self.parse_count(what, w, least)?,
+                )),
+                _ => Err(self.error(format!(
+                    "{what} must be one number or a pair (HEIGHT,WIDTH), got {v:?}"
+                ))),
+            },
+            None => self.parse_count(what, v, least).map(|n| (n, n)),
+        }
+    }
+
+    /// Named argument `key` as a size ≥ `least` (see [`Arguments::parse_pair`]), else
+    /// `default`.
+    fn named_pair(
+        &self,
+        key: &str,
+        least: usize,
+        default: (usize, usize),
+    ) -> std::result::Result<(usize, usize), ModelListError> {
+        match self.named.iter().find(|(k, _)| *k == key) {
+            Some((_, v)) => self.parse_pair(key, v, least),
+            None => Ok(default),
+        }
+    }
+
+    /// Named argument `key` as `true` or `false` (any case), else `default`.
+    fn named_flag(&self, key: &str, default: bool) -> std::result::Result<bool, ModelListError> {
+        match self.named.iter().find(|(k, _)| *k == key) {
+            None => Ok(default),
+            Some((_, v)) => match v.to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(self.error(format!("{key} must be true or false, got {v:?}"))),
+            },
+        }
+    }
+
     fn parse_count(
         &self,
         what: &str,
@@ -202,19 +277,6 @@ impl<'a> Arguments<'a> {
                 "{what} must be a whole number of at least {least}, got {:?}",
                 v.trim()
             ))),
-        }
-    }
-
-    /// Named argument `key` as a whole number ≥ `least`, else `default`.
-    fn named_count(
-        &self,
-        key: &str,
-        least: usize,
-        default: usize,
-    ) -> std::result::Result<usize, ModelListError> {
-        match self.named.iter().find(|(k, _)| *k == key) {
-            Some((_, v)) => self.parse_count(key, v, least),
-            None => Ok(default),
         }
     }
 
@@ -260,7 +322,9 @@ fn parse_layer(token: &str) -> std::result::Result<LayerSpec, ModelListError> {
         named: Vec::new(),
     };
     if let Some(inner) = inner.filter(|s| !s.trim().is_empty()) {
-        for part in inner.split(',') {
+        // Split at the commas outside the pairs' parentheses.
+        let parts = split_top(inner).map_err(|e| error(&e.reason))?;
+        for part in parts {
             match part.split_once('=') {
                 Some((k, v)) => args.named.push((k.trim(), v.trim())),
                 None if args.named.is_empty() => args.positional.push(part.trim()),
@@ -274,26 +338,34 @@ fn parse_layer(token: &str) -> std::result::Result<LayerSpec, ModelListError> {
     };
     match name.to_ascii_lowercase().as_str() {
         "conv" | "conv2d" => {
-            args.only(2, &["stride", "padding", "dilation"])?;
+            args.only(
+                2,
+                &["kernel_size", "stride", "padding", "dilation", "bias"],
+            )?;
+            let kernel = args.positional_or(1, "kernel_size", "the kernel size")?;
             Ok(LayerSpec::Conv {
                 out: args.count(0, "the output channels")?,
-                kernel: args.count(1, "the kernel size")?,
-                stride: args.named_count("stride", 1, 1)?,
-                padding: args.named_count("padding", 0, 0)?,
-                dilation: args.named_count("dilation", 1, 1)?,
+                kernel: args.parse_pair("the kernel size", kernel, 1)?,
+                stride: args.named_pair("stride", 1, (1, 1))?,
+                padding: args.named_pair("padding", 0, (0, 0))?,
+                dilation: args.named_pair("dilation", 1, (1, 1))?,
+                bias: args.named_flag("bias", true)?,
             })
         }
         "maxpool" | "maxpool2d" => {
-            args.only(1, &["stride"])?;
-            let kernel = args.count(0, "the window size")?;
+            args.only(1, &["kernel_size", "stride", "padding"])?;
+            let kernel = args.positional_or(0, "kernel_size", "the window size")?;
+            let kernel = args.parse_pair("the window size", kernel, 1)?;
             Ok(LayerSpec::MaxPool {
                 kernel,
-                stride: args.named_count("stride", 1, kernel)?,
+                stride: args.named_pair("stride", 1, kernel)?,
+                padding: args.named_pair("padding", 0, (0, 0))?,
             })
         }
         "upsample" => {
-            args.only(1, &[])?;
-            Ok(LayerSpec::Upsample(args.count(0, "the scale")?))
+            args.only(1, &["scale_factor"])?;
+            let scale = args.positional_or(0, "scale_factor", "the scale")?;
+            Ok(LayerSpec::Upsample(args.parse_count("the scale", scale, 1)?))
         }
         "linear" => {
             args.only(1, &[])?;
@@ -362,13 +434,19 @@ pub fn build_model<B: Backend>(
                 stride,
                 padding,
                 dilation,
+                bias,
             } => {
                 let (c, h, w) = image(shape)?;
-                let spec = Conv2dSpec::new(c, out, (kernel, kernel))
-                    .with_stride((stride, stride))
-                    .with_padding((padding, padding))
-                    .with_dilation((dilation, dilation));
-                let conv = Conv2d::new(backend, spec, (h, w), rng).map_err(wrap)?;
+                let spec = Conv2dSpec::new(c, out, kernel)
+                    .with_stride(stride)
+                    .with_padding(padding)
+                    .with_dilation(dilation);
+                let conv = if bias {
+                    Conv2d::new(backend, spec, (h, w), rng)
+                } else {
+                    Conv2d::without_bias(backend, spec, (h, w), rng)
+                }
+                .map_err(wrap)?;
                 let (channels, height, width) = conv.output_shape();
                 (
                     Box::new(conv),
@@ -379,9 +457,15 @@ pub fn build_model<B: Backend>(
                     },
                 )
             }
-            LayerSpec::MaxPool { kernel, stride } => {
+            LayerSpec::MaxPool {
+                kernel,
+                stride,
+                padding,
+            } => {
                 let (c, h, w) = image(shape)?;
-                let spec = Pool2dSpec::new((kernel, kernel)).with_stride((stride, stride));
+                let spec = Pool2dSpec::new(kernel)
+                    .with_stride(stride)
+                    .with_padding(padding);
                 let pool = MaxPool2d::new(spec, c, (h, w)).map_err(wrap)?;
                 let (channels, height, width) = pool.output_shape();
                 (
@@ -428,7 +512,16 @@ pub fn build_model<B: Backend>(
     Ok((Sequential::new(built)?, shape))
 }
 
-/// A layer as a model list writes it.
+/// A size as a model list writes it: `3` where both sides agree, else `(3,5)`.
+fn size(pair: (usize, usize)) -> String {
+    if pair.0 == pair.1 {
+        pair.0.to_string()
+    } else {
+        format!("({},{})", pair.0, pair.1)
+    }
+}
+
+/// A layer as a model list writes it (what [`parse_model`] reads back to `layer`).
 pub fn describe(layer: &LayerSpec) -> String {
     match *layer {
         LayerSpec::Conv {
@@ -437,21 +530,37 @@ pub fn describe(layer: &LayerSpec) -> String {
             stride,
             padding,
             dilation,
+            bias,
         } => {
-            let mut s = format!("conv({out},{kernel}");
+            let mut s = format!("conv({out},{}", size(kernel));
             for (k, v, default) in [
-                ("stride", stride, 1),
-                ("padding", padding, 0),
-                ("dilation", dilation, 1),
+                ("stride", stride, (1, 1)),
+                ("padding", padding, (0, 0)),
+                ("dilation", dilation, (1, 1)),
             ] {
                 if v != default {
-                    s.push_str(&format!(",{k}={v}"));
+                    s.push_str(&format!(",{k}={}", size(v)));
                 }
+            }
+            if !bias {
+                s.push_str(",bias=false");
             }
             s + ")"
         }
-        LayerSpec::MaxPool { kernel, stride } if stride == kernel => format!("maxpool({kernel})"),
-        LayerSpec::MaxPool { kernel, stride } => format!("maxpool({kernel},stride={stride})"),
+        LayerSpec::MaxPool {
+            kernel,
+            stride,
+            padding,
+        } => {
+            let mut s = format!("maxpool({}", size(kernel));
+            if stride != kernel {
+                s.push_str(&format!(",stride={}", size(stride)));
+            }
+            if padding != (0, 0) {
+                s.push_str(&format!(",padding={}", size(padding)));
+            }
+            s + ")"
+        }
         LayerSpec::Upsample(s) => format!("upsample({s})"),
         LayerSpec::Flatten => "flatten".into(),
         LayerSpec::Linear(n) => format!("linear({n})"),

@@ -18,14 +18,22 @@ pub struct MaxPool2d<B: Backend> {
     grad_input_view: Option<DeviceTensor<B>>,
 }
 
+/// The name of a pooling layer, e.g. `MaxPool2d(2×2, stride (2, 2))`,
+/// `MaxPool2d(3×3, stride (2, 2), padding (1, 1))`.
+fn layer_name(kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize)) -> String {
+    let ((kh, kw), (sh, sw), (ph, pw)) = (kernel, stride, padding);
+    let mut s = format!("MaxPool2d({kh}×{kw}, stride ({sh}, {sw})");
+    if padding != (0, 0) {
+        s.push_str(&format!(", padding ({ph}, {pw})"));
+    }
+    s + ")"
+}
+
 impl<B: Backend> MaxPool2d<B> {
     /// Pooling `spec` over images of `channels × input.0 × input.1`. Fails, naming the
     /// layer, where the window does not fit (see [`Pool2dGeometry::new`]).
     pub fn new(spec: Pool2dSpec, channels: usize, input: (usize, usize)) -> Result<Self> {
-        let name = format!(
-            "MaxPool2d({}×{}, stride ({}, {}))",
-            spec.kernel.0, spec.kernel.1, spec.stride.0, spec.stride.1
-        );
+        let name = layer_name(spec.kernel, spec.stride, spec.padding);
         Ok(MaxPool2d {
             geometry: Pool2dGeometry::new(&name, &spec, 1, channels, input)?,
             input: None,
@@ -45,8 +53,8 @@ impl<B: Backend> MaxPool2d<B> {
 
 impl<B: Backend> Module<B> for MaxPool2d<B> {
     fn name(&self) -> String {
-        let ((kh, kw), (sh, sw)) = (self.geometry.kernel(), self.geometry.stride());
-        format!("MaxPool2d({kh}×{kw}, stride ({sh}, {sw}))")
+        let g = &self.geometry;
+        layer_name(g.kernel(), g.stride(), g.padding())
     }
 
     fn widths(&self) -> Option<(usize, usize)> {
