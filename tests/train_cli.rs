@@ -11,6 +11,10 @@ fn run(args: &[&str]) -> Output {
     common::run_example("train", args)
 }
 
+fn run_owned(args: &[String]) -> Output {
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -126,4 +130,84 @@ fn a_run_on_the_digits_prints_its_results_as_json() {
     ] {
         assert!(line.contains(key), "{key} missing from {line}");
     }
+}
+
+/// MNIST as LeCun's IDX files (the shipped digits dealt into 2000 training and 1000 test
+/// digits): `--data` reads the images with their labels file beside them, and
+/// `--test-data` gives the test rows; the split then only takes the validation rows out
+/// of the training file, and what does not fit the training data exits 1 or 2.
+#[test]
+fn idx_files_train_with_a_test_file_of_their_own() {
+    let dir = std::env::temp_dir().join(format!("minidl-train-idx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = minidl::data::read_mnist(minidl::data::mnist_path()).unwrap();
+    let fractions = minidl::data::SplitFractions {
+        train: 0.2,
+        validation: 0.1,
+    };
+    let parts = minidl::data::split(&shipped, fractions, 7).unwrap();
+    let write_pair = |prefix: &str, digits: &minidl::data::Dataset, last_label: Option<u8>| {
+        let (images, mut labels) = common::mnist_as_idx(digits);
+        if let Some(l) = last_label {
+            *labels.last_mut().unwrap() = l;
+        }
+        let images_path = dir.join(format!("{prefix}-images-idx3-ubyte.gz"));
+        std::fs::write(&images_path, common::gzip(&images)).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte.gz")), labels).unwrap();
+        images_path.display().to_string()
+    };
+    let train = write_pair("train", &parts.train, None);
+    let test = write_pair("t10k", parts.validation.as_ref().unwrap(), None);
+    let eleven = write_pair("eleven", parts.validation.as_ref().unwrap(), Some(10));
+    let flags = |test: &str| -> Vec<String> {
+        let rest = ["--hidden", "32", "--epochs", "2", "--scale-by", "255"];
+        ["--data", train.as_str(), "--test-data", test]
+            .into_iter()
+            .chain(rest)
+            .chain(["--backend", "cpu", "--json"])
+            .map(String::from)
+            .collect()
+    };
+    let out = run_owned(&flags(&test));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap();
+    assert!(
+        line.contains("\"rows\":{\"train\":1600,\"validation\":400,\"test\":1000}"),
+        "{line}"
+    );
+    let at = line.find("\"test_accuracy\":").unwrap() + 16;
+    let accuracy: f64 = line[at..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(accuracy > 0.7, "{line}");
+
+    let d = digits();
+    let mut split = flags(&test);
+    split.extend(["--split".into(), "0.6,0.2,0.2".into()]);
+    let mut narrow = flags(&d);
+    narrow.retain(|f| f != "--scale-by" && f != "255");
+    let cases: [(Vec<String>, i32, &str); 3] = [
+        (
+            split,
+            2,
+            "--split: with --test-data the test rows are that file's",
+        ),
+        (narrow, 1, "64 values per row, but --data has 784"),
+        (
+            flags(&eleven),
+            1,
+            "class 10 is not among the 10 classes of --data",
+        ),
+    ];
+    for (args, code, expected) in cases {
+        let out = run_owned(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -13,7 +13,8 @@ use crate::cli::{
 
 /// The usage message, printed with `--help` and after a bad flag.
 pub const USAGE: &str =
-    "usage: train --data FILE [--label COL | --targets COL,...] [--header auto|yes|no]
+    "usage: train --data FILE [--test-data FILE] [--label COL | --targets COL,...]
+             [--header auto|yes|no]
              [--hidden LIST] [--activation relu|tanh|sigmoid] [--image C,H,W]
              [--model LAYERS] [--loss ce|mse]
              [--optimizer sgd|momentum|adam] [--lr X] [--momentum X] [--nesterov]
@@ -25,7 +26,12 @@ pub const USAGE: &str =
 
   --data FILE           the data: .csv or .csv.gz (numbers, a header line optional), .npy
                         (a 2-D array), .safetensors (1-D and 2-D tensors of equal rows)
-                        or .bin.gz (MNIST digits, as datasets/mnist/mnist10k.bin.gz)
+                        or .bin.gz (MNIST digits, as datasets/mnist/mnist10k.bin.gz),
+                        or an IDX images file (LeCun's MNIST files, Fashion-MNIST,
+                        EMNIST: train-images-idx3-ubyte[.gz], its labels file beside it)
+  --test-data FILE      the test rows from this file (read as --data) instead of the
+                        split, e.g. MNIST's t10k-images-idx3-ubyte.gz; --split is then
+                        TRAIN,VAL,0 (default 0.8,0.2,0)
   --label COL           classification: the column of class indices 0, 1, … by header
                         name or 0-based index (default: the last column)
   --targets COL,...     regression instead: the columns to predict (MSE loss)
@@ -56,7 +62,8 @@ pub const USAGE: &str =
   --batch-size N        rows per mini-batch (default 32); the rows are shuffled each epoch
   --epochs N            passes over the training rows (default 60)
   --split T,V,E         fractions of the rows for training, validation and test
-                        (default 0.6,0.2,0.2), dealt by a permutation seeded with --seed
+                        (default 0.6,0.2,0.2, or 0.8,0.2,0 with --test-data), dealt by a
+                        permutation seeded with --seed
   --seed N              seed of the split (N), the initial weights (N + 1) and the
                         shuffling (N + 2) (default 0)
   --no-scale            keep the inputs as they are (default: standardize each column
@@ -74,7 +81,8 @@ pub const USAGE: &str =
   --checkpoint PATH     where (default checkpoint.safetensors)
   --resume PATH         continue the run saved in the training checkpoint PATH (the same
                         flags as the run that wrote it)
-  --split-out PATH      write the split's row indices to PATH as JSON";
+  --split-out PATH      write the split's row indices to PATH as JSON (with --test-data,
+                        the test indices are that file's rows)";
 
 /// The loss function.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,6 +130,8 @@ impl ActivationChoice {
 pub struct Args {
     /// `--data FILE`.
     pub data: PathBuf,
+    /// `--test-data FILE`: the test rows, instead of the split's.
+    pub test_data: Option<PathBuf>,
     /// `--label COL` or `--targets COL,...`.
     pub target: Target,
     /// `--header`.
@@ -214,6 +224,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
     let mut loss = None;
     let mut parsed = Args {
         data: PathBuf::new(),
+        test_data: None,
         target: Target::Label(Column::Last),
         header: Header::Auto,
         hidden: vec![64],
@@ -250,11 +261,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
     };
     let mut label_given = false;
     let mut hidden_given = false;
+    let mut split_given = None;
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--data" => data = Some(PathBuf::from(value()?)),
+            "--test-data" => parsed.test_data = Some(PathBuf::from(value()?)),
             "--label" => {
                 let v = value()?;
                 parsed.target = Target::Label(Column::from(v.as_str()));
@@ -331,7 +344,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
                 }
             }
             "--epochs" => parsed.epochs = number(&flag, &value()?)?,
-            "--split" => parsed.split = split_fractions(&value()?)?,
+            "--split" => {
+                let v = value()?;
+                parsed.split = split_fractions(&v)?;
+                split_given = Some(v);
+            }
             "--seed" => parsed.seed = number(&flag, &value()?)?,
             "--no-scale" => parsed.scale = false,
             "--scale-by" => {
@@ -362,6 +379,22 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
     parsed.data = data.ok_or("--data FILE is required")?;
     if !parsed.scale && parsed.scale_by.is_some() {
         return Err("give either --no-scale or --scale-by X".into());
+    }
+    if parsed.test_data.is_some() {
+        match split_given {
+            Some(v) if parsed.split.test() > 1e-6 => {
+                return Err(format!(
+                    "--split: with --test-data the test rows are that file's, so the test fraction must be 0 (TRAIN,VAL,0); got {v:?}"
+                ))
+            }
+            Some(_) => {}
+            None => {
+                parsed.split = SplitFractions {
+                    train: 0.8,
+                    validation: 0.2,
+                }
+            }
+        }
     }
     if hidden_given && parsed.model.is_some() {
         return Err("give either --hidden (an MLP) or --model (any network)".into());

@@ -40,14 +40,51 @@ use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 use report::{Part, Summary};
 
-/// Reads the file and splits it.
+/// Reads the file and splits it; with `--test-data`, the test part is that file's rows
+/// (its rows in `Split::rows` are that file's), which must have the training data's
+/// width and targets, and no class the training data lacks.
 fn read_and_split(args: &Args) -> Result<Split, String> {
     let options = LoadOptions {
         header: args.header,
         target: args.target.clone(),
     };
     let all = data::load(&args.data, &options).map_err(|e| e.to_string())?;
-    data::split(&all, args.split, args.seed).map_err(|e| e.to_string())
+    let mut split = data::split(&all, args.split, args.seed).map_err(|e| e.to_string())?;
+    let Some(path) = &args.test_data else {
+        return Ok(split);
+    };
+    let test = data::load(path, &options).map_err(|e| e.to_string())?;
+    let named = |detail: String| format!("--test-data {}: {detail}", path.display());
+    if test.features() != all.features() {
+        return Err(named(format!(
+            "{} values per row, but --data has {}",
+            test.features(),
+            all.features()
+        )));
+    }
+    let test = match all.is_regression() {
+        true if test.targets().shape() != [test.len(), all.targets().shape()[1]] => {
+            return Err(named(format!(
+                "{} targets per row, but --data has {}",
+                test.targets().shape()[1],
+                all.targets().shape()[1]
+            )))
+        }
+        true => test,
+        false if test.classes() > all.classes() => {
+            return Err(named(format!(
+                "class {} is not among the {} classes of --data",
+                test.classes() - 1,
+                all.classes()
+            )))
+        }
+        // The training data's class count, so that the reports cover every class.
+        false => Dataset::new(test.inputs().clone(), test.labels().to_vec(), all.classes())
+            .map_err(|e| e.to_string())?,
+    };
+    split.rows[2] = (0..test.len()).collect();
+    split.test = Some(test);
+    Ok(split)
 }
 
 /// The three parts of `split` with their inputs through `scaler`.

@@ -180,8 +180,23 @@ pub fn check_finite(what: &str, inputs: &Tensor) -> Result<()> {
     )))
 }
 
-/// `labels` as rows of `classes` values, 1 at the label and 0 elsewhere.
+/// The most values one-hot targets may hold: 2³⁰ (4 GiB of `f32`). A label file of a
+/// few bytes can name a class in the millions; refusing it beats failing to allocate.
+const MAX_ONE_HOT: usize = 1 << 30;
+
+/// `labels` as rows of `classes` values, 1 at the label and 0 elsewhere. Fails on a
+/// label not below `classes`, and when the rows hold over 2³⁰ values.
 pub fn one_hot(labels: &[usize], classes: usize) -> Result<Tensor> {
+    if labels
+        .len()
+        .checked_mul(classes)
+        .is_none_or(|n| n > MAX_ONE_HOT)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{} labels of {classes} classes make one-hot targets of over 2^30 values",
+            labels.len()
+        )));
+    }
     let mut t = Tensor::zeros(&[labels.len(), classes]);
     for (i, &l) in labels.iter().enumerate() {
         if l >= classes {

@@ -6,8 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
-
+use super::compressed::{corrupt, parse_content, read_body, read_up_to};
 use super::Dataset;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -21,9 +20,6 @@ pub const MNIST_SIDE: usize = 28;
 /// The header's length: the magic, then the digit count, the rows and the columns, each
 /// a little-endian `u32`.
 const HEADER: usize = 20;
-
-/// The first two bytes of a gzip stream.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// The digits the repository ships, `datasets/mnist/mnist10k.bin.gz` under the crate's
 /// source folder (`CARGO_MANIFEST_DIR` at build time). The file lives in the
@@ -49,18 +45,13 @@ pub fn read_mnist(path: impl AsRef<Path>) -> Result<Dataset> {
 /// [`read_mnist`] on the file's bytes (`path` names it in errors). Never panics; it
 /// allocates no more than the decompressed data (up to the size the header claims).
 pub fn parse_mnist(bytes: &[u8], path: &Path) -> Result<Dataset> {
-    if bytes.starts_with(&GZIP_MAGIC) {
-        parse_from(MultiGzDecoder::new(bytes), path, "gzip-compressed ")
-    } else {
-        parse_from(bytes, path, "")
-    }
+    parse_content(bytes, |reader, form| parse_from(reader, path, form))
 }
 
 /// Parses the uncompressed form read from `reader`; `form` describes it in messages.
-fn parse_from(mut reader: impl Read, path: &Path, form: &str) -> Result<Dataset> {
-    let broken = |e: std::io::Error| Error::data(path, format!("the gzip stream is corrupt: {e}"));
+fn parse_from(reader: &mut dyn Read, path: &Path, form: &str) -> Result<Dataset> {
     let mut header = [0u8; HEADER];
-    let got = read_up_to(&mut reader, &mut header).map_err(broken)?;
+    let got = read_up_to(reader, &mut header).map_err(corrupt(path))?;
     let magic_len = got.min(MNIST_MAGIC.len());
     if header[..magic_len] != MNIST_MAGIC[..magic_len] {
         return Err(Error::data(
@@ -98,26 +89,9 @@ fn parse_from(mut reader: impl Read, path: &Path, form: &str) -> Result<Dataset>
         .checked_mul(pixels + 1)
         .filter(|b| b.checked_mul(4).is_some())
         .ok_or_else(|| Error::data(path, format!("{count} digits are too many to hold")))?;
-    // Reading one byte past the body tells a file with extra bytes; `take` keeps the
-    // buffer to what the data really holds, however large the count claims.
-    let mut rest = Vec::new();
-    reader
-        .take(body as u64 + 1)
-        .read_to_end(&mut rest)
-        .map_err(broken)?;
-    if rest.len() != body {
-        let (what, at_least) = match rest.len() < body {
-            true => ("truncated", ""),
-            false => ("too long", "at least "),
-        };
-        return Err(Error::data(
-            path,
-            format!(
-                "{what}: the header's count of {count} digits needs {body} bytes after the header (a label and {pixels} pixels each), but the {form}content has {at_least}{}",
-                rest.len()
-            ),
-        ));
-    }
+    let needs = format!("the header's count of {count} digits needs");
+    let what = format!("bytes after the header (a label and {pixels} pixels each)");
+    let rest = read_body(reader, body, path, form, (&needs, &what))?;
     let (labels, pixels) = rest.split_at(count);
     if let Some(i) = labels.iter().position(|&l| l > 9) {
         return Err(Error::data(
@@ -130,18 +104,4 @@ fn parse_from(mut reader: impl Read, path: &Path, form: &str) -> Result<Dataset>
         pixels.iter().map(|&p| f32::from(p)).collect(),
     )?;
     Dataset::new(inputs, labels.iter().map(|&l| usize::from(l)).collect(), 10)
-}
-
-/// Reads into `buf` until it is full or the stream ends; the number of bytes read.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }

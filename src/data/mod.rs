@@ -1,10 +1,13 @@
 //! Data: labelled data sets ([`Dataset`]), the seed's disc task, tables read from
-//! CSV, NPY and safetensors files, MNIST digits (10 000 ship in `datasets/mnist/`), a
-//! seeded train/validation/test split, a standardizing scaler, and mini-batch ranges.
+//! CSV, NPY and safetensors files, MNIST digits (10 000 ship in `datasets/mnist/`),
+//! IDX files (LeCun's original MNIST files, Fashion-MNIST, EMNIST), a seeded
+//! train/validation/test split, a standardizing scaler, and mini-batch ranges.
 
+mod compressed;
 mod dataset;
 mod disc;
 mod file_csv;
+mod file_idx;
 mod file_mnist;
 mod file_npy;
 mod file_safetensors;
@@ -15,6 +18,10 @@ mod table;
 pub use dataset::{check_finite, one_hot, Dataset};
 pub use disc::{disc, disc_train_test, DISC_POINTS, DISC_RADIUS};
 pub use file_csv::{read_csv, CsvOptions, Header};
+pub use file_idx::{
+    idx_dataset, idx_labels_path, is_idx_name, parse_idx, read_idx, read_idx_beside, read_idx_pair,
+    IdxArray, IdxType,
+};
 pub use file_mnist::{mnist_path, parse_mnist, read_mnist, MNIST_MAGIC, MNIST_SIDE};
 pub use file_npy::read_npy;
 pub use file_safetensors::read_safetensors;

@@ -173,8 +173,11 @@ impl Table {
 /// Reads the data file at `path` and makes a data set of it as `options` say. The
 /// format follows the name: `.csv` or `.csv.gz` ([`read_csv`]), `.npy` ([`read_npy`]),
 /// `.safetensors` ([`read_safetensors`]); `.bin` or `.bin.gz`, MNIST digits in the
-/// shipped format ([`read_mnist`](super::read_mnist); its labels are the classes, and
-/// `options` do not apply).
+/// shipped format ([`read_mnist`](super::read_mnist)); a name ending in `idxN-ubyte`
+/// (and `.gz` or not), an IDX inputs file read with the labels file beside it
+/// ([`read_idx_beside`](super::read_idx_beside), as `train-images-idx3-ubyte.gz` with
+/// `train-labels-idx1-ubyte.gz`). For the last two the labels are the classes and
+/// `options` do not apply.
 pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
     let path = path.as_ref();
     let name = path.to_string_lossy().to_lowercase();
@@ -191,10 +194,12 @@ pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
         read_safetensors(path)?
     } else if name.ends_with(".bin") || name.ends_with(".bin.gz") {
         return super::read_mnist(path);
+    } else if super::is_idx_name(path) {
+        return super::read_idx_beside(path);
     } else {
         return Err(Error::data(
             path,
-            "unknown format: the name should end in .csv, .csv.gz, .npy, .safetensors, or .bin or .bin.gz (MNIST digits)",
+            "unknown format: the name should end in .csv, .csv.gz, .npy, .safetensors, .bin or .bin.gz (MNIST digits), or idx3-ubyte or idx3-ubyte.gz (IDX images, their labels beside them)",
         ));
     };
     table.dataset(&options.target)

@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests: the GPU (or a skip), random tensors, and
-//! comparisons within a per-element error bound.
+//! Helpers shared by the integration tests: the GPU (or a skip), random tensors,
+//! comparisons within a per-element error bound, and IDX files as the format describes
+//! them.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
@@ -491,4 +492,32 @@ pub fn assert_matches_finite_differences(
             analytic[i]
         );
     }
+}
+
+/// An IDX file as the format describes it: two zero bytes, the type code, the rank,
+/// each dimension as a big-endian `u32`, then `body` (the values, big-endian).
+pub fn idx(code: u8, dims: &[u32], body: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, code, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// `digits` (28×28 grey levels 0–255 labelled 0–9, as MNIST's) as an IDX images file
+/// (`u8`, `[n, 28, 28]`) and an IDX labels file (`u8`, `[n]`).
+pub fn mnist_as_idx(digits: &minidl::data::Dataset) -> (Vec<u8>, Vec<u8>) {
+    let n = digits.len() as u32;
+    let pixels: Vec<u8> = digits.inputs().data().iter().map(|&p| p as u8).collect();
+    let labels: Vec<u8> = digits.labels().iter().map(|&l| l as u8).collect();
+    (idx(0x08, &[n, 28, 28], &pixels), idx(0x08, &[n], &labels))
+}
+
+/// `bytes` gzip-compressed.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
 }
