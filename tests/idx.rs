@@ -17,14 +17,10 @@ use minidl::data::{
 };
 use minidl::Error;
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 
 /// A fresh folder for this test's files.
 fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("minidl-idx-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_folder(&format!("idx-{name}"))
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -42,18 +38,6 @@ fn shipped_as_idx() -> (Dataset, Vec<u8>, Vec<u8>) {
 
 fn here() -> PathBuf {
     PathBuf::from("test-images-idx3-ubyte.gz")
-}
-
-/// The message of a data-file error, which must name `path`.
-fn data_error<T: std::fmt::Debug>(result: minidl::Result<T>, path: &Path) -> String {
-    match result {
-        Err(e @ Error::Data { .. }) => {
-            let text = e.to_string();
-            assert!(text.contains(&path.display().to_string()), "{text}");
-            text
-        }
-        other => panic!("expected a data-file error about {path:?}, got {other:?}"),
-    }
 }
 
 #[test]
@@ -226,7 +210,7 @@ fn items_of_any_rank_become_rows_and_integer_labels_of_any_type_become_classes()
 fn a_file_truncated_anywhere_is_an_error_that_says_so() {
     let good = idx(0x0B, &[3, 2], &[0; 12]);
     for len in 0..good.len() {
-        let text = data_error(parse_idx(&good[..len], &here()), &here());
+        let text = common::data_error(parse_idx(&good[..len], &here()), &here());
         assert!(text.contains("truncated"), "length {len}: {text}");
         if len < 4 {
             assert!(text.contains("shorter than the 4-byte IDX magic"), "{text}");
@@ -240,7 +224,7 @@ fn a_file_truncated_anywhere_is_an_error_that_says_so() {
     }
     let packed = gzip(&good);
     for len in 0..packed.len() {
-        data_error(parse_idx(&packed[..len], &here()), &here());
+        common::data_error(parse_idx(&packed[..len], &here()), &here());
     }
 }
 
@@ -272,7 +256,7 @@ fn malformed_files_are_errors_that_say_what_is_wrong() {
     ];
     for (bytes, expected) in cases {
         for (form, bytes) in [("raw", bytes.clone()), ("gzip", gzip(&bytes))] {
-            let text = data_error(parse_idx(&bytes, &here()), &here());
+            let text = common::data_error(parse_idx(&bytes, &here()), &here());
             assert!(text.contains(expected), "{form}: {text}");
         }
     }
@@ -280,7 +264,7 @@ fn malformed_files_are_errors_that_say_what_is_wrong() {
     for at in [12, packed.len() / 2, packed.len() - 6] {
         let mut bad = packed.clone();
         bad[at] ^= 0x10;
-        data_error(parse_idx(&bad, &here()), &here());
+        common::data_error(parse_idx(&bad, &here()), &here());
     }
 }
 
@@ -354,18 +338,18 @@ fn pairs_that_do_not_match_are_errors_naming_the_file_at_fault() {
         ),
     ];
     for (inputs, labels, at_fault, expected) in cases {
-        let text = data_error(read_idx_pair(inputs, labels), at_fault);
+        let text = common::data_error(read_idx_pair(inputs, labels), at_fault);
         assert!(text.contains(expected), "{text}");
     }
     // Through `load`: no labels beside the images, a labels file given as the data, a
     // name from which no labels file follows.
-    let text = data_error(data::load(&images, &LoadOptions::default()), &images);
+    let text = common::data_error(data::load(&images, &LoadOptions::default()), &images);
     assert!(
         text.contains("x-labels-idx1-ubyte does not exist"),
         "{text}"
     );
     let labels = write(&dir, "x-labels-idx1-ubyte", &idx(0x08, &[2], &[3, 1]));
-    let text = data_error(data::load(&labels, &LoadOptions::default()), &labels);
+    let text = common::data_error(data::load(&labels, &LoadOptions::default()), &labels);
     assert!(text.contains("this is a labels file (idx1)"), "{text}");
     assert_eq!(
         data::load(&images, &LoadOptions::default())
@@ -378,25 +362,15 @@ fn pairs_that_do_not_match_are_errors_naming_the_file_at_fault() {
         "data-idx3-ubyte",
         &idx(0x08, &[2, 1, 2], &[1, 2, 3, 4]),
     );
-    let text = data_error(data::load(&nameless, &LoadOptions::default()), &nameless);
+    let text = common::data_error(data::load(&nameless, &LoadOptions::default()), &nameless);
     assert!(
         text.contains("no labels file follows from this name"),
         "{text}"
     );
 }
 
-fn cases(n: u32) -> ProptestConfig {
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
-    ProptestConfig {
-        cases: env("PROPTEST_CASES").map_or(n, |c: u64| c as u32),
-        rng_seed: RngSeed::Fixed(env("PROPTEST_RNG_SEED").unwrap_or(0x0069_6478)),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(cases(512))]
+    #![proptest_config(common::proptest_config(512, 0x0069_6478))]
 
     /// Arbitrary bytes, raw or compressed, are an array or an error, never a panic.
     #[test]

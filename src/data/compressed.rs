@@ -11,6 +11,11 @@ use crate::error::{Error, Result};
 /// The first two bytes of a gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// Whether `bytes` start as a gzip stream does.
+pub(super) fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
+}
+
 /// `parse` on the content of `bytes`: decompressed when they are a gzip stream, else as
 /// they are. Its second argument describes the content in messages: `"gzip-compressed "`
 /// or `""`.
@@ -18,7 +23,7 @@ pub(super) fn parse_content<T>(
     bytes: &[u8],
     parse: impl FnOnce(&mut dyn Read, &str) -> Result<T>,
 ) -> Result<T> {
-    if bytes.starts_with(&GZIP_MAGIC) {
+    if is_gzip(bytes) {
         parse(&mut MultiGzDecoder::new(bytes), "gzip-compressed ")
     } else {
         parse(&mut { bytes }, "")

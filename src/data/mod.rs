@@ -1,11 +1,13 @@
 //! Data: labelled data sets ([`Dataset`]), the seed's disc task, tables read from
 //! CSV, NPY and safetensors files, MNIST digits (10 000 ship in `datasets/mnist/`),
-//! IDX files (LeCun's original MNIST files, Fashion-MNIST, EMNIST), a seeded
+//! IDX files (LeCun's original MNIST files, Fashion-MNIST, EMNIST), CIFAR-10 and
+//! CIFAR-100 in their binary version, a seeded
 //! train/validation/test split, a standardizing scaler, and mini-batch ranges.
 
 mod compressed;
 mod dataset;
 mod disc;
+mod file_cifar;
 mod file_csv;
 mod file_idx;
 mod file_mnist;
@@ -17,6 +19,7 @@ mod table;
 
 pub use dataset::{check_finite, one_hot, Dataset};
 pub use disc::{disc, disc_train_test, DISC_POINTS, DISC_RADIUS};
+pub use file_cifar::{cifar_kind, parse_cifar, read_cifar, CifarKind, CIFAR_SIDE};
 pub use file_csv::{read_csv, CsvOptions, Header};
 pub use file_idx::{
     idx_dataset, idx_labels_path, is_idx_name, parse_idx, read_idx, read_idx_beside, read_idx_pair,

@@ -172,11 +172,13 @@ impl Table {
 
 /// Reads the data file at `path` and makes a data set of it as `options` say. The
 /// format follows the name: `.csv` or `.csv.gz` ([`read_csv`]), `.npy` ([`read_npy`]),
-/// `.safetensors` ([`read_safetensors`]); `.bin` or `.bin.gz`, MNIST digits in the
-/// shipped format ([`read_mnist`](super::read_mnist)); a name ending in `idxN-ubyte`
+/// `.safetensors` ([`read_safetensors`]); `.bin.gz`, and `.bin` starting as that file
+/// does, MNIST digits in the shipped format ([`read_mnist`](super::read_mnist)); any
+/// other `.bin`, a binary CIFAR-10 or CIFAR-100 file, and a folder, its CIFAR-10
+/// training batches ([`read_cifar`](super::read_cifar)); a name ending in `idxN-ubyte`
 /// (and `.gz` or not), an IDX inputs file read with the labels file beside it
 /// ([`read_idx_beside`](super::read_idx_beside), as `train-images-idx3-ubyte.gz` with
-/// `train-labels-idx1-ubyte.gz`). For the last two the labels are the classes and
+/// `train-labels-idx1-ubyte.gz`). For the last three the labels are the classes and
 /// `options` do not apply.
 pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
     let path = path.as_ref();
@@ -192,14 +194,23 @@ pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
         read_npy(path)?
     } else if name.ends_with(".safetensors") {
         read_safetensors(path)?
-    } else if name.ends_with(".bin") || name.ends_with(".bin.gz") {
+    } else if path.is_dir() {
+        return super::read_cifar(path);
+    } else if name.ends_with(".bin.gz") {
         return super::read_mnist(path);
+    } else if name.ends_with(".bin") {
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
+        return match bytes.starts_with(b"MNISTu8") || super::compressed::is_gzip(&bytes) {
+            true => super::parse_mnist(&bytes, path),
+            false => super::parse_cifar(&bytes, path),
+        };
     } else if super::is_idx_name(path) {
         return super::read_idx_beside(path);
     } else {
         return Err(Error::data(
             path,
-            "unknown format: the name should end in .csv, .csv.gz, .npy, .safetensors, .bin or .bin.gz (MNIST digits), or idx3-ubyte or idx3-ubyte.gz (IDX images, their labels beside them)",
+            "unknown format: the name should end in .csv, .csv.gz, .npy, .safetensors, .bin.gz (MNIST digits), .bin (MNIST digits or CIFAR), or idx3-ubyte or idx3-ubyte.gz (IDX images, their labels beside them), or be a folder of CIFAR-10 batches",
         ));
     };
     table.dataset(&options.target)

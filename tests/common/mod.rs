@@ -521,3 +521,36 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
+
+/// A fresh, empty folder `minidl-<name>-<pid>` in the system's temporary folder.
+pub fn temp_folder(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("minidl-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Proptest's settings for a data reader's properties: `n` cases and the fixed seed
+/// `seed`, each overridden by `PROPTEST_CASES` / `PROPTEST_RNG_SEED`; no failure files.
+pub fn proptest_config(n: u32, seed: u64) -> proptest::test_runner::Config {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    proptest::test_runner::Config {
+        cases: env("PROPTEST_CASES").map_or(n, |c: u64| c as u32),
+        rng_seed: proptest::test_runner::RngSeed::Fixed(env("PROPTEST_RNG_SEED").unwrap_or(seed)),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
+/// The message of `result`'s data-file error (`Error::Data`), which must name `path`;
+/// panics on `Ok` or another error.
+pub fn data_error<T: std::fmt::Debug>(result: minidl::Result<T>, path: &std::path::Path) -> String {
+    match result {
+        Err(e @ minidl::Error::Data { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            text
+        }
+        other => panic!("expected a data-file error about {path:?}, got {other:?}"),
+    }
+}
