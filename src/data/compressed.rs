@@ -1,5 +1,5 @@
-//! The content of a binary data file, gzip-compressed or not (the first bytes decide,
-//! not the name), read as a stream by the MNIST and IDX readers.
+//! A binary data file: its bytes, and its content, gzip-compressed or not (the first
+//! bytes decide, not the name), read as a stream by the MNIST and IDX readers.
 
 use std::io::Read;
 use std::path::Path;
@@ -10,6 +10,11 @@ use crate::error::{Error, Result};
 
 /// The first two bytes of a gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The bytes of the file at `path`, or an [`Error::Data`] saying it cannot be opened.
+pub(super) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))
+}
 
 /// Whether `bytes` start as a gzip stream does.
 pub(super) fn is_gzip(bytes: &[u8]) -> bool {

@@ -180,6 +180,13 @@ pub fn check_finite(what: &str, inputs: &Tensor) -> Result<()> {
     )))
 }
 
+/// `v` as a class index: a whole number from 0 below 2²⁴ (where `f32` still holds every
+/// whole number), or `None`.
+pub(super) fn class_index(v: f64) -> Option<usize> {
+    let whole = v >= 0.0 && v.fract() == 0.0 && v < (1 << 24) as f64;
+    whole.then_some(v as usize)
+}
+
 /// The most values one-hot targets may hold: 2³⁰ (4 GiB of `f32`). A label file of a
 /// few bytes can name a class in the millions; refusing it beats failing to allocate.
 const MAX_ONE_HOT: usize = 1 << 30;

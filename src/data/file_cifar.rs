@@ -57,16 +57,14 @@ impl CifarKind {
 pub fn read_cifar(path: impl AsRef<Path>) -> Result<Dataset> {
     let path = path.as_ref();
     if !path.is_dir() {
-        let bytes =
-            std::fs::read(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
+        let bytes = super::compressed::read_bytes(path)?;
         return parse_cifar(&bytes, path);
     }
     let batches = training_batches(path)?;
     let mut kind = None;
     let (mut inputs, mut labels) = (Vec::new(), Vec::new());
     for batch in &batches {
-        let bytes =
-            std::fs::read(batch).map_err(|e| Error::data(batch, format!("cannot open: {e}")))?;
+        let bytes = super::compressed::read_bytes(batch)?;
         let this = cifar_kind(&bytes, batch)?;
         if kind.is_some_and(|k| k != this) {
             return Err(Error::data(
@@ -77,13 +75,7 @@ pub fn read_cifar(path: impl AsRef<Path>) -> Result<Dataset> {
         kind = Some(this);
         decode(&bytes, batch, this, &mut inputs, &mut labels)?;
     }
-    let kind = kind.unwrap_or(CifarKind::Ten);
-    let rows = labels.len();
-    Dataset::new(
-        Tensor::new(&[rows, PIXELS], inputs)?,
-        labels,
-        kind.classes(),
-    )
+    dataset(kind.unwrap_or(CifarKind::Ten), inputs, labels)
 }
 
 /// The `data_batch_N.bin` files of `folder`, by N.
@@ -145,6 +137,11 @@ pub fn parse_cifar(bytes: &[u8], path: &Path) -> Result<Dataset> {
     let kind = cifar_kind(bytes, path)?;
     let (mut inputs, mut labels) = (Vec::new(), Vec::new());
     decode(bytes, path, kind, &mut inputs, &mut labels)?;
+    dataset(kind, inputs, labels)
+}
+
+/// The decoded images (3072 values each) with their labels, of `kind`'s classes.
+fn dataset(kind: CifarKind, inputs: Vec<f32>, labels: Vec<usize>) -> Result<Dataset> {
     let rows = labels.len();
     Dataset::new(
         Tensor::new(&[rows, PIXELS], inputs)?,

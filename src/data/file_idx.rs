@@ -11,9 +11,6 @@ use super::Dataset;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// The largest class index a labels file may hold (as for a table's label column).
-const MAX_LABEL: f64 = (1u32 << 24) as f64;
-
 /// The number type of an IDX file's values: the third byte of its magic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdxType {
@@ -129,7 +126,7 @@ impl IdxArray {
 /// (see [`parse_idx`]).
 pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
+    let bytes = super::compressed::read_bytes(path)?;
     parse_idx(&bytes, path)
 }
 
@@ -276,13 +273,13 @@ pub fn idx_dataset(
     }
     let mut classes = Vec::with_capacity(labels.items());
     for (i, v) in labels.values().enumerate() {
-        if !(0.0..MAX_LABEL).contains(&v) || v.fract() != 0.0 {
+        let Some(label) = super::dataset::class_index(v) else {
             return Err(Error::data(
                 labels_path,
                 format!("item {i}: the label {v} is not a class index (a whole number from 0)"),
             ));
-        }
-        classes.push(v as usize);
+        };
+        classes.push(label);
     }
     let count = classes.iter().max().map_or(0, |&m| m + 1);
     let x = Tensor::new(&[inputs.items(), width], x)?;

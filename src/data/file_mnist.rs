@@ -38,7 +38,7 @@ pub fn mnist_path() -> PathBuf {
 /// fewer or more bytes than its count says, or has a label over 9.
 pub fn read_mnist(path: impl AsRef<Path>) -> Result<Dataset> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
+    let bytes = super::compressed::read_bytes(path)?;
     parse_mnist(&bytes, path)
 }
 

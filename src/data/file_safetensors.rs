@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 /// (naming the tensor, row and column).
 pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Table> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
+    let bytes = super::compressed::read_bytes(path)?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
     let mut tensors = file.tensors();

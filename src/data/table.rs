@@ -156,14 +156,14 @@ impl Table {
         let mut labels = Vec::with_capacity(self.rows);
         for r in 0..self.rows {
             let v = at(r, c);
-            if v < 0.0 || v.fract() != 0.0 || v >= (1 << 24) as f64 {
+            let Some(label) = super::dataset::class_index(v) else {
                 return Err(self.error(format!(
                     "{}, {}: the label {v} is not a class index (a whole number from 0)",
                     self.row_name(r),
                     self.column_name(c)
                 )));
-            }
-            labels.push(v as usize);
+            };
+            labels.push(label);
         }
         let classes = labels.iter().max().map_or(0, |&m| m + 1);
         Dataset::new(x, labels, classes)
@@ -199,8 +199,7 @@ pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
     } else if name.ends_with(".bin.gz") {
         return super::read_mnist(path);
     } else if name.ends_with(".bin") {
-        let bytes =
-            std::fs::read(path).map_err(|e| Error::data(path, format!("cannot open: {e}")))?;
+        let bytes = super::compressed::read_bytes(path)?;
         return match bytes.starts_with(b"MNISTu8") || super::compressed::is_gzip(&bytes) {
             true => super::parse_mnist(&bytes, path),
             false => super::parse_cifar(&bytes, path),
