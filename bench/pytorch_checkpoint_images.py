@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that minidl's and PyTorch's checkpoints of convolutional networks are interchangeable.
 
-Three networks, all on 1x28x28 MNIST digits (datasets/mnist/mnist10k.bin.gz):
+Four networks, all on 1x28x28 MNIST digits (datasets/mnist/mnist10k.bin.gz):
 
   lenet     Conv2d(1,6,5,padding=2), ReLU, MaxPool2d(2), Conv2d(6,16,5), ReLU,
             MaxPool2d(2), Flatten, Linear(400,120), ReLU, Linear(120,84), ReLU,
@@ -20,6 +20,11 @@ Three networks, all on 1x28x28 MNIST digits (datasets/mnist/mnist10k.bin.gz):
             Conv2d(4,8,(2,3),bias=False), Tanh, Flatten, Linear(8*12*13,10):
             sides that differ everywhere and convolutions without a bias;
             minidl's layers GENERAL_LAYERS below, trained as lenet is
+  averaged  Conv2d(1,6,5,padding=2), Tanh, AvgPool2d(2), Conv2d(6,16,5), Tanh,
+            AvgPool2d(3,stride=2,padding=1), Flatten, Linear(400,10): average
+            pooling (padded positions counted, PyTorch's default) with and
+            without padding; minidl's layers AVERAGED_LAYERS below, trained as
+            lenet is
 
 For each network:
   (a) minidl -> PyTorch.  minidl trains it for one epoch and saves it:
@@ -54,7 +59,7 @@ Run from the repository root after
 Without the minidl binaries, --skip-minidl checks only the PyTorch half: a
 numpy split, and a save_file / load_file round trip of each fresh network.
 Needs torch, numpy and safetensors.  Progress goes to stderr; the LAST line on
-stdout is one JSON object whose "max_abs_diff" holds the six differences
+stdout is one JSON object whose "max_abs_diff" holds the eight differences
 (null with --skip-minidl).  The exit status is 1 when a difference is above
 --tolerance (default 1e-4) or not finite.
 """
@@ -71,8 +76,9 @@ import torch
 from torch import nn
 from safetensors.torch import load_file, save_file
 
-from mnist_common import (DEFAULT_DATA, DENOISER_LAYERS, LENET_LAYERS, SIDE, check_binary,
-                          denoiser, fail, lenet, load_mnist, log, read_split)
+from mnist_common import (AVERAGED_LAYERS, DEFAULT_DATA, DENOISER_LAYERS, LENET_LAYERS, SIDE,
+                          averaged, check_binary, denoiser, fail, lenet, load_mnist, log,
+                          read_split)
 
 DEFAULT_BIN = os.path.join("target", "release", "examples")
 POINTS = 16
@@ -88,8 +94,6 @@ def general():
         nn.ReLU(), nn.MaxPool2d((3, 2), stride=(2, 1), padding=1),
         nn.Conv2d(4, 8, (2, 3), bias=False), nn.Tanh(), nn.Flatten(),
         nn.Linear(8 * 12 * 13, 10))
-
-
 def read_test_rows(path, n):
     """The test indices of the split minidl wrote with --split-out."""
     idx = read_split(path, n)["test"]
@@ -275,7 +279,7 @@ def main():
                          "pass --bin-dir DIR, or check only the PyTorch half with --skip-minidl")
     pixels, _ = load_mnist(args.data)
     networks = (("lenet", lenet, LENET_LAYERS), ("denoiser", denoiser, DENOISER_LAYERS),
-                ("general", general, GENERAL_LAYERS))
+                ("general", general, GENERAL_LAYERS), ("averaged", averaged, AVERAGED_LAYERS))
     reports = {}
     with tempfile.TemporaryDirectory(prefix="pytorch_checkpoint_images_") as tmp:
         for name, build, layers in networks:

@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """LeNet-5 on the shipped MNIST digits: minidl's `train` example against PyTorch.
 
+With --data train-images-idx3-ubyte.gz --test-data t10k-images-idx3-ubyte.gz (LeCun's
+IDX files, the labels files beside them) both sides train on all of the first file's
+rows (minidl: --test-data FILE --split 1,0,0) and test on the second file's.
+
 The data is datasets/mnist/mnist10k.bin.gz (10 000 grey 28x28 digits, pixels
 0..255, labels 0..9, stored grouped by class; format in datasets/mnist/README.md).
 For each seed 0 .. --seeds - 1 the script
@@ -66,6 +70,7 @@ import subprocess
 import tempfile
 import time
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -88,10 +93,13 @@ def accuracy(model, x, y, chunk=1000):
     return correct / len(y)
 
 
-def train_pytorch(pixels, labels, split, seed, epochs):
-    """Test accuracy and per-step times (ms, warm-up steps removed) of one seed."""
+def train_pytorch(pixels, labels, split, seed, epochs, test=None):
+    """Test accuracy and per-step times (ms, warm-up steps removed) of one seed; the
+    test rows are split["test"] of `test` (pixels, labels) when given, else of the
+    training data."""
     xt, yt = images(pixels, split["train"]), torch.from_numpy(labels[split["train"]])
-    xs, ys = images(pixels, split["test"]), torch.from_numpy(labels[split["test"]])
+    test_pixels, test_labels = test if test is not None else (pixels, labels)
+    xs, ys = images(test_pixels, split["test"]), torch.from_numpy(test_labels[split["test"]])
     torch.manual_seed(seed)
     model = lenet()
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
@@ -120,10 +128,13 @@ def train_pytorch(pixels, labels, split, seed, epochs):
 
 
 def minidl_command(args, seed, split_out):
+    split = ["--split", "0.8,0,0.2"]
+    if args.test_data:
+        split = ["--test-data", args.test_data, "--split", "1,0,0"]
     return [args.minidl, "--data", args.data, "--image", f"1,{SIDE},{SIDE}",
             "--model", LENET_LAYERS, "--optimizer", "momentum", "--lr", repr(LR),
             "--momentum", repr(MOMENTUM), "--batch-size", str(BATCH),
-            "--epochs", str(args.epochs), "--split", "0.8,0,0.2", "--scale-by", "255",
+            "--epochs", str(args.epochs), *split, "--scale-by", "255",
             "--backend", args.backend, "--seed", str(seed), "--split-out", split_out,
             "--json"]
 
@@ -159,6 +170,9 @@ def parse_args():
                    help=f"minidl's train example (default {DEFAULT_MINIDL})")
     p.add_argument("--data", default=DEFAULT_DATA,
                    help=f"minidl's MNIST file (default {DEFAULT_DATA})")
+    p.add_argument("--test-data", default=None,
+                   help="test on this file's digits (an IDX images file or minidl's MNIST "
+                        "file) and train on all of --data's")
     p.add_argument("--seeds", type=int, default=5, help="run seeds 0 .. N-1 (default 5)")
     p.add_argument("--epochs", type=int, default=5, help="passes over the train rows (default 5)")
     p.add_argument("--threads", type=int, default=1,
@@ -189,10 +203,13 @@ def main():
     if not args.skip_minidl:
         check_binary(args.minidl, "train", SKIP_HINT)
     pixels, labels = load_mnist(args.data)
+    test = load_mnist(args.test_data) if args.test_data else None
     seeds = list(range(args.seeds))
-    recipe = {"data": args.data, "model": LENET_LAYERS, "inputs": "pixel / 255",
+    recipe = {"data": args.data, "test_data": args.test_data, "model": LENET_LAYERS,
+              "inputs": "pixel / 255",
               "loss": "ce", "optimizer": "momentum", "lr": LR, "momentum": MOMENTUM,
-              "batch_size": BATCH, "epochs": args.epochs, "split": [0.8, 0.0, 0.2],
+              "batch_size": BATCH, "epochs": args.epochs,
+              "split": [1.0, 0.0, 0.0] if test is not None else [0.8, 0.0, 0.2],
               "backend": None if args.skip_minidl else args.backend,
               "split_source": "numpy" if args.skip_minidl else "minidl",
               "warmup_steps_untimed": WARMUP_STEPS}
@@ -203,12 +220,16 @@ def main():
     minidl_runs, torch_runs = [], []
     with tempfile.TemporaryDirectory(prefix="pytorch_lenet_") as tmp:
         for seed in seeds:
-            if args.skip_minidl:
+            if args.skip_minidl and test is not None:
+                split = {"train": np.arange(len(labels)), "validation": np.arange(0),
+                         "test": np.arange(len(test[1]))}
+            elif args.skip_minidl:
                 split = own_split(len(labels), seed)
             else:
                 split_out = os.path.join(tmp, f"split_{seed}.json")
                 result = run_minidl(args, seed, split_out)
-                split = read_split(split_out, len(labels))
+                split = read_split(split_out, len(labels),
+                                   len(test[1]) if test is not None else None)
                 steps = math.ceil(len(split["train"]) / BATCH)
                 result["_step_ms"] = float(result["epoch_ms_median"]) / steps
                 minidl_runs.append(result)
@@ -218,7 +239,7 @@ def main():
                 line += (f"  minidl {pct(float(m['test_accuracy']))} "
                          f"step {m['_step_ms']:.3f} ms")
             if not args.skip_torch:
-                res = train_pytorch(pixels, labels, split, seed, args.epochs)
+                res = train_pytorch(pixels, labels, split, seed, args.epochs, test)
                 torch_runs.append(res)
                 line += f"  pytorch {pct(res['test_accuracy'])} step {res['step_ms']:.3f} ms"
             line += f"  (rows {len(split['train'])}/{len(split['validation'])}/{len(split['test'])})"

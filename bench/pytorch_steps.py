@@ -2,7 +2,8 @@
 """Checks that minidl's training steps follow PyTorch's: the same Adam steps from the
 same weights on the same batches end at the same weights.
 
-For each network (--network: denoiser, lenet or both; layers as in mnist_common.py)
+For each network (--network: denoiser, lenet, averaged (average pooling), both (the
+first two) or all; layers as in mnist_common.py)
 and seed S, the script
 
   1. builds the PyTorch network after torch.manual_seed(S) (its default init) and
@@ -13,7 +14,7 @@ and seed S, the script
                  draws (sigma --sigma, default 0.2, not clipped), as the Noise2Noise
                  recipe's steps
        lenet     input c, target the label's one-hot row (an MSE regression, so
-                 that both networks train under the same loss)
+       averaged  that both networks train under the same loss)
      and saves them as one safetensors file ("inputs" [n, 784], "targets" [n, out]);
   3. runs minidl's checkpoint_predict on them:
        checkpoint_predict START BATCHES OUT --model LAYERS --image 1,28,28
@@ -54,11 +55,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mnist_common import (CLASSES, DEFAULT_DATA, DENOISER_LAYERS, LENET_LAYERS, SIDE,
-                          check_binary, cpu_model, denoiser, fail, lenet, load_mnist, log)
+from mnist_common import (AVERAGED_LAYERS, CLASSES, DEFAULT_DATA, DENOISER_LAYERS,
+                          LENET_LAYERS, SIDE, averaged, check_binary, cpu_model, denoiser,
+                          fail, lenet, load_mnist, log)
 
 DEFAULT_BIN = os.path.join("target", "release", "examples", "checkpoint_predict")
-NETWORKS = {"denoiser": (denoiser, DENOISER_LAYERS), "lenet": (lenet, LENET_LAYERS)}
+NETWORKS = {"denoiser": (denoiser, DENOISER_LAYERS), "lenet": (lenet, LENET_LAYERS),
+            "averaged": (averaged, AVERAGED_LAYERS)}
 
 
 def batches(name, pixels, labels, seed, args):
@@ -168,7 +171,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minidl", default=DEFAULT_BIN, help="checkpoint_predict binary")
     ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--network", choices=["denoiser", "lenet", "both"], default="both")
+    ap.add_argument("--network", choices=["denoiser", "lenet", "averaged", "both", "all"],
+                    default="both",
+                    help="both: denoiser and lenet; all: the three")
     ap.add_argument("--backend", choices=["cpu", "gpu"], default="cpu")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -185,7 +190,8 @@ def main():
     check_binary(args.minidl, "checkpoint_predict", "or pass --minidl PATH")
     torch.set_num_threads(args.threads)
     pixels, labels = load_mnist(args.data)
-    names = ["denoiser", "lenet"] if args.network == "both" else [args.network]
+    names = {"both": ["denoiser", "lenet"], "all": list(NETWORKS)}.get(args.network,
+                                                                      [args.network])
     report, bad = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:

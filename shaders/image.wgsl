@@ -1,7 +1,7 @@
 // The image ops on (N, C, H, W) batches, one invocation per element they write, each
 // summing in the reference's order (src/backend/reference/images.rs): the 2-D
-// convolution forward, its input, weight and bias gradients, max pooling and its
-// gradient, nearest-neighbour upsampling and its gradient; and the layout changes that
+// convolution forward, its input, weight and bias gradients, max and average pooling
+// and their gradients, nearest-neighbour upsampling and its gradient; and the layout changes that
 // let a convolution run as matrix products (src/backend/gpu/ops/unfolded_conv.rs):
 // unfolding the input into one row of taps per output pixel and folding such rows back,
 // and moving between (N, O, H, W) and one row of O channels per pixel. params
@@ -249,6 +249,71 @@ fn max_pool2d_backward(
             }
             if (pool_argmax(plane, u32(oy), u32(ox)) == me) {
                 acc += in1[grads + u32(oy) * params.out_w + u32(ox)];
+            }
+        }
+    }
+    out[params.out_at + i] = acc;
+}
+
+// y = the sum of each window's real pixels in row-major order over kernel_h·kernel_w
+// (padded positions count as zeros), one output element each.  in0 = x, out = y.
+@compute @workgroup_size(WG_FLAT)
+fn avg_pool2d_forward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let i = flat_index(gid, groups);
+    if (i >= params.count) {
+        return;
+    }
+    let ox = i % params.out_w;
+    let oy = (i / params.out_w) % params.out_h;
+    let p = i / (params.out_w * params.out_h);
+    let plane = params.in0_at + p * params.in_h * params.in_w;
+    var acc = 0.0;
+    for (var ky = 0u; ky < params.kernel_h; ky++) {
+        let iy = tap_y(oy, ky);
+        if (iy < 0) {
+            continue;
+        }
+        for (var kx = 0u; kx < params.kernel_w; kx++) {
+            let ix = tap_x(ox, kx);
+            if (ix >= 0) {
+                acc += in0[plane + u32(iy) * params.in_w + u32(ix)];
+            }
+        }
+    }
+    out[params.out_at + i] = acc / f32(params.kernel_h * params.kernel_w);
+}
+
+// dx = the sum of the shares dy / (kernel_h·kernel_w) of the windows holding this
+// pixel, one input element each, windows in row-major order (written over).
+// in0 = dy, out = dx.
+@compute @workgroup_size(WG_FLAT)
+fn avg_pool2d_backward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let i = flat_index(gid, groups);
+    if (i >= params.count) {
+        return;
+    }
+    let ix = i % params.in_w;
+    let iy = (i / params.in_w) % params.in_h;
+    let p = i / (params.in_w * params.in_h);
+    let grads = params.in0_at + p * params.out_h * params.out_w;
+    let divisor = f32(params.kernel_h * params.kernel_w);
+    var acc = 0.0;
+    // Kernel taps from the last, so that the windows come in row-major order.
+    for (var ky = params.kernel_h; ky > 0u; ky--) {
+        let oy = reader_y(iy, ky - 1u);
+        if (oy < 0) {
+            continue;
+        }
+        for (var kx = params.kernel_w; kx > 0u; kx--) {
+            let ox = reader_x(ix, kx - 1u);
+            if (ox >= 0) {
+                acc += in0[grads + u32(oy) * params.out_w + u32(ox)] / divisor;
             }
         }
     }

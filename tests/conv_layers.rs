@@ -27,6 +27,11 @@ const RECTANGULAR: &str = "conv(3,(3,2),stride=(2,1),padding=(1,0),dilation=(1,2
                            relu,maxpool((3,2),stride=(1,2),padding=(1,0)),\
                            conv(2,kernel_size=(2,3),bias=False),flatten,linear(3)";
 
+/// Average pooling, with and without padding and a stride of its own: 11×9 → conv
+/// 4×11×9 → pool 4×5×4 → conv 3×4×3 → pool (3, stride 2, padding 1) 3×2×2.
+const AVERAGED: &str = "conv(4,3,padding=1),relu,avgpool(2),conv(3,2),tanh,\
+                        avgpool(3,stride=2,padding=1),flatten,linear(3)";
+
 /// 1×11×9 images: odd, not square.
 fn image() -> RowShape {
     RowShape::Image {
@@ -90,7 +95,7 @@ fn trained<B: Backend>(b: &B, list: &str) -> Vec<Vec<f32>> {
 /// (within a small fraction of each parameter's largest value: 18 steps compound the
 /// rounding of every op).
 fn assert_trains_like_reference<B: Backend>(b: &B, label: &str) {
-    for list in [SMALL, RECTANGULAR] {
+    for list in [SMALL, RECTANGULAR, AVERAGED] {
         let want = trained(&Reference, list);
         let got = trained(b, list);
         let start: Vec<Vec<f32>> = model(&Reference, list)
@@ -242,6 +247,23 @@ fn model_lists_take_pytorchs_pairs_and_keywords() {
     );
     assert_eq!(again[1], "maxpool((3,2),stride=(2,1),padding=1)");
     assert_eq!(parse_model(&again.join(",")).unwrap(), layers);
+    // Average pooling takes the same words, in PyTorch's spelling too.
+    let pools = parse_model("AvgPool2d(kernel_size=(3,2),stride=(2,1),padding=1),MaxPool2d(2)");
+    let (kernel, stride, padding) = ((3, 2), (2, 1), (1, 1));
+    let averaged = LayerSpec::AvgPool {
+        kernel,
+        stride,
+        padding,
+    };
+    let window = (2, 2);
+    let maximum = LayerSpec::MaxPool {
+        kernel: window,
+        stride: window,
+        padding: (0, 0),
+    };
+    assert_eq!(pools.unwrap(), vec![averaged, maximum]);
+    assert_eq!(describe(&averaged), "avgpool((3,2),stride=(2,1),padding=1)");
+    assert_eq!(parse_model(&describe(&averaged)).unwrap(), vec![averaged]);
     // The shapes follow PyTorch's formula per side: 1×28×28 → conv 4×26×14 → pool
     // (3×2, stride (2, 1), padding 1) 4×13×15 → conv 2×11×13 → upsample 2×22×26.
     let input = RowShape::Image {
@@ -443,7 +465,7 @@ proptest! {
     #[test]
     fn layer_like_lists_parse_or_fail_cleanly(
         parts in proptest::collection::vec(
-            (prop::sample::select(vec!["conv", "maxpool", "upsample", "linear", "flatten", "relu", "leakyrelu"]),
+            (prop::sample::select(vec!["conv", "maxpool", "avgpool", "upsample", "linear", "flatten", "relu", "leakyrelu"]),
              proptest::collection::vec(0usize..6, 0..3),
              prop::sample::select(vec!["", ",stride=2", ",padding=1", ",dilation=2", ",stride=0",
                                        ",stride=(2,1)", ",padding=(0,2)", ",dilation=(1,3)",

@@ -1,4 +1,5 @@
-//! The image ops' reference definitions (`minidl::backend::reference::images`) and
+//! The image ops' reference definitions (`minidl::backend::reference::images`:
+//! convolution, max and average pooling, upsampling) and
 //! their geometry (`minidl::backend::image_geometry`), checked against what they
 //! mean: every backward against f64 central finite differences of its forward (as
 //! `tests/gradcheck.rs` does for the other ops), every forward against a direct
@@ -383,6 +384,85 @@ fn max_pool_forward_matches_padded_window_maximum() {
         images::max_pool2d_forward(&g, &x, &mut y);
         assert_eq!(y, want, "{spec:?} on {:?}", (h, w));
     }
+}
+
+#[test]
+fn avg_pool_backward_matches_finite_differences() {
+    for (seed, (n, c, input, spec)) in pool_cases().into_iter().enumerate() {
+        let g = Pool2dGeometry::new("test pool", &spec, n, c, input).unwrap();
+        let mut x = random(&mut rng(53 + seed as u64), g.input_len());
+        let dy = random(&mut rng(59 + seed as u64), g.output_len());
+        let mut dx = vec![f64::NAN; g.input_len()];
+        images::avg_pool2d_backward(&g, &dy, &mut dx);
+        assert_matches_finite_differences(
+            &format!("avg_pool dx, {spec:?} on {input:?}"),
+            &mut x,
+            &dx,
+            |x| {
+                let mut y = vec![0.0; g.output_len()];
+                images::avg_pool2d_forward(&g, x, &mut y);
+                dot(&y, &dy)
+            },
+        );
+    }
+}
+
+#[test]
+fn avg_pool_forward_matches_zero_padded_window_mean() {
+    // Written another way: each plane copied into an image padded with zeros, and each
+    // window's mean over all kh·kw of its positions (PyTorch's count_include_pad).
+    for (seed, (n, c, (h, w), spec)) in pool_cases().into_iter().enumerate() {
+        let g = Pool2dGeometry::new("test pool", &spec, n, c, (h, w)).unwrap();
+        let x = random(&mut rng(61 + seed as u64), g.input_len());
+        let ((kh, kw), (sh, sw), (ph, pw)) = (spec.kernel, spec.stride, spec.padding);
+        let oh = pytorch_out(h, kh, sh, ph, 1) as usize;
+        let ow = pytorch_out(w, kw, sw, pw, 1) as usize;
+        assert_eq!(g.output_size(), (oh, ow));
+        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+        let mut want = Vec::new();
+        for plane in x.chunks(h * w) {
+            let mut padded = vec![0.0; hp * wp];
+            for (i, &v) in plane.iter().enumerate() {
+                padded[(i / w + ph) * wp + i % w + pw] = v;
+            }
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let window: Vec<f64> = (oy * sh..oy * sh + kh)
+                        .flat_map(|py| (ox * sw..ox * sw + kw).map(move |px| (py, px)))
+                        .map(|(py, px)| padded[py * wp + px])
+                        .collect();
+                    want.push(window.iter().sum::<f64>() / window.len() as f64);
+                }
+            }
+        }
+        let mut y = vec![f64::NAN; g.output_len()];
+        images::avg_pool2d_forward(&g, &x, &mut y);
+        for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-15,
+                "{spec:?} on {:?}, output {i}: {a} vs {b}",
+                (h, w)
+            );
+        }
+    }
+}
+
+#[test]
+fn avg_pool_follows_pytorch_on_a_hand_checked_case() {
+    // torch.nn.AvgPool2d(2, stride=1, padding=1) on [[1, 2], [3, 4]]: the 3×3 output
+    // of each window's padded sum over 4 (the corners hold one pixel, the edges two,
+    // the centre all four); the gradient of dy = 1 everywhere is the number of windows
+    // holding a pixel (four each) over 4.
+    let spec = Pool2dSpec::new((2, 2))
+        .with_stride((1, 1))
+        .with_padding((1, 1));
+    let g = Pool2dGeometry::new("hand case", &spec, 1, 1, (2, 2)).unwrap();
+    let mut y = vec![f64::NAN; 9];
+    images::avg_pool2d_forward(&g, &[1.0, 2.0, 3.0, 4.0], &mut y);
+    assert_eq!(y, [0.25, 0.75, 0.5, 1.0, 2.5, 1.5, 0.75, 1.75, 1.0]);
+    let mut dx = vec![f64::NAN; 4];
+    images::avg_pool2d_backward(&g, &[1.0; 9], &mut dx);
+    assert_eq!(dx, [1.0; 4]);
 }
 
 /// Max pooling of one `(h, w)` plane: the output and the gradient of `dy`.

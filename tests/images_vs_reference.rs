@@ -9,7 +9,10 @@
 //! and bias gradients, plus one addition where they accumulate); two evaluations of
 //! it in any order, with or without fused multiply-adds, differ by at most
 //! `2·γ_n·Σ|terms|`, and `Σ|terms|` is the same op computed in f64 on absolute values.
-//! Max pooling and upsampling copy or add in the reference's order: exact.
+//! Max pooling and upsampling copy or add in the reference's order: exact. Average
+//! pooling on the CPU runs the reference's loops: exact; on the GPU its sums are the
+//! reference's but WGSL's division may be off by 2.5 ulp, so it is held to
+//! `2·γ_{n+3}·Σ|terms|` for windows (or gradient sums) of `n` terms.
 
 mod common;
 
@@ -227,21 +230,92 @@ fn check_pool<B: Backend>(backend: &B, label: &str) {
     }
 }
 
+/// A device tensor of `B`.
+type On<B> = minidl::backend::DeviceTensor<B>;
+
+/// The output `y` (shaped like `dy`) and input gradient `dx` (shaped like `x`) that
+/// `run(backend, x, y, dy, dx)` writes: one forward and backward of a resampling op.
+fn forward_backward<B: Backend>(
+    backend: &B,
+    x: &Tensor,
+    dy: &Tensor,
+    run: impl Fn(&B, &On<B>, &On<B>, &On<B>, &On<B>) -> minidl::Result<()>,
+) -> (Tensor, Tensor) {
+    let (x, dy) = (backend.upload(x).unwrap(), backend.upload(dy).unwrap());
+    let y = backend.alloc(dy.rows(), dy.cols()).unwrap();
+    let dx = backend.alloc(x.rows(), x.cols()).unwrap();
+    run(backend, &x, &y, &dy, &dx).unwrap();
+    (
+        backend.download(&y).unwrap(),
+        backend.download(&dx).unwrap(),
+    )
+}
+
 fn pool_on<B: Backend>(
     backend: &B,
     g: &Pool2dGeometry,
     x: &Tensor,
     dy: &Tensor,
 ) -> (Tensor, Tensor) {
-    let (x, dy) = (backend.upload(x).unwrap(), backend.upload(dy).unwrap());
-    let y = backend.alloc(dy.rows(), dy.cols()).unwrap();
-    let dx = backend.alloc(x.rows(), x.cols()).unwrap();
-    backend.max_pool2d_forward(g, &x, &y).unwrap();
-    backend.max_pool2d_backward(g, &x, &dy, &dx).unwrap();
-    (
-        backend.download(&y).unwrap(),
-        backend.download(&dx).unwrap(),
-    )
+    forward_backward(backend, x, dy, |b, x, y, dy, dx| {
+        b.max_pool2d_forward(g, x, y)?;
+        b.max_pool2d_backward(g, x, dy, dx)
+    })
+}
+
+/// Average pooling forward and backward of `backend` against the reference: exactly
+/// where `exact`, else within `2·γ_{n+3}` of the absolute sums, `n` the most terms
+/// of a sum (a window, or the windows holding a pixel).
+fn check_avg_pool<B: Backend>(backend: &B, label: &str, exact: bool) {
+    let mut r = rng(53);
+    for (n, c, input, spec) in pool_cases() {
+        let g = Pool2dGeometry::new("test", &spec, n, c, input).unwrap();
+        let (wi, wo) = (g.input_len() / n, g.output_len() / n);
+        let x = random(&mut r, n, wi, -1.0, 1.0);
+        let dy = random(&mut r, n, wo, -1.0, 1.0);
+        let got = avg_pool_on(backend, &g, &x, &dy);
+        let want = avg_pool_on(&Reference, &g, &x, &dy);
+        let what = |part: &str| format!("{label} avg pool {spec:?} {part}");
+        if exact {
+            assert_eq!(got.0.data(), want.0.data(), "{}", what("forward"));
+            assert_eq!(got.1.data(), want.1.data(), "{}", what("backward"));
+            continue;
+        }
+        // The same ops on absolute values bound each sum's magnitude.
+        let (abs_x, abs_dy) = (
+            Tensor::new(x.shape(), abs64(&x).iter().map(|&v| v as f32).collect()).unwrap(),
+            Tensor::new(dy.shape(), abs64(&dy).iter().map(|&v| v as f32).collect()).unwrap(),
+        );
+        let sums = avg_pool_on(&Reference, &g, &abs_x, &abs_dy);
+        let (kh, kw) = spec.kernel;
+        let overlap = kh.div_ceil(spec.stride.0) * kw.div_ceil(spec.stride.1);
+        let forward_bound = bound(&abs64(&sums.0), kh * kw + 3);
+        let backward_bound = bound(&abs64(&sums.1), overlap + 3);
+        assert_within(
+            &what("forward"),
+            got.0.data(),
+            want.0.data(),
+            &forward_bound,
+        );
+        assert_within(
+            &what("backward"),
+            got.1.data(),
+            want.1.data(),
+            &backward_bound,
+        );
+    }
+}
+
+fn avg_pool_on<B: Backend>(
+    backend: &B,
+    g: &Pool2dGeometry,
+    x: &Tensor,
+    dy: &Tensor,
+) -> (Tensor, Tensor) {
+    forward_backward(backend, x, dy, |b, x, y, dy, dx| {
+        b.avg_pool2d_forward(g, x, y)?;
+        b.avg_pool2d_backward(g, dy, dx)
+    })
 }
 
 /// Upsampling forward and backward of `backend` against the reference, exactly.
@@ -274,15 +348,10 @@ fn upsample_on<B: Backend>(
     x: &Tensor,
     dy: &Tensor,
 ) -> (Tensor, Tensor) {
-    let (x, dy) = (backend.upload(x).unwrap(), backend.upload(dy).unwrap());
-    let y = backend.alloc(dy.rows(), dy.cols()).unwrap();
-    let dx = backend.alloc(x.rows(), x.cols()).unwrap();
-    backend.upsample_nearest_forward(g, &x, &y).unwrap();
-    backend.upsample_nearest_backward(g, &dy, &dx).unwrap();
-    (
-        backend.download(&y).unwrap(),
-        backend.download(&dx).unwrap(),
-    )
+    forward_backward(backend, x, dy, |b, x, y, dy, dx| {
+        b.upsample_nearest_forward(g, x, y)?;
+        b.upsample_nearest_backward(g, dy, dx)
+    })
 }
 
 fn cpus() -> [Cpu; 2] {
@@ -416,6 +485,19 @@ fn gpu_unfolded_conv2d_runs_large_batches_in_groups() {
 fn gpu_max_pool_matches_reference_exactly() {
     let Some(gpu) = gpu() else { return };
     check_pool(&gpu, "gpu");
+}
+
+#[test]
+fn cpu_avg_pool_matches_reference_exactly() {
+    for cpu in cpus() {
+        check_avg_pool(&cpu, &format!("cpu ×{}", cpu.threads()), true);
+    }
+}
+
+#[test]
+fn gpu_avg_pool_matches_reference() {
+    let Some(gpu) = gpu() else { return };
+    check_avg_pool(&gpu, "gpu", false);
 }
 
 #[test]

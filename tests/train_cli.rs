@@ -135,7 +135,8 @@ fn a_run_on_the_digits_prints_its_results_as_json() {
 /// MNIST as LeCun's IDX files (the shipped digits dealt into 2000 training and 1000 test
 /// digits): `--data` reads the images with their labels file beside them, and
 /// `--test-data` gives the test rows; the split then only takes the validation rows out
-/// of the training file, and what does not fit the training data exits 1 or 2.
+/// of the training file, and what does not fit the training data (a width, a class,
+/// an image shape) exits 1 or 2.
 #[test]
 fn idx_files_train_with_a_test_file_of_their_own() {
     let dir = std::env::temp_dir().join(format!("minidl-train-idx-{}", std::process::id()));
@@ -146,19 +147,30 @@ fn idx_files_train_with_a_test_file_of_their_own() {
         validation: 0.1,
     };
     let parts = minidl::data::split(&shipped, fractions, 7).unwrap();
-    let write_pair = |prefix: &str, digits: &minidl::data::Dataset, last_label: Option<u8>| {
-        let (images, mut labels) = common::mnist_as_idx(digits);
+    // `last_label` replaces the last label; `side` gives the images another height and
+    // width of as many pixels.
+    let write_pair = |prefix: &str,
+                      digits: &minidl::data::Dataset,
+                      last_label: Option<u8>,
+                      side: Option<(u32, u32)>| {
+        let (mut images, mut labels) = common::mnist_as_idx(digits);
         if let Some(l) = last_label {
             *labels.last_mut().unwrap() = l;
+        }
+        if let Some((h, w)) = side {
+            images[8..12].copy_from_slice(&h.to_be_bytes());
+            images[12..16].copy_from_slice(&w.to_be_bytes());
         }
         let images_path = dir.join(format!("{prefix}-images-idx3-ubyte.gz"));
         std::fs::write(&images_path, common::gzip(&images)).unwrap();
         std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte.gz")), labels).unwrap();
         images_path.display().to_string()
     };
-    let train = write_pair("train", &parts.train, None);
-    let test = write_pair("t10k", parts.validation.as_ref().unwrap(), None);
-    let eleven = write_pair("eleven", parts.validation.as_ref().unwrap(), Some(10));
+    let validation = parts.validation.as_ref().unwrap();
+    let train = write_pair("train", &parts.train, None, None);
+    let test = write_pair("t10k", validation, None, None);
+    let eleven = write_pair("eleven", validation, Some(10), None);
+    let wide = write_pair("wide", validation, None, Some((14, 56)));
     let flags = |test: &str| -> Vec<String> {
         let rest = ["--hidden", "32", "--epochs", "2", "--scale-by", "255"];
         ["--data", train.as_str(), "--test-data", test]
@@ -190,7 +202,7 @@ fn idx_files_train_with_a_test_file_of_their_own() {
     split.extend(["--split".into(), "0.6,0.2,0.2".into()]);
     let mut narrow = flags(&d);
     narrow.retain(|f| f != "--scale-by" && f != "255");
-    let cases: [(Vec<String>, i32, &str); 3] = [
+    let cases: [(Vec<String>, i32, &str); 4] = [
         (
             split,
             2,
@@ -201,6 +213,11 @@ fn idx_files_train_with_a_test_file_of_their_own() {
             flags(&eleven),
             1,
             "class 10 is not among the 10 classes of --data",
+        ),
+        (
+            flags(&wide),
+            1,
+            "images of 1×14×56 but --data has images of 1×28×28",
         ),
     ];
     for (args, code, expected) in cases {

@@ -2,21 +2,29 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{non_negative, number, BackendChoice};
+use crate::cli::{image_shape, non_negative, number, BackendChoice};
 
 /// The usage message, printed with `--help` and after a bad flag.
-pub const USAGE: &str = "usage: denoise [--data FILE] [--epochs N] [--sigma X] [--lr X]
+pub const USAGE: &str = "usage: denoise [--data FILE] [--image C,H,W] [--scale-by X]
+               [--epochs N] [--sigma X] [--lr X]
                [--batch-size N] [--seed N] [--runs R] [--backend auto|gpu|cpu]
                [--adapter NAME] [--digits N] [--plot DIR] [--json] [--split-out PATH]
                [--save PATH] [--default-init]
 
-Trains the Noise2Noise denoiser of EE-559's 2022 mini-project on MNIST digits: pairs of
-independently noised copies of each training digit, MSE, Adam, and reports the PSNR of
-its output against the clean test digits, beside the noisy input's.
+Trains the Noise2Noise denoiser of EE-559's 2022 mini-project on MNIST digits (or other
+images): pairs of independently noised copies of each training image, MSE, Adam, and
+reports the PSNR of its output against the clean test images, beside the noisy input's.
 
-  --data FILE        MNIST digits (default: datasets/mnist/mnist10k.bin.gz), split 80 %
-                     for training and 20 % for the test by a permutation seeded with the
-                     run's seed; pixels divided by 255
+  --data FILE        the images (default: datasets/mnist/mnist10k.bin.gz, MNIST digits),
+                     any file train reads whose rows are images: MNIST, an IDX file of
+                     rank 3 (Fashion-MNIST, EMNIST), CIFAR (in colour), or a table with
+                     --image; split 80 % for training and 20 % for the test by a
+                     permutation seeded with the run's seed. Height and width must be
+                     multiples of 4 (the two stride-2 convolutions)
+  --image C,H,W      each row is an image of C channels of H×W pixels in (C, H, W) order
+                     (default: the file's own shape)
+  --scale-by X       divide every pixel by X, so that they lie in [0, 1] for the Sigmoid
+                     and the PSNR's peak of 1 (default 255, for 8-bit pixels)
   --epochs N         passes over the training digits (default 5)
   --sigma X          the noise's standard deviation (default 0.2), fresh every step, not
                      clipped
@@ -45,6 +53,10 @@ its output against the clean test digits, beside the noisy input's.
 pub struct Args {
     /// `--data FILE`.
     pub data: PathBuf,
+    /// `--image C,H,W`.
+    pub image: Option<(usize, usize, usize)>,
+    /// `--scale-by X`.
+    pub scale_by: f32,
     /// `--epochs N`.
     pub epochs: usize,
     /// `--sigma X`.
@@ -80,6 +92,8 @@ pub struct Args {
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
     let mut parsed = Args {
         data: minidl::data::mnist_path(),
+        image: None,
+        scale_by: 255.0,
         epochs: 5,
         sigma: 0.2,
         lr: 0.001,
@@ -100,6 +114,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, Str
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--data" => parsed.data = value()?.into(),
+            "--image" => parsed.image = Some(image_shape(&value()?)?),
+            "--scale-by" => parsed.scale_by = non_negative(&flag, &value()?, true)?,
             "--epochs" => parsed.epochs = number(&flag, &value()?)?,
             "--sigma" => parsed.sigma = non_negative(&flag, &value()?, false)?,
             "--lr" => parsed.lr = non_negative(&flag, &value()?, true)?,

@@ -1,6 +1,7 @@
 //! Trains the Noise2Noise denoiser of EE-559's 2022 mini-project on the shipped MNIST
-//! digits: two strided convolutions down, two nearest upsamplings and convolutions
-//! up, a Sigmoid; each step pairs two independently noised copies of its digits
+//! digits, or on any images file that gives its shape (IDX, CIFAR; `--image` for a
+//! table): two strided convolutions down, two nearest upsamplings and convolutions
+//! up, a Sigmoid; each step pairs two independently noised copies of its images
 //! (Gaussian noise, fresh every step, not clipped) under MSE and Adam; then reports
 //! the PSNR of the denoised test digits against the clean ones, beside the noisy
 //! input's.
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 use args::{Args, USAGE};
 use minidl::backend::Reduction;
 use minidl::checkpoint;
-use minidl::data::{self, Dataset, SplitFractions};
+use minidl::data::{self, Dataset, LoadOptions, SplitFractions};
 use minidl::nn::{build_model, parse_model, Module, MseLoss, RowShape, Sequential};
 use minidl::optim::Adam;
 use minidl::train::{fit, outputs, FitConfig, Fusion};
@@ -32,12 +33,17 @@ use progress::{EpochLine, Progress};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
-/// The 2022 project's network, in the words of `train --model`.
-const DENOISER: &str = "conv(32,3,stride=2,padding=1),relu,conv(32,3,stride=2,padding=1),relu,\
-                        upsample(2),conv(32,3,padding=1),relu,upsample(2),conv(1,3,padding=1),sigmoid";
+/// The 2022 project's network for images of `channels` channels, in the words of
+/// `train --model` (the first convolution takes the channels from the data).
+fn denoiser(channels: usize) -> String {
+    format!(
+        "conv(32,3,stride=2,padding=1),relu,conv(32,3,stride=2,padding=1),relu,upsample(2),\
+         conv(32,3,padding=1),relu,upsample(2),conv({channels},3,padding=1),sigmoid"
+    )
+}
 
-/// The digits' side.
-const SIDE: usize = 28;
+/// An image shape, (channels, height, width).
+type Shape = (usize, usize, usize);
 
 /// Test digits drawn by `--plot`.
 const SHOWN: usize = 10;
@@ -80,15 +86,38 @@ fn psnr(a: &Tensor, b: &Tensor) -> f64 {
     -10.0 * mse.log10()
 }
 
-/// The clean training and test digits of `seed`'s split, divided by 255.
-fn digits(args: &Args, seed: u64, write_split: bool) -> Result<(Tensor, Tensor), String> {
+/// The images of `--data`, read once for all runs, and their shape: the data's own or
+/// `--image`.
+fn images(args: &Args) -> Result<(Dataset, Shape), String> {
+    let mut all = data::load(&args.data, &LoadOptions::default()).map_err(|e| e.to_string())?;
+    if let Some(shape) = args.image {
+        all = all
+            .with_image_shape(shape)
+            .map_err(|e| format!("--image {}: {e}", cli::shape_words(shape)))?;
+    }
+    let shape = all.image_shape().ok_or_else(|| {
+        format!(
+            "{}: its rows are not images of a known shape: give --image C,H,W",
+            args.data.display()
+        )
+    })?;
+    Ok((all, shape))
+}
+
+/// The clean training and test images of `seed`'s split of `all`, divided by
+/// `--scale-by`.
+fn digits(
+    all: &Dataset,
+    args: &Args,
+    seed: u64,
+    write_split: bool,
+) -> Result<(Tensor, Tensor), String> {
     let err = |e: minidl::Error| e.to_string();
-    let all = data::read_mnist(&args.data).map_err(err)?;
     let fractions = SplitFractions {
         train: 0.8,
         validation: 0.0,
     };
-    let split = data::split(&all, fractions, seed).map_err(err)?;
+    let split = data::split(all, fractions, seed).map_err(err)?;
     if let (true, Some(path)) = (write_split, &args.split_out) {
         cli::write_split(path, &split.rows)?;
     }
@@ -104,40 +133,50 @@ fn digits(args: &Args, seed: u64, write_split: bool) -> Result<(Tensor, Tensor),
         test = take(&test, n - train_rows).map_err(err)?;
     }
     let scaled = |d: &Dataset| {
-        let data = d.inputs().data().iter().map(|v| v / 255.0).collect();
+        let data = d
+            .inputs()
+            .data()
+            .iter()
+            .map(|v| v / args.scale_by)
+            .collect();
         Tensor::new(d.inputs().shape(), data).map_err(err)
     };
-    if train.features() != SIDE * SIDE {
-        return Err(format!(
-            "{}: digits of {} pixels, the denoiser takes 28×28",
-            args.data.display(),
-            train.features()
-        ));
-    }
     Ok((scaled(&train)?, scaled(&test)?))
 }
 
-/// Sets the last layer's bias so that the untrained network outputs the mean pixel of
-/// the training digits (through the Sigmoid: the bias is that mean's logit) instead of
-/// 0.5. Without it, every early step pushes all outputs down at once, and in about
+/// Sets the last layer's bias so that the untrained network outputs each channel's
+/// mean pixel of the training images (through the Sigmoid: the bias is that mean's
+/// logit) instead of 0.5. Without it, every early step pushes all outputs down at once, and in about
 /// half the seeds Adam's first steps drive every ReLU of the last hidden layer dead: the
 /// output then stays constant (the collapse of the 2022 project's recipe).
 fn set_prior_bias<B: Backend>(
     backend: &B,
     model: &Sequential<B>,
     train: &Tensor,
+    channels: usize,
 ) -> Result<(), String> {
-    let values = train.data();
-    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64;
-    let mean = mean.clamp(1e-3, 1.0 - 1e-3);
-    let logit = (mean / (1.0 - mean)).ln() as f32;
+    let plane = train.shape()[1] / channels;
+    let mut sums = vec![0.0f64; channels];
+    for image in train.data().chunks_exact(channels * plane) {
+        for (c, values) in image.chunks_exact(plane).enumerate() {
+            sums[c] += values.iter().map(|&v| v as f64).sum::<f64>();
+        }
+    }
+    let count = (train.shape()[0] * plane).max(1) as f64;
+    let logits: Vec<f32> = sums
+        .iter()
+        .map(|s| {
+            let mean = (s / count).clamp(1e-3, 1.0 - 1e-3);
+            (mean / (1.0 - mean)).ln() as f32
+        })
+        .collect();
     let params = model.parameters();
     let bias = params
         .last()
-        .filter(|p| p.name.ends_with("bias") && p.value.len() == 1)
-        .ok_or("the denoiser's last parameter is not its one-channel output bias")?;
+        .filter(|p| p.name.ends_with("bias") && p.value.len() == channels)
+        .ok_or("the denoiser's last parameter is not its output bias")?;
     backend
-        .write(bias.value, &[logit])
+        .write(bias.value, &logits)
         .map_err(|e| e.to_string())
 }
 
@@ -145,22 +184,31 @@ fn set_prior_bias<B: Backend>(
 fn run_one<B: Backend>(
     backend: &B,
     args: &Args,
+    (all, shape): (&Dataset, Shape),
     seed: u64,
     first: bool,
     progress: &Progress,
 ) -> Result<RunResult, String> {
     let err = |e: minidl::Error| e.to_string();
-    let (train, test) = digits(args, seed, first)?;
-    let layers = parse_model(DENOISER).map_err(|e| e.to_string())?;
+    let (train, test) = digits(all, args, seed, first)?;
+    let (channels, height, width) = shape;
+    let layers = parse_model(&denoiser(channels)).map_err(|e| e.to_string())?;
     let image = RowShape::Image {
-        channels: 1,
-        height: SIDE,
-        width: SIDE,
+        channels,
+        height,
+        width,
     };
     let mut init = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
-    let (mut model, _) = build_model(backend, &layers, image, &mut init).map_err(err)?;
+    let (mut model, out) = build_model(backend, &layers, image, &mut init)
+        .map_err(|e| format!("images of {}: {e}", cli::shape_words(shape)))?;
+    if out != image {
+        return Err(format!(
+            "images of {}: the denoiser gives back {out}; its two stride-2 convolutions and two ×2 upsamplings need a height and width that 4 divides",
+            cli::shape_words(shape)
+        ));
+    }
     if args.prior_bias {
-        set_prior_bias(backend, &model, &train)?;
+        set_prior_bias(backend, &model, &train, channels)?;
     }
     let mut loss = MseLoss::new(Reduction::Mean);
     let mut optimizer = Adam::<B>::new(args.lr).map_err(err)?;
@@ -228,7 +276,14 @@ fn run_one<B: Backend>(
             checkpoint::save(backend, &model, path).map_err(err)?;
         }
         if let Some(dir) = &args.plot {
-            draw(dir, args, seed, [&noisy_test, &denoised, &test], &curve)?;
+            draw(
+                dir,
+                args,
+                seed,
+                shape,
+                [&noisy_test, &denoised, &test],
+                &curve,
+            )?;
         }
     }
     Ok(RunResult {
@@ -245,11 +300,12 @@ fn draw(
     dir: &std::path::Path,
     args: &Args,
     seed: u64,
+    (channels, height, width): Shape,
     [noisy, denoised, clean]: [&Tensor; 3],
     curve: &[curve::CurvePoint],
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let pixels = SIDE * SIDE;
+    let pixels = channels * height * width;
     let first = |t: &Tensor| -> Vec<Vec<f32>> {
         t.data()
             .chunks_exact(pixels)
@@ -274,10 +330,11 @@ fn draw(
         })
         .collect();
     let title = format!(
-        "test digits, σ {}, seed {seed}, {} epochs (noisy values clamped to [0, 1] for display)",
+        "test images, σ {}, seed {seed}, {} epochs (noisy values clamped to [0, 1] for display)",
         args.sigma, args.epochs
     );
-    images::draw_image_rows(&dir.join("denoised.png"), &title, (SIDE, SIDE), &rows)?;
+    let shape = (channels, height, width);
+    images::draw_image_rows(&dir.join("denoised.png"), &title, shape, &rows)?;
     if !curve.is_empty() {
         let title = format!(
             "denoiser: MSE, Adam lr {}, σ {}, seed {seed}",
@@ -296,10 +353,11 @@ fn draw(
 /// All runs on `backend`, then the report.
 fn train_all<B: Backend>(backend: &B, kind: &str, args: &Args) -> Result<(), String> {
     let progress = Progress::new(args.epochs, args.json);
+    let (all, shape) = images(args)?;
     let mut results = Vec::new();
     for r in 0..args.runs {
         let seed = args.seed.wrapping_add(r as u64);
-        let result = run_one(backend, args, seed, r == 0, &progress)?;
+        let result = run_one(backend, args, (&all, shape), seed, r == 0, &progress)?;
         progress.finish();
         progress.say(&format!(
             "seed {seed}: PSNR {:.2} dB (noisy input {:.2} dB), final loss {:.5}",
@@ -340,12 +398,15 @@ fn train_all<B: Backend>(backend: &B, kind: &str, args: &Args) -> Result<(), Str
             })
             .collect();
         println!(
-            "{{\"backend\":{},\"adapter\":{},\"threads\":{},\"epochs\":{},\"sigma\":{},\"lr\":{},\
+            "{{\"backend\":{},\"adapter\":{},\"threads\":{},\"image\":[{},{},{}],\"epochs\":{},\"sigma\":{},\"lr\":{},\
              \"batch_size\":{},\"seed\":{},\"psnr_db\":{},\"psnr_db_min\":{},\"psnr_db_max\":{},\
              \"noisy_psnr_db\":{},\"step_ms_median\":{},\"collapsed\":{},\"runs\":[{}]}}",
             cli::json_string(kind),
             cli::json_string(&backend.name()),
             threads,
+            shape.0,
+            shape.1,
+            shape.2,
             args.epochs,
             cli::json_number(args.sigma as f64),
             cli::json_number(args.lr as f64),

@@ -167,6 +167,25 @@ pub fn number<T: FromStr>(flag: &str, v: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag}: {v:?} is not a valid value"))
 }
 
+/// The `C,H,W` of `--image`, each at least 1.
+pub fn image_shape(v: &str) -> Result<(usize, usize, usize), String> {
+    let parts: Vec<usize> = v
+        .split(',')
+        .map(|p| number::<usize>("--image", p.trim()))
+        .collect::<Result<_, _>>()?;
+    match parts[..] {
+        [c, h, w] if c > 0 && h > 0 && w > 0 => Ok((c, h, w)),
+        _ => Err(format!(
+            "--image: expected three sizes of at least 1, C,H,W, got {v:?}"
+        )),
+    }
+}
+
+/// An image shape `(C, H, W)` as the messages write it, `C×H×W`.
+pub fn shape_words((c, h, w): (usize, usize, usize)) -> String {
+    format!("{c}×{h}×{w}")
+}
+
 /// A float flag's value, which must be finite and at least 0 (above 0 if `positive`).
 pub fn non_negative(flag: &str, v: &str, positive: bool) -> Result<f32, String> {
     let x: f32 = number(flag, v)?;

@@ -1,5 +1,6 @@
-//! Pictures of images: rows of grey images side by side, each row labelled, as a PNG
-//! (noisy / denoised / clean digits, a convolution's filters).
+//! Pictures of images: rows of images side by side, each row labelled, as a PNG (noisy
+//! / denoised / clean digits, a convolution's filters); three channels in colour, one
+//! in grey.
 
 use std::path::Path;
 
@@ -17,15 +18,15 @@ const LABEL: u32 = 150;
 /// The caption's height.
 const CAPTION: u32 = 30;
 
-/// Grey levels from `lo` (black) to `hi` (white) of `v`, clamped.
-fn grey(v: f32, lo: f32, hi: f32) -> RGBColor {
+/// The level 0–255 of `v` from `lo` (0) to `hi` (255), clamped.
+fn level(v: f32, lo: f32, hi: f32) -> u8 {
     let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
-    let g = (t.clamp(0.0, 1.0) * 255.0).round() as u8;
-    RGBColor(g, g, g)
+    (t.clamp(0.0, 1.0) * 255.0).round() as u8
 }
 
-/// One labelled row of images, all `height × width` pixels, and the values shown as
-/// black and white (`None`: each image's own minimum and maximum).
+/// One labelled row of images, each `channels × height × width` values in (C, H, W)
+/// order, and the values shown as black and full intensity (`None`: each image's own
+/// minimum and maximum).
 pub struct ImageRow<'a> {
     /// The label left of the row.
     pub label: String,
@@ -35,13 +36,16 @@ pub struct ImageRow<'a> {
     pub range: Option<(f32, f32)>,
 }
 
-/// Draws `rows` of `height × width` images under `title` into the PNG at `path`.
+/// Draws `rows` of `channels × height × width` images under `title` into the PNG at
+/// `path`: three channels as red, green and blue, any other count as the grey levels
+/// of the first channel.
 pub fn draw_image_rows(
     path: &Path,
     title: &str,
-    (height, width): (usize, usize),
+    (channels, height, width): (usize, usize, usize),
     rows: &[ImageRow<'_>],
 ) -> Result<(), String> {
+    let plane = height * width;
     ensure_font()?;
     let columns = rows.iter().map(|r| r.images.len()).max().unwrap_or(0) as u32;
     let zoom = (MIN_SIDE / height.max(width).max(1)).max(4) as u32;
@@ -70,14 +74,16 @@ pub fn draw_image_rows(
                 (lo, hi)
             });
             let left = (LABEL + c as u32 * cell.0) as i32;
-            for (i, &v) in image.iter().enumerate().take(height * width) {
+            for i in 0..plane.min(image.len()) {
+                let at = |c: usize| level(image.get(c * plane + i).copied().unwrap_or(lo), lo, hi);
+                let colour = match channels {
+                    3 => RGBColor(at(0), at(1), at(2)),
+                    _ => RGBColor(at(0), at(0), at(0)),
+                };
                 let (y, x) = ((i / width) as i32, (i % width) as i32);
                 let z = zoom as i32;
                 let corner = (left + x * z, top + y * z);
-                let rect = Rectangle::new(
-                    [corner, (corner.0 + z, corner.1 + z)],
-                    grey(v, lo, hi).filled(),
-                );
+                let rect = Rectangle::new([corner, (corner.0 + z, corner.1 + z)], colour.filled());
                 root.draw(&rect).map_err(|e| fail(&e))?;
             }
         }

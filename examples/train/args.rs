@@ -7,8 +7,8 @@ use minidl::nn::{parse_model, LayerSpec};
 use minidl::optim::Schedule;
 
 use crate::cli::{
-    non_negative, number, schedule_kind, step_every_third, BackendChoice, OptimizerChoice,
-    OptimizerFlags,
+    image_shape, non_negative, number, schedule_kind, step_every_third, BackendChoice,
+    OptimizerChoice, OptimizerFlags,
 };
 
 /// The usage message, printed with `--help` and after a bad flag.
@@ -43,10 +43,14 @@ pub const USAGE: &str =
   --activation A        relu (default), tanh or sigmoid after each hidden layer
   --image C,H,W         each row is an image of C channels of H×W pixels, in (C, H, W)
                         order (C·H·W must be the data's width); scaled with one mean
-                        and deviation over all pixels unless --no-scale
+                        and deviation over all pixels unless --no-scale. Without it, a
+                        --model that starts with conv, maxpool, avgpool, upsample or
+                        flatten takes the shape of MNIST (1,28,28), CIFAR (3,32,32) or
+                        a rank-3 IDX file (1,H,W)
   --model LAYERS        the network as comma-separated layers in PyTorch's words, instead
                         of --hidden: conv(OUT,K[,stride=S][,padding=P][,dilation=D]
-                        [,bias=false]), maxpool(K[,stride=S][,padding=P]), upsample(S),
+                        [,bias=false]), maxpool(K[,stride=S][,padding=P]),
+                        avgpool(K[,stride=S][,padding=P]), upsample(S),
                         flatten, linear(OUT), relu, tanh, sigmoid, leakyrelu; a size is
                         N or a pair (H,W); the input comes from the data (and
                         --image), the last layer's width must be the class count, e.g.
@@ -202,20 +206,6 @@ fn split_fractions(v: &str) -> Result<SplitFractions, String> {
         Ok(()) if sums_to_one && test >= 0.0 => Ok(fractions),
         _ => Err(format!(
             "--split: the fractions must be at least 0, the first above 0, and sum to 1; got {v:?}"
-        )),
-    }
-}
-
-/// The `C,H,W` of `--image`, each at least 1.
-fn image_shape(v: &str) -> Result<(usize, usize, usize), String> {
-    let parts: Vec<usize> = v
-        .split(',')
-        .map(|p| number::<usize>("--image", p.trim()))
-        .collect::<Result<_, _>>()?;
-    match parts[..] {
-        [c, h, w] if c > 0 && h > 0 && w > 0 => Ok((c, h, w)),
-        _ => Err(format!(
-            "--image: expected three sizes of at least 1, C,H,W, got {v:?}"
         )),
     }
 }

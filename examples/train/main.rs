@@ -1,8 +1,10 @@
 //! Trains a network on a data file of the user's (CSV, NPY, safetensors or MNIST
 //! digits): a multilayer perceptron (`--hidden`) or any chain of layers, convolutions
-//! included (`--model`, with `--image C,H,W` for rows that are images): a seeded train/validation/test split, inputs standardized with the
-//! training rows' statistics, classification (accuracy, per-class accuracy, confusion
-//! matrix) or regression (MSE, R²), with checkpoints to resume a run that stopped.
+//! included (`--model`, with `--image C,H,W` for rows that are images, or the shape
+//! that an MNIST, CIFAR or rank-3 IDX file gives): a seeded train/validation/test
+//! split, inputs standardized with the training rows' statistics, classification
+//! (accuracy, per-class accuracy, confusion matrix) or regression (MSE, R²), with
+//! checkpoints to resume a run that stopped.
 //!
 //! `cargo run --release --example train -- --help` lists the flags;
 //! `cargo run --release --example train -- --data datasets/digits/digits.csv.gz` trains
@@ -30,8 +32,8 @@ use minidl::checkpoint::{self, TrainingState};
 use minidl::data::{self, Dataset, LoadOptions, Split, Standardizer};
 use minidl::metrics::{self, Confusion};
 use minidl::nn::{
-    build_model, CrossEntropyLoss, Linear, Loss, Module, MseLoss, ReLU, RowShape, Sequential,
-    Sigmoid, Tanh,
+    build_model, takes_images, CrossEntropyLoss, Linear, Loss, Module, MseLoss, ReLU, RowShape,
+    Sequential, Sigmoid, Tanh,
 };
 use minidl::train::{fit, outputs, predict, FitConfig, Fusion};
 use minidl::{Backend, Cpu, Error, Ops};
@@ -79,12 +81,30 @@ fn read_and_split(args: &Args) -> Result<Split, String> {
             )))
         }
         // The training data's class count, so that the reports cover every class.
-        false => Dataset::new(test.inputs().clone(), test.labels().to_vec(), all.classes())
+        false => test
+            .with_classes(all.classes())
             .map_err(|e| e.to_string())?,
     };
+    if let (Some(a), Some(b)) = (all.image_shape(), test.image_shape()) {
+        if a != b {
+            return Err(named(format!(
+                "images of {} but --data has images of {}",
+                cli::shape_words(b),
+                cli::shape_words(a)
+            )));
+        }
+    }
     split.rows[2] = (0..test.len()).collect();
     split.test = Some(test);
     Ok(split)
+}
+
+/// The image shape of each row: `--image`, else the data's own (MNIST, CIFAR, a
+/// rank-3 IDX file) when `--model` takes images, else none.
+fn row_image(args: &Args, data: &Dataset) -> Option<(usize, usize, usize)> {
+    let model_takes_images = args.model.as_deref().is_some_and(takes_images);
+    args.image
+        .or(data.image_shape().filter(|_| model_takes_images))
 }
 
 /// The three parts of `split` with their inputs through `scaler`.
@@ -101,12 +121,13 @@ fn scale(split: &mut Split, scaler: &Standardizer) -> minidl::Result<()> {
 fn model<B: Backend>(
     backend: &B,
     args: &Args,
+    image: Option<(usize, usize, usize)>,
     inputs: usize,
     outputs: usize,
 ) -> Result<Sequential<B>, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed.wrapping_add(1));
     if let Some(layers) = &args.model {
-        let shape = match args.image {
+        let shape = match image {
             Some((channels, height, width)) => RowShape::Image {
                 channels,
                 height,
@@ -131,7 +152,7 @@ fn model<B: Backend>(
         }
         return Ok(model);
     }
-    if let Some((c, h, w)) = args.image {
+    if let Some((c, h, w)) = image {
         if c * h * w != inputs {
             return Err(format!(
                 "--image {c},{h},{w}: {} values per row, but the data has {inputs}",
@@ -197,7 +218,14 @@ fn train<B: Backend>(
         true => split.train.targets().shape()[1],
         false => split.train.classes(),
     };
-    let mut model = model(backend, args, split.train.features(), outputs)?;
+    let image = row_image(args, &split.train);
+    if let (None, Some(shape)) = (args.image, image) {
+        progress.say(&format!(
+            "each row is an image of {} (the data's own shape)",
+            cli::shape_words(shape)
+        ));
+    }
+    let mut model = model(backend, args, image, split.train.features(), outputs)?;
     let mut loss: Box<dyn Loss<B>> = match args.loss {
         LossChoice::CrossEntropy => Box::new(CrossEntropyLoss::new(Reduction::Mean)),
         LossChoice::Mse => Box::new(MseLoss::new(Reduction::Mean)),
@@ -240,7 +268,7 @@ fn train<B: Backend>(
             let by = args.scale_by.unwrap_or(1.0);
             Some(Standardizer::new(vec![0.0; features], vec![by; features]).map_err(err)?)
         }
-        (true, None) if args.image.is_some() => {
+        (true, None) if image.is_some() => {
             Some(Standardizer::fit_global(split.train.inputs()).map_err(err)?)
         }
         (true, None) => Some(Standardizer::fit(split.train.inputs()).map_err(err)?),
@@ -321,6 +349,7 @@ fn train<B: Backend>(
             split.rows[1].len(),
             split.rows[2].len(),
         ],
+        image,
         train,
         validation,
         test,

@@ -71,7 +71,7 @@ pub fn filters(dir: &Path, shape: &[usize], weights: &[f32]) -> Result<(), Strin
         })
         .collect();
     let title = format!("first layer: {out} filters of {kh}×{kw}");
-    crate::images::draw_image_rows(&dir.join(FILTERS_PNG), &title, (kh, kw), &rows)
+    crate::images::draw_image_rows(&dir.join(FILTERS_PNG), &title, (1, kh, kw), &rows)
 }
 
 /// Writes the confusion matrix `rows` (row = true class, column = predicted class) as

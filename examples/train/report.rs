@@ -88,6 +88,9 @@ pub struct Summary {
     pub adapter: String,
     /// Rows in the training, validation and test parts.
     pub rows: [usize; 3],
+    /// Each row's image shape (C, H, W): `--image`, or the data's own for a `--model`
+    /// that takes images; `None` for flat rows.
+    pub image: Option<(usize, usize, usize)>,
     /// The metrics on the training rows.
     pub train: Part,
     /// The metrics on the validation rows, if there are any.
@@ -145,6 +148,10 @@ impl Summary {
                     hidden.join(","),
                     json_string(args.activation.flag())
                 ),
+            },
+            match self.image {
+                Some((c, h, w)) => format!("\"image\":[{c},{h},{w}]"),
+                None => "\"image\":null".into(),
             },
             format!("\"loss\":{}", json_string(args.loss.flag())),
             format!(

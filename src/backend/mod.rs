@@ -297,6 +297,22 @@ pub trait Backend: Clone + Send + Sync + 'static {
         dx: &DeviceTensor<Self>,
     ) -> Result<()>;
 
+    /// The kernel of [`Ops::avg_pool2d_forward`].
+    fn avg_pool2d_forward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
+    /// The kernel of [`Ops::avg_pool2d_backward`].
+    fn avg_pool2d_backward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()>;
+
     /// The kernel of [`Ops::upsample_nearest_forward`].
     fn upsample_nearest_forward_unchecked(
         &self,

@@ -322,6 +322,40 @@ pub trait Ops: Backend {
         self.max_pool2d_backward_unchecked(g, x, dy, dx)
     }
 
+    /// Average pooling of geometry `g`, as PyTorch's `AvgPool2d` (padded positions
+    /// count in the divisor `kh·kw`): `x` is `N × C·H·W`, `y` (written over)
+    /// `N × C·OH·OW`. See
+    /// [`images::avg_pool2d_forward`](super::reference::images::avg_pool2d_forward).
+    fn avg_pool2d_forward(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        const OP: &str = "avg_pool2d_forward";
+        check::same_device(self, OP, &[Some(x), Some(y)])?;
+        let (input, output) = (g.input_sample_len(), g.output_sample_len());
+        check::resample(OP, g.batch(), &[("input", x, input)], ("output", y, output))?;
+        self.avg_pool2d_forward_unchecked(g, x, y)
+    }
+
+    /// Backward of [`Ops::avg_pool2d_forward`] from `dy`: each output's `dy / (kh·kw)`
+    /// goes to every real pixel of its window; `dx` (`N × C·H·W`) is written over. See
+    /// [`images::avg_pool2d_backward`](super::reference::images::avg_pool2d_backward).
+    fn avg_pool2d_backward(
+        &self,
+        g: &Pool2dGeometry,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        const OP: &str = "avg_pool2d_backward";
+        check::same_device(self, OP, &[Some(dy), Some(dx)])?;
+        let (input, output) = (g.input_sample_len(), g.output_sample_len());
+        let ins = [("output gradient", dy, output)];
+        check::resample(OP, g.batch(), &ins, ("input gradient", dx, input))?;
+        self.avg_pool2d_backward_unchecked(g, dy, dx)
+    }
+
     /// Nearest-neighbour upsampling of geometry `g`, as PyTorch's
     /// `Upsample(mode = "nearest")` with an integer scale: `x` is `N × C·H·W`, `y`
     /// (written over) `N × C·sH·sW`. See

@@ -1,17 +1,19 @@
 //! [`Dataset`]: inputs with class labels (and their one-hot targets) or with regression
-//! targets.
+//! targets, and the image shape of each row where the file it came from knows one.
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// Inputs with their targets: class labels (with one-hot targets) for classification,
-/// or rows of values for regression.
+/// or rows of values for regression. Each row may also carry an image shape
+/// ([`Dataset::image_shape`]), as the MNIST, IDX and CIFAR readers give it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     inputs: Tensor,
     labels: Vec<usize>,
     targets: Tensor,
     regression: bool,
+    image: Option<(usize, usize, usize)>,
 }
 
 impl Dataset {
@@ -33,6 +35,7 @@ impl Dataset {
             labels,
             targets,
             regression: false,
+            image: None,
         })
     }
 
@@ -60,6 +63,7 @@ impl Dataset {
             labels: Vec::new(),
             targets,
             regression: true,
+            image: None,
         })
     }
 
@@ -73,20 +77,74 @@ impl Dataset {
             )));
         }
         let inputs = gather(&self.inputs, rows)?;
-        if self.regression {
-            return Self::regression(inputs, gather(&self.targets, rows)?);
-        }
-        let labels = rows.iter().map(|&r| self.labels[r]).collect();
-        Self::new(inputs, labels, self.classes())
+        let selected = match self.regression {
+            true => Self::regression(inputs, gather(&self.targets, rows)?)?,
+            false => {
+                let labels = rows.iter().map(|&r| self.labels[r]).collect();
+                Self::new(inputs, labels, self.classes())?
+            }
+        };
+        Ok(Dataset {
+            image: self.image,
+            ..selected
+        })
     }
 
     /// The same targets with other inputs of as many rows (the inputs after a scaler,
-    /// say). Fails as [`Dataset::new`] does.
+    /// say). The image shape stays when the width does. Fails as [`Dataset::new`] does.
     pub fn with_inputs(&self, inputs: Tensor) -> Result<Self> {
+        let replaced = match self.regression {
+            true => Self::regression(inputs, self.targets.clone())?,
+            false => Self::new(inputs, self.labels.clone(), self.classes())?,
+        };
+        let image = self
+            .image
+            .filter(|&(c, h, w)| c * h * w == replaced.features());
+        Ok(Dataset { image, ..replaced })
+    }
+
+    /// The same data set with one-hot targets of `classes` classes (to give a test
+    /// file the training data's class count, so that its reports cover every class).
+    /// Fails for a regression data set and for a label not below `classes`.
+    pub fn with_classes(self, classes: usize) -> Result<Self> {
         if self.regression {
-            return Self::regression(inputs, self.targets.clone());
+            return Err(Error::InvalidArgument(
+                "the data set holds regression targets, not class labels".into(),
+            ));
         }
-        Self::new(inputs, self.labels.clone(), self.classes())
+        let targets = one_hot(&self.labels, classes)?;
+        Ok(Dataset { targets, ..self })
+    }
+
+    /// The same data set with each row an image of `channels × height × width`
+    /// pixels in (C, H, W) order. Fails when that is not the row's width.
+    pub fn with_image_shape(
+        self,
+        (channels, height, width): (usize, usize, usize),
+    ) -> Result<Self> {
+        let values = channels
+            .checked_mul(height)
+            .and_then(|n| n.checked_mul(width));
+        if values != Some(self.features()) {
+            return Err(Error::shape(
+                "Dataset",
+                format!(
+                    "images of {channels}×{height}×{width} do not make rows of {} values",
+                    self.features()
+                ),
+            ));
+        }
+        Ok(Dataset {
+            image: Some((channels, height, width)),
+            ..self
+        })
+    }
+
+    /// The (channels, height, width) of each row where it is an image whose shape the
+    /// file told: (1, 28, 28) for MNIST, (3, 32, 32) for CIFAR, (1, H, W) for an IDX
+    /// file of rank 3. `None` for tables and for data sets built from a tensor.
+    pub fn image_shape(&self) -> Option<(usize, usize, usize)> {
+        self.image
     }
 
     /// The inputs, `[n, features]`.

@@ -147,7 +147,8 @@ fn dataset(kind: CifarKind, inputs: Vec<f32>, labels: Vec<usize>) -> Result<Data
         Tensor::new(&[rows, PIXELS], inputs)?,
         labels,
         kind.classes(),
-    )
+    )?
+    .with_image_shape((3, CIFAR_SIDE, CIFAR_SIDE))
 }
 
 /// Appends the records of `bytes` (whole records of `kind`) to `inputs` and `labels`.

@@ -218,7 +218,9 @@ fn parse_from(reader: &mut dyn Read, path: &Path, form: &str) -> Result<IdxArray
 /// `inputs` (an item of any rank flattened in the file's order, e.g. an MNIST image's
 /// 28×28 pixels row by row, as `f32`, not rescaled), labelled by the values of `labels`
 /// (one per item: a one-dimensional array, or items of one value), which must be whole
-/// numbers from 0 below 2²⁴; the class count is the largest label + 1. Fails with
+/// numbers from 0 below 2²⁴; the class count is the largest label + 1. Items of rank 2
+/// (an inputs file of rank 3) are one-channel images: the data set's
+/// [`image_shape`](Dataset::image_shape) is (1, H, W). Fails with
 /// [`Error::Data`] naming the file at fault when either is not a valid IDX file, when the
 /// counts differ, on an input that is not finite, on a label that is not a class
 /// index, and when the one-hot targets would hold over 2³⁰ values.
@@ -285,7 +287,13 @@ pub fn idx_dataset(
     let x = Tensor::new(&[inputs.items(), width], x)?;
     // The labels are in range and the inputs finite: what is left to fail is the size
     // of the one-hot targets, which the labels file decides.
-    Dataset::new(x, classes, count).map_err(|e| Error::data(labels_path, e.to_string()))
+    let data =
+        Dataset::new(x, classes, count).map_err(|e| Error::data(labels_path, e.to_string()))?;
+    // Items of rank 2 are one-channel images; other ranks say nothing of channels.
+    match inputs.dims()[1..] {
+        [height, width] => data.with_image_shape((1, height, width)),
+        _ => Ok(data),
+    }
 }
 
 /// Whether `path` names an IDX file by the usual convention: the file name (less a

@@ -103,5 +103,6 @@ fn parse_from(reader: &mut dyn Read, path: &Path, form: &str) -> Result<Dataset>
         &[count, MNIST_SIDE * MNIST_SIDE],
         pixels.iter().map(|&p| f32::from(p)).collect(),
     )?;
-    Dataset::new(inputs, labels.iter().map(|&l| usize::from(l)).collect(), 10)
+    Dataset::new(inputs, labels.iter().map(|&l| usize::from(l)).collect(), 10)?
+        .with_image_shape((1, MNIST_SIDE, MNIST_SIDE))
 }

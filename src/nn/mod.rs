@@ -21,8 +21,10 @@ pub use conv::Conv2d;
 pub use flatten::Flatten;
 pub use linear::Linear;
 pub use loss::{CrossEntropy, CrossEntropyLoss, Loss, LossFunction, Mse, MseLoss, Reduced};
-pub use model_list::{build_model, describe, parse_model, LayerSpec, ModelListError, RowShape};
+pub use model_list::{
+    build_model, describe, parse_model, takes_images, LayerSpec, ModelListError, RowShape,
+};
 pub use module::{LayerKind, Module, Parameter};
-pub use pool::MaxPool2d;
+pub use pool::{AvgPool2d, MaxPool2d};
 pub use sequential::Sequential;
 pub use upsample::NearestUpsampling;

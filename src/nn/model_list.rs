@@ -8,7 +8,8 @@
 //! The grammar: layers separated by commas; each is a name, optionally followed by
 //! arguments in parentheses, positional first, then `key=value`:
 //! `conv(OUT,K[,stride=S][,padding=P][,dilation=D][,bias=false])`,
-//! `maxpool(K[,stride=S][,padding=P])` (stride K by default, as PyTorch's),
+//! `maxpool(K[,stride=S][,padding=P])` and `avgpool(K[,stride=S][,padding=P])`
+//! (stride K by default, as PyTorch's),
 //! `upsample(S)`, `flatten`, `linear(OUT)`, `relu`, `tanh`, `sigmoid`,
 //! `leakyrelu[(SLOPE)]`. As in PyTorch, a size (`K`, `S`, `P`, `D`) is one number
 //! for both sides or a pair `(HEIGHT,WIDTH)`: `conv(8,(3,5),stride=(1,2))`; the kernel
@@ -20,8 +21,8 @@ use std::fmt;
 use rand::Rng;
 
 use super::{
-    Conv2d, Flatten, LeakyReLU, Linear, MaxPool2d, Module, NearestUpsampling, ReLU, Sequential,
-    Sigmoid, Tanh,
+    AvgPool2d, Conv2d, Flatten, LeakyReLU, Linear, MaxPool2d, Module, NearestUpsampling, ReLU,
+    Sequential, Sigmoid, Tanh,
 };
 use crate::backend::{Backend, Conv2dSpec, Pool2dSpec};
 use crate::error::{Error, Result};
@@ -54,6 +55,17 @@ pub enum LayerSpec {
         /// Stride.
         stride: (usize, usize),
         /// Padding on both sides (at most half the window, as PyTorch's).
+        padding: (usize, usize),
+    },
+    /// `avgpool(K[,stride=S][,padding=P])`: an [`AvgPool2d`] over `K` windows (padded
+    /// positions count in the divisor, as PyTorch's default), stride `K` unless given,
+    /// padding 0 unless given; each size is (height, width).
+    AvgPool {
+        /// Window size.
+        kernel: (usize, usize),
+        /// Stride.
+        stride: (usize, usize),
+        /// Zero padding on both sides (at most half the window, as PyTorch's).
         padding: (usize, usize),
     },
     /// `upsample(S)`: a [`NearestUpsampling`] by `S`.
@@ -352,14 +364,23 @@ fn parse_layer(token: &str) -> std::result::Result<LayerSpec, ModelListError> {
                 bias: args.named_flag("bias", true)?,
             })
         }
-        "maxpool" | "maxpool2d" => {
+        "maxpool" | "maxpool2d" | "avgpool" | "avgpool2d" => {
             args.only(1, &["kernel_size", "stride", "padding"])?;
             let kernel = args.positional_or(0, "kernel_size", "the window size")?;
             let kernel = args.parse_pair("the window size", kernel, 1)?;
-            Ok(LayerSpec::MaxPool {
-                kernel,
-                stride: args.named_pair("stride", 1, kernel)?,
-                padding: args.named_pair("padding", 0, (0, 0))?,
+            let stride = args.named_pair("stride", 1, kernel)?;
+            let padding = args.named_pair("padding", 0, (0, 0))?;
+            Ok(match name.to_ascii_lowercase().starts_with("max") {
+                true => LayerSpec::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                },
+                false => LayerSpec::AvgPool {
+                    kernel,
+                    stride,
+                    padding,
+                },
             })
         }
         "upsample" => {
@@ -388,9 +409,33 @@ fn parse_layer(token: &str) -> std::result::Result<LayerSpec, ModelListError> {
         }
         "" => Err(error("an empty layer")),
         _ => Err(error(
-            "unknown layer (conv, maxpool, upsample, flatten, linear, relu, tanh, sigmoid, leakyrelu)",
+            "unknown layer (conv, maxpool, avgpool, upsample, flatten, linear, relu, tanh, sigmoid, leakyrelu)",
         )),
     }
+}
+
+/// Whether the network `layers` takes images: its first layer that is not an
+/// activation is a convolution, a pooling (max or average), an upsampling or a
+/// flatten. A data set that knows its rows' image shape
+/// ([`Dataset::image_shape`](crate::data::Dataset::image_shape)) gives such a network
+/// its input shape.
+pub fn takes_images(layers: &[LayerSpec]) -> bool {
+    let first = layers.iter().find(|l| {
+        !matches!(
+            l,
+            LayerSpec::Relu | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::LeakyRelu(_)
+        )
+    });
+    matches!(
+        first,
+        Some(
+            LayerSpec::Conv { .. }
+                | LayerSpec::MaxPool { .. }
+                | LayerSpec::AvgPool { .. }
+                | LayerSpec::Upsample(_)
+                | LayerSpec::Flatten
+        )
+    )
 }
 
 /// Builds the network `layers` for rows of shape `input`, initialising each layer as
@@ -461,15 +506,30 @@ pub fn build_model<B: Backend>(
                 kernel,
                 stride,
                 padding,
+            }
+            | LayerSpec::AvgPool {
+                kernel,
+                stride,
+                padding,
             } => {
                 let (c, h, w) = image(shape)?;
                 let spec = Pool2dSpec::new(kernel)
                     .with_stride(stride)
                     .with_padding(padding);
-                let pool = MaxPool2d::new(spec, c, (h, w)).map_err(wrap)?;
-                let (channels, height, width) = pool.output_shape();
+                let (pool, (channels, height, width)): (Box<dyn Module<B>>, _) = match layer {
+                    LayerSpec::MaxPool { .. } => {
+                        let pool = MaxPool2d::new(spec, c, (h, w)).map_err(wrap)?;
+                        let out = pool.output_shape();
+                        (Box::new(pool), out)
+                    }
+                    _ => {
+                        let pool = AvgPool2d::new(spec, c, (h, w)).map_err(wrap)?;
+                        let out = pool.output_shape();
+                        (Box::new(pool), out)
+                    }
+                };
                 (
-                    Box::new(pool),
+                    pool,
                     RowShape::Image {
                         channels,
                         height,
@@ -551,8 +611,17 @@ pub fn describe(layer: &LayerSpec) -> String {
             kernel,
             stride,
             padding,
+        }
+        | LayerSpec::AvgPool {
+            kernel,
+            stride,
+            padding,
         } => {
-            let mut s = format!("maxpool({}", size(kernel));
+            let name = match layer {
+                LayerSpec::MaxPool { .. } => "maxpool",
+                _ => "avgpool",
+            };
+            let mut s = format!("{name}({}", size(kernel));
             if stride != kernel {
                 s.push_str(&format!(",stride={}", size(stride)));
             }

@@ -425,6 +425,30 @@ impl Backend for Cpu {
         Ok(())
     }
 
+    fn avg_pool2d_forward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x], y, |[x], y| {
+            resample::avg_pool_forward(self.pool, g, x, y)
+        });
+        Ok(())
+    }
+
+    fn avg_pool2d_backward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([dy], dx, |[dy], dx| {
+            resample::avg_pool_backward(self.pool, g, dy, dx)
+        });
+        Ok(())
+    }
+
     fn upsample_nearest_forward_unchecked(
         &self,
         g: &UpsampleGeometry,

@@ -1,14 +1,16 @@
-//! Max pooling and nearest-neighbour upsampling on the [`Cpu`](crate::Cpu) backend,
+//! Max and average pooling and nearest-neighbour upsampling on the [`Cpu`](crate::Cpu) backend,
 //! on chunks of images in parallel: upsampling row by row (an input row spread into
 //! one output row, copied to the others; the gradient summed in the reference's
 //! order), max pooling by a loop over each window's rows and columns (its range
 //! computed once, instead of a test per tap) that scans in the reference's order and
-//! keeps its rule. Either way each image is computed exactly as the reference computes
-//! it, so the results are the reference's bit for bit.
+//! keeps its rule; average pooling by the reference's own loops. Every way, each image
+//! is computed exactly as the reference computes it, so the results are the
+//! reference's bit for bit.
 
 use rayon::ThreadPool;
 
 use crate::backend::cpu::parallel::for_each_rows;
+use crate::backend::reference::images;
 use crate::backend::{Pool2dGeometry, UpsampleGeometry};
 
 /// Runs `f(geometry of the chunk, inputs, output)` over chunks of whole images:
@@ -198,6 +200,42 @@ pub(crate) fn max_pool_backward(
                 dx[p * h * w + best] += dy[p * outputs + at]
             });
         },
+    )
+}
+
+/// Average pooling on chunks of images: the reference's loops on each chunk, so bit
+/// for bit [`images::avg_pool2d_forward`](crate::backend::reference::images::avg_pool2d_forward).
+pub(crate) fn avg_pool_forward(
+    pool: Option<&ThreadPool>,
+    g: &Pool2dGeometry,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let (i, o) = (g.input_sample_len(), g.output_sample_len());
+    let part = |g: &Pool2dGeometry, n| g.with_batch("avg_pool2d", n).ok();
+    per_images(pool, g, g.batch(), ([i], [x]), (o, y), part, |g, [x], y| {
+        images::avg_pool2d_forward(g, x, y)
+    })
+}
+
+/// The average pool's input gradient on chunks of images, bit for bit
+/// [`images::avg_pool2d_backward`](crate::backend::reference::images::avg_pool2d_backward).
+pub(crate) fn avg_pool_backward(
+    pool: Option<&ThreadPool>,
+    g: &Pool2dGeometry,
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    let (i, o) = (g.input_sample_len(), g.output_sample_len());
+    let part = |g: &Pool2dGeometry, n| g.with_batch("avg_pool2d", n).ok();
+    per_images(
+        pool,
+        g,
+        g.batch(),
+        ([o], [dy]),
+        (i, dx),
+        part,
+        |g, [dy], dx| images::avg_pool2d_backward(g, dy, dx),
     )
 }
 

@@ -220,6 +220,24 @@ impl Backend for Gpu {
         ops::image::max_pool2d_backward(self, g, x, dy, dx)
     }
 
+    fn avg_pool2d_forward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        ops::image::avg_pool2d_forward(self, g, x, y)
+    }
+
+    fn avg_pool2d_backward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        ops::image::avg_pool2d_backward(self, g, dy, dx)
+    }
+
     fn upsample_nearest_forward_unchecked(
         &self,
         g: &UpsampleGeometry,

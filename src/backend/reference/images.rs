@@ -1,4 +1,4 @@
-//! The definition of the image ops: the 2-D convolution, max pooling and
+//! The definition of the image ops: the 2-D convolution, max and average pooling and
 //! nearest-neighbour upsampling, forward and backward, as plain loops over
 //! `(N, C, H, W)` row-major slices, generic over the float type ([`Real`]: `f32` for
 //! the backends, `f64` for the finite-difference checks of the tests). Every size and
@@ -203,6 +203,65 @@ pub fn max_pool2d_backward<T: Real>(g: &Pool2dGeometry, x: &[T], dy: &[T], dx: &
             for ox in 0..ow {
                 let at = max_pool_argmax(g, plane, oy, ox);
                 dx[p * h * w + at] += dy[(p * oh + oy) * ow + ox];
+            }
+        }
+    }
+}
+
+/// The divisor of an average pool: the window's size `kh·kw`, padded positions
+/// included (PyTorch's `AvgPool2d` with `count_include_pad = True` and `ceil_mode =
+/// False`, whose windows never reach past the padding).
+fn avg_pool_divisor<T: Real>(g: &Pool2dGeometry) -> T {
+    let (kh, kw) = g.kernel();
+    T::from_f32((kh * kw) as f32)
+}
+
+/// Average pooling as PyTorch's `AvgPool2d` (`ceil_mode = False`, `count_include_pad
+/// = True`, no `divisor_override`): each output is the sum of its window's real pixels,
+/// in row-major order, divided by `kh·kw` (padded positions count as zeros). `y` is
+/// overwritten.
+pub fn avg_pool2d_forward<T: Real>(g: &Pool2dGeometry, x: &[T], y: &mut [T]) {
+    let (h, w) = g.input_size();
+    let (oh, ow) = g.output_size();
+    let (kh, kw) = g.kernel();
+    let divisor = avg_pool_divisor::<T>(g);
+    for p in 0..g.planes() {
+        let plane = &x[p * h * w..(p + 1) * h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = T::ZERO;
+                for iy in (0..kh).filter_map(|ky| g.input_y(oy, ky)) {
+                    for ix in (0..kw).filter_map(|kx| g.input_x(ox, kx)) {
+                        acc += plane[iy * w + ix];
+                    }
+                }
+                y[(p * oh + oy) * ow + ox] = acc / divisor;
+            }
+        }
+    }
+}
+
+/// The gradient of [`avg_pool2d_forward`] with respect to its input (overwrites `dx`):
+/// each output's share `dy / (kh·kw)` goes to every real pixel of its window, as
+/// PyTorch's kernel spreads it; a pixel in several windows gets the sum of their
+/// shares, added in the outputs' row-major order.
+pub fn avg_pool2d_backward<T: Real>(g: &Pool2dGeometry, dy: &[T], dx: &mut [T]) {
+    let (h, w) = g.input_size();
+    let (oh, ow) = g.output_size();
+    let (kh, kw) = g.kernel();
+    let divisor = avg_pool_divisor::<T>(g);
+    for v in dx[..g.input_len()].iter_mut() {
+        *v = T::ZERO;
+    }
+    for p in 0..g.planes() {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let share = dy[(p * oh + oy) * ow + ox] / divisor;
+                for iy in (0..kh).filter_map(|ky| g.input_y(oy, ky)) {
+                    for ix in (0..kw).filter_map(|kx| g.input_x(ox, kx)) {
+                        dx[p * h * w + iy * w + ix] += share;
+                    }
+                }
             }
         }
     }

@@ -289,6 +289,26 @@ impl Backend for Reference {
         Ok(())
     }
 
+    fn avg_pool2d_forward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        x: &DeviceTensor<Self>,
+        y: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([x], y, |[x], y| images::avg_pool2d_forward(g, x, y));
+        Ok(())
+    }
+
+    fn avg_pool2d_backward_unchecked(
+        &self,
+        g: &Pool2dGeometry,
+        dy: &DeviceTensor<Self>,
+        dx: &DeviceTensor<Self>,
+    ) -> Result<()> {
+        with_slices([dy], dx, |[dy], dx| images::avg_pool2d_backward(g, dy, dx));
+        Ok(())
+    }
+
     fn upsample_nearest_forward_unchecked(
         &self,
         g: &UpsampleGeometry,

@@ -162,6 +162,8 @@ kernels! {
     FromPixelRows => ("image.wgsl", "from_pixel_rows"),
     MaxPool2dForward => ("image.wgsl", "max_pool2d_forward"),
     MaxPool2dBackward => ("image.wgsl", "max_pool2d_backward"),
+    AvgPool2dForward => ("image.wgsl", "avg_pool2d_forward"),
+    AvgPool2dBackward => ("image.wgsl", "avg_pool2d_backward"),
     UpsampleNearestForward => ("image.wgsl", "upsample_nearest_forward"),
     UpsampleNearestBackward => ("image.wgsl", "upsample_nearest_backward"),
 }

@@ -1,5 +1,5 @@
-//! Launches of `shaders/image.wgsl`: the 2-D convolution and its gradients, max pooling
-//! and nearest-neighbour upsampling, one invocation per element written, with the
+//! Launches of `shaders/image.wgsl`: the 2-D convolution and its gradients, max and
+//! average pooling and nearest-neighbour upsampling, one invocation per element written, with the
 //! geometry in [`ImageParams`]: the convolution's direct lowering (see
 //! [`convolution`](super::convolution)).
 
@@ -66,7 +66,7 @@ pub(crate) fn conv_params(
     })
 }
 
-/// The parameter block of max pool `g`, writing `count` elements.
+/// The parameter block of pool `g` (max or average), writing `count` elements.
 fn pool_params(g: &Pool2dGeometry, count: usize) -> Result<ImageParams> {
     let p = window_params(
         g.batch(),
@@ -234,6 +234,36 @@ pub(crate) fn max_pool2d_backward(
     gpu.launch(
         Kernel::MaxPool2dBackward,
         &[x, dy],
+        dx,
+        params,
+        Grid::Flat(count),
+    )
+}
+
+/// `y = avg_pool(x)`.
+pub(crate) fn avg_pool2d_forward(
+    gpu: &Gpu,
+    g: &Pool2dGeometry,
+    x: &DeviceTensor<Gpu>,
+    y: &DeviceTensor<Gpu>,
+) -> Result<()> {
+    let count = g.output_len();
+    let params = pool_params(g, count)?;
+    gpu.launch(Kernel::AvgPool2dForward, &[x], y, params, Grid::Flat(count))
+}
+
+/// The average pool's input gradient.
+pub(crate) fn avg_pool2d_backward(
+    gpu: &Gpu,
+    g: &Pool2dGeometry,
+    dy: &DeviceTensor<Gpu>,
+    dx: &DeviceTensor<Gpu>,
+) -> Result<()> {
+    let count = g.input_len();
+    let params = pool_params(g, count)?;
+    gpu.launch(
+        Kernel::AvgPool2dBackward,
+        &[dy],
         dx,
         params,
         Grid::Flat(count),
