@@ -3,6 +3,8 @@
 //! was expected, never a panic. Also the split, the scaler and the metrics against
 //! their definitions.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,10 +18,7 @@ use safetensors::tensor::{Dtype, TensorView};
 
 /// A fresh folder for this test's files.
 fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("minidl-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_folder(&format!("data-{name}"))
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -30,21 +29,6 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 fn labels() -> LoadOptions {
     LoadOptions::default()
-}
-
-/// The message of a data-file error, checked to name `path`.
-fn data_error(result: minidl::Result<impl std::fmt::Debug>, path: &Path) -> String {
-    match result {
-        Err(e @ Error::Data { .. }) => {
-            let text = e.to_string();
-            assert!(
-                text.contains(&path.display().to_string()),
-                "the message does not name the file: {text}"
-            );
-            text
-        }
-        other => panic!("expected a data-file error, got {other:?}"),
-    }
 }
 
 #[test]
@@ -195,17 +179,22 @@ fn bad_csv_files_name_the_line_column_and_what_was_expected() {
     ];
     for (name, bytes, options, expected) in cases {
         let path = write(&dir, name, bytes);
-        let text = data_error(data::load(&path, &options), &path);
+        let text = common::data_error(data::load(&path, &options), &path);
         assert!(text.contains(expected), "{name}: {text}");
     }
     let missing = dir.join("missing.csv");
     assert!(
-        data_error(read_csv(&missing, &CsvOptions::default()), &missing).contains("cannot open")
+        common::data_error(read_csv(&missing, &CsvOptions::default()), &missing)
+            .contains("cannot open")
     );
     let corrupt = write(&dir, "corrupt.csv.gz", b"this is not gzip");
-    assert!(data_error(data::load(&corrupt, &labels()), &corrupt).contains("reading failed"));
+    assert!(
+        common::data_error(data::load(&corrupt, &labels()), &corrupt).contains("reading failed")
+    );
     let unknown = write(&dir, "data.txt", b"1,0\n");
-    assert!(data_error(data::load(&unknown, &labels()), &unknown).contains("unknown format"));
+    assert!(
+        common::data_error(data::load(&unknown, &labels()), &unknown).contains("unknown format")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -319,7 +308,7 @@ fn bad_npy_files_say_what_is_wrong() {
     ];
     for (name, bytes, expected) in cases {
         let path = write(&dir, name, &bytes);
-        let text = data_error(data::load(&path, &labels()), &path);
+        let text = common::data_error(data::load(&path, &labels()), &path);
         assert!(text.contains(expected), "{name}: {text}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -410,12 +399,14 @@ fn bad_safetensors_files_say_what_is_wrong() {
     ];
     for (name, tensors, expected) in cases {
         let path = safetensors_file(&dir, name, &tensors);
-        let text = data_error(data::load(&path, &labels()), &path);
+        let text = common::data_error(data::load(&path, &labels()), &path);
         assert!(text.contains(expected), "{name}: {text}");
     }
     let garbage = write(&dir, "garbage.safetensors", b"\x01\x00");
-    assert!(data_error(data::load(&garbage, &labels()), &garbage)
-        .contains("not a valid safetensors file"));
+    assert!(
+        common::data_error(data::load(&garbage, &labels()), &garbage)
+            .contains("not a valid safetensors file")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

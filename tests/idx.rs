@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use common::{gzip, idx, mnist_as_idx};
 use minidl::data::{
-    self, idx_labels_path, parse_idx, read_idx, read_idx_pair, read_mnist, read_npy, Dataset,
-    IdxType, LoadOptions,
+    self, idx_dataset, idx_labels_path, parse_idx, read_idx, read_idx_pair, read_mnist, read_npy,
+    Dataset, IdxType, LoadOptions,
 };
 use minidl::Error;
 use proptest::prelude::*;
@@ -142,6 +142,17 @@ fn every_number_type_reads_big_endian_as_written() {
                 assert_eq!(array.item_len(), 6 / dims[0] as usize);
                 let read: Vec<f64> = array.values().collect();
                 assert_eq!(read, values, "{dtype:?} {dims:?}");
+                // As a data set's inputs, each value is the f32 nearest it, in each
+                // type's own path (bytes convert in one pass, the rest decode); a value
+                // beyond f32's range (f64's 1e300) is refused.
+                let zeros = vec![0; dims[0] as usize];
+                let labels = parse_idx(&idx(0x08, &dims[..1], &zeros), &here()).unwrap();
+                let rows = idx_dataset(&array, &here(), &labels, &here());
+                let as_f32: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+                match as_f32.iter().all(|v| v.is_finite()) {
+                    true => assert_eq!(rows.unwrap().inputs().data(), &as_f32[..]),
+                    false => assert!(rows.is_err(), "{dtype:?}"),
+                }
             }
         }
         assert_eq!(dtype.size(), body.len() / 6);

@@ -5,16 +5,15 @@
 //! truncated anywhere, another magic, size or count, a bad label, a corrupt gzip
 //! stream, arbitrary bytes — is an `Error::Data` naming the file, never a panic.
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use minidl::data::{self, mnist_path, parse_mnist, read_mnist, MNIST_MAGIC};
 use minidl::Error;
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 
 /// SHA-256 of `datasets/mnist/mnist10k.bin.gz`, as the README gives it.
 const FILE_SHA256: &str = "a6d962240fa8c8619f3a6c283b9f2a2ff151726291ef1429cdef1f8ac1949a31";
@@ -179,26 +178,13 @@ fn three() -> Vec<u8> {
     file(3, 28, 28, &body)
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
 fn here() -> PathBuf {
     PathBuf::from("test-input.bin.gz")
 }
 
 /// The message of a data-file error about [`here`].
 fn data_error(result: minidl::Result<data::Dataset>) -> String {
-    match result {
-        Err(e @ Error::Data { .. }) => {
-            let text = e.to_string();
-            assert!(text.contains("test-input.bin.gz"), "{text}");
-            text
-        }
-        other => panic!("expected a data-file error, got {other:?}"),
-    }
+    common::data_error(result, &here())
 }
 
 #[test]
@@ -213,7 +199,7 @@ fn a_small_file_reads_exactly_compressed_or_not() {
         d.targets().data()[..10],
         [0., 0., 0., 0., 0., 0., 0., 1., 0., 0.]
     );
-    assert_eq!(parse_mnist(&gzip(&raw), &here()).unwrap(), d);
+    assert_eq!(parse_mnist(&common::gzip(&raw), &here()).unwrap(), d);
 }
 
 #[test]
@@ -238,7 +224,7 @@ fn a_file_truncated_anywhere_is_an_error() {
         };
         assert!(text.contains(expected), "length {len}: {text}");
     }
-    let packed = gzip(&raw);
+    let packed = common::gzip(&raw);
     for len in 0..packed.len() {
         data_error(parse_mnist(&packed[..len], &here()));
     }
@@ -291,7 +277,7 @@ fn malformed_files_are_errors_that_say_what_is_wrong() {
         (file(3, 28, 0, body), "the images are 28×0 pixels"),
     ];
     for (bytes, expected) in cases {
-        for (form, bytes) in [("raw", bytes.clone()), ("gzip", gzip(&bytes))] {
+        for (form, bytes) in [("raw", bytes.clone()), ("gzip", common::gzip(&bytes))] {
             let text = data_error(parse_mnist(&bytes, &here()));
             assert!(text.contains(expected), "{form}: {text}");
         }
@@ -300,7 +286,7 @@ fn malformed_files_are_errors_that_say_what_is_wrong() {
 
 #[test]
 fn corrupt_gzip_streams_are_errors() {
-    let packed = gzip(&three());
+    let packed = common::gzip(&three());
     // A flipped bit in the compressed data or in the CRC, junk after the stream.
     for at in [12, packed.len() / 2, packed.len() - 6] {
         let mut bad = packed.clone();
@@ -317,13 +303,7 @@ fn corrupt_gzip_streams_are_errors() {
 }
 
 fn cases(n: u32) -> ProptestConfig {
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
-    ProptestConfig {
-        cases: env("PROPTEST_CASES").map_or(n, |c: u64| c as u32),
-        rng_seed: RngSeed::Fixed(env("PROPTEST_RNG_SEED").unwrap_or(0x006d_6e69_7374)),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    common::proptest_config(n, 0x006d_6e69_7374)
 }
 
 proptest! {
@@ -332,7 +312,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
         let _ = parse_mnist(&bytes, &here());
-        let _ = parse_mnist(&gzip(&bytes), &here());
+        let _ = parse_mnist(&common::gzip(&bytes), &here());
     }
 
     #[test]
@@ -343,7 +323,7 @@ proptest! {
     ) {
         let mut bytes = file(count, 28, 28, &body);
         if gzipped {
-            bytes = gzip(&bytes);
+            bytes = common::gzip(&bytes);
         }
         match parse_mnist(&bytes, &here()) {
             Ok(d) => {
@@ -366,6 +346,6 @@ proptest! {
         }
         bytes.truncate(cut);
         let _ = parse_mnist(&bytes, &here());
-        let _ = parse_mnist(&gzip(&bytes), &here());
+        let _ = parse_mnist(&common::gzip(&bytes), &here());
     }
 }

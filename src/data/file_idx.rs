@@ -259,20 +259,13 @@ pub fn idx_dataset(
         ));
     }
     let width = inputs.item_len();
-    let mut x = Vec::with_capacity(inputs.len());
-    for (i, v) in inputs.values().enumerate() {
-        if !v.is_finite() {
-            return Err(Error::data(
-                inputs_path,
-                format!(
-                    "item {}, value {}: {v} is not a finite number",
-                    i / width,
-                    i % width
-                ),
-            ));
-        }
-        x.push(v as f32);
-    }
+    let x = match inputs.dtype {
+        // Bytes are always finite, and this is what image files hold: one pass the
+        // compiler vectorizes rather than a decode per value.
+        IdxType::U8 => inputs.body.iter().map(|&b| f32::from(b)).collect(),
+        IdxType::I8 => inputs.body.iter().map(|&b| f32::from(b as i8)).collect(),
+        _ => finite_values(inputs, inputs_path, width)?,
+    };
     let mut classes = Vec::with_capacity(labels.items());
     for (i, v) in labels.values().enumerate() {
         let Some(label) = super::dataset::class_index(v) else {
@@ -294,6 +287,26 @@ pub fn idx_dataset(
         [height, width] => data.with_image_shape((1, height, width)),
         _ => Ok(data),
     }
+}
+
+/// The values of a multi-byte array as `f32`, refusing one that is not finite (`width`
+/// values to an item, to name the item in the error).
+fn finite_values(array: &IdxArray, path: &Path, width: usize) -> Result<Vec<f32>> {
+    let mut x = Vec::with_capacity(array.len());
+    for (i, v) in array.values().enumerate() {
+        if !v.is_finite() {
+            return Err(Error::data(
+                path,
+                format!(
+                    "item {}, value {}: {v} is not a finite number",
+                    i / width,
+                    i % width
+                ),
+            ));
+        }
+        x.push(v as f32);
+    }
+    Ok(x)
 }
 
 /// Whether `path` names an IDX file by the usual convention: the file name (less a
