@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use crate::backend::cpu::matmul::{gemm_into, SMALL_PRODUCT};
+use crate::backend::cpu::scratch::with_scratch;
 use crate::backend::Conv2dGeometry;
 
 /// Convolutions of fewer multiply-adds than this run on the calling thread.
@@ -31,24 +32,6 @@ thread_local! {
     static GATHERED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// The calling thread's per-task weight and bias gradient sums.
     static PARTIALS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on a scratch vector of `len` elements from `key` (contents unspecified),
-/// or on a fresh one where the thread's is already in use (a nested call).
-fn with_scratch<R>(
-    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
-    len: usize,
-    f: impl FnOnce(&mut [f32]) -> R,
-) -> R {
-    key.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut v) => {
-            if v.len() < len {
-                v.resize(len, 0.0);
-            }
-            f(&mut v[..len])
-        }
-        Err(_) => f(&mut vec![0.0; len]),
-    })
 }
 
 /// The number of tasks a batch is split into: one per thread, at most one per image,

@@ -4,12 +4,19 @@
 //! the plain kernels below on the calling thread, which allocate nothing and, for the
 //! gradients, add in the reference's order.
 //!
+//! `y = x·wᵀ` multiplies by a transposed copy of `w` where `w`'s rows lie a multiple
+//! of 4 KiB apart (see [`through_transpose`]).
+//!
 //! Dimensions follow [`Backend`](crate::Backend): `x: n×k`, `w: m×k`, `y: n×m`,
 //! row-major.
+
+use std::cell::RefCell;
 
 use rayon::ThreadPool;
 
 use crate::backend::cpu::parallel::for_each_rows;
+use crate::backend::cpu::scratch::with_scratch;
+use crate::backend::cpu::transpose::transpose;
 use crate::backend::reference::definitions::activate;
 use crate::backend::Act;
 
@@ -23,6 +30,27 @@ const PAR_MIN_PRODUCT: usize = 1 << 20;
 /// Lanes of the small kernels' accumulators: a multiple of every x86 and ARM vector
 /// width for `f32` up to 512 bits, so that the compiler vectorizes them.
 const LANES: usize = 16;
+
+/// The `f32` row stride of `w` whose multiples [`forward`] avoids: 4 KiB, the span of
+/// one way of the L1 data cache on the x86 cores minidl has run on (64 sets of 64 bytes).
+const ALIASING_STRIDE: usize = 1024;
+
+thread_local! {
+    /// The calling thread's transposed weight (`k × m`) for [`forward`], reused from
+    /// call to call.
+    static TRANSPOSED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether [`forward`] multiplies by a transposed copy of `w` (`m × k`) rather than
+/// by `w` read column-wise: where `w`'s rows lie a multiple of [`ALIASING_STRIDE`]
+/// apart. `gemm` packs a column-wise `w` by gathering down its columns, and at such a
+/// stride every read of a gather falls into the same cache set. On a Zen 5 EPYC the
+/// product of 256×1024 by (1024×1024)ᵀ took 3.7 ms that way, 2.2 ms from a row-major
+/// copy made in 0.7 ms; at a width of 1000 the two ways took the same time, so there
+/// the copy would only cost (docs/performance.md).
+fn through_transpose(k: usize) -> bool {
+    k.is_multiple_of(ALIASING_STRIDE)
+}
 
 /// The threads a product of `macs` multiply-adds runs on.
 fn threads_for(pool: Option<&ThreadPool>, macs: usize) -> Option<&ThreadPool> {
@@ -116,7 +144,14 @@ pub(crate) fn forward(
         return forward_small(x, w, b, act, y, (n, k, m));
     }
     let pool = threads_for(pool, macs);
-    gemm_into(pool, (n, m, k), y, false, (x, k, 1), (w, 1, k));
+    if through_transpose(k) {
+        with_scratch(&TRANSPOSED, k * m, |wt| {
+            transpose(pool, w, (m, k), wt);
+            gemm_into(pool, (n, m, k), y, false, (x, k, 1), (wt, m, 1));
+        });
+    } else {
+        gemm_into(pool, (n, m, k), y, false, (x, k, 1), (w, 1, k));
+    }
     // The bias and activation in one pass over each chunk of rows.
     for_each_rows(pool, n, [], [], m, y, |[], y| {
         for row in y.chunks_exact_mut(m) {

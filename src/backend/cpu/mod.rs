@@ -8,6 +8,8 @@ mod matmul;
 mod mlp_epoch;
 mod parallel;
 mod resample;
+mod scratch;
+mod transpose;
 
 pub use parallel::THREADS_VAR;
 
