@@ -331,25 +331,89 @@ fn pool_cases() -> Vec<(usize, usize, (usize, usize), Pool2dSpec)> {
     ]
 }
 
-#[test]
-fn max_pool_backward_matches_finite_differences() {
-    for (seed, (n, c, input, spec)) in pool_cases().into_iter().enumerate() {
+/// A pool's input gradient from `backward(g, x, dy, dx)` against the f64 finite
+/// differences of `forward` on every pool case, `x` from `inputs(len, case)` and `dy`
+/// drawn from seed `dy_seed + case`.
+fn check_pool_gradient(
+    name: &str,
+    inputs: impl Fn(usize, usize) -> Vec<f64>,
+    dy_seed: u64,
+    forward: fn(&Pool2dGeometry, &[f64], &mut [f64]),
+    backward: impl Fn(&Pool2dGeometry, &[f64], &[f64], &mut [f64]),
+) {
+    for (case, (n, c, input, spec)) in pool_cases().into_iter().enumerate() {
         let g = Pool2dGeometry::new("test pool", &spec, n, c, input).unwrap();
-        let mut x = distinct(g.input_len(), seed);
-        let dy = random(&mut rng(43 + seed as u64), g.output_len());
+        let mut x = inputs(g.input_len(), case);
+        let dy = random(&mut rng(dy_seed + case as u64), g.output_len());
         let mut dx = vec![f64::NAN; g.input_len()];
-        images::max_pool2d_backward(&g, &x, &dy, &mut dx);
+        backward(&g, &x, &dy, &mut dx);
         assert_matches_finite_differences(
-            &format!("max_pool dx, {spec:?} on {input:?}"),
+            &format!("{name} dx, {spec:?} on {input:?}"),
             &mut x,
             &dx,
             |x| {
                 let mut y = vec![0.0; g.output_len()];
-                images::max_pool2d_forward(&g, x, &mut y);
+                forward(&g, x, &mut y);
                 dot(&y, &dy)
             },
         );
     }
+}
+
+#[test]
+fn max_pool_backward_matches_finite_differences() {
+    // Distinct values, so that no window holds a tie a finite difference would split.
+    check_pool_gradient(
+        "max_pool",
+        distinct,
+        43,
+        images::max_pool2d_forward,
+        images::max_pool2d_backward,
+    );
+}
+
+#[test]
+fn avg_pool_backward_matches_finite_differences() {
+    check_pool_gradient(
+        "avg_pool",
+        |len, case| random(&mut rng(53 + case as u64), len),
+        59,
+        images::avg_pool2d_forward,
+        |g, _, dy, dx| images::avg_pool2d_backward(g, dy, dx),
+    );
+}
+
+/// Each output's window of a pool of `spec` over `x` (planes of `(h, w)`), its values
+/// in row-major order, each plane copied into an image padded with `fill` (−∞ is
+/// PyTorch's implicit padding for the max pool, 0 for the average pool's
+/// `count_include_pad`); the output size is first held to PyTorch's formula.
+fn padded_windows(
+    g: &Pool2dGeometry,
+    spec: &Pool2dSpec,
+    (h, w): (usize, usize),
+    x: &[f64],
+    fill: f64,
+) -> Vec<Vec<f64>> {
+    let ((kh, kw), (sh, sw), (ph, pw)) = (spec.kernel, spec.stride, spec.padding);
+    let oh = pytorch_out(h, kh, sh, ph, 1) as usize;
+    let ow = pytorch_out(w, kw, sw, pw, 1) as usize;
+    assert_eq!(g.output_size(), (oh, ow));
+    let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+    let mut windows = Vec::new();
+    for plane in x.chunks(h * w) {
+        let mut padded = vec![fill; hp * wp];
+        for (i, &v) in plane.iter().enumerate() {
+            padded[(i / w + ph) * wp + i % w + pw] = v;
+        }
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let rows = oy * sh..oy * sh + kh;
+                let taps = rows.flat_map(|py| (ox * sw..ox * sw + kw).map(move |px| (py, px)));
+                windows.push(taps.map(|(py, px)| padded[py * wp + px]).collect());
+            }
+        }
+    }
+    windows
 }
 
 #[test]
@@ -359,51 +423,14 @@ fn max_pool_forward_matches_padded_window_maximum() {
     for (seed, (n, c, (h, w), spec)) in pool_cases().into_iter().enumerate() {
         let g = Pool2dGeometry::new("test pool", &spec, n, c, (h, w)).unwrap();
         let x = distinct(g.input_len(), seed);
-        let ((kh, kw), (sh, sw), (ph, pw)) = (spec.kernel, spec.stride, spec.padding);
-        let oh = pytorch_out(h, kh, sh, ph, 1) as usize;
-        let ow = pytorch_out(w, kw, sw, pw, 1) as usize;
-        assert_eq!(g.output_size(), (oh, ow));
-        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-        let mut want = Vec::new();
-        for plane in x.chunks(h * w) {
-            let mut padded = vec![f64::NEG_INFINITY; hp * wp];
-            for (i, &v) in plane.iter().enumerate() {
-                padded[(i / w + ph) * wp + i % w + pw] = v;
-            }
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let rows = (oy * sh..oy * sh + kh).flat_map(|py| {
-                        let padded = &padded;
-                        (ox * sw..ox * sw + kw).map(move |px| padded[py * wp + px])
-                    });
-                    want.push(rows.fold(f64::NEG_INFINITY, f64::max));
-                }
-            }
-        }
+        let windows = padded_windows(&g, &spec, (h, w), &x, f64::NEG_INFINITY);
+        let want: Vec<f64> = windows
+            .iter()
+            .map(|window| window.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+            .collect();
         let mut y = vec![f64::NAN; g.output_len()];
         images::max_pool2d_forward(&g, &x, &mut y);
         assert_eq!(y, want, "{spec:?} on {:?}", (h, w));
-    }
-}
-
-#[test]
-fn avg_pool_backward_matches_finite_differences() {
-    for (seed, (n, c, input, spec)) in pool_cases().into_iter().enumerate() {
-        let g = Pool2dGeometry::new("test pool", &spec, n, c, input).unwrap();
-        let mut x = random(&mut rng(53 + seed as u64), g.input_len());
-        let dy = random(&mut rng(59 + seed as u64), g.output_len());
-        let mut dx = vec![f64::NAN; g.input_len()];
-        images::avg_pool2d_backward(&g, &dy, &mut dx);
-        assert_matches_finite_differences(
-            &format!("avg_pool dx, {spec:?} on {input:?}"),
-            &mut x,
-            &dx,
-            |x| {
-                let mut y = vec![0.0; g.output_len()];
-                images::avg_pool2d_forward(&g, x, &mut y);
-                dot(&y, &dy)
-            },
-        );
     }
 }
 
@@ -414,27 +441,11 @@ fn avg_pool_forward_matches_zero_padded_window_mean() {
     for (seed, (n, c, (h, w), spec)) in pool_cases().into_iter().enumerate() {
         let g = Pool2dGeometry::new("test pool", &spec, n, c, (h, w)).unwrap();
         let x = random(&mut rng(61 + seed as u64), g.input_len());
-        let ((kh, kw), (sh, sw), (ph, pw)) = (spec.kernel, spec.stride, spec.padding);
-        let oh = pytorch_out(h, kh, sh, ph, 1) as usize;
-        let ow = pytorch_out(w, kw, sw, pw, 1) as usize;
-        assert_eq!(g.output_size(), (oh, ow));
-        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-        let mut want = Vec::new();
-        for plane in x.chunks(h * w) {
-            let mut padded = vec![0.0; hp * wp];
-            for (i, &v) in plane.iter().enumerate() {
-                padded[(i / w + ph) * wp + i % w + pw] = v;
-            }
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let window: Vec<f64> = (oy * sh..oy * sh + kh)
-                        .flat_map(|py| (ox * sw..ox * sw + kw).map(move |px| (py, px)))
-                        .map(|(py, px)| padded[py * wp + px])
-                        .collect();
-                    want.push(window.iter().sum::<f64>() / window.len() as f64);
-                }
-            }
-        }
+        let windows = padded_windows(&g, &spec, (h, w), &x, 0.0);
+        let want: Vec<f64> = windows
+            .iter()
+            .map(|window| window.iter().sum::<f64>() / window.len() as f64)
+            .collect();
         let mut y = vec![f64::NAN; g.output_len()];
         images::avg_pool2d_forward(&g, &x, &mut y);
         for (i, (a, b)) in y.iter().zip(&want).enumerate() {

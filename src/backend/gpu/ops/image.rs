@@ -209,6 +209,20 @@ fn within_budget(gpu: &Gpu, op: &str, iterations: usize) -> Result<()> {
     }
 }
 
+/// Launches the pool kernel `kernel` of geometry `g`, one invocation for each of
+/// `count` elements written.
+fn launch_pool(
+    gpu: &Gpu,
+    kernel: Kernel,
+    g: &Pool2dGeometry,
+    inputs: &[&DeviceTensor<Gpu>],
+    out: &DeviceTensor<Gpu>,
+    count: usize,
+) -> Result<()> {
+    let params = pool_params(g, count)?;
+    gpu.launch(kernel, inputs, out, params, Grid::Flat(count))
+}
+
 /// `y = max_pool(x)`.
 pub(crate) fn max_pool2d_forward(
     gpu: &Gpu,
@@ -216,9 +230,8 @@ pub(crate) fn max_pool2d_forward(
     x: &DeviceTensor<Gpu>,
     y: &DeviceTensor<Gpu>,
 ) -> Result<()> {
-    let count = g.output_len();
-    let params = pool_params(g, count)?;
-    gpu.launch(Kernel::MaxPool2dForward, &[x], y, params, Grid::Flat(count))
+    let kernel = Kernel::MaxPool2dForward;
+    launch_pool(gpu, kernel, g, &[x], y, g.output_len())
 }
 
 /// The max pool's input gradient.
@@ -229,15 +242,8 @@ pub(crate) fn max_pool2d_backward(
     dy: &DeviceTensor<Gpu>,
     dx: &DeviceTensor<Gpu>,
 ) -> Result<()> {
-    let count = g.input_len();
-    let params = pool_params(g, count)?;
-    gpu.launch(
-        Kernel::MaxPool2dBackward,
-        &[x, dy],
-        dx,
-        params,
-        Grid::Flat(count),
-    )
+    let kernel = Kernel::MaxPool2dBackward;
+    launch_pool(gpu, kernel, g, &[x, dy], dx, g.input_len())
 }
 
 /// `y = avg_pool(x)`.
@@ -247,9 +253,8 @@ pub(crate) fn avg_pool2d_forward(
     x: &DeviceTensor<Gpu>,
     y: &DeviceTensor<Gpu>,
 ) -> Result<()> {
-    let count = g.output_len();
-    let params = pool_params(g, count)?;
-    gpu.launch(Kernel::AvgPool2dForward, &[x], y, params, Grid::Flat(count))
+    let kernel = Kernel::AvgPool2dForward;
+    launch_pool(gpu, kernel, g, &[x], y, g.output_len())
 }
 
 /// The average pool's input gradient.
@@ -259,15 +264,8 @@ pub(crate) fn avg_pool2d_backward(
     dy: &DeviceTensor<Gpu>,
     dx: &DeviceTensor<Gpu>,
 ) -> Result<()> {
-    let count = g.input_len();
-    let params = pool_params(g, count)?;
-    gpu.launch(
-        Kernel::AvgPool2dBackward,
-        &[dy],
-        dx,
-        params,
-        Grid::Flat(count),
-    )
+    let kernel = Kernel::AvgPool2dBackward;
+    launch_pool(gpu, kernel, g, &[dy], dx, g.input_len())
 }
 
 /// `y = upsample_nearest(x)`.
