@@ -159,18 +159,8 @@ fn train_takes_a_folder_of_batches_and_its_test_batch() {
         "conv(4,5,stride=2),relu,maxpool(2),flatten,linear(10)",
         "--epochs",
         "1",
-        "--backend",
-        "cpu",
-        "--json",
     ];
-    let out = common::run_example("train", &args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap();
+    let line = common::train_json_on_cpu(&args);
     assert!(
         line.contains("\"rows\":{\"train\":32,\"validation\":8,\"test\":20}"),
         "{line}"

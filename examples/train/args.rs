@@ -30,10 +30,13 @@ pub const USAGE: &str =
                         or an IDX images file (LeCun's MNIST files, Fashion-MNIST,
                         EMNIST: train-images-idx3-ubyte[.gz], its labels file beside it),
                         a binary CIFAR-10 or CIFAR-100 file (.bin, rows in 3,32,32
-                        order), or a folder: its CIFAR-10 data_batch_N.bin files
+                        order), a folder of one subfolder of .png images per class
+                        (as torchvision's ImageFolder: classes by sorted name), or a
+                        folder of CIFAR-10 data_batch_N.bin files
   --test-data FILE      the test rows from this file (read as --data) instead of the
                         split, e.g. MNIST's t10k-images-idx3-ubyte.gz or CIFAR-10's
-                        test_batch.bin; --split is then
+                        test_batch.bin (an image folder's classes matched by name);
+                        --split is then
                         TRAIN,VAL,0 (default 0.8,0.2,0)
   --label COL           classification: the column of class indices 0, 1, … by header
                         name or 0-based index (default: the last column)

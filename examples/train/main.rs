@@ -44,7 +44,8 @@ use report::{Part, Summary};
 
 /// Reads the file and splits it; with `--test-data`, the test part is that file's rows
 /// (its rows in `Split::rows` are that file's), which must have the training data's
-/// width and targets, and no class the training data lacks.
+/// width and targets, and no class the training data lacks (where both name their
+/// classes, as image folders do, a class is matched by its name).
 fn read_and_split(args: &Args) -> Result<Split, String> {
     let options = LoadOptions {
         header: args.header,
@@ -73,6 +74,12 @@ fn read_and_split(args: &Args) -> Result<Split, String> {
             )))
         }
         true => test,
+        // Classes by name (image folders): the training folder's numbering.
+        false if all.class_names().is_some() && test.class_names().is_some() => {
+            let names = all.class_names().unwrap_or_default();
+            test.with_classes_named(names)
+                .map_err(|e| named(e.to_string()))?
+        }
         false if test.classes() > all.classes() => {
             return Err(named(format!(
                 "class {} is not among the {} classes of --data",

@@ -14,6 +14,7 @@ pub struct Dataset {
     targets: Tensor,
     regression: bool,
     image: Option<(usize, usize, usize)>,
+    class_names: Option<Vec<String>>,
 }
 
 impl Dataset {
@@ -36,6 +37,7 @@ impl Dataset {
             targets,
             regression: false,
             image: None,
+            class_names: None,
         })
     }
 
@@ -64,6 +66,7 @@ impl Dataset {
             targets,
             regression: true,
             image: None,
+            class_names: None,
         })
     }
 
@@ -86,6 +89,7 @@ impl Dataset {
         };
         Ok(Dataset {
             image: self.image,
+            class_names: self.class_names.clone(),
             ..selected
         })
     }
@@ -100,7 +104,11 @@ impl Dataset {
         let image = self
             .image
             .filter(|&(c, h, w)| c * h * w == replaced.features());
-        Ok(Dataset { image, ..replaced })
+        Ok(Dataset {
+            image,
+            class_names: self.class_names.clone(),
+            ..replaced
+        })
     }
 
     /// The same data set with one-hot targets of `classes` classes (to give a test
@@ -113,7 +121,76 @@ impl Dataset {
             ));
         }
         let targets = one_hot(&self.labels, classes)?;
-        Ok(Dataset { targets, ..self })
+        let class_names = self.class_names.filter(|names| names.len() == classes);
+        Ok(Dataset {
+            targets,
+            class_names,
+            ..self
+        })
+    }
+
+    /// The same data set with its classes named, `names[i]` for class `i` (an image
+    /// folder's subfolders). Fails for a regression data set, and where the names are
+    /// not one per class or one repeats.
+    pub fn with_class_names(self, names: Vec<String>) -> Result<Self> {
+        if self.regression || names.len() != self.classes() {
+            return Err(Error::InvalidArgument(format!(
+                "{} class names for a data set of {} classes",
+                names.len(),
+                self.classes()
+            )));
+        }
+        let mut sorted: Vec<&String> = names.iter().collect();
+        sorted.sort();
+        if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(Error::InvalidArgument(format!(
+                "the class name {:?} is given twice",
+                pair[0]
+            )));
+        }
+        Ok(Dataset {
+            class_names: Some(names),
+            ..self
+        })
+    }
+
+    /// The name of each class, in class order, where the data told them (an image
+    /// folder's subfolders); `None` otherwise.
+    pub fn class_names(&self) -> Option<&[String]> {
+        self.class_names.as_deref()
+    }
+
+    /// The same rows relabelled onto the classes `names` (another data set's, to test
+    /// on a folder that holds some of the training folder's classes): each class
+    /// becomes the one of the same name among `names`, and the targets have
+    /// `names.len()` classes. Fails for a data set without class names and, naming it,
+    /// for a class that is not among `names`.
+    pub fn with_classes_named(self, names: &[String]) -> Result<Self> {
+        let Some(own) = &self.class_names else {
+            return Err(Error::InvalidArgument(
+                "the data set's classes have no names".into(),
+            ));
+        };
+        let mut onto = Vec::with_capacity(own.len());
+        for name in own {
+            match names.iter().position(|n| n == name) {
+                Some(i) => onto.push(i),
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "the class {name:?} is not among the {} classes {names:?}",
+                        names.len()
+                    )))
+                }
+            }
+        }
+        let labels: Vec<usize> = self.labels.iter().map(|&l| onto[l]).collect();
+        let targets = one_hot(&labels, names.len())?;
+        Ok(Dataset {
+            labels,
+            targets,
+            class_names: Some(names.to_vec()),
+            ..self
+        })
     }
 
     /// The same data set with each row an image of `channels × height × width`

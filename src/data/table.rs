@@ -174,11 +174,12 @@ impl Table {
 /// format follows the name: `.csv` or `.csv.gz` ([`read_csv`]), `.npy` ([`read_npy`]),
 /// `.safetensors` ([`read_safetensors`]); `.bin.gz`, and `.bin` starting as that file
 /// does, MNIST digits in the shipped format ([`read_mnist`](super::read_mnist)); any
-/// other `.bin`, a binary CIFAR-10 or CIFAR-100 file, and a folder, its CIFAR-10
-/// training batches ([`read_cifar`](super::read_cifar)); a name ending in `idxN-ubyte`
+/// other `.bin`, a binary CIFAR-10 or CIFAR-100 file; a folder with subfolders, its
+/// PNG images by class ([`read_image_folder`](super::read_image_folder)), and any other
+/// folder, its CIFAR-10 training batches ([`read_cifar`](super::read_cifar)); a name ending in `idxN-ubyte`
 /// (and `.gz` or not), an IDX inputs file read with the labels file beside it
 /// ([`read_idx_beside`](super::read_idx_beside), as `train-images-idx3-ubyte.gz` with
-/// `train-labels-idx1-ubyte.gz`). For the last three the labels are the classes and
+/// `train-labels-idx1-ubyte.gz`). For all but the tables the labels are the classes and
 /// `options` do not apply.
 pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
     let path = path.as_ref();
@@ -194,6 +195,8 @@ pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
         read_npy(path)?
     } else if name.ends_with(".safetensors") {
         read_safetensors(path)?
+    } else if super::is_image_folder(path) {
+        return super::read_image_folder(path);
     } else if path.is_dir() {
         return super::read_cifar(path);
     } else if name.ends_with(".bin.gz") {
@@ -209,7 +212,7 @@ pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
     } else {
         return Err(Error::data(
             path,
-            "unknown format: the name should end in .csv, .csv.gz, .npy, .safetensors, .bin.gz (MNIST digits), .bin (MNIST digits or CIFAR), or idx3-ubyte or idx3-ubyte.gz (IDX images, their labels beside them), or be a folder of CIFAR-10 batches",
+            "unknown format: the name should end in .csv, .csv.gz, .npy, .safetensors, .bin.gz (MNIST digits), .bin (MNIST digits or CIFAR), or idx3-ubyte or idx3-ubyte.gz (IDX images, their labels beside them), or be a folder of class subfolders of PNG images or of CIFAR-10 batches",
         ));
     };
     table.dataset(&options.target)

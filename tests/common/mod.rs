@@ -465,6 +465,24 @@ pub fn run_example(name: &str, args: &[&str]) -> std::process::Output {
     command.output().unwrap()
 }
 
+/// The JSON line (the last line of its output) of `train` run with `args` and
+/// `--backend cpu --json`, which must succeed.
+pub fn train_json_on_cpu(args: &[&str]) -> String {
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--backend", "cpu", "--json"])
+        .collect();
+    let out = run_example("train", &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().last().unwrap_or_default().to_string()
+}
+
 /// The step of the central differences the gradient checks take, in `f64`.
 pub const FD_STEP: f64 = 1e-6;
 
