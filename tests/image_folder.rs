@@ -227,6 +227,37 @@ fn a_folder_reads_as_its_classes_by_name_and_images_by_path() {
     assert_eq!(loaded.class_names(), data.class_names());
 }
 
+/// 300 of the shipped MNIST digits (every 33rd: the file is sorted by class) written as 28×28 grey PNGs into one folder per
+/// digit (`3/00017.png`), as a user who exported them would: the folder reads as each
+/// class's digits in their order, pixel for pixel, shape (1, 28, 28).
+#[test]
+fn mnist_digits_as_png_folders_read_as_the_digits() {
+    let digits = data::read_mnist(data::mnist_path()).unwrap();
+    let root = folder("mnist");
+    let rows: Vec<usize> = (0..300).map(|i| i * 33).collect();
+    for &i in &rows {
+        let row = &digits.inputs().data()[i * 784..(i + 1) * 784];
+        let pixels: Vec<u8> = row.iter().map(|&p| p as u8).collect();
+        let bytes = encode(
+            (28, 28),
+            png::ColorType::Grayscale,
+            png::BitDepth::Eight,
+            &pixels,
+            None,
+        );
+        put(&root, &format!("{}/{i:05}.png", digits.labels()[i]), &bytes);
+    }
+    let data = data::load(&root, &LoadOptions::default()).unwrap();
+    assert_eq!(data.image_shape(), Some((1, 28, 28)));
+    let mut by_class = rows.clone();
+    by_class.sort_by_key(|&i| digits.labels()[i]);
+    let want = digits.select(&by_class).unwrap();
+    assert_eq!(data.inputs().data(), want.inputs().data());
+    assert_eq!(data.labels(), want.labels());
+    let names: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    assert_eq!(data.class_names().unwrap(), names);
+}
+
 /// A test folder of some of the classes takes the training folder's numbers by name;
 /// a class the training folder lacks is an error naming it.
 #[test]
