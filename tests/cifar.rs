@@ -79,6 +79,8 @@ fn a_folder_reads_its_training_batches_in_order_and_load_tells_the_formats_apart
     std::fs::write(dir.join("data_batch_1.bin"), records(&[&[1]])).unwrap();
     std::fs::write(dir.join("test_batch.bin"), records(&[&[2]])).unwrap();
     std::fs::write(dir.join("batches.meta.txt"), "airplane\n").unwrap();
+    // A subfolder does not make it an image folder while it holds batches.
+    std::fs::create_dir_all(dir.join("extracted")).unwrap();
     let all = data::load(&dir, &LoadOptions::default()).unwrap();
     assert_eq!(all.labels(), &[1, 5, 6, 7]);
     assert_eq!(all, read_cifar(&dir).unwrap());

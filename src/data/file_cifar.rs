@@ -78,6 +78,11 @@ pub fn read_cifar(path: impl AsRef<Path>) -> Result<Dataset> {
     dataset(kind.unwrap_or(CifarKind::Ten), inputs, labels)
 }
 
+/// Whether `folder` holds CIFAR-10 training batches (`data_batch_N.bin` files).
+pub(crate) fn has_training_batches(folder: &Path) -> bool {
+    training_batches(folder).is_ok()
+}
+
 /// The `data_batch_N.bin` files of `folder`, by N.
 fn training_batches(folder: &Path) -> Result<Vec<PathBuf>> {
     let entries =

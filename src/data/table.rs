@@ -174,9 +174,10 @@ impl Table {
 /// format follows the name: `.csv` or `.csv.gz` ([`read_csv`]), `.npy` ([`read_npy`]),
 /// `.safetensors` ([`read_safetensors`]); `.bin.gz`, and `.bin` starting as that file
 /// does, MNIST digits in the shipped format ([`read_mnist`](super::read_mnist)); any
-/// other `.bin`, a binary CIFAR-10 or CIFAR-100 file; a folder with subfolders, its
-/// PNG images by class ([`read_image_folder`](super::read_image_folder)), and any other
-/// folder, its CIFAR-10 training batches ([`read_cifar`](super::read_cifar)); a name ending in `idxN-ubyte`
+/// other `.bin`, a binary CIFAR-10 or CIFAR-100 file; a folder with subfolders and no
+/// `data_batch_N.bin` file, its PNG images by class
+/// ([`read_image_folder`](super::read_image_folder)), and any other folder, its CIFAR-10
+/// training batches ([`read_cifar`](super::read_cifar)); a name ending in `idxN-ubyte`
 /// (and `.gz` or not), an IDX inputs file read with the labels file beside it
 /// ([`read_idx_beside`](super::read_idx_beside), as `train-images-idx3-ubyte.gz` with
 /// `train-labels-idx1-ubyte.gz`). For all but the tables the labels are the classes and
@@ -195,10 +196,12 @@ pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
         read_npy(path)?
     } else if name.ends_with(".safetensors") {
         read_safetensors(path)?
-    } else if super::is_image_folder(path) {
-        return super::read_image_folder(path);
     } else if path.is_dir() {
-        return super::read_cifar(path);
+        return match super::is_image_folder(path) && !super::file_cifar::has_training_batches(path)
+        {
+            true => super::read_image_folder(path),
+            false => super::read_cifar(path),
+        };
     } else if name.ends_with(".bin.gz") {
         return super::read_mnist(path);
     } else if name.ends_with(".bin") {
