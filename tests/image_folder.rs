@@ -343,6 +343,13 @@ fn bad_folders_and_images_are_errors_naming_them() {
     let path = Path::new("huge.png");
     let text = common::data_error(parse_png(&huge, path), path);
     assert!(text.contains("limit"), "{text}");
+
+    // What the fuzzer found: a palette image whose PLTE chunk claims 28 bytes (not
+    // whole colours), on which the `png` crate panics.
+    let crash = std::fs::read(fixtures().join("palette_of_28_bytes.bin")).unwrap();
+    let path = Path::new("crash.png");
+    let text = common::data_error(parse_png(&crash, path), path);
+    assert!(text.contains("palette of 28 bytes"), "{text}");
 }
 
 /// The CRC-32 of a PNG chunk's type and data (ISO 3309, as the PNG specification
@@ -387,6 +394,10 @@ fn train_takes_image_folders() {
     ];
     let line = common::train_json_on_cpu(&args);
     assert!(line.contains("\"image\":[1,2,3]"), "{line}");
+    assert!(
+        line.contains("\"class_names\":[\"dark\",\"light\"]"),
+        "{line}"
+    );
     assert!(
         line.contains("\"rows\":{\"train\":38,\"validation\":10,\"test\":5}"),
         "{line}"

@@ -357,6 +357,7 @@ fn train<B: Backend>(
             split.rows[2].len(),
         ],
         image,
+        class_names: split.train.class_names().map(<[String]>::to_vec),
         train,
         validation,
         test,

@@ -91,6 +91,8 @@ pub struct Summary {
     /// Each row's image shape (C, H, W): `--image`, or the data's own for a `--model`
     /// that takes images; `None` for flat rows.
     pub image: Option<(usize, usize, usize)>,
+    /// The classes' names, where the data named them (an image folder's subfolders).
+    pub class_names: Option<Vec<String>>,
     /// The metrics on the training rows.
     pub train: Part,
     /// The metrics on the validation rows, if there are any.
@@ -152,6 +154,13 @@ impl Summary {
             match self.image {
                 Some((c, h, w)) => format!("\"image\":[{c},{h},{w}]"),
                 None => "\"image\":null".into(),
+            },
+            match &self.class_names {
+                Some(names) => {
+                    let names: Vec<String> = names.iter().map(|n| json_string(n)).collect();
+                    format!("\"class_names\":[{}]", names.join(","))
+                }
+                None => "\"class_names\":null".into(),
             },
             format!("\"loss\":{}", json_string(args.loss.flag())),
             format!(

@@ -30,6 +30,7 @@ pub fn is_image_folder(folder: &Path) -> bool {
 /// [`Error::Data`] for bytes that are not a whole PNG image.
 pub fn parse_png(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, ImageShape)> {
     let bad = |e: png::DecodingError| Error::data(path, format!("not a PNG image: {e}"));
+    check_palettes(bytes, path)?;
     let mut decoder = png::Decoder::new(bytes);
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(bad)?;
@@ -70,6 +71,29 @@ pub fn parse_png(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, ImageShape)> {
         }
     }
     Ok((planes, (channels, height, width)))
+}
+
+/// Fails, naming `path`, where a `PLTE` chunk of `bytes` does not hold whole colours
+/// of 3 bytes, which the PNG specification makes an error and on which the `png` crate
+/// (0.17.16) panics while it expands a palette (found by fuzzing, 2026-12-07). The
+/// chunks are walked as the decoder walks them (a length, a type, the data, a CRC),
+/// up to `IEND` or the end of the bytes.
+fn check_palettes(bytes: &[u8], path: &Path) -> Result<()> {
+    let mut at = 8;
+    while let Some(head) = bytes.get(at..at + 8) {
+        let length = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        match &head[4..] {
+            b"PLTE" if !length.is_multiple_of(3) => {
+                return Err(Error::data(
+                    path,
+                    format!("not a PNG image: a palette of {length} bytes, not whole colours of 3"),
+                ))
+            }
+            b"IEND" => break,
+            _ => at = at.saturating_add(12).saturating_add(length),
+        }
+    }
+    Ok(())
 }
 
 /// Reads the image folder `root` as a data set: its subfolders (not those whose name
