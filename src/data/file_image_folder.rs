@@ -79,8 +79,8 @@ pub fn parse_png(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, ImageShape)> {
 /// chunks are walked as the decoder walks them (a length, a type, the data, a CRC),
 /// up to `IEND` or the end of the bytes.
 fn check_palettes(bytes: &[u8], path: &Path) -> Result<()> {
-    let mut at = 8;
-    while let Some(head) = bytes.get(at..at + 8) {
+    let mut at: usize = 8;
+    while let Some(head) = bytes.get(at..at.saturating_add(8)) {
         let length = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
         match &head[4..] {
             b"PLTE" if !length.is_multiple_of(3) => {
@@ -177,11 +177,15 @@ fn class_folders(root: &Path) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// The `.png` files (any letter case) under `folder`, in its subfolders too, sorted
-/// by path.
+/// by path; a subfolder that links back to one already walked is walked once.
 fn png_files(folder: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
+    let mut walked = std::collections::HashSet::new();
     let mut pending = vec![folder.to_path_buf()];
     while let Some(dir) = pending.pop() {
+        if !walked.insert(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone())) {
+            continue;
+        }
         for entry in list(&dir)? {
             let path = dir.join(&entry);
             if path.is_dir() {

@@ -45,9 +45,9 @@ thread_local! {
 /// by `w` read column-wise: where `w`'s rows lie a multiple of [`ALIASING_STRIDE`]
 /// apart. `gemm` packs a column-wise `w` by gathering down its columns, and at such a
 /// stride every read of a gather falls into the same cache set. On a Zen 5 EPYC the
-/// product of 256×1024 by (1024×1024)ᵀ took 3.7 ms that way, 2.2 ms from a row-major
-/// copy made in 0.7 ms; at a width of 1000 the two ways took the same time, so there
-/// the copy would only cost (docs/performance.md).
+/// product of 256×1024 by (1024×1024)ᵀ took 3.6–3.7 ms that way at one thread, and
+/// 2.2–2.3 ms from a row-major copy made in 0.42 ms; at a width of 1000 the two ways
+/// took about the same time, so there the copy would only cost (docs/performance.md).
 fn through_transpose(k: usize) -> bool {
     k.is_multiple_of(ALIASING_STRIDE)
 }
