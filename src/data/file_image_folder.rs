@@ -48,15 +48,12 @@ pub fn parse_png(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, ImageShape)> {
     let channels = info.color_type.samples();
     let (height, width) = (info.height as usize, info.width as usize);
     let pixels = height * width;
-    let interleaved: Vec<f32> = match info.bit_depth {
-        png::BitDepth::Eight => buffer[..pixels * channels]
-            .iter()
-            .map(|&v| f32::from(v))
-            .collect(),
-        png::BitDepth::Sixteen => buffer[..2 * pixels * channels]
-            .chunks_exact(2)
-            .map(|b| f32::from(u16::from_be_bytes([b[0], b[1]])) / 257.0)
-            .collect(),
+    // The `i`-th sample of the decoded (H, W, C) buffer as a level from 0 to 255.
+    let sample: fn(&[u8], usize) -> f32 = match info.bit_depth {
+        png::BitDepth::Eight => |buffer, i| f32::from(buffer[i]),
+        png::BitDepth::Sixteen => {
+            |buffer, i| f32::from(u16::from_be_bytes([buffer[2 * i], buffer[2 * i + 1]])) / 257.0
+        }
         depth => {
             return Err(Error::data(
                 path,
@@ -64,10 +61,10 @@ pub fn parse_png(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, ImageShape)> {
             ))
         }
     };
-    let mut planes = vec![0.0f32; interleaved.len()];
-    for (p, pixel) in interleaved.chunks_exact(channels).enumerate() {
-        for (c, &v) in pixel.iter().enumerate() {
-            planes[c * pixels + p] = v;
+    let mut planes = vec![0.0f32; pixels * channels];
+    for (c, plane) in planes.chunks_exact_mut(pixels.max(1)).enumerate() {
+        for (p, v) in plane.iter_mut().enumerate() {
+            *v = sample(&buffer, p * channels + c);
         }
     }
     Ok((planes, (channels, height, width)))
