@@ -65,22 +65,21 @@ fn read_and_split(args: &Args) -> Result<Split, String> {
             all.features()
         )));
     }
-    let test = match all.is_regression() {
-        true if test.targets().shape() != [test.len(), all.targets().shape()[1]] => {
+    let names = all.class_names().filter(|_| test.class_names().is_some());
+    let test = match (all.is_regression(), names) {
+        (true, _) if test.targets().shape() != [test.len(), all.targets().shape()[1]] => {
             return Err(named(format!(
                 "{} targets per row, but --data has {}",
                 test.targets().shape()[1],
                 all.targets().shape()[1]
             )))
         }
-        true => test,
+        (true, _) => test,
         // Classes by name (image folders): the training folder's numbering.
-        false if all.class_names().is_some() && test.class_names().is_some() => {
-            let names = all.class_names().unwrap_or_default();
-            test.with_classes_named(names)
-                .map_err(|e| named(e.to_string()))?
-        }
-        false if test.classes() > all.classes() => {
+        (false, Some(names)) => test
+            .with_classes_named(names)
+            .map_err(|e| named(e.to_string()))?,
+        (false, None) if test.classes() > all.classes() => {
             return Err(named(format!(
                 "class {} is not among the {} classes of --data",
                 test.classes() - 1,
@@ -88,7 +87,7 @@ fn read_and_split(args: &Args) -> Result<Split, String> {
             )))
         }
         // The training data's class count, so that the reports cover every class.
-        false => test
+        (false, None) => test
             .with_classes(all.classes())
             .map_err(|e| e.to_string())?,
     };
