@@ -126,22 +126,15 @@ unsafe fn block_avx(a: *const f32, a_stride: usize, out: *mut f32, out_stride: u
         let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
         let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
         let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
-        let (u0, u1) = (
-            _mm256_shuffle_ps::<0x44>(t0, t2),
-            _mm256_shuffle_ps::<0xEE>(t0, t2),
-        );
-        let (u2, u3) = (
-            _mm256_shuffle_ps::<0x44>(t1, t3),
-            _mm256_shuffle_ps::<0xEE>(t1, t3),
-        );
-        let (u4, u5) = (
-            _mm256_shuffle_ps::<0x44>(t4, t6),
-            _mm256_shuffle_ps::<0xEE>(t4, t6),
-        );
-        let (u6, u7) = (
-            _mm256_shuffle_ps::<0x44>(t5, t7),
-            _mm256_shuffle_ps::<0xEE>(t5, t7),
-        );
+        // Each pair of interleaved pairs gives two vectors of four rows' values.
+        let quads = |p: __m256, q: __m256| {
+            (
+                _mm256_shuffle_ps::<0x44>(p, q),
+                _mm256_shuffle_ps::<0xEE>(p, q),
+            )
+        };
+        let ((u0, u1), (u2, u3)) = (quads(t0, t2), quads(t1, t3));
+        let ((u4, u5), (u6, u7)) = (quads(t4, t6), quads(t5, t7));
         let store = |j: usize, v: __m256| _mm256_storeu_ps(out.add(j * out_stride), v);
         store(0, _mm256_permute2f128_ps::<0x20>(u0, u4));
         store(1, _mm256_permute2f128_ps::<0x20>(u1, u5));
