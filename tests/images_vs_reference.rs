@@ -1,8 +1,8 @@
-//! The image ops of the fast backends (the CPU's im2col products on one and two
-//! threads, the GPU's direct kernels and its products over the unfolded input) against
-//! the reference backend, on odd shapes: batch 1,
-//! one and three channels, odd image sizes, stride, padding and dilation combined and
-//! unequal between height and width, sizes that are multiples of no tile.
+//! The image ops of the fast backends (the CPU's im2col products and its direct loops
+//! for few output channels, on one and two threads; the GPU's direct kernels and its
+//! products over the unfolded input) against the reference backend, on odd shapes:
+//! batch 1, one and three channels, odd image sizes, stride, padding and dilation
+//! combined and unequal between height and width, sizes that are multiples of no tile.
 //!
 //! Bounds: a convolution output is a sum of `n` products (`n = C·kh·kw` taps plus the
 //! bias for the forward, `O·kh·kw` for the input gradient, `N·OH·OW` for the weight
@@ -53,6 +53,18 @@ fn conv_cases() -> Vec<ConvCase> {
         (2, spec(3, 4, (3, 2), (1, 1), (2, 1), (2, 3)), (9, 10)),
         // A 1×1 kernel.
         (3, spec(7, 3, (1, 1), (1, 1), (0, 0), (1, 1)), (3, 5)),
+        // Stride 1 with more output channels (the CPU's products at the padded width,
+        // not its direct loops), padding and dilation unequal between the axes.
+        (2, spec(5, 6, (3, 2), (1, 1), (2, 1), (2, 3)), (9, 10)),
+        // The denoiser's last layer: many channels to one, on enough pixels that the
+        // CPU splits the batch (of an odd size) between its threads.
+        (5, spec(32, 1, (3, 3), (1, 1), (1, 1), (1, 1)), (15, 14)),
+        // Three outputs from seven inputs (the CPU's direct loops in blocks of four and
+        // three), padding and dilation unequal between the axes.
+        (3, spec(7, 3, (3, 2), (1, 1), (2, 1), (1, 2)), (9, 13)),
+        // Padding wider than the kernel reaches, and a kernel taller than the input.
+        (2, spec(2, 1, (2, 2), (1, 1), (3, 2), (1, 1)), (4, 5)),
+        (2, spec(3, 2, (5, 3), (1, 1), (2, 1), (1, 1)), (3, 4)),
     ]
 }
 

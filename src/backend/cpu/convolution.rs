@@ -5,17 +5,20 @@
 //! and `dw += dy · columnsᵀ`, each through `gemm`. The images of a batch are split
 //! between the backend's threads; each thread unfolds its images side by side into one
 //! matrix (a scratch buffer of its own, kept from call to call) in groups small enough
-//! to stay in its caches, so that each op is a few large products per thread, and sums its weight gradients into a slice of the caller's
-//! scratch, which are then added in thread order (so the result does not depend on
-//! scheduling). minidl allocates nothing in a step once the buffers have grown; the
-//! `gemm` crate allocates its packing buffers in each product it computes (a few
-//! allocations per product, so a fixed number per step).
+//! to stay in its caches, so that each op is a few large products per thread, and sums
+//! its weight gradients into a slice of the caller's scratch, which are then added in
+//! thread order (so the result does not depend on scheduling). minidl allocates
+//! nothing in a step once the buffers have grown; the `gemm` crate allocates its
+//! packing buffers in each product it computes (a few allocations per product, so a
+//! fixed number per step). Convolutions of stride 1 with few output channels are
+//! computed without the unfolding instead (see [`direct_convolution`]).
 
 use std::cell::RefCell;
 
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
+use crate::backend::cpu::direct_convolution;
 use crate::backend::cpu::matmul::{gemm_into, SMALL_PRODUCT};
 use crate::backend::cpu::scratch::with_scratch;
 use crate::backend::Conv2dGeometry;
@@ -25,18 +28,18 @@ const PAR_MIN_MACS: usize = 1 << 18;
 
 thread_local! {
     /// A thread's unfolded images (`C·kh·kw × images·OH·OW`), reused from call to call.
-    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    pub(super) static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// A thread's padded image (the unfolding of stride-1 convolutions).
-    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    pub(super) static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// A thread's output-shaped matrix (`O × images·OH·OW`), reused from call to call.
-    static GATHERED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    pub(super) static GATHERED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// The calling thread's per-task weight and bias gradient sums.
     static PARTIALS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The number of tasks a batch is split into: one per thread, at most one per image,
 /// and one for small convolutions.
-fn tasks(pool: Option<&ThreadPool>, g: &Conv2dGeometry) -> usize {
+pub(super) fn tasks(pool: Option<&ThreadPool>, g: &Conv2dGeometry) -> usize {
     let macs = g.batch() * g.output_sample_len() * g.im2col_depth();
     match pool {
         Some(pool) if macs >= PAR_MIN_MACS => pool.current_num_threads().min(g.batch()),
@@ -48,7 +51,7 @@ fn tasks(pool: Option<&ThreadPool>, g: &Conv2dGeometry) -> usize {
 /// `f(first_image, image_count, chunk)` for each, on `pool` when there are several:
 /// `chunk` is the task's part of `out`, which is cut into `tasks` pieces of
 /// `chunk_len(images_per_task)` elements.
-fn split_images<F>(
+pub(super) fn split_images<F>(
     pool: Option<&ThreadPool>,
     batch: usize,
     tasks: usize,
@@ -160,13 +163,13 @@ fn col2im(g: &Conv2dGeometry, columns: &[f32], stride: usize, dx: &mut [f32]) {
 /// `row − OW` values past each output row are computed and dropped (their gradients are
 /// zeros). Other strides unfold output pixel by output pixel (`im2col`).
 #[derive(Clone, Copy)]
-struct Layout {
+pub(super) struct Layout {
     row: usize,
-    span: usize,
-    padded: Option<(usize, usize, usize)>,
+    pub(super) span: usize,
+    pub(super) padded: Option<(usize, usize, usize)>,
 }
 
-fn layout(g: &Conv2dGeometry) -> Layout {
+pub(super) fn layout(g: &Conv2dGeometry) -> Layout {
     let (oh, ow) = g.output_size();
     if g.stride() != (1, 1) {
         return Layout {
@@ -189,7 +192,12 @@ fn layout(g: &Conv2dGeometry) -> Layout {
 
 /// Copies image `x` (`C × H × W`) into `padded` (`C` planes of the layout's padded size,
 /// zeros around and after it).
-fn pad(g: &Conv2dGeometry, (_, cols, plane): (usize, usize, usize), x: &[f32], padded: &mut [f32]) {
+pub(super) fn pad(
+    g: &Conv2dGeometry,
+    (_, cols, plane): (usize, usize, usize),
+    x: &[f32],
+    padded: &mut [f32],
+) {
     let ((h, w), (ph, pw)) = (g.input_size(), g.padding());
     for (src, dst) in x.chunks_exact(h * w).zip(padded.chunks_exact_mut(plane)) {
         dst.fill(0.0);
@@ -200,7 +208,7 @@ fn pad(g: &Conv2dGeometry, (_, cols, plane): (usize, usize, usize), x: &[f32], p
 }
 
 /// The offset in a padded plane that unfolded row `(ky, kx)` starts at.
-fn tap_start(g: &Conv2dGeometry, cols: usize, ky: usize, kx: usize) -> usize {
+pub(super) fn tap_start(g: &Conv2dGeometry, cols: usize, ky: usize, kx: usize) -> usize {
     let (dh, dw) = g.dilation();
     ky * dh * cols + kx * dw
 }
@@ -390,6 +398,9 @@ pub(crate) fn forward(
     b: &[f32],
     y: &mut [f32],
 ) {
+    if direct_convolution::applies(g) {
+        return direct_convolution::forward(pool, g, x, w, b, y);
+    }
     let (depth, pixels, outs) = sizes(g);
     let (y_len, l, ow) = (g.output_sample_len(), layout(g), g.out_width());
     let tasks = tasks(pool, g);
@@ -444,6 +455,9 @@ pub(crate) fn backward_input(
     w: &[f32],
     dx: &mut [f32],
 ) {
+    if direct_convolution::applies(g) {
+        return direct_convolution::backward_input(pool, g, dy, w, dx);
+    }
     let (depth, _, outs) = sizes(g);
     let (x_len, span) = (g.input_sample_len(), layout(g).span);
     let tasks = tasks(pool, g);
@@ -481,7 +495,7 @@ pub(crate) fn backward_input(
 
 /// `dw (+)= dy · columnsᵀ` and `db (+)= Σ_pixels dy` over the batch, added to the
 /// gradients where `accumulate`, written over them otherwise: per task one product
-/// over its images side by side, then the tasks' sums added in task order.
+/// over its images side by side, summed by [`sum_weight_partials`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_weight(
     pool: Option<&ThreadPool>,
@@ -492,11 +506,54 @@ pub(crate) fn backward_weight(
     db: &mut [f32],
     accumulate: bool,
 ) {
+    if direct_convolution::applies(g) {
+        return direct_convolution::backward_weight(pool, g, x, dy, dw, db, accumulate);
+    }
     let (depth, _, outs) = sizes(g);
     let span = layout(g).span;
-    let tasks = tasks(pool, g);
     let group = group(g);
-    let part = outs * depth + outs;
+    sum_weight_partials(pool, g, dw, db, accumulate, |first, count, pw, pb| {
+        with_scratch(&COLUMNS, depth * group * span, |columns| {
+            with_scratch(&GATHERED, outs * group * span, |gathered| {
+                for start in (first..first + count).step_by(group) {
+                    let count = group.min(first + count - start);
+                    let wide = count * span;
+                    unfold(g, x, start, count, columns);
+                    gather(g, dy, start, count, gathered);
+                    product(
+                        (outs, depth, wide),
+                        pw,
+                        true,
+                        (gathered, wide, 1),
+                        (columns, 1, wide),
+                    );
+                    for (o, sum) in pb.iter_mut().enumerate() {
+                        *sum += gathered[o * wide..(o + 1) * wide].iter().sum::<f32>();
+                    }
+                }
+            })
+        })
+    });
+}
+
+/// Runs `f(first_image, image_count, dw_sum, db_sum)` for each task of the batch (see
+/// [`split_images`]), each adding its images' weight and bias gradients onto sums of
+/// its own that start at zero, then adds the tasks' sums onto `dw` and `db` in task
+/// order (or writes them over, unless `accumulate`), so that the result does not
+/// depend on scheduling.
+pub(super) fn sum_weight_partials<F>(
+    pool: Option<&ThreadPool>,
+    g: &Conv2dGeometry,
+    dw: &mut [f32],
+    db: &mut [f32],
+    accumulate: bool,
+    f: F,
+) where
+    F: Fn(usize, usize, &mut [f32], &mut [f32]) + Sync,
+{
+    let (weights, outs) = (dw.len(), db.len());
+    let tasks = tasks(pool, g);
+    let part = weights + outs;
     with_scratch(&PARTIALS, tasks * part, |partials| {
         split_images(
             pool,
@@ -505,33 +562,14 @@ pub(crate) fn backward_weight(
             partials,
             |_| part,
             |first, count, partial| {
-                let (pw, pb) = partial.split_at_mut(outs * depth);
-                pb.fill(0.0);
-                with_scratch(&COLUMNS, depth * group * span, |columns| {
-                    with_scratch(&GATHERED, outs * group * span, |gathered| {
-                        for start in (first..first + count).step_by(group) {
-                            let count = group.min(first + count - start);
-                            let wide = count * span;
-                            unfold(g, x, start, count, columns);
-                            gather(g, dy, start, count, gathered);
-                            product(
-                                (outs, depth, wide),
-                                pw,
-                                start != first,
-                                (gathered, wide, 1),
-                                (columns, 1, wide),
-                            );
-                            for (o, sum) in pb.iter_mut().enumerate() {
-                                *sum += gathered[o * wide..(o + 1) * wide].iter().sum::<f32>();
-                            }
-                        }
-                    })
-                });
+                partial.fill(0.0);
+                let (pw, pb) = partial.split_at_mut(weights);
+                f(first, count, pw, pb)
             },
         );
         let used = g.batch().div_ceil(g.batch().div_ceil(tasks));
         for (t, partial) in partials.chunks_exact(part).take(used).enumerate() {
-            let (pw, pb) = partial.split_at(outs * depth);
+            let (pw, pb) = partial.split_at(weights);
             for (dst, src) in [(&mut *dw, pw), (&mut *db, pb)] {
                 if t == 0 && !accumulate {
                     dst.copy_from_slice(src);

@@ -4,6 +4,7 @@
 //! [`Reference`](crate::Reference), the plain loops that define it.
 
 mod convolution;
+mod direct_convolution;
 mod matmul;
 mod mlp_epoch;
 mod parallel;
