@@ -11,14 +11,13 @@
 //! nothing in a step once the buffers have grown; the `gemm` crate allocates its
 //! packing buffers in each product it computes (a few allocations per product, so a
 //! fixed number per step). Convolutions of stride 1 with few output channels are
-//! computed without the unfolding instead (see [`direct_convolution`]).
+//! computed without the unfolding instead (`direct_convolution`; the backend picks).
 
 use std::cell::RefCell;
 
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
-use crate::backend::cpu::direct_convolution;
 use crate::backend::cpu::matmul::{gemm_into, SMALL_PRODUCT};
 use crate::backend::cpu::scratch::with_scratch;
 use crate::backend::Conv2dGeometry;
@@ -398,9 +397,6 @@ pub(crate) fn forward(
     b: &[f32],
     y: &mut [f32],
 ) {
-    if direct_convolution::applies(g) {
-        return direct_convolution::forward(pool, g, x, w, b, y);
-    }
     let (depth, pixels, outs) = sizes(g);
     let (y_len, l, ow) = (g.output_sample_len(), layout(g), g.out_width());
     let tasks = tasks(pool, g);
@@ -455,9 +451,6 @@ pub(crate) fn backward_input(
     w: &[f32],
     dx: &mut [f32],
 ) {
-    if direct_convolution::applies(g) {
-        return direct_convolution::backward_input(pool, g, dy, w, dx);
-    }
     let (depth, _, outs) = sizes(g);
     let (x_len, span) = (g.input_sample_len(), layout(g).span);
     let tasks = tasks(pool, g);
@@ -506,9 +499,6 @@ pub(crate) fn backward_weight(
     db: &mut [f32],
     accumulate: bool,
 ) {
-    if direct_convolution::applies(g) {
-        return direct_convolution::backward_weight(pool, g, x, dy, dw, db, accumulate);
-    }
     let (depth, _, outs) = sizes(g);
     let span = layout(g).span;
     let group = group(g);

@@ -373,7 +373,11 @@ impl Backend for Cpu {
         y: &DeviceTensor<Self>,
     ) -> Result<()> {
         with_slices([x, w, b], y, |[x, w, b], y| {
-            convolution::forward(self.pool, g, x, w, b, y)
+            if direct_convolution::applies(g) {
+                direct_convolution::forward(self.pool, g, x, w, b, y)
+            } else {
+                convolution::forward(self.pool, g, x, w, b, y)
+            }
         });
         Ok(())
     }
@@ -391,13 +395,21 @@ impl Backend for Cpu {
     ) -> Result<()> {
         if let Some(dx) = dx {
             with_slices([dy, w], dx, |[dy, w], dx| {
-                convolution::backward_input(self.pool, g, dy, w, dx)
+                if direct_convolution::applies(g) {
+                    direct_convolution::backward_input(self.pool, g, dy, w, dx)
+                } else {
+                    convolution::backward_input(self.pool, g, dy, w, dx)
+                }
             });
         }
         let accumulate = mode == GradMode::Accumulate;
         with_slices([x, dy], dw, |[x, dy], dw| {
             with_slices([], db, |_, db| {
-                convolution::backward_weight(self.pool, g, x, dy, dw, db, accumulate)
+                if direct_convolution::applies(g) {
+                    direct_convolution::backward_weight(self.pool, g, x, dy, dw, db, accumulate)
+                } else {
+                    convolution::backward_weight(self.pool, g, x, dy, dw, db, accumulate)
+                }
             })
         });
         Ok(())
