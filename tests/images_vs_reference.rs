@@ -23,6 +23,7 @@ use minidl::backend::gpu::{
 use minidl::backend::reference::images;
 use minidl::backend::{Conv2dGeometry, Conv2dSpec, Pool2dGeometry, Pool2dSpec, UpsampleGeometry};
 use minidl::{Backend, Cpu, Gpu, GradMode, Ops, Reference, Tensor};
+use proptest::prelude::*;
 
 /// A convolution case: batch, spec, input (H, W).
 type ConvCase = (usize, Conv2dSpec, (usize, usize));
@@ -374,6 +375,35 @@ fn cpus() -> [Cpu; 2] {
 fn cpu_conv2d_matches_reference() {
     for cpu in cpus() {
         check_conv(&cpu, &format!("cpu ×{}", cpu.threads()));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Convolutions of any geometry that can work, on both sides of the CPU's limit for
+    /// its direct loops (up to four output channels at stride 1): the CPU backend at one
+    /// and two threads within the bounds above.
+    #[test]
+    fn cpu_conv2d_of_any_geometry_matches_reference(
+        (batch, c, o) in (1usize..4, 1usize..10, 1usize..7),
+        (kh, kw, sh, sw) in (1usize..5, 1usize..5, 1usize..3, 1usize..3),
+        (ph, pw, dh, dw) in (0usize..4, 0usize..4, 1usize..4, 1usize..4),
+        (eh, ew) in (0usize..10, 0usize..10),
+    ) {
+        let spec = Conv2dSpec::new(c, o, (kh, kw))
+            .with_stride((sh, sw))
+            .with_padding((ph, pw))
+            .with_dilation((dh, dw));
+        // The input is `eh` and `ew` larger than the least the padded kernel needs.
+        let least = |k: usize, p: usize, d: usize| (d * (k - 1) + 1).saturating_sub(2 * p).max(1);
+        let (h, w) = (least(kh, ph, dh) + eh, least(kw, pw, dw) + ew);
+        for cpu in cpus() {
+            let label = format!("cpu ×{}", cpu.threads());
+            check_conv_cases(&[(batch, spec, (h, w))], -1.0, &label, &|g, t, mode| {
+                conv_on(&cpu, g, t, mode)
+            });
+        }
     }
 }
 

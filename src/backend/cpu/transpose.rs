@@ -66,6 +66,8 @@ fn transpose_strip(
     out: &mut [f32],
     avx: bool,
 ) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = avx;
     let width = out.len() / rows;
     let (full_rows, full_width) = (rows / BLOCK * BLOCK, width / BLOCK * BLOCK);
     for r in (0..full_rows).step_by(BLOCK) {
@@ -85,8 +87,6 @@ fn transpose_strip(
                 unsafe { block_avx(a.as_ptr().add(from), cols, out.as_mut_ptr().add(to), rows) };
                 continue;
             }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = avx;
             let block: [[f32; BLOCK]; BLOCK] = std::array::from_fn(|i| {
                 let at = from + i * cols;
                 a[at..at + BLOCK].try_into().expect("a block row")
