@@ -334,7 +334,15 @@ fn avg_pool_on<B: Backend>(
 /// Upsampling forward and backward of `backend` against the reference, exactly.
 fn check_upsample<B: Backend>(backend: &B, label: &str) {
     let mut r = rng(47);
-    for (n, c, input, scale) in [(2, 32, (7, 7), 2), (1, 1, (5, 4), 3), (3, 2, (1, 1), 1)] {
+    // Scale 2 on rows of whole runs of eight values and on rows with a remainder.
+    let cases = [
+        (2, 32, (7, 7), 2),
+        (2, 3, (5, 19), 2),
+        (1, 2, (3, 16), 2),
+        (1, 1, (5, 4), 3),
+        (3, 2, (1, 1), 1),
+    ];
+    for (n, c, input, scale) in cases {
         let g = UpsampleGeometry::new("test", n, c, input, scale).unwrap();
         let x = random(&mut r, n, g.input_len() / n, -1.0, 1.0);
         let dy = random(&mut r, n, g.output_len() / n, -1.0, 1.0);

@@ -1,7 +1,7 @@
 //! Max and average pooling and nearest-neighbour upsampling on the [`Cpu`](crate::Cpu) backend,
 //! on chunks of images in parallel: upsampling row by row (an input row spread into
 //! one output row, copied to the others; the gradient summed in the reference's
-//! order), max pooling by a loop over each window's rows and columns (its range
+//! order; runs of eight values at a time for a scale of 2), max pooling by a loop over each window's rows and columns (its range
 //! computed once, instead of a test per tap) that scans in the reference's order and
 //! keeps its rule; average pooling by the reference's own loops. Every way, each image
 //! is computed exactly as the reference computes it, so the results are the
@@ -239,6 +239,51 @@ pub(crate) fn avg_pool_backward(
     )
 }
 
+/// The input values spread at a time by [`spread_pairs`] and summed by [`add_pairs`]
+/// (so that the compiler keeps them in vector registers).
+const PAIR_RUN: usize = 8;
+
+/// `out[2i] = out[2i + 1] = row[i]`: one input row spread over an output row of twice
+/// its width, as upsampling by 2 does.
+fn spread_pairs(row: &[f32], out: &mut [f32]) {
+    let mut runs = out.chunks_exact_mut(2 * PAIR_RUN);
+    let mut values = row.chunks_exact(PAIR_RUN);
+    for (out, values) in (&mut runs).zip(&mut values) {
+        let values: &[f32; PAIR_RUN] = values.try_into().expect("one run");
+        let spread: [f32; 2 * PAIR_RUN] = std::array::from_fn(|j| values[j / 2]);
+        out.copy_from_slice(&spread);
+    }
+    for (pair, &v) in runs
+        .into_remainder()
+        .chunks_exact_mut(2)
+        .zip(values.remainder())
+    {
+        pair.fill(v);
+    }
+}
+
+/// `sum[i] += line[2i]`, then `sum[i] += line[2i + 1]`: one output row's gradient added
+/// onto the input row it was spread from by upsampling by 2, in the reference's order.
+fn add_pairs(line: &[f32], sum: &mut [f32]) {
+    let mut runs = line.chunks_exact(2 * PAIR_RUN);
+    let mut sums = sum.chunks_exact_mut(PAIR_RUN);
+    for (run, sums) in (&mut runs).zip(&mut sums) {
+        let run: &[f32; 2 * PAIR_RUN] = run.try_into().expect("one run");
+        for (j, acc) in sums.iter_mut().enumerate() {
+            *acc += run[2 * j];
+            *acc += run[2 * j + 1];
+        }
+    }
+    for (acc, pair) in sums
+        .into_remainder()
+        .iter_mut()
+        .zip(runs.remainder().chunks_exact(2))
+    {
+        *acc += pair[0];
+        *acc += pair[1];
+    }
+}
+
 /// Upsampling on chunks of images, bit for bit
 /// [`upsample_nearest_forward`](crate::backend::reference::images::upsample_nearest_forward).
 pub(crate) fn upsample_forward(
@@ -255,8 +300,12 @@ pub(crate) fn upsample_forward(
         // others copies of it.
         for (row, out) in x.chunks_exact(w).zip(y.chunks_exact_mut(s * ow)) {
             let (first, rest) = out.split_at_mut(ow);
-            for (spread, &v) in first.chunks_exact_mut(s).zip(row) {
-                spread.fill(v);
+            if s == 2 {
+                spread_pairs(row, first);
+            } else {
+                for (spread, &v) in first.chunks_exact_mut(s).zip(row) {
+                    spread.fill(v);
+                }
             }
             for copy in rest.chunks_exact_mut(ow) {
                 copy.copy_from_slice(first);
@@ -288,6 +337,10 @@ pub(crate) fn upsample_backward(
             for (sum, rows) in dx.chunks_exact_mut(w).zip(dy.chunks_exact(s * ow)) {
                 sum.fill(0.0);
                 for line in rows.chunks_exact(ow) {
+                    if s == 2 {
+                        add_pairs(line, sum);
+                        continue;
+                    }
                     for (acc, block) in sum.iter_mut().zip(line.chunks_exact(s)) {
                         for v in block {
                             *acc += v;
