@@ -2,10 +2,12 @@
 //! backend, computed straight from each image's padded planes instead of through an
 //! unfolded copy. With one output channel (a denoiser's last layer) the unfolded
 //! product is a matrix–vector product: the copy is written and read once for a single
-//! output row, and most of the time goes to moving it. Here each run of
+//! output row, and most of the time goes to moving it. Here each run of up to
 //! [`LANES`] outputs at the padded width sums `w[o, c, tap] · x_pad[c, p + offset(tap)]`
-//! in registers; the input gradient gathers `w[o, c, tap] · dy[q − offset(tap)]` the
-//! same way, and each weight gradient is one dot product of `dy` with a shifted plane.
+//! in registers, for blocks of up to four output channels at once; the input gradient
+//! gathers `w[o, c, tap] · dy[q − offset(tap)]` the same way (blocks of four input
+//! channels), and each weight gradient is one dot product of `dy` with a shifted plane
+//! (four taps sharing each load of `dy`).
 //! The batch is split between the threads as for the products (the weight gradients'
 //! per-task sums added in task order); each image's sums run in a fixed order, so the
 //! result does not depend on the threads. The loops are compiled for AVX2 and AVX-512
@@ -29,7 +31,9 @@ use crate::backend::Conv2dGeometry;
 /// 1.62 + 2.01 + 2.98 ms.
 const MAX_OUTPUTS: usize = 4;
 
-/// The outputs (or input-gradient values) summed in registers at once.
+/// The most values of one channel (outputs or input-gradient values) summed in
+/// registers at once: the runs of a block of one channel; blocks of more channels run
+/// shorter runs that divide it. The scratch rows are whole runs of it.
 const LANES: usize = 64;
 
 /// Whether the convolution of `g` is computed here: stride 1 and at most
