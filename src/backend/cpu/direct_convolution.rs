@@ -547,20 +547,16 @@ pub(super) fn backward_weight(
 
 #[cfg(test)]
 mod tests {
+    use rand::rngs::ChaCha8Rng;
+    use rand::{RngExt, SeedableRng};
+
     use super::*;
     use crate::backend::Conv2dSpec;
 
-    /// Values in [−1, 1) from a fixed sequence.
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                s as f32 / u32::MAX as f32 * 2.0 - 1.0
-            })
-            .collect()
+    /// Values in [−1, 1) drawn from the crate's generator seeded with `seed`.
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
     }
 
     /// Each build of the loops that this processor runs gives the portable build's
