@@ -16,7 +16,7 @@ use proptest::prelude::*;
 const PLANE: usize = 32 * 32;
 
 /// A fresh folder for this test's files.
-fn folder(name: &str) -> PathBuf {
+fn folder(name: &str) -> common::TempFolder {
     common::temp_folder(&format!("cifar-{name}"))
 }
 

@@ -17,7 +17,7 @@ use minidl::{Error, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
 /// A fresh folder for this test's files.
-fn folder(name: &str) -> PathBuf {
+fn folder(name: &str) -> common::TempFolder {
     common::temp_folder(&format!("data-{name}"))
 }
 
@@ -64,7 +64,6 @@ fn csv_with_a_header_reads_labels_by_name_and_regression_targets() {
     assert!(r.is_regression());
     assert_eq!(r.targets().data(), &[10.0, 0.5, 20.0, -1.5, 30.0, 3.0]);
     assert_eq!(r.inputs().data(), &[1.0, 2.0, 0.2, 0.0, 4.0, 1.0]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -82,7 +81,6 @@ fn gzip_csv_without_a_header_reads_as_the_plain_file() {
         3,
         "an all-number first line is data under Header::Auto"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -195,7 +193,6 @@ fn bad_csv_files_name_the_line_column_and_what_was_expected() {
     assert!(
         common::data_error(data::load(&unknown, &labels()), &unknown).contains("unknown format")
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The bytes of a version 1.0 `.npy` file of `descr` and `shape` holding `data`.
@@ -263,7 +260,6 @@ fn npy_arrays_of_floats_and_integers_in_either_order_read_alike() {
     assert_eq!(want.labels(), &[0, 1]);
     assert_eq!(data::load(&f_i64, &labels()).unwrap(), want);
     assert_eq!(data::load(&big_f32, &labels()).unwrap(), want);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -311,7 +307,6 @@ fn bad_npy_files_say_what_is_wrong() {
         let text = common::data_error(data::load(&path, &labels()), &path);
         assert!(text.contains(expected), "{name}: {text}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A tensor of a test file: name, dtype, shape, little-endian bytes.
@@ -365,7 +360,6 @@ fn safetensors_tensors_become_named_columns() {
     };
     let r = data::load(&path, &regression).unwrap();
     assert_eq!(r.targets().data(), &[2.0, 4.0, 6.0]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -407,7 +401,6 @@ fn bad_safetensors_files_say_what_is_wrong() {
         common::data_error(data::load(&garbage, &labels()), &garbage)
             .contains("not a valid safetensors file")
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn dataset(n: usize) -> data::Dataset {

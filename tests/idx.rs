@@ -19,7 +19,7 @@ use minidl::Error;
 use proptest::prelude::*;
 
 /// A fresh folder for this test's files.
-fn folder(name: &str) -> PathBuf {
+fn folder(name: &str) -> common::TempFolder {
     common::temp_folder(&format!("idx-{name}"))
 }
 

@@ -419,5 +419,4 @@ fn the_denoiser_takes_any_images_file() {
         assert!(err.contains(expected), "{err}");
     }
     std::fs::remove_file(&table).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -20,7 +20,7 @@ fn fixtures() -> PathBuf {
 }
 
 /// A fresh folder for this test's files.
-fn folder(name: &str) -> PathBuf {
+fn folder(name: &str) -> common::TempFolder {
     common::temp_folder(&format!("png-{name}"))
 }
 

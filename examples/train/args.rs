@@ -85,7 +85,8 @@ pub const USAGE: &str =
   --save PATH           save the trained network and its scaler (safetensors; PyTorch's
                         load_state_dict(..., strict=False) reads the network)
   --plot DIR            write DIR/training_curve.png and, for labels,
-                        DIR/confusion_matrix.png (of the test rows)
+                        DIR/confusion_matrix.png (of the test rows); when the first
+                        layer is a conv, DIR/filters.png (its filters)
   --json                print nothing but one JSON line of results at the end
   --checkpoint-every N  write a training checkpoint after every N epochs (atomically)
   --checkpoint PATH     where (default checkpoint.safetensors)

@@ -540,12 +540,36 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-/// A fresh, empty folder `minidl-<name>-<pid>` in the system's temporary folder.
-pub fn temp_folder(name: &str) -> std::path::PathBuf {
+/// A scratch folder that is removed, with all it holds, when it goes out of scope (the
+/// test passed or panicked), so that test runs leave nothing in the temporary folder.
+pub struct TempFolder(std::path::PathBuf);
+
+impl std::ops::Deref for TempFolder {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempFolder {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh, empty folder `minidl-<name>-<pid>` in the system's temporary folder,
+/// removed when the returned guard is dropped.
+pub fn temp_folder(name: &str) -> TempFolder {
     let dir = std::env::temp_dir().join(format!("minidl-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempFolder(dir)
 }
 
 /// Proptest's settings for a data reader's properties: `n` cases and the fixed seed
