@@ -2,7 +2,8 @@
 //! for few output channels, on one and two threads; the GPU's direct kernels and its
 //! products over the unfolded input) against the reference backend, on odd shapes:
 //! batch 1, one and three channels, odd image sizes, stride, padding and dilation
-//! combined and unequal between height and width, sizes that are multiples of no tile.
+//! combined and unequal between height and width, sizes that are multiples of no tile;
+//! and, as property tests, on geometries drawn from all those that can work.
 //!
 //! Bounds: a convolution output is a sum of `n` products (`n = C·kh·kw` taps plus the
 //! bias for the forward, `O·kh·kw` for the input gradient, `N·OH·OW` for the weight
@@ -197,8 +198,14 @@ fn gpu_conv_on(
     [&y, &dx, &dw, &db].map(|t| gpu.download(t).unwrap())
 }
 
-/// Pooling cases: batch, channels, input (H, W), spec.
-fn pool_cases() -> Vec<(usize, usize, (usize, usize), Pool2dSpec)> {
+/// A pooling case: batch, channels, input (H, W), spec.
+type PoolCase = (usize, usize, (usize, usize), Pool2dSpec);
+
+/// An upsampling case: batch, channels, input (H, W), scale.
+type UpsampleCase = (usize, usize, (usize, usize), usize);
+
+/// Pooling cases.
+fn pool_cases() -> Vec<PoolCase> {
     vec![
         (3, 6, (28, 28), Pool2dSpec::new((2, 2))),
         (
@@ -213,14 +220,23 @@ fn pool_cases() -> Vec<(usize, usize, (usize, usize), Pool2dSpec)> {
         (2, 3, (5, 6), Pool2dSpec::new((2, 3)).with_stride((1, 1))),
         // Odd sizes: the last row and column are dropped by the floor.
         (2, 2, (9, 11), Pool2dSpec::new((2, 2))),
+        // The common 2×2 window (the CPU's row-at-a-time path at stride 2 without
+        // padding) with padding, and with a stride of 2 on one axis only.
+        (2, 2, (7, 8), Pool2dSpec::new((2, 2)).with_padding((1, 1))),
+        (1, 3, (6, 7), Pool2dSpec::new((2, 2)).with_stride((2, 1))),
     ]
 }
 
 /// Max pooling forward and backward of `backend` against the reference, exactly, on
 /// values drawn from a few levels so that windows hold tied maxima.
 fn check_pool<B: Backend>(backend: &B, label: &str) {
+    check_pool_cases(backend, label, &pool_cases());
+}
+
+/// [`check_pool`] over `cases`.
+fn check_pool_cases<B: Backend>(backend: &B, label: &str, cases: &[PoolCase]) {
     let mut r = rng(43);
-    for (n, c, input, spec) in pool_cases() {
+    for &(n, c, input, spec) in cases {
         let g = Pool2dGeometry::new("test", &spec, n, c, input).unwrap();
         let (wi, wo) = (g.input_len() / n, g.output_len() / n);
         let levels = random(&mut r, n, wi, 0.0, 4.0);
@@ -280,8 +296,13 @@ fn pool_on<B: Backend>(
 /// where `exact`, else within `2·γ_{n+3}` of the absolute sums, `n` the most terms
 /// of a sum (a window, or the windows holding a pixel).
 fn check_avg_pool<B: Backend>(backend: &B, label: &str, exact: bool) {
+    check_avg_pool_cases(backend, label, exact, &pool_cases());
+}
+
+/// [`check_avg_pool`] over `cases`.
+fn check_avg_pool_cases<B: Backend>(backend: &B, label: &str, exact: bool, cases: &[PoolCase]) {
     let mut r = rng(53);
-    for (n, c, input, spec) in pool_cases() {
+    for &(n, c, input, spec) in cases {
         let g = Pool2dGeometry::new("test", &spec, n, c, input).unwrap();
         let (wi, wo) = (g.input_len() / n, g.output_len() / n);
         let x = random(&mut r, n, wi, -1.0, 1.0);
@@ -333,7 +354,6 @@ fn avg_pool_on<B: Backend>(
 
 /// Upsampling forward and backward of `backend` against the reference, exactly.
 fn check_upsample<B: Backend>(backend: &B, label: &str) {
-    let mut r = rng(47);
     // Scale 2 on rows of whole runs of eight values and on rows with a remainder.
     let cases = [
         (2, 32, (7, 7), 2),
@@ -342,7 +362,13 @@ fn check_upsample<B: Backend>(backend: &B, label: &str) {
         (1, 1, (5, 4), 3),
         (3, 2, (1, 1), 1),
     ];
-    for (n, c, input, scale) in cases {
+    check_upsample_cases(backend, label, &cases);
+}
+
+/// [`check_upsample`] over `cases`.
+fn check_upsample_cases<B: Backend>(backend: &B, label: &str, cases: &[UpsampleCase]) {
+    let mut r = rng(47);
+    for &(n, c, input, scale) in cases {
         let g = UpsampleGeometry::new("test", n, c, input, scale).unwrap();
         let x = random(&mut r, n, g.input_len() / n, -1.0, 1.0);
         let dy = random(&mut r, n, g.output_len() / n, -1.0, 1.0);
@@ -386,32 +412,117 @@ fn cpu_conv2d_matches_reference() {
     }
 }
 
+/// Any convolution geometry that can work, on both sides of the CPU's limit for its
+/// direct loops (up to four output channels at stride 1): batch, channels, kernel,
+/// stride, padding and dilation drawn, the input `0..10` pixels larger on each axis
+/// than the least the padded, dilated kernel needs.
+fn any_conv() -> impl Strategy<Value = ConvCase> {
+    (
+        (1usize..4, 1usize..10, 1usize..7),
+        (1usize..5, 1usize..5, 1usize..3, 1usize..3),
+        (0usize..4, 0usize..4, 1usize..4, 1usize..4),
+        (0usize..10, 0usize..10),
+    )
+        .prop_map(
+            |((batch, c, o), (kh, kw, sh, sw), (ph, pw, dh, dw), (eh, ew))| {
+                let spec = Conv2dSpec::new(c, o, (kh, kw))
+                    .with_stride((sh, sw))
+                    .with_padding((ph, pw))
+                    .with_dilation((dh, dw));
+                let least =
+                    |k: usize, p: usize, d: usize| (d * (k - 1) + 1).saturating_sub(2 * p).max(1);
+                (
+                    batch,
+                    spec,
+                    (least(kh, ph, dh) + eh, least(kw, pw, dw) + ew),
+                )
+            },
+        )
+}
+
+/// Any pooling geometry that can work: batch, channels, window, stride and padding (at
+/// most half the window, PyTorch's rule) drawn, the input `0..8` pixels larger on each
+/// axis than the padded window.
+fn any_pool() -> impl Strategy<Value = PoolCase> {
+    (
+        (1usize..4, 1usize..4),
+        (1usize..5, 1usize..5, 1usize..4, 1usize..4),
+        (0usize..3, 0usize..3, 0usize..8, 0usize..8),
+    )
+        .prop_map(|((n, c), (kh, kw, sh, sw), (ph, pw, eh, ew))| {
+            let (ph, pw) = (ph.min(kh / 2), pw.min(kw / 2));
+            let spec = Pool2dSpec::new((kh, kw))
+                .with_stride((sh, sw))
+                .with_padding((ph, pw));
+            let least = |k: usize, p: usize| k.saturating_sub(2 * p).max(1);
+            (n, c, (least(kh, ph) + eh, least(kw, pw) + ew), spec)
+        })
+}
+
+/// Any upsampling: batch, channels, input (H, W) and scale drawn.
+fn any_upsample() -> impl Strategy<Value = UpsampleCase> {
+    (1usize..4, 1usize..4, 1usize..13, 1usize..21, 1usize..5)
+        .prop_map(|(n, c, h, w, scale)| (n, c, (h, w), scale))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// Convolutions of any geometry that can work, on both sides of the CPU's limit for
-    /// its direct loops (up to four output channels at stride 1): the CPU backend at one
-    /// and two threads within the bounds above.
+    /// Convolutions of any geometry that can work: the CPU backend at one and two
+    /// threads within the bounds above.
     #[test]
-    fn cpu_conv2d_of_any_geometry_matches_reference(
-        (batch, c, o) in (1usize..4, 1usize..10, 1usize..7),
-        (kh, kw, sh, sw) in (1usize..5, 1usize..5, 1usize..3, 1usize..3),
-        (ph, pw, dh, dw) in (0usize..4, 0usize..4, 1usize..4, 1usize..4),
-        (eh, ew) in (0usize..10, 0usize..10),
-    ) {
-        let spec = Conv2dSpec::new(c, o, (kh, kw))
-            .with_stride((sh, sw))
-            .with_padding((ph, pw))
-            .with_dilation((dh, dw));
-        // The input is `eh` and `ew` larger than the least the padded kernel needs.
-        let least = |k: usize, p: usize, d: usize| (d * (k - 1) + 1).saturating_sub(2 * p).max(1);
-        let (h, w) = (least(kh, ph, dh) + eh, least(kw, pw, dw) + ew);
+    fn cpu_conv2d_of_any_geometry_matches_reference(case in any_conv()) {
         for cpu in cpus() {
             let label = format!("cpu ×{}", cpu.threads());
-            check_conv_cases(&[(batch, spec, (h, w))], -1.0, &label, &|g, t, mode| {
-                conv_on(&cpu, g, t, mode)
-            });
+            check_conv_cases(&[case], -1.0, &label, &|g, t, mode| conv_on(&cpu, g, t, mode));
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Max and average pooling and upsampling of any geometry on the CPU backend at one
+    /// and two threads: the reference's values exactly.
+    #[test]
+    fn cpu_pools_and_upsampling_of_any_geometry_match_reference_exactly(
+        pool in any_pool(),
+        upsample in any_upsample(),
+    ) {
+        for cpu in cpus() {
+            let label = format!("cpu ×{}", cpu.threads());
+            check_pool_cases(&cpu, &label, &[pool]);
+            check_avg_pool_cases(&cpu, &label, true, &[pool]);
+            check_upsample_cases(&cpu, &label, &[upsample]);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Convolutions of any geometry that can work on the GPU: both lowerings and the
+    /// one the op chooses, within the bounds above.
+    #[test]
+    fn gpu_conv2d_of_any_geometry_matches_reference(case in any_conv()) {
+        let Some(gpu) = gpu() else { return Ok(()) };
+        check_conv_cases(&[case], -1.0, "gpu", &|g, t, mode| conv_on(&gpu, g, t, mode));
+        for lowering in [ConvLowering::Direct, ConvLowering::Unfolded] {
+            check_gpu_conv(&gpu, lowering, &[case], -1.0, "gpu");
+        }
+    }
+
+    /// Pooling and upsampling of any geometry on the GPU: max pooling and upsampling
+    /// exactly, average pooling within the bounds above.
+    #[test]
+    fn gpu_pools_and_upsampling_of_any_geometry_match_reference(
+        pool in any_pool(),
+        upsample in any_upsample(),
+    ) {
+        let Some(gpu) = gpu() else { return Ok(()) };
+        check_pool_cases(&gpu, "gpu", &[pool]);
+        check_avg_pool_cases(&gpu, "gpu", false, &[pool]);
+        check_upsample_cases(&gpu, "gpu", &[upsample]);
     }
 }
 
