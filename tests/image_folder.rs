@@ -309,9 +309,13 @@ fn bad_folders_and_images_are_errors_naming_them() {
     assert!(text.contains("no class subfolders"), "{text}");
 
     let root = folder("no-png");
-    put(&root, "cat/photo.jpg", b"\xff\xd8\xff");
+    put(&root, "cat/photo.gif", b"GIF89a");
     let text = common::data_error(read_image_folder(&root), &root.join("cat"));
-    assert!(text.contains("no .png image"), "{text}");
+    assert!(text.contains("no .png, .jpg or .jpeg image"), "{text}");
+    // A JPEG image's first bytes and nothing more.
+    put(&root, "cat/photo.jpg", b"\xff\xd8\xff");
+    let text = common::data_error(read_image_folder(&root), &root.join("cat/photo.jpg"));
+    assert!(text.contains("not a JPEG image"), "{text}");
 
     let root = folder("broken");
     let whole = flat_png(1);

@@ -30,8 +30,9 @@ pub const USAGE: &str =
                         or an IDX images file (LeCun's MNIST files, Fashion-MNIST,
                         EMNIST: train-images-idx3-ubyte[.gz], its labels file beside it),
                         a binary CIFAR-10 or CIFAR-100 file (.bin, rows in 3,32,32
-                        order), a folder of one subfolder of .png images per class
-                        (as torchvision's ImageFolder: classes by sorted name), or a
+                        order), a folder of one subfolder of .png and .jpg images
+                        per class (as torchvision's ImageFolder: classes by sorted
+                        name; all images of one shape), or a
                         folder of CIFAR-10 data_batch_N.bin files
   --test-data FILE      the test rows from this file (read as --data) instead of the
                         split, e.g. MNIST's t10k-images-idx3-ubyte.gz or CIFAR-10's

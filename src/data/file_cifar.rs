@@ -103,7 +103,7 @@ fn training_batches(folder: &Path) -> Result<Vec<PathBuf>> {
     if batches.is_empty() {
         return Err(Error::data(
             folder,
-            "the folder holds no CIFAR-10 training batches (data_batch_1.bin, …) and no class subfolders of PNG images",
+            "the folder holds no CIFAR-10 training batches (data_batch_1.bin, …) and no class subfolders of PNG or JPEG images",
         ));
     }
     batches.sort();

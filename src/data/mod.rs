@@ -1,7 +1,7 @@
 //! Data: labelled data sets ([`Dataset`]), the seed's disc task, tables read from
 //! CSV, NPY and safetensors files, MNIST digits (10 000 ship in `datasets/mnist/`),
 //! IDX files (LeCun's original MNIST files, Fashion-MNIST, EMNIST), CIFAR-10 and
-//! CIFAR-100 in their binary version, folders of PNG images by class, a seeded
+//! CIFAR-100 in their binary version, folders of PNG and JPEG images by class, a seeded
 //! train/validation/test split, a standardizing scaler, and mini-batch ranges.
 
 mod compressed;
@@ -11,8 +11,10 @@ mod file_cifar;
 mod file_csv;
 mod file_idx;
 mod file_image_folder;
+mod file_jpeg;
 mod file_mnist;
 mod file_npy;
+mod file_png;
 mod file_safetensors;
 mod scaler;
 mod split;
@@ -26,9 +28,11 @@ pub use file_idx::{
     idx_dataset, idx_labels_path, is_idx_name, parse_idx, read_idx, read_idx_beside, read_idx_pair,
     IdxArray, IdxType,
 };
-pub use file_image_folder::{is_image_folder, parse_png, read_image_folder, ImageShape};
+pub use file_image_folder::{is_image_folder, parse_image, read_image_folder};
+pub use file_jpeg::parse_jpeg;
 pub use file_mnist::{mnist_path, parse_mnist, read_mnist, MNIST_MAGIC, MNIST_SIDE};
 pub use file_npy::read_npy;
+pub use file_png::{parse_png, ImageShape};
 pub use file_safetensors::read_safetensors;
 pub use scaler::Standardizer;
 pub use split::{split, Split, SplitFractions};

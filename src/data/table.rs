@@ -175,7 +175,7 @@ impl Table {
 /// `.safetensors` ([`read_safetensors`]); `.bin.gz`, and `.bin` starting as that file
 /// does, MNIST digits in the shipped format ([`read_mnist`](super::read_mnist)); any
 /// other `.bin`, a binary CIFAR-10 or CIFAR-100 file; a folder with subfolders and no
-/// `data_batch_N.bin` file, its PNG images by class
+/// `data_batch_N.bin` file, its PNG and JPEG images by class
 /// ([`read_image_folder`](super::read_image_folder)), and any other folder, its CIFAR-10
 /// training batches ([`read_cifar`](super::read_cifar)); a name ending in `idxN-ubyte`
 /// (and `.gz` or not), an IDX inputs file read with the labels file beside it
@@ -215,7 +215,7 @@ pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
     } else {
         return Err(Error::data(
             path,
-            "unknown format: the name should end in .csv, .csv.gz, .npy, .safetensors, .bin.gz (MNIST digits), .bin (MNIST digits or CIFAR), or idx3-ubyte or idx3-ubyte.gz (IDX images, their labels beside them), or be a folder of class subfolders of PNG images or of CIFAR-10 batches",
+            "unknown format: the name should end in .csv, .csv.gz, .npy, .safetensors, .bin.gz (MNIST digits), .bin (MNIST digits or CIFAR), or idx3-ubyte or idx3-ubyte.gz (IDX images, their labels beside them), or be a folder of class subfolders of PNG or JPEG images or of CIFAR-10 batches",
         ));
     };
     table.dataset(&options.target)
