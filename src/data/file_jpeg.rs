@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 /// the decoder. JPEG decoding is not exact (the standard bounds the error of the
 /// inverse DCT, and leaves chroma upsampling to the decoder), so the levels may
 /// differ by a few from another decoder's, such as libjpeg's that Pillow and
-/// torchvision use. Fails with [`Error::Data`] for bytes that are not a whole JPEG
+/// torchvision use. As in those, an EXIF orientation tag is not applied: the pixels
+/// are read as stored. Fails with [`Error::Data`] for bytes that are not a whole JPEG
 /// image, for a header whose image would decode to more than 64 MiB or claims more
 /// pixels than the file's bytes can hold (both refused before anything of that size is
 /// allocated), and for the kinds minidl does not read: CMYK images and lossless ones of
