@@ -10,6 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::{encode_png, put};
 use minidl::data::{self, parse_png, read_image_folder, LoadOptions};
 use minidl::Error;
 use proptest::prelude::*;
@@ -22,32 +23,6 @@ fn fixtures() -> PathBuf {
 /// A fresh folder for this test's files.
 fn folder(name: &str) -> common::TempFolder {
     common::temp_folder(&format!("png-{name}"))
-}
-
-/// A PNG image of `width × height` written by the `png` crate's encoder with these
-/// samples (packed rows for depths under 8, big-endian for 16), palette and tRNS.
-fn encode(
-    (width, height): (u32, u32),
-    colour: png::ColorType,
-    depth: png::BitDepth,
-    rows: &[u8],
-    palette: Option<(&[u8], &[u8])>,
-) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut bytes, width, height);
-        encoder.set_color(colour);
-        encoder.set_depth(depth);
-        if let Some((plte, trns)) = palette {
-            encoder.set_palette(plte.to_vec());
-            if !trns.is_empty() {
-                encoder.set_trns(trns.to_vec());
-            }
-        }
-        let mut writer = encoder.write_header().unwrap();
-        writer.write_image_data(rows).unwrap();
-    }
-    bytes
 }
 
 /// Samples of `bits` bits (each below 2^bits) packed into rows of `width`, the first
@@ -94,11 +69,7 @@ fn pillow_images_read_as_their_levels() {
     for (name, channels) in kinds {
         let path = fixtures().join(format!("{name}.png"));
         let (got, shape) = parse_png(&std::fs::read(&path).unwrap(), &path).unwrap();
-        let want: Vec<f32> = std::fs::read(fixtures().join(format!("{name}.f32")))
-            .unwrap()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let want = common::read_f32_le(&fixtures().join(format!("{name}.f32")));
         assert_eq!(shape, (channels, 5, 7), "{name}");
         assert_eq!(got.len(), want.len(), "{name}");
         for (i, (a, b)) in got.iter().zip(&want).enumerate() {
@@ -122,7 +93,7 @@ fn every_bit_depth_and_colour_type_reads_as_the_format_defines() {
     for (bits, depth) in [(1, D::One), (2, D::Two), (4, D::Four), (8, D::Eight)] {
         let top = (1u16 << bits) - 1;
         let samples: Vec<u16> = (0..n as u16).map(|i| (i * 7 + 3) % (top + 1)).collect();
-        let bytes = encode((5, 3), T::Grayscale, depth, &pack(&samples, w, bits), None);
+        let bytes = encode_png((5, 3), T::Grayscale, depth, &pack(&samples, w, bits), None);
         let (got, shape) = parse_png(&bytes, Path::new("grey.png")).unwrap();
         assert_eq!(shape, (1, h, w));
         // Scaled to 8 bits by 255 / (2^bits − 1): 255, 85, 17, 1.
@@ -139,7 +110,7 @@ fn every_bit_depth_and_colour_type_reads_as_the_format_defines() {
         (T::Rgba, 4),
     ] {
         let eight: Vec<u8> = (0..n * channels).map(|i| (i * 37 % 256) as u8).collect();
-        let bytes = encode((5, 3), colour, D::Eight, &eight, None);
+        let bytes = encode_png((5, 3), colour, D::Eight, &eight, None);
         let (got, shape) = parse_png(&bytes, Path::new("eight.png")).unwrap();
         assert_eq!(shape, (channels, h, w));
         let hwc: Vec<f32> = eight.iter().map(|&v| f32::from(v)).collect();
@@ -149,7 +120,7 @@ fn every_bit_depth_and_colour_type_reads_as_the_format_defines() {
             .map(|i| (i * 4099 % 65536) as u16)
             .collect();
         let be: Vec<u8> = sixteen.iter().flat_map(|v| v.to_be_bytes()).collect();
-        let bytes = encode((5, 3), colour, D::Sixteen, &be, None);
+        let bytes = encode_png((5, 3), colour, D::Sixteen, &be, None);
         let (got, _) = parse_png(&bytes, Path::new("sixteen.png")).unwrap();
         let hwc: Vec<f32> = sixteen.iter().map(|&v| f32::from(v) / 257.0).collect();
         assert_eq!(got, planes(&hwc, channels), "{colour:?} at 16 bits");
@@ -158,7 +129,7 @@ fn every_bit_depth_and_colour_type_reads_as_the_format_defines() {
     let index: Vec<u16> = (0..n as u16).map(|i| i % 4).collect();
     let rows = pack(&index, w, 2);
     for trns in [&[][..], &[0, 128][..]] {
-        let bytes = encode((5, 3), T::Indexed, D::Two, &rows, Some((&plte, trns)));
+        let bytes = encode_png((5, 3), T::Indexed, D::Two, &rows, Some((&plte, trns)));
         let (got, shape) = parse_png(&bytes, Path::new("palette.png")).unwrap();
         let channels = if trns.is_empty() { 3 } else { 4 };
         assert_eq!(shape, (channels, h, w));
@@ -178,20 +149,13 @@ fn every_bit_depth_and_colour_type_reads_as_the_format_defines() {
 
 /// A grey 2×3 PNG whose every pixel is `level`.
 fn flat_png(level: u8) -> Vec<u8> {
-    encode(
+    encode_png(
         (3, 2),
         png::ColorType::Grayscale,
         png::BitDepth::Eight,
         &[level; 6],
         None,
     )
-}
-
-/// Writes `bytes` at `root/relative`, making the folders on the way.
-fn put(root: &Path, relative: &str, bytes: &[u8]) {
-    let path = root.join(relative);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
 }
 
 /// Classes by sorted subfolder name, hidden folders and other files skipped, images
@@ -241,7 +205,7 @@ fn mnist_digits_as_png_folders_read_as_the_digits() {
     for &i in &rows {
         let row = &digits.inputs().data()[i * 784..(i + 1) * 784];
         let pixels: Vec<u8> = row.iter().map(|&p| p as u8).collect();
-        let bytes = encode(
+        let bytes = encode_png(
             (28, 28),
             png::ColorType::Grayscale,
             png::BitDepth::Eight,
@@ -325,7 +289,7 @@ fn bad_folders_and_images_are_errors_naming_them() {
 
     let root = folder("shapes");
     put(&root, "a/0.png", &flat_png(1));
-    let rgb = encode(
+    let rgb = encode_png(
         (3, 2),
         png::ColorType::Rgb,
         png::BitDepth::Eight,

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{assert_within, gamma, gpu, random, rng};
+use common::{abs64, assert_within, gamma, gpu, random, rng};
 use minidl::backend::gpu::{
     ConvLowering, ConvPass, MEASURED_IMAGES, SCRATCH_ELEMENTS, UNFOLD_CHANNELS, UNFOLD_FROM,
 };
@@ -68,11 +68,6 @@ fn conv_cases() -> Vec<ConvCase> {
         (2, spec(2, 1, (2, 2), (1, 1), (3, 2), (1, 1)), (4, 5)),
         (2, spec(3, 2, (5, 3), (1, 1), (2, 1), (1, 1)), (3, 4)),
     ]
-}
-
-/// `f` applied to |a| and |b| in f64: the sums of absolute terms of an op.
-fn abs64(t: &Tensor) -> Vec<f64> {
-    t.data().iter().map(|v| v.abs() as f64).collect()
 }
 
 /// The bound `2·γ_n·s` for each absolute sum `s`.
@@ -412,6 +407,16 @@ fn cpu_conv2d_matches_reference() {
     }
 }
 
+/// Proptest's settings for these properties: `n` cases from a fresh seed each run, and
+/// no failure files (proptest prints the shrunk failing case).
+fn cases(n: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: n,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
 /// Any convolution geometry that can work, on both sides of the CPU's limit for its
 /// direct loops (up to four output channels at stride 1): batch, channels, kernel,
 /// stride, padding and dilation drawn, the input `0..10` pixels larger on each axis
@@ -466,7 +471,7 @@ fn any_upsample() -> impl Strategy<Value = UpsampleCase> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(cases(48))]
 
     /// Convolutions of any geometry that can work: the CPU backend at one and two
     /// threads within the bounds above.
@@ -480,7 +485,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(cases(256))]
 
     /// Max and average pooling and upsampling of any geometry on the CPU backend at one
     /// and two threads: the reference's values exactly.
@@ -499,7 +504,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(cases(24))]
 
     /// Convolutions of any geometry that can work on the GPU: both lowerings and the
     /// one the op chooses, within the bounds above.

@@ -9,6 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::{encode_png, put};
 use minidl::data::{self, parse_image, parse_jpeg, read_image_folder, LoadOptions};
 use minidl::Error;
 use proptest::prelude::*;
@@ -25,10 +26,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 /// The levels libjpeg-turbo decoded from fixture `name` (`name.f32`, (C, H, W)).
 fn libjpeg_levels(name: &str) -> Vec<f32> {
-    fixture(&format!("{name}.f32"))
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    common::read_f32_le(&fixtures().join(format!("{name}.f32")))
 }
 
 /// A fresh folder for this test's files.
@@ -36,25 +34,16 @@ fn folder(name: &str) -> common::TempFolder {
     common::temp_folder(&format!("jpeg-{name}"))
 }
 
-/// Writes `bytes` at `root/relative`, making the folders on the way.
-fn put(root: &Path, relative: &str, bytes: &[u8]) {
-    let path = root.join(relative);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-}
-
 /// An 8-bit PNG of `width × height` pixels of `colour`, all at `level`.
 fn flat_png((width, height): (u32, u32), colour: png::ColorType, level: u8) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut bytes, width, height);
-        encoder.set_color(colour);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().unwrap();
-        let samples = (width * height) as usize * colour.samples();
-        writer.write_image_data(&vec![level; samples]).unwrap();
-    }
-    bytes
+    let samples = (width * height) as usize * colour.samples();
+    encode_png(
+        (width, height),
+        colour,
+        png::BitDepth::Eight,
+        &vec![level; samples],
+        None,
+    )
 }
 
 /// Every fixture reads in (C, H, W) order within the levels two conforming decoders

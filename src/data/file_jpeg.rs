@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::file_png::{ImageShape, MAX_DECODED_BYTES};
+use super::file_png::{check_decoded_size, ImageShape, MAX_DECODED_BYTES};
 use crate::error::{Error, Result};
 
 /// Decodes the JPEG image in `bytes` (read from `path`, which errors name) into its
@@ -47,15 +47,7 @@ pub fn parse_jpeg(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, ImageShape)> {
     let pixels = height * width;
     // The decoder checks its own limit only once it has decoded the scans into planes
     // of the image's size: refuse a large header before that.
-    if pixels * channels > MAX_DECODED_BYTES {
-        return Err(Error::data(
-            path,
-            format!(
-                "the image would decode to {} bytes, over minidl's limit of {MAX_DECODED_BYTES}",
-                pixels * channels
-            ),
-        ));
-    }
+    check_decoded_size(pixels * channels, path)?;
     // Every 8×8 block takes at least one bit of the file (the Huffman code of its DC
     // coefficient; arithmetic coding, which could take less, is not read), so `n`
     // bytes hold at most 512·n pixels: a header claiming more is of a cut or forged

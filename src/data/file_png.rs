@@ -13,6 +13,21 @@ pub type ImageShape = (usize, usize, usize);
 /// limit on what it allocates): a header cannot make minidl allocate more.
 pub(super) const MAX_DECODED_BYTES: usize = 64 << 20;
 
+/// Fails, naming `path`, where an image would decode to `size` bytes, over
+/// [`MAX_DECODED_BYTES`]: checked from the header, before anything of that size is
+/// allocated.
+pub(super) fn check_decoded_size(size: usize, path: &Path) -> Result<()> {
+    if size > MAX_DECODED_BYTES {
+        return Err(Error::data(
+            path,
+            format!(
+                "the image would decode to {size} bytes, over minidl's limit of {MAX_DECODED_BYTES}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes the PNG image in `bytes` (read from `path`, which errors name) into its
 /// pixel values in (C, H, W) order and its shape. The channels are the image's own:
 /// 1 for grey, 2 for grey and alpha, 3 for RGB, 4 for RGBA; a palette image becomes
@@ -27,14 +42,7 @@ pub fn parse_png(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, ImageShape)> {
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(bad)?;
     let size = reader.output_buffer_size();
-    if size > MAX_DECODED_BYTES {
-        return Err(Error::data(
-            path,
-            format!(
-                "the image would decode to {size} bytes, over minidl's limit of {MAX_DECODED_BYTES}"
-            ),
-        ));
-    }
+    check_decoded_size(size, path)?;
     let mut buffer = vec![0u8; size];
     let info = reader.next_frame(&mut buffer).map_err(bad)?;
     let channels = info.color_type.samples();

@@ -596,3 +596,45 @@ pub fn data_error<T: std::fmt::Debug>(result: minidl::Result<T>, path: &std::pat
         other => panic!("expected a data-file error about {path:?}, got {other:?}"),
     }
 }
+
+/// A PNG image of `width × height` written by the `png` crate's encoder with these
+/// samples (packed rows for depths under 8, big-endian for 16), palette and tRNS.
+pub fn encode_png(
+    (width, height): (u32, u32),
+    colour: png::ColorType,
+    depth: png::BitDepth,
+    rows: &[u8],
+    palette: Option<(&[u8], &[u8])>,
+) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, width, height);
+        encoder.set_color(colour);
+        encoder.set_depth(depth);
+        if let Some((plte, trns)) = palette {
+            encoder.set_palette(plte.to_vec());
+            if !trns.is_empty() {
+                encoder.set_trns(trns.to_vec());
+            }
+        }
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(rows).unwrap();
+    }
+    bytes
+}
+
+/// Writes `bytes` at `root/relative`, making the folders on the way.
+pub fn put(root: &std::path::Path, relative: &str, bytes: &[u8]) {
+    let path = root.join(relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The little-endian f32 values of the file at `path` (a fixture's stored levels).
+pub fn read_f32_le(path: &std::path::Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
